@@ -1,0 +1,10 @@
+//! btda, the BitTorrent Download Analyzer: counts confirmed downloads of torrents by
+//! visiting their peers repeatedly and recording how many pieces each one has.
+//!
+//! The library holds everything; `src/main.rs` is only the command line. See
+//! `../shared/DESIGN.md` for the architecture and the counting rules.
+
+pub mod torrent;
+pub mod clock;
+pub mod config;
+pub mod store;

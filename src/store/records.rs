@@ -1,0 +1,357 @@
+//! Typed records sent to the writer thread, one type per table.
+//!
+//! Ids of torrents and peers are chosen by the program (not by SQLite), so that senders
+//! never wait for the writer to learn an id.
+
+use rusqlite::{Connection, params};
+
+/// The `run` row at start-up. There is one run per database, with id 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStart {
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Host the run was made on.
+    pub hostname: String,
+    /// btda version.
+    pub version: String,
+    /// Effective configuration, TOML.
+    pub config: String,
+    /// City database description, if one is used.
+    pub geo_city: Option<String>,
+    /// ASN database description, if one is used.
+    pub geo_asn: Option<String>,
+}
+
+/// A torrent taken up by the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TorrentRow {
+    /// Program-assigned id.
+    pub id: i64,
+    /// 40 lower-case hex.
+    pub info_hash: String,
+    /// Display name.
+    pub name: String,
+    /// `None` while magnet metadata is pending.
+    pub pieces_count: Option<u32>,
+    /// Bytes per piece.
+    pub piece_size: Option<u64>,
+    /// Content bytes.
+    pub total_size: Option<u64>,
+    /// T in pieces.
+    pub complete_threshold: Option<u32>,
+    /// Configured fraction.
+    pub threshold: f64,
+    /// `file` or `magnet`.
+    pub source: &'static str,
+    /// Tracker URLs, in order.
+    pub trackers: Vec<String>,
+    /// BEP 27 private flag.
+    pub private: bool,
+    /// Unix seconds.
+    pub added_at: i64,
+}
+
+/// Insert-or-replace of a peer's summary (sent again after each visit).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PeerRow {
+    /// Program-assigned id.
+    pub id: i64,
+    /// Torrent id.
+    pub torrent_id: i64,
+    /// Keyed hash of the address.
+    pub peer_key: String,
+    /// `tracker` / `dht` / `pex` / `incoming` / `manual`.
+    pub source: &'static str,
+    /// Client decoded from the peer id.
+    pub client: Option<String>,
+    /// BEP 10 `v`.
+    pub client_v: Option<String>,
+    /// ISO country code.
+    pub country: Option<String>,
+    /// Continent code.
+    pub continent: Option<String>,
+    /// City (only when enabled).
+    pub city: Option<String>,
+    /// Degrees.
+    pub latitude: Option<f64>,
+    /// Degrees.
+    pub longitude: Option<f64>,
+    /// Autonomous system number.
+    pub asn: Option<u32>,
+    /// AS organisation.
+    pub as_org: Option<String>,
+    /// Unix seconds of the first successful visit.
+    pub first_seen: i64,
+    /// Pieces at the first successful visit.
+    pub first_pieces: u32,
+    /// Unix seconds of the latest successful visit.
+    pub last_seen: i64,
+    /// Pieces at the latest successful visit.
+    pub last_pieces: u32,
+    /// Pieces per second.
+    pub max_speed: Option<f64>,
+    /// Successful visits.
+    pub visits: u32,
+    /// Failed visits.
+    pub failed_visits: u32,
+    /// Unix seconds of the crossing, for a confirmed download.
+    pub crossed_at: Option<i64>,
+}
+
+/// One visit attempt.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VisitRow {
+    /// Peer id, `None` if never identified.
+    pub peer_id: Option<i64>,
+    /// Torrent id.
+    pub torrent_id: i64,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// `out` or `in`.
+    pub direction: &'static str,
+    /// Classified outcome.
+    pub outcome: &'static str,
+    /// Connect time.
+    pub connect_ms: Option<u32>,
+    /// Handshake time.
+    pub handshake_ms: Option<u32>,
+    /// Whole visit.
+    pub duration_ms: Option<u32>,
+    /// Pieces known at the end.
+    pub pieces: Option<u32>,
+    /// `bitfield` / `have_all` / `have_none` / `haves` / `none`.
+    pub state: Option<&'static str>,
+    /// Messages received.
+    pub messages: Option<u32>,
+    /// Longest silence between messages.
+    pub max_gap_ms: Option<u32>,
+}
+
+/// A tracker request, DHT lookup or incoming tally.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestRow {
+    /// Torrent id (None for requests covering several torrents).
+    pub torrent_id: Option<i64>,
+    /// Unix seconds.
+    pub at: i64,
+    /// `tracker` / `dht` / `incoming`.
+    pub source: &'static str,
+    /// Tracker URL.
+    pub url: Option<String>,
+    /// `announce` / `scrape` / `get_peers` / `tally`.
+    pub kind: &'static str,
+    /// Success.
+    pub ok: bool,
+    /// Classified error.
+    pub error: Option<String>,
+    /// Duration.
+    pub duration_ms: Option<u32>,
+    /// Peers in the answer.
+    pub received_peers: Option<u32>,
+    /// Of which new.
+    pub new_peers: Option<u32>,
+    /// Of which already known.
+    pub duplicate_peers: Option<u32>,
+    /// Tracker's seeder count.
+    pub seeders: Option<u32>,
+    /// Tracker's leecher count.
+    pub leechers: Option<u32>,
+    /// Tracker's completed count.
+    pub completed: Option<u32>,
+}
+
+/// A monitoring sample.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StatisticRow {
+    /// Unix seconds.
+    pub at: i64,
+    /// Peers tracked.
+    pub peers_known: Option<u64>,
+    /// Peers due now.
+    pub peers_due: Option<u64>,
+    /// Visits under way.
+    pub peers_in_flight: Option<u64>,
+    /// Workers busy at the sample.
+    pub workers_busy: Option<u64>,
+    /// Mean busy share since the last sample.
+    pub workload: Option<f64>,
+    /// Incoming handlers busy.
+    pub incoming_active: Option<u64>,
+    /// Records queued for the writer.
+    pub writer_backlog: Option<u64>,
+    /// Resident memory.
+    pub rss_mb: Option<f64>,
+    /// One-minute load average.
+    pub load_avg: Option<f64>,
+    /// Open file descriptors.
+    pub open_fds: Option<u64>,
+}
+
+/// Everything the writer thread can be asked to store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// The run row (id 1).
+    RunStart(RunStart),
+    /// End of the run.
+    RunEnd {
+        /// Unix seconds.
+        ended_at: i64,
+        /// `signal`, `error`, …
+        reason: String,
+    },
+    /// A torrent row (insert or replace, e.g. when magnet metadata arrives).
+    Torrent(TorrentRow),
+    /// A peer summary (insert or replace).
+    Peer(PeerRow),
+    /// A visit.
+    Visit(VisitRow),
+    /// A request.
+    Request(RequestRow),
+    /// A monitoring sample.
+    Statistic(StatisticRow),
+}
+
+impl Record {
+    /// Writes the record with cached prepared statements.
+    pub fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
+        match self {
+            Record::RunStart(r) => conn
+                .prepare_cached(
+                    "INSERT INTO run (id, started_at, hostname, version, config, geo_city, geo_asn)
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    r.started_at,
+                    r.hostname,
+                    r.version,
+                    r.config,
+                    r.geo_city,
+                    r.geo_asn
+                ])
+                .map(drop),
+            Record::RunEnd { ended_at, reason } => conn
+                .prepare_cached("UPDATE run SET ended_at = ?1, end_reason = ?2 WHERE id = 1")?
+                .execute(params![ended_at, reason])
+                .map(drop),
+            Record::Torrent(t) => conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO torrent (id, info_hash, name, pieces_count, piece_size,
+                        total_size, complete_threshold, threshold, source, trackers, private, added_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )?
+                .execute(params![
+                    t.id,
+                    t.info_hash,
+                    t.name,
+                    t.pieces_count,
+                    t.piece_size,
+                    t.total_size,
+                    t.complete_threshold,
+                    t.threshold,
+                    t.source,
+                    t.trackers.join("\n"),
+                    t.private,
+                    t.added_at
+                ])
+                .map(drop),
+            Record::Peer(p) => conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO peer (id, torrent_id, peer_key, source, client, client_v,
+                        country, continent, city, latitude, longitude, asn, as_org, first_seen,
+                        first_pieces, last_seen, last_pieces, max_speed, visits, failed_visits,
+                        crossed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                        ?16, ?17, ?18, ?19, ?20, ?21)",
+                )?
+                .execute(params![
+                    p.id,
+                    p.torrent_id,
+                    p.peer_key,
+                    p.source,
+                    p.client,
+                    p.client_v,
+                    p.country,
+                    p.continent,
+                    p.city,
+                    p.latitude,
+                    p.longitude,
+                    p.asn,
+                    p.as_org,
+                    p.first_seen,
+                    p.first_pieces,
+                    p.last_seen,
+                    p.last_pieces,
+                    p.max_speed,
+                    p.visits,
+                    p.failed_visits,
+                    p.crossed_at
+                ])
+                .map(drop),
+            Record::Visit(v) => conn
+                .prepare_cached(
+                    "INSERT INTO visit (peer_id, torrent_id, started_at, direction, outcome,
+                        connect_ms, handshake_ms, duration_ms, pieces, state, messages, max_gap_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )?
+                .execute(params![
+                    v.peer_id,
+                    v.torrent_id,
+                    v.started_at,
+                    v.direction,
+                    v.outcome,
+                    v.connect_ms,
+                    v.handshake_ms,
+                    v.duration_ms,
+                    v.pieces,
+                    v.state,
+                    v.messages,
+                    v.max_gap_ms
+                ])
+                .map(drop),
+            Record::Request(r) => conn
+                .prepare_cached(
+                    "INSERT INTO request (torrent_id, at, source, url, kind, ok, error, duration_ms,
+                        received_peers, new_peers, duplicate_peers, seeders, leechers, completed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                )?
+                .execute(params![
+                    r.torrent_id,
+                    r.at,
+                    r.source,
+                    r.url,
+                    r.kind,
+                    r.ok,
+                    r.error,
+                    r.duration_ms,
+                    r.received_peers,
+                    r.new_peers,
+                    r.duplicate_peers,
+                    r.seeders,
+                    r.leechers,
+                    r.completed
+                ])
+                .map(drop),
+            Record::Statistic(s) => conn
+                .prepare_cached(
+                    "INSERT INTO statistic (at, peers_known, peers_due, peers_in_flight,
+                        workers_busy, workload, incoming_active, writer_backlog, rss_mb, load_avg,
+                        open_fds)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?
+                .execute(params![
+                    s.at,
+                    s.peers_known,
+                    s.peers_due,
+                    s.peers_in_flight,
+                    s.workers_busy,
+                    s.workload,
+                    s.incoming_active,
+                    s.writer_backlog,
+                    s.rss_mb,
+                    s.load_avg,
+                    s.open_fds
+                ])
+                .map(drop),
+        }
+    }
+}

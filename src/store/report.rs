@@ -1,0 +1,192 @@
+//! Read-side queries behind `btda report`: a per-torrent summary of a run database.
+//!
+//! The same numbers are what the R scripts compute, so both read the contract tables
+//! the same way (confirmed downloads from the `confirmed_download` view).
+
+use std::path::Path;
+
+use serde::Serialize;
+
+/// The run row, as far as it is known.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunInfo {
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Unix seconds, `None` if the run did not end cleanly.
+    pub ended_at: Option<i64>,
+    /// Host name.
+    pub hostname: String,
+    /// btda version.
+    pub version: String,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+}
+
+/// One torrent's figures.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TorrentSummary {
+    /// 40 hex.
+    pub info_hash: String,
+    /// Name.
+    pub name: String,
+    /// `file` / `magnet`.
+    pub source: String,
+    /// Pieces (None while metadata is pending).
+    pub pieces_count: Option<i64>,
+    /// Threshold T in pieces.
+    pub complete_threshold: Option<i64>,
+    /// Peers with at least one successful visit.
+    pub peers: i64,
+    /// Visit attempts.
+    pub visits: i64,
+    /// Successful visits.
+    pub visits_ok: i64,
+    /// Peers whose latest visit was at or above T.
+    pub complete_peers: i64,
+    /// Confirmed downloads.
+    pub confirmed: i64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    /// The run, if its row exists.
+    pub run: Option<RunInfo>,
+    /// Torrents in id order.
+    pub torrents: Vec<TorrentSummary>,
+}
+
+/// Reads the summary from a run database (opened read-only).
+pub fn read(path: &Path) -> rusqlite::Result<Report> {
+    let conn = super::schema::open_read_only(path)?;
+    let run = conn
+        .query_row(
+            "SELECT started_at, ended_at, hostname, version, end_reason FROM run WHERE id = 1",
+            [],
+            |r| {
+                Ok(RunInfo {
+                    started_at: r.get(0)?,
+                    ended_at: r.get(1)?,
+                    hostname: r.get(2)?,
+                    version: r.get(3)?,
+                    end_reason: r.get(4)?,
+                })
+            },
+        )
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    let mut stmt = conn.prepare(
+        "SELECT t.info_hash, t.name, t.source, t.pieces_count, t.complete_threshold,
+            (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id),
+            (SELECT count(*) FROM visit v WHERE v.torrent_id = t.id),
+            (SELECT count(*) FROM visit v WHERE v.torrent_id = t.id AND v.outcome = 'ok'),
+            (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id
+                AND p.last_pieces >= t.complete_threshold),
+            (SELECT count(*) FROM confirmed_download c WHERE c.torrent_id = t.id)
+         FROM torrent t ORDER BY t.id",
+    )?;
+    let torrents = stmt
+        .query_map([], |r| {
+            Ok(TorrentSummary {
+                info_hash: r.get(0)?,
+                name: r.get(1)?,
+                source: r.get(2)?,
+                pieces_count: r.get(3)?,
+                complete_threshold: r.get(4)?,
+                peers: r.get(5)?,
+                visits: r.get(6)?,
+                visits_ok: r.get(7)?,
+                complete_peers: r.get(8)?,
+                confirmed: r.get(9)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Report { run, torrents })
+}
+
+/// Renders the report as an aligned plain-text table.
+pub fn render_text(report: &Report) -> String {
+    let mut out = String::new();
+    match &report.run {
+        Some(run) => {
+            let end = match (run.ended_at, &run.end_reason) {
+                (Some(at), Some(reason)) => format!(
+                    "ended {} ({reason}), ran {}",
+                    crate::clock::format_utc(at),
+                    crate::clock::format_duration(at - run.started_at)
+                ),
+                _ => "did not end cleanly (no end time)".into(),
+            };
+            out.push_str(&format!(
+                "run on {} started {}, {end}, btda {}\n",
+                run.hostname,
+                crate::clock::format_utc(run.started_at),
+                run.version
+            ));
+        }
+        None => out.push_str("no run row in this database\n"),
+    }
+    let header = [
+        "info_hash", "name", "pieces", "T", "peers", "visits", "ok", "complete", "confirmed",
+    ];
+    let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
+    let rows: Vec<[String; 9]> = report
+        .torrents
+        .iter()
+        .map(|t| {
+            [
+                t.info_hash.clone(),
+                truncate(&t.name, 40),
+                opt(t.pieces_count),
+                opt(t.complete_threshold),
+                t.peers.to_string(),
+                t.visits.to_string(),
+                t.visits_ok.to_string(),
+                t.complete_peers.to_string(),
+                t.confirmed.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            let pad = w - cell.chars().count();
+            if i <= 1 {
+                s.push_str(cell);
+                s.push_str(&" ".repeat(pad));
+            } else {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(cell);
+            }
+            s.push_str("  ");
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(&header.map(String::from)));
+    for row in &rows {
+        out.push_str(&line(row));
+    }
+    let total: i64 = report.torrents.iter().map(|t| t.confirmed).sum();
+    out.push_str(&format!(
+        "{} torrents, {total} confirmed downloads\n",
+        report.torrents.len()
+    ));
+    out
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars().take(max - 1).collect::<String>() + "…"
+    }
+}

@@ -1,0 +1,175 @@
+//! The database contract shared by btda, `btda report` and the R scripts in `thesis/`.
+//!
+//! Times are integer Unix seconds unless a column ends in `_ms`. No IP address, port or
+//! full peer id is ever a column: a peer is identified on disk only by `peer_key`, a
+//! keyed hash. Views use only SQL that SQLite 3.40 understands (R's RSQLite may be older
+//! than the bundled SQLite that writes the file).
+
+/// Schema version stored in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Creates every table, index and view (idempotent).
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS run (
+    id            INTEGER PRIMARY KEY,
+    started_at    INTEGER NOT NULL,      -- Unix seconds
+    ended_at      INTEGER,               -- NULL while running or after a hard kill
+    hostname      TEXT NOT NULL,
+    version       TEXT NOT NULL,         -- btda version
+    config        TEXT NOT NULL,         -- effective configuration, TOML
+    end_reason    TEXT,                  -- signal / error / finished
+    geo_city      TEXT,                  -- city database type and build date, if used
+    geo_asn       TEXT                   -- ASN database type and build date, if used
+);
+
+CREATE TABLE IF NOT EXISTS torrent (
+    id                 INTEGER PRIMARY KEY,
+    info_hash          TEXT NOT NULL UNIQUE,  -- 40 lower-case hex (v1)
+    name               TEXT NOT NULL,
+    pieces_count       INTEGER,               -- NULL while magnet metadata is pending
+    piece_size         INTEGER,               -- bytes
+    total_size         INTEGER,               -- bytes, padding files excluded
+    complete_threshold INTEGER,               -- T in pieces: ceil(threshold × pieces_count)
+    threshold          REAL NOT NULL,         -- the configured fraction
+    source             TEXT NOT NULL CHECK (source IN ('file', 'magnet')),
+    trackers           TEXT NOT NULL,         -- one URL per line, in order
+    private            INTEGER NOT NULL DEFAULT 0,
+    added_at           INTEGER NOT NULL       -- when the run took it up
+);
+
+CREATE TABLE IF NOT EXISTS peer (
+    id            INTEGER PRIMARY KEY,
+    torrent_id    INTEGER NOT NULL REFERENCES torrent(id),
+    peer_key      TEXT NOT NULL,          -- keyed hash of the address, never the address
+    source        TEXT NOT NULL CHECK (source IN ('tracker', 'dht', 'pex', 'incoming', 'manual')),
+    client        TEXT,                   -- decoded from the peer id
+    client_v      TEXT,                   -- BEP 10 `v` string
+    country       TEXT,
+    continent     TEXT,
+    city          TEXT,
+    latitude      REAL,
+    longitude     REAL,
+    asn           INTEGER,
+    as_org        TEXT,
+    first_seen    INTEGER NOT NULL,       -- first successful visit
+    first_pieces  INTEGER NOT NULL,
+    last_seen     INTEGER NOT NULL,       -- latest successful visit
+    last_pieces   INTEGER NOT NULL,
+    max_speed     REAL,                   -- pieces per second between consecutive visits
+    visits        INTEGER NOT NULL,       -- successful visits
+    failed_visits INTEGER NOT NULL,
+    crossed_at    INTEGER,                -- first visit at/above T after one below T
+    UNIQUE (torrent_id, peer_key)
+);
+
+CREATE TABLE IF NOT EXISTS visit (
+    id           INTEGER PRIMARY KEY,
+    peer_id      INTEGER REFERENCES peer(id),  -- NULL if the peer was never identified
+    torrent_id   INTEGER NOT NULL REFERENCES torrent(id),
+    started_at   INTEGER NOT NULL,
+    direction    TEXT NOT NULL CHECK (direction IN ('out', 'in')),
+    outcome      TEXT NOT NULL,          -- ok / connect_timeout / refused / … (see README)
+    connect_ms   INTEGER,
+    handshake_ms INTEGER,
+    duration_ms  INTEGER,
+    pieces       INTEGER,                -- pieces known at the end of the visit
+    state        TEXT CHECK (state IN ('bitfield', 'have_all', 'have_none', 'haves', 'none')),
+    messages     INTEGER,
+    max_gap_ms   INTEGER
+);
+CREATE INDEX IF NOT EXISTS visit_torrent ON visit (torrent_id);
+CREATE INDEX IF NOT EXISTS visit_peer ON visit (peer_id);
+
+CREATE TABLE IF NOT EXISTS request (
+    id              INTEGER PRIMARY KEY,
+    torrent_id      INTEGER REFERENCES torrent(id),
+    at              INTEGER NOT NULL,
+    source          TEXT NOT NULL,       -- tracker / dht / incoming
+    url             TEXT,
+    kind            TEXT NOT NULL,       -- announce / scrape / get_peers / tally
+    ok              INTEGER NOT NULL,
+    error           TEXT,                -- classified error, NULL when ok
+    duration_ms     INTEGER,
+    received_peers  INTEGER,
+    new_peers       INTEGER,
+    duplicate_peers INTEGER,
+    seeders         INTEGER,
+    leechers        INTEGER,
+    completed       INTEGER
+);
+CREATE INDEX IF NOT EXISTS request_torrent ON request (torrent_id);
+
+CREATE TABLE IF NOT EXISTS statistic (
+    id              INTEGER PRIMARY KEY,
+    at              INTEGER NOT NULL,
+    peers_known     INTEGER,
+    peers_due       INTEGER,
+    peers_in_flight INTEGER,
+    workers_busy    INTEGER,
+    workload        REAL,                -- mean share of time workers were busy
+    incoming_active INTEGER,
+    writer_backlog  INTEGER,
+    rss_mb          REAL,
+    load_avg        REAL,
+    open_fds        INTEGER
+);
+
+CREATE VIEW IF NOT EXISTS confirmed_download AS
+SELECT p.id AS peer_id,
+       p.torrent_id,
+       t.info_hash,
+       p.source,
+       p.client,
+       p.country,
+       p.first_seen,
+       p.first_pieces,
+       p.crossed_at
+FROM peer p
+JOIN torrent t ON t.id = p.torrent_id
+WHERE p.crossed_at IS NOT NULL
+  AND p.first_pieces < t.complete_threshold;
+"#;
+
+/// Opens (creating if needed) a database for writing: WAL, schema, version.
+///
+/// `synchronous = NORMAL` in WAL mode keeps every committed transaction across a crash or
+/// SIGKILL of btda; only a power loss can take back the last commits.
+pub fn open_for_writing(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.execute_batch(SCHEMA)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(conn)
+}
+
+/// Opens an existing database read-only (for `btda report` and tests).
+pub fn open_read_only(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn schema_creates_all_tables_and_the_view() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::open_for_writing(&dir.path().join("t.sqlite")).unwrap();
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table','view') ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            names,
+            ["confirmed_download", "peer", "request", "run", "statistic", "torrent", "visit"]
+        );
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+    }
+}
