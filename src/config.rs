@@ -42,7 +42,7 @@ pub enum ConfigError {
 }
 
 /// All of btda's settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Counting rules.
@@ -123,17 +123,6 @@ impl Default for Monitor {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            analysis: Analysis::default(),
-            import: Import::default(),
-            writer: Writer::default(),
-            monitor: Monitor::default(),
-        }
-    }
-}
-
 impl Config {
     /// Reads `path`; a missing file gives the built-in defaults. Returns the config and
     /// whether the file existed.
@@ -172,16 +161,32 @@ impl Config {
         };
         let t = self.analysis.threshold;
         if !(t > 0.0 && t <= 1.0) {
-            return Err(invalid("analysis.threshold", t.to_string(), "must be in (0, 1]"));
+            return Err(invalid(
+                "analysis.threshold",
+                t.to_string(),
+                "must be in (0, 1]",
+            ));
         }
         if self.writer.batch_records == 0 {
-            return Err(invalid("writer.batch_records", "0".into(), "must be at least 1"));
+            return Err(invalid(
+                "writer.batch_records",
+                "0".into(),
+                "must be at least 1",
+            ));
         }
         if self.writer.channel_capacity == 0 {
-            return Err(invalid("writer.channel_capacity", "0".into(), "must be at least 1"));
+            return Err(invalid(
+                "writer.channel_capacity",
+                "0".into(),
+                "must be at least 1",
+            ));
         }
         if self.writer.batch_interval_ms == 0 {
-            return Err(invalid("writer.batch_interval_ms", "0".into(), "must be at least 1"));
+            return Err(invalid(
+                "writer.batch_interval_ms",
+                "0".into(),
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -201,9 +206,15 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let defaults: toml::Table = toml::from_str(&Config::default().to_toml()).unwrap();
         for (section, values) in &defaults {
-            assert!(text.contains(&format!("[{section}]")), "missing [{section}]");
+            assert!(
+                text.contains(&format!("[{section}]")),
+                "missing [{section}]"
+            );
             for key in values.as_table().unwrap().keys() {
-                assert!(text.contains(&format!("\n{key} =")), "missing {section}.{key}");
+                assert!(
+                    text.contains(&format!("\n{key} =")),
+                    "missing {section}.{key}"
+                );
             }
         }
     }

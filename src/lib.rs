@@ -4,7 +4,8 @@
 //! The library holds everything; `src/main.rs` is only the command line. See
 //! `../shared/DESIGN.md` for the architecture and the counting rules.
 
-pub mod torrent;
 pub mod clock;
 pub mod config;
+pub mod run;
 pub mod store;
+pub mod torrent;

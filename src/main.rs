@@ -1,1 +1,223 @@
-fn main(){}
+//! The `btda` command line. Everything it does lives in the library; this file only
+//! parses arguments, calls it and turns errors into messages and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use btda::config::Config;
+use btda::run::{RunOptions, Shutdown, logging};
+use btda::store::{self, Record, VisitRow, Writer, WriterSettings};
+
+/// btda, the BitTorrent Download Analyzer: counts confirmed downloads of torrents by
+/// visiting their peers until they pass the completion threshold.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Configuration file [default: <INPUT>/btda.toml; built-in defaults if absent]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Folder with *.torrent files (searched recursively) and magnet.txt
+    #[arg(long, global = true, value_name = "DIR", default_value = "input")]
+    input: PathBuf,
+    /// Folder for each run's <date>_<host>.sqlite database and .log file
+    #[arg(long, global = true, value_name = "DIR", default_value = "output")]
+    output: PathBuf,
+    /// More output (-v: info on the terminal and debug in the log file; -vv: more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less terminal output (-q: errors only; -qq: nothing but the summary)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    quiet: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Measure: analyse every torrent and magnet link of the input folder until Ctrl+C,
+    /// writing one SQLite database and one log per run into the output folder.
+    Run,
+    /// Load and check the inputs without measuring: one line per torrent (info hash,
+    /// name, pieces, piece size, total size, trackers); refused inputs with their reason.
+    /// Exits non-zero if no input is valid.
+    Import,
+    /// Summarise a run database: per torrent the peers, visits and confirmed downloads.
+    Report {
+        /// The run's .sqlite file
+        database: PathBuf,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write synthetic visit rows through the database writer, printing progress (for
+    /// tests and benchmarks of the writer).
+    #[command(hide = true)]
+    WriterLoad {
+        /// Database to create
+        #[arg(long)]
+        database: PathBuf,
+        /// Number of visit records
+        #[arg(long)]
+        records: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("btda: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: &Cli) -> Result<ExitCode> {
+    let verbosity = cli.verbose as i8 - cli.quiet as i8;
+    let config = load_config(cli)?;
+    match &cli.command {
+        Command::Run => {
+            // Handlers first, so that a Ctrl+C during start-up is not lost.
+            let shutdown = Shutdown::install().context("cannot install signal handlers")?;
+            let opts = RunOptions {
+                input: cli.input.clone(),
+                output: cli.output.clone(),
+                config,
+                verbosity,
+            };
+            let outcome = btda::run::run(&opts, &shutdown)?;
+            print!("{}", outcome.summary());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import => {
+            logging::init(None, verbosity)?;
+            import(&cli.input, &config)
+        }
+        Command::Report { database, json } => {
+            logging::init(None, verbosity)?;
+            report(database, *json)
+        }
+        Command::WriterLoad { database, records } => writer_load(database, *records, &config),
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| cli.input.join("btda.toml"));
+    let (config, existed) = Config::load(&path)?;
+    if !existed && cli.config.is_some() {
+        bail!("configuration file {} does not exist", path.display());
+    }
+    Ok(config)
+}
+
+fn import(input: &Path, config: &Config) -> Result<ExitCode> {
+    let report = btda::torrent::import_inputs(input, config.import.max_torrent_bytes)
+        .with_context(|| format!("cannot read the input folder {}", input.display()))?;
+    for skipped in &report.skipped {
+        eprintln!("skipped {skipped}");
+    }
+    for merged in &report.merged {
+        eprintln!("warning: {merged}");
+    }
+    println!("info_hash\tname\tpieces\tpiece_size\ttotal_size\ttrackers\tsource");
+    for t in &report.torrents {
+        let (pieces, piece_size, total) = match &t.metainfo {
+            Some(m) => (
+                m.pieces_count.to_string(),
+                m.piece_size.to_string(),
+                m.total_size.to_string(),
+            ),
+            None => ("metadata pending".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "{}\t{}\t{pieces}\t{piece_size}\t{total}\t{}\t{}",
+            t.info_hash,
+            t.name.replace(['\t', '\n'], " "),
+            if t.trackers.is_empty() {
+                "-".to_string()
+            } else {
+                t.trackers.join(",")
+            },
+            t.source.kind()
+        );
+    }
+    eprintln!(
+        "{} torrents loaded ({} waiting for metadata), {} inputs skipped",
+        report.torrents.len(),
+        report
+            .torrents
+            .iter()
+            .filter(|t| t.metainfo.is_none())
+            .count(),
+        report.skipped.len()
+    );
+    Ok(if report.torrents.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn report(database: &Path, json: bool) -> Result<ExitCode> {
+    if !database.is_file() {
+        bail!("{} is not a file", database.display());
+    }
+    let report = store::report::read(database)
+        .with_context(|| format!("cannot read run database {}", database.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", store::report::render_text(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn writer_load(database: &Path, records: u64, config: &Config) -> Result<ExitCode> {
+    let writer = Writer::start(database, WriterSettings::from(&config.writer))?;
+    let stats = writer.stats();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reporter = {
+        let (stats, done) = (stats.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut last = 0;
+            while !done.load(Ordering::Relaxed) {
+                let now = stats.committed.load(Ordering::Relaxed);
+                if now != last {
+                    println!("committed {now}");
+                    last = now;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let sender = writer.sender();
+    for i in 0..records {
+        sender.send(Record::Visit(VisitRow {
+            torrent_id: 1,
+            started_at: i as i64,
+            direction: "out",
+            outcome: "ok",
+            pieces: Some((i % 1000) as u32),
+            state: Some("bitfield"),
+            ..VisitRow::default()
+        }))?;
+    }
+    drop(sender);
+    let summary = writer.finish()?;
+    done.store(true, Ordering::Relaxed);
+    let _ = reporter.join();
+    println!(
+        "done {} records in {} transactions",
+        summary.committed, summary.batches
+    );
+    Ok(ExitCode::SUCCESS)
+}

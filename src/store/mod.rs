@@ -5,7 +5,5 @@ pub mod report;
 pub mod schema;
 pub mod writer;
 
-pub use records::{
-    PeerRow, Record, RequestRow, RunStart, StatisticRow, TorrentRow, VisitRow,
-};
+pub use records::{PeerRow, Record, RequestRow, RunStart, StatisticRow, TorrentRow, VisitRow};
 pub use writer::{RecordSender, StoreError, Writer, WriterSettings, WriterStats, WriterSummary};

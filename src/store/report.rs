@@ -130,7 +130,15 @@ pub fn render_text(report: &Report) -> String {
         None => out.push_str("no run row in this database\n"),
     }
     let header = [
-        "info_hash", "name", "pieces", "T", "peers", "visits", "ok", "complete", "confirmed",
+        "info_hash",
+        "name",
+        "pieces",
+        "T",
+        "peers",
+        "visits",
+        "ok",
+        "complete",
+        "confirmed",
     ];
     let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
     let rows: Vec<[String; 9]> = report

@@ -167,9 +167,19 @@ mod tests {
             .unwrap();
         assert_eq!(
             names,
-            ["confirmed_download", "peer", "request", "run", "statistic", "torrent", "visit"]
+            [
+                "confirmed_download",
+                "peer",
+                "request",
+                "run",
+                "statistic",
+                "torrent",
+                "visit"
+            ]
         );
-        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
     }
 }

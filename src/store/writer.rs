@@ -267,7 +267,9 @@ mod tests {
         }
         // Another connection sees the committed row while the writer still runs.
         let reader = schema::open_read_only(&path).unwrap();
-        let n: i64 = reader.query_row("SELECT count(*) FROM visit", [], |r| r.get(0)).unwrap();
+        let n: i64 = reader
+            .query_row("SELECT count(*) FROM visit", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 1);
         assert_eq!(writer.finish().unwrap().committed, 1);
     }

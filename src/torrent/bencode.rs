@@ -45,7 +45,9 @@ fn describe(err: &torrust_bencode::BencodeParseError, len: usize) -> String {
     use torrust_bencode::BencodeParseError as E;
     match err {
         E::BytesEmpty { pos } if *pos >= len => format!("truncated (input ends at byte {len})"),
-        E::BytesEmpty { pos } => format!("unexpected data after the end of the value at byte {pos}"),
+        E::BytesEmpty { pos } => {
+            format!("unexpected data after the end of the value at byte {pos}")
+        }
         E::InvalidRecursionExceeded { pos, .. } => {
             format!("nested deeper than the limit at byte {pos}")
         }
@@ -67,7 +69,11 @@ impl<'a, 'b> Dict<'a, 'b> {
     pub fn new(value: &'b BencodeRef<'a>, path: &str) -> Result<Self, BencodeError> {
         if value.dict().is_none() {
             return Err(BencodeError::WrongType {
-                field: if path.is_empty() { "(root)".into() } else { path.into() },
+                field: if path.is_empty() {
+                    "(root)".into()
+                } else {
+                    path.into()
+                },
                 expected: "a dictionary",
             });
         }
@@ -93,7 +99,8 @@ impl<'a, 'b> Dict<'a, 'b> {
 
     /// The raw value under `key`, or a `Missing` error.
     pub fn require(&self, key: &str) -> Result<&'b BencodeRef<'a>, BencodeError> {
-        self.get(key).ok_or_else(|| BencodeError::Missing(self.field(key)))
+        self.get(key)
+            .ok_or_else(|| BencodeError::Missing(self.field(key)))
     }
 
     /// An optional integer field.
@@ -119,7 +126,9 @@ impl<'a, 'b> Dict<'a, 'b> {
 
     /// An optional nested dictionary.
     pub fn dict(&self, key: &str) -> Result<Option<Dict<'a, 'b>>, BencodeError> {
-        self.get(key).map(|v| Dict::new(v, &self.field(key))).transpose()
+        self.get(key)
+            .map(|v| Dict::new(v, &self.field(key)))
+            .transpose()
     }
 
     /// A `WrongType` error for `key`.

@@ -89,7 +89,8 @@ pub fn parse(link: &str) -> Result<Magnet, MagnetError> {
 
 fn strip_prefix_ci<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
     let head = value.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &value[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &value[prefix.len()..])
 }
 
 /// Accepts `host:port`, `ipv4:port` and `[ipv6]:port`; returns it unchanged.
@@ -142,19 +143,28 @@ mod tests {
 
     #[test]
     fn numbered_keys_count() {
-        let m = parse(&format!("magnet:?xt.1=urn:btih:{HEX}&tr.1=u://a&tr.2=u://b")).unwrap();
+        let m = parse(&format!(
+            "magnet:?xt.1=urn:btih:{HEX}&tr.1=u://a&tr.2=u://b"
+        ))
+        .unwrap();
         assert_eq!(m.trackers, vec!["u://a", "u://b"]);
     }
 
     #[test]
     fn refusals() {
-        assert_eq!(parse("http://x/?xt=urn:btih:1"), Err(MagnetError::NotMagnet));
+        assert_eq!(
+            parse("http://x/?xt=urn:btih:1"),
+            Err(MagnetError::NotMagnet)
+        );
         assert_eq!(parse("magnet:?dn=x"), Err(MagnetError::NoBtih("")));
         assert!(matches!(
             parse("magnet:?xt=urn:btmh:1220abcd"),
             Err(MagnetError::NoBtih(s)) if s.contains("v2")
         ));
-        assert!(matches!(parse("magnet:?xt=urn:btih:abc"), Err(MagnetError::BadHash(_))));
+        assert!(matches!(
+            parse("magnet:?xt=urn:btih:abc"),
+            Err(MagnetError::BadHash(_))
+        ));
         assert!(matches!(
             parse(&format!("magnet:?xt=urn:btih:{HEX}&x.pe=nope")),
             Err(MagnetError::BadPeer(_))

@@ -236,7 +236,10 @@ mod tests {
         let bytes = single("", "");
         let start = bytes.windows(5).position(|w| w == b"infod").unwrap() + 4;
         let info = &bytes[start..bytes.len() - 1];
-        assert_eq!(parse(&bytes).unwrap().info_hash, InfoHash::of_info_bytes(info));
+        assert_eq!(
+            parse(&bytes).unwrap().info_hash,
+            InfoHash::of_info_bytes(info)
+        );
     }
 
     #[test]
@@ -249,15 +252,17 @@ mod tests {
     #[test]
     fn bad_announce_list_is_named() {
         let err = parse(&single("", "13:announce-listli5ee")).unwrap_err();
-        assert_eq!(err.to_string(), "field `announce-list[0]` should be a list of URLs");
+        assert_eq!(
+            err.to_string(),
+            "field `announce-list[0]` should be a list of URLs"
+        );
     }
 
     #[test]
     fn piece_count_must_match_size() {
         let pieces = "x".repeat(60);
-        let bytes = format!(
-            "d4:infod6:lengthi40000e4:name1:n12:piece lengthi32768e6:pieces60:{pieces}ee"
-        );
+        let bytes =
+            format!("d4:infod6:lengthi40000e4:name1:n12:piece lengthi32768e6:pieces60:{pieces}ee");
         let err = parse(bytes.as_bytes()).unwrap_err().to_string();
         assert!(err.contains("3 piece hashes"), "{err}");
     }

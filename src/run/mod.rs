@@ -1,0 +1,255 @@
+//! `btda run`: the measurement's start-up, main loop and ordered shutdown.
+//!
+//! Start-up loads the inputs, chooses the output files, starts logging and the writer
+//! and records the `run` and `torrent` rows. The main thread then prints a status line
+//! every few seconds until Ctrl+C, and shuts down in order: record the end, drain the
+//! writer, print a summary. (Sources and peer evaluation join this loop in later steps.)
+
+pub mod files;
+pub mod logging;
+pub mod shutdown;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::store::{
+    Record, RunStart, StoreError, TorrentRow, Writer, WriterSettings, WriterSummary,
+};
+use crate::torrent::{ImportReport, Torrent, import_inputs};
+
+pub use files::RunFiles;
+pub use shutdown::Shutdown;
+
+/// What `btda run` needs to start.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Input folder (torrents, magnet.txt).
+    pub input: PathBuf,
+    /// Output folder for the database and log.
+    pub output: PathBuf,
+    /// Effective configuration.
+    pub config: Config,
+    /// `-v` count minus `-q` count.
+    pub verbosity: i8,
+}
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Inputs exist but none is usable (or there are none).
+    #[error(
+        "no valid torrent or magnet link in {input} ({skipped} skipped): put *.torrent files \
+         below {input} or magnet links, one per line, in {input}/magnet.txt; \
+         to try btda without torrents, run `make demo`"
+    )]
+    NothingToAnalyse {
+        /// The input folder.
+        input: String,
+        /// How many inputs were refused.
+        skipped: usize,
+    },
+    /// The input folder could not be read.
+    #[error("cannot read the input folder {path}: {source}")]
+    Input {
+        /// The folder.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The output files could not be created.
+    #[error("cannot create the run's files in {path}: {source}")]
+    Output {
+        /// The folder or file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run's database and log.
+    pub files: RunFiles,
+    /// Torrents analysed.
+    pub torrents: usize,
+    /// Of which magnet links still waiting for metadata.
+    pub pending_metadata: usize,
+    /// Why the run ended.
+    pub end_reason: String,
+    /// Wall-clock length in seconds.
+    pub seconds: i64,
+    /// The writer's totals.
+    pub writer: WriterSummary,
+}
+
+impl RunOutcome {
+    /// The summary printed when the run ends.
+    pub fn summary(&self) -> String {
+        format!(
+            "btda run ended ({}) after {}\n  torrents: {} ({} waiting for metadata)\n  \
+             database: {} ({} records in {} transactions, {} refused)\n  log: {}\n",
+            self.end_reason,
+            crate::clock::format_duration(self.seconds),
+            self.torrents,
+            self.pending_metadata,
+            self.files.database.display(),
+            self.writer.committed,
+            self.writer.batches,
+            self.writer.failed,
+            self.files.log.display(),
+        )
+    }
+}
+
+/// Loads the inputs, or explains why there is nothing to analyse.
+pub fn load_inputs(input: &Path, config: &Config) -> Result<ImportReport, RunError> {
+    let report = import_inputs(input, config.import.max_torrent_bytes).map_err(|source| {
+        RunError::Input {
+            path: input.display().to_string(),
+            source,
+        }
+    })?;
+    if report.torrents.is_empty() {
+        for skipped in &report.skipped {
+            eprintln!("skipped {skipped}");
+        }
+        return Err(RunError::NothingToAnalyse {
+            input: input.display().to_string(),
+            skipped: report.skipped.len(),
+        });
+    }
+    Ok(report)
+}
+
+/// Runs the measurement until `shutdown` is requested.
+pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunError> {
+    let imported = load_inputs(&opts.input, &opts.config)?;
+    let started_at = crate::clock::unix_now();
+    let started = Instant::now();
+    let host = files::hostname();
+    let files =
+        RunFiles::choose(&opts.output, started_at, &host).map_err(|source| RunError::Output {
+            path: opts.output.display().to_string(),
+            source,
+        })?;
+    logging::init(Some(&files.log), opts.verbosity).map_err(|source| RunError::Output {
+        path: files.log.display().to_string(),
+        source,
+    })?;
+    for skipped in &imported.skipped {
+        log::warn!("skipped {skipped}");
+    }
+    for merged in &imported.merged {
+        log::warn!("{merged}");
+    }
+
+    let writer = Writer::start(&files.database, WriterSettings::from(&opts.config.writer))?;
+    let db = writer.sender();
+    db.send(Record::RunStart(RunStart {
+        started_at,
+        hostname: host,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        config: opts.config.to_toml(),
+        geo_city: None,
+        geo_asn: None,
+    }))?;
+    let torrents = imported.torrents;
+    for (i, torrent) in torrents.iter().enumerate() {
+        db.send(Record::Torrent(torrent_row(
+            i as i64 + 1,
+            torrent,
+            &opts.config,
+            started_at,
+        )))?;
+        log::info!(
+            "torrent {} {:?}: {}",
+            torrent.info_hash,
+            torrent.name,
+            torrent
+                .metainfo
+                .as_ref()
+                .map_or("metadata pending".to_string(), |m| {
+                    format!("{} pieces of {} bytes", m.pieces_count, m.piece_size)
+                })
+        );
+    }
+    let pending_metadata = torrents.iter().filter(|t| t.metainfo.is_none()).count();
+    log::info!(
+        "run started: {} torrents, database {}",
+        torrents.len(),
+        files.database.display()
+    );
+    println!(
+        "btda: analysing {} torrents; database {}; press Ctrl+C to stop",
+        torrents.len(),
+        files.database.display()
+    );
+
+    let stats = writer.stats();
+    let interval = Duration::from_secs(opts.config.monitor.status_interval_secs);
+    while !shutdown.requested() {
+        if interval.is_zero() {
+            shutdown.wait(Duration::from_secs(3600));
+            continue;
+        }
+        if shutdown.wait(interval) {
+            break;
+        }
+        eprintln!(
+            "[{}] torrents {} ({} waiting for metadata) | db {} records, backlog {}",
+            crate::clock::format_duration(started.elapsed().as_secs() as i64),
+            torrents.len(),
+            pending_metadata,
+            stats.committed.load(Ordering::Relaxed),
+            stats.backlog(),
+        );
+    }
+
+    log::info!("stop requested; shutting down");
+    let end_reason = "signal".to_string();
+    db.send(Record::RunEnd {
+        ended_at: crate::clock::unix_now(),
+        reason: end_reason.clone(),
+    })?;
+    drop(db);
+    let summary = writer.finish()?;
+    log::info!(
+        "database closed: {} records in {} transactions, {} refused",
+        summary.committed,
+        summary.batches,
+        summary.failed
+    );
+    Ok(RunOutcome {
+        files,
+        torrents: torrents.len(),
+        pending_metadata,
+        end_reason,
+        seconds: started.elapsed().as_secs() as i64,
+        writer: summary,
+    })
+}
+
+/// The `torrent` row for a torrent with program-assigned `id`.
+pub fn torrent_row(id: i64, t: &Torrent, config: &Config, added_at: i64) -> TorrentRow {
+    let m = t.metainfo.as_ref();
+    TorrentRow {
+        id,
+        info_hash: t.info_hash.to_hex(),
+        name: t.name.clone(),
+        pieces_count: m.map(|m| m.pieces_count),
+        piece_size: m.map(|m| m.piece_size),
+        total_size: m.map(|m| m.total_size),
+        complete_threshold: t.threshold_pieces(config.analysis.threshold),
+        threshold: config.analysis.threshold,
+        source: t.source.kind(),
+        trackers: t.trackers.clone(),
+        private: m.is_some_and(|m| m.private),
+        added_at,
+    }
+}

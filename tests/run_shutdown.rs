@@ -1,0 +1,297 @@
+//! `btda run` end to end: start on real inputs, Ctrl+C (SIGINT), and the database and
+//! summary it leaves; a second signal; and a run with nothing to analyse.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{eventually, signal, spawn, stdout_lines, wait_with_limit};
+
+/// An input folder with two good torrents, one magnet link and one broken file.
+fn input_dir(root: &Path) -> PathBuf {
+    let input = root.join("input");
+    let src = common::fixtures().join("inputs");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(
+        src.join("mktorrent-single.torrent"),
+        input.join("a.torrent"),
+    )
+    .unwrap();
+    std::fs::copy(
+        src.join("hand/non-canonical.torrent"),
+        input.join("b.torrent"),
+    )
+    .unwrap();
+    std::fs::copy(src.join("bad/truncated.torrent"), input.join("c.torrent")).unwrap();
+    std::fs::write(
+        input.join("magnet.txt"),
+        "# test\nmagnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&dn=M\n",
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("btda.toml"),
+        "[monitor]\nstatus_interval_secs = 1\n",
+    )
+    .unwrap();
+    input
+}
+
+fn database_in(output: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(output)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
+}
+
+fn run_row_committed(db: &Path) -> bool {
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.query_row("SELECT count(*) FROM run", [], |r| r.get::<_, i64>(0)))
+        .is_ok_and(|n| n == 1)
+}
+
+fn start_run(root: &Path) -> (std::process::Child, PathBuf) {
+    let input = input_dir(root);
+    let output = root.join("output");
+    let mut child = spawn(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    let lines = stdout_lines(&mut child);
+    let first = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("btda run starts");
+    assert!(first.starts_with("btda: analysing 3 torrents"), "{first}");
+    let db = database_in(&output).expect("database created at start");
+    assert!(
+        eventually(Duration::from_secs(10), || run_row_committed(&db)),
+        "run row never committed"
+    );
+    // Keep the rest of stdout for the caller through the child's handle.
+    std::thread::spawn(move || lines.into_iter().for_each(drop));
+    (child, db)
+}
+
+#[test]
+fn sigint_stops_the_run_and_leaves_a_complete_database() {
+    let root = tempfile::tempdir().unwrap();
+    let input = input_dir(root.path());
+    let output = root.path().join("output");
+    let mut child = spawn(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    let lines = stdout_lines(&mut child);
+    let first = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("btda run starts");
+    assert!(first.starts_with("btda: analysing 3 torrents"), "{first}");
+    let db = database_in(&output).unwrap();
+    assert!(eventually(Duration::from_secs(10), || run_row_committed(
+        &db
+    )));
+    std::thread::sleep(Duration::from_millis(1500)); // let one status line pass
+
+    signal(&child, "INT");
+    let status = wait_with_limit(&mut child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "exit status after one SIGINT");
+    let summary: Vec<String> = lines.try_iter().collect();
+    let summary = summary.join("\n");
+    assert!(summary.contains("btda run ended (signal)"), "{summary}");
+    assert!(
+        summary.contains("torrents: 3 (1 waiting for metadata)"),
+        "{summary}"
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("c.torrent"),
+        "skipped input not reported: {stderr}"
+    );
+    assert!(
+        stderr.contains("torrents 3 (1 waiting for metadata)"),
+        "no status line: {stderr}"
+    );
+
+    // File names follow <date>_<host>.sqlite / .log, and the WAL was folded back.
+    let name = db.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(
+        name.len() > 20 && name.as_bytes()[4] == b'-' && name.as_bytes()[10] == b'_',
+        "{name}"
+    );
+    let log = db.with_extension("log");
+    let log_text = std::fs::read_to_string(&log).expect("log file");
+    assert!(log_text.contains("run started: 3 torrents"), "{log_text}");
+    assert!(
+        log_text.contains("c.torrent"),
+        "skip reason missing from the log"
+    );
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let (started, ended, host, version, config, reason): (
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        String,
+    ) = conn
+        .query_row(
+            "SELECT started_at, ended_at, hostname, version, config, end_reason FROM run",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )
+        .unwrap();
+    assert!(ended >= started && started > 1_700_000_000);
+    assert!(
+        !host.is_empty()
+            && name.contains(&host.replace(
+                |c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-' && c != '_',
+                "_"
+            ))
+    );
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    assert!(config.contains("status_interval_secs = 1"), "{config}");
+    assert_eq!(reason, "signal");
+    for table in [
+        "run",
+        "torrent",
+        "peer",
+        "visit",
+        "request",
+        "statistic",
+        "confirmed_download",
+    ] {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap_or_else(|e| panic!("{table}: {e}"));
+    }
+    let mut hashes: Vec<(String, Option<i64>, Option<i64>, String)> = conn
+        .prepare("SELECT info_hash, pieces_count, complete_threshold, source FROM torrent ORDER BY info_hash")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    hashes.sort();
+    assert_eq!(
+        hashes,
+        vec![
+            (
+                "be8df057e534fb76e0340a7445936fe58671ac84".into(),
+                Some(4),
+                Some(4),
+                "file".into()
+            ),
+            (
+                "c12fe1c06bba254a9dc9f519b335aa7c1367a88a".into(),
+                None,
+                None,
+                "magnet".into()
+            ),
+            (
+                "fe553347d875639130a5b1a125da7b9536c4cef5".into(),
+                Some(3),
+                Some(3),
+                "file".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_second_signal_exits_at_once_with_a_consistent_database() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut child, db) = start_run(root.path());
+    // Two different signals, so the kernel cannot merge them into one.
+    signal(&child, "INT");
+    signal(&child, "TERM");
+    let status = wait_with_limit(&mut child, Duration::from_secs(20));
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "second signal must exit at once, non-zero"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let runs: i64 = conn
+        .query_row("SELECT count(*) FROM run", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 1);
+    let torrents: i64 = conn
+        .query_row("SELECT count(*) FROM torrent", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(torrents, 3);
+}
+
+#[test]
+fn run_without_inputs_fails_and_points_at_the_demo() {
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("input");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("magnet.txt"), "# nothing here yet\n").unwrap();
+    let out = common::btda()
+        .args(["run", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(root.path().join("output"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no valid torrent or magnet link"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("magnet.txt") && stderr.contains("make demo"),
+        "{stderr}"
+    );
+    assert!(
+        !root.path().join("output").exists(),
+        "no output files for a run that never started"
+    );
+}
+
+#[test]
+fn unknown_config_keys_are_named() {
+    let root = tempfile::tempdir().unwrap();
+    let input = input_dir(root.path());
+    std::fs::write(
+        input.join("btda.toml"),
+        "[monitor]\nstatus_intervall_secs = 1\n",
+    )
+    .unwrap();
+    let out = common::btda()
+        .args(["import", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("status_intervall_secs"), "{stderr}");
+}

@@ -1,0 +1,242 @@
+//! The SQLite writer under load and under a hard kill, and `btda report` over a database
+//! whose confirmed downloads are known.
+
+mod common;
+
+use std::time::Duration;
+
+use btda::store::{PeerRow, Record, TorrentRow, VisitRow, Writer, WriterSettings};
+use common::{signal, spawn, stdout_lines, wait_with_limit};
+
+#[test]
+fn a_million_visit_records_all_arrive() {
+    const N: i64 = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("million.sqlite");
+    let writer = Writer::start(
+        &path,
+        WriterSettings::from(&btda::config::Writer::default()),
+    )
+    .unwrap();
+    // Four sending threads, as workers would.
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            let s = writer.sender();
+            std::thread::spawn(move || {
+                for i in (t..N).step_by(4) {
+                    s.send(Record::Visit(VisitRow {
+                        torrent_id: 1 + i % 7,
+                        started_at: i,
+                        direction: "out",
+                        outcome: "ok",
+                        pieces: Some((i % 5000) as u32),
+                        ..VisitRow::default()
+                    }))
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let summary = writer.finish().unwrap();
+    assert_eq!(summary.committed, N as u64);
+    assert_eq!(summary.failed, 0);
+    assert!(
+        summary.batches >= (N as u64) / 10_000,
+        "batches are capped at 10,000 records"
+    );
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (count, distinct, sum): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(DISTINCT started_at), sum(started_at) FROM visit",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((count, distinct, sum), (N, N, N * (N - 1) / 2));
+    // The WAL was checkpointed into the main file on close.
+    let wal = path.with_extension("sqlite-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+}
+
+#[test]
+fn sigkill_mid_run_keeps_every_committed_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("killed.sqlite");
+    let config = dir.path().join("btda.toml");
+    std::fs::write(
+        &config,
+        "[writer]\nbatch_records = 1000\nbatch_interval_ms = 20\n",
+    )
+    .unwrap();
+    let mut child = spawn(&[
+        "--config",
+        config.to_str().unwrap(),
+        "writer-load",
+        "--database",
+        db.to_str().unwrap(),
+        "--records",
+        "50000000",
+    ]);
+    let lines = stdout_lines(&mut child);
+    let mut last_committed = 0u64;
+    while last_committed < 30_000 {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("writer-load reports progress");
+        if let Some(n) = line.strip_prefix("committed ") {
+            last_committed = n.parse().unwrap();
+        }
+    }
+    signal(&child, "KILL");
+    let status = wait_with_limit(&mut child, Duration::from_secs(10));
+    assert!(status.code().is_none(), "killed by a signal");
+    // Anything reported after our last read was committed too; it can only add rows.
+    for line in lines.try_iter() {
+        if let Some(n) = line.strip_prefix("committed ") {
+            last_committed = n.parse().unwrap();
+        }
+    }
+
+    let conn = rusqlite::Connection::open(&db).expect("database opens after SIGKILL");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let (rows, max_started): (i64, i64) = conn
+        .query_row("SELECT count(*), max(started_at) FROM visit", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(
+        rows as u64 >= last_committed,
+        "{rows} rows < {last_committed} reported committed"
+    );
+    // Records are sent in order from one thread, so the committed ones are a prefix.
+    assert_eq!(
+        max_started,
+        rows - 1,
+        "committed rows are exactly the first {rows} sent"
+    );
+    assert!(rows < 50_000_000, "the kill happened mid-run");
+}
+
+fn torrent(id: i64, hash: char, pieces: u32, t: u32) -> Record {
+    Record::Torrent(TorrentRow {
+        id,
+        info_hash: hash.to_string().repeat(40),
+        name: format!("torrent {id}"),
+        pieces_count: Some(pieces),
+        piece_size: Some(16384),
+        total_size: Some(u64::from(pieces) * 16384),
+        complete_threshold: Some(t),
+        threshold: 0.98,
+        source: "file",
+        trackers: vec![],
+        private: false,
+        added_at: 1,
+    })
+}
+
+fn peer(id: i64, torrent_id: i64, first: u32, last: u32, crossed: Option<i64>) -> Record {
+    Record::Peer(PeerRow {
+        id,
+        torrent_id,
+        peer_key: format!("k{id}"),
+        source: "tracker",
+        first_seen: 10,
+        first_pieces: first,
+        last_seen: 20,
+        last_pieces: last,
+        visits: 2,
+        crossed_at: crossed,
+        ..PeerRow::default()
+    })
+}
+
+#[test]
+fn report_counts_confirmed_downloads_from_the_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite");
+    let writer = Writer::start(
+        &path,
+        WriterSettings::from(&btda::config::Writer::default()),
+    )
+    .unwrap();
+    let s = writer.sender();
+    let records = vec![
+        Record::RunStart(btda::store::RunStart {
+            started_at: 1_700_000_000,
+            hostname: "h".into(),
+            version: "v".into(),
+            config: String::new(),
+            geo_city: None,
+            geo_asn: None,
+        }),
+        torrent(1, 'a', 100, 98),
+        torrent(2, 'b', 10, 10),
+        peer(1, 1, 10, 99, Some(20)),  // crossed: confirmed
+        peer(2, 1, 98, 100, None),     // seeder from the start: complete, not confirmed
+        peer(3, 1, 5, 50, None),       // still downloading
+        peer(4, 1, 99, 100, Some(20)), // inconsistent crossed_at above T: the view ignores it
+        peer(5, 2, 0, 10, Some(20)),   // confirmed on torrent 2
+        Record::Visit(VisitRow {
+            peer_id: Some(1),
+            torrent_id: 1,
+            direction: "out",
+            outcome: "ok",
+            ..VisitRow::default()
+        }),
+        Record::Visit(VisitRow {
+            peer_id: None,
+            torrent_id: 1,
+            direction: "out",
+            outcome: "refused",
+            ..VisitRow::default()
+        }),
+        Record::RunEnd {
+            ended_at: 1_700_003_661,
+            reason: "signal".into(),
+        },
+    ];
+    for r in records {
+        s.send(r).unwrap();
+    }
+    drop(s);
+    writer.finish().unwrap();
+
+    let out = common::btda()
+        .args(["report", "--json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &json["torrents"];
+    assert_eq!(t[0]["confirmed"], 1);
+    assert_eq!(t[0]["complete_peers"], 3);
+    assert_eq!(t[0]["peers"], 4);
+    assert_eq!(
+        (t[0]["visits"].as_i64(), t[0]["visits_ok"].as_i64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(t[1]["confirmed"], 1);
+    assert_eq!(json["run"]["end_reason"], "signal");
+
+    let text = common::btda().arg("report").arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("ran 1:01:01"), "{text}");
+    assert!(text.contains("2 torrents, 2 confirmed downloads"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&"a".repeat(40)) && l.trim_end().ends_with(" 1")),
+        "{text}"
+    );
+}
