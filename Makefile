@@ -1,0 +1,54 @@
+# btda — the two set-up commands on a fresh Debian machine are `make run` and `make test`.
+# Targets: run, test, import, fmt, lint, deps, fixtures (later: demo, stats, bench, geodata).
+
+CARGO   ?= cargo
+INPUT   ?= input
+OUTPUT  ?= output
+ARGS    ?=
+BTDA    := target/release/btda
+
+# Debian packages the build and the tests need. gcc/libc6-dev build the bundled SQLite;
+# mktorrent and transmission-cli make and check torrents independently in the tests.
+DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli
+
+.PHONY: run build import test fmt fmt-check lint deps fixtures
+
+## run: release build, then measure the torrents of input/ until Ctrl+C
+run: build
+	$(BTDA) run --input $(INPUT) --output $(OUTPUT) $(ARGS)
+
+build:
+	$(CARGO) build --release
+
+## import: check the inputs without measuring
+import: build
+	$(BTDA) import --input $(INPUT) $(ARGS)
+
+## test: install missing packages, check formatting and lints, run every test
+test: deps fmt-check lint
+	$(CARGO) test --all-targets
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+## deps: install the Debian packages that are missing (non-interactive; no-op if none)
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	echo "deps: installing$$missing"; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+
+## fixtures: regenerate tests/fixtures (needs mktorrent, transmission-cli, python3)
+fixtures: deps
+	python3 tests/fixtures/make_fixtures.py
