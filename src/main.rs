@@ -39,14 +39,23 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Measure: analyse every torrent and magnet link of the input folder until Ctrl+C,
-    /// writing one SQLite database and one log per run into the output folder.
+    /// Measure the torrents of the input folder until Ctrl+C
+    ///
+    /// Analyses every torrent and magnet link of the input folder and writes one SQLite
+    /// database and one log per run into the output folder. The first Ctrl+C (SIGINT or
+    /// SIGTERM) stops in order and prints a summary; a second one exits at once (status
+    /// 130) with every committed record kept.
     Run,
-    /// Load and check the inputs without measuring: one line per torrent (info hash,
-    /// name, pieces, piece size, total size, trackers); refused inputs with their reason.
-    /// Exits non-zero if no input is valid.
+    /// Load and check the inputs without measuring
+    ///
+    /// Prints one tab-separated line per torrent (info hash, name, pieces, piece size,
+    /// total size, trackers, source) and lists refused inputs on stderr with their path
+    /// and reason. Exits non-zero if no input is valid.
     Import,
-    /// Summarise a run database: per torrent the peers, visits and confirmed downloads.
+    /// Summarise a run database
+    ///
+    /// Per torrent: pieces, threshold T, peers, visits, successful visits, complete peers
+    /// and confirmed downloads (from the `confirmed_download` view).
     Report {
         /// The run's .sqlite file
         database: PathBuf,

@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{eventually, signal, spawn, stdout_lines, wait_with_limit};
@@ -51,7 +52,9 @@ fn run_row_committed(db: &Path) -> bool {
         .is_ok_and(|n| n == 1)
 }
 
-fn start_run(root: &Path) -> (std::process::Child, PathBuf) {
+/// Starts `btda run` on [`input_dir`] and waits until its `run` row is committed.
+/// Returns the child, its database and the rest of its stdout.
+fn start_run(root: &Path) -> (std::process::Child, PathBuf, mpsc::Receiver<String>) {
     let input = input_dir(root);
     let output = root.join("output");
     let mut child = spawn(&[
@@ -71,32 +74,13 @@ fn start_run(root: &Path) -> (std::process::Child, PathBuf) {
         eventually(Duration::from_secs(10), || run_row_committed(&db)),
         "run row never committed"
     );
-    // Keep the rest of stdout for the caller through the child's handle.
-    std::thread::spawn(move || lines.into_iter().for_each(drop));
-    (child, db)
+    (child, db, lines)
 }
 
 #[test]
 fn sigint_stops_the_run_and_leaves_a_complete_database() {
     let root = tempfile::tempdir().unwrap();
-    let input = input_dir(root.path());
-    let output = root.path().join("output");
-    let mut child = spawn(&[
-        "run",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-    ]);
-    let lines = stdout_lines(&mut child);
-    let first = lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("btda run starts");
-    assert!(first.starts_with("btda: analysing 3 torrents"), "{first}");
-    let db = database_in(&output).unwrap();
-    assert!(eventually(Duration::from_secs(10), || run_row_committed(
-        &db
-    )));
+    let (mut child, db, lines) = start_run(root.path());
     std::thread::sleep(Duration::from_millis(1500)); // let one status line pass
 
     signal(&child, "INT");
@@ -223,7 +207,7 @@ fn sigint_stops_the_run_and_leaves_a_complete_database() {
 #[test]
 fn a_second_signal_exits_at_once_with_a_consistent_database() {
     let root = tempfile::tempdir().unwrap();
-    let (mut child, db) = start_run(root.path());
+    let (mut child, db, _lines) = start_run(root.path());
     // Two different signals, so the kernel cannot merge them into one.
     signal(&child, "INT");
     signal(&child, "TERM");
