@@ -9,3 +9,4 @@ pub mod config;
 pub mod run;
 pub mod store;
 pub mod torrent;
+pub mod wire;
