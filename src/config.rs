@@ -53,6 +53,76 @@ pub struct Config {
     pub writer: Writer,
     /// Terminal status line and log.
     pub monitor: Monitor,
+    /// Visiting peers: workers, timeouts, revisits, the listener.
+    pub peer: Peer,
+    /// Per-torrent extras, e.g. peers given by hand (`[[torrents]]` tables).
+    pub torrents: Vec<TorrentExtra>,
+}
+
+/// Peer evaluation settings (DESIGN.md, "Shape" and "Counting rules").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Peer {
+    /// Worker threads visiting peers.
+    pub workers: usize,
+    /// Stack size of each worker, KiB.
+    pub worker_stack_kib: usize,
+    /// TCP connect timeout, ms.
+    pub connect_timeout_ms: u64,
+    /// Time for the peer's handshake to arrive after connecting, ms.
+    pub handshake_timeout_ms: u64,
+    /// Longest silence between messages before the visit ends, ms.
+    pub silence_timeout_ms: u64,
+    /// Quiet time after the initial piece state before the visit ends, ms.
+    pub quiet_grace_ms: u64,
+    /// Longest visit, ms.
+    pub visit_cap_ms: u64,
+    /// Delay before revisiting an unfinished peer, s.
+    pub revisit_delay_secs: u64,
+    /// Delays before retrying a failing peer, s; dropped after the last.
+    pub retry_backoff_secs: Vec<u64>,
+    /// Time a dropped peer is ignored when sources report it again, s.
+    pub drop_cooldown_secs: u64,
+    /// Largest message accepted from a peer, bytes.
+    pub max_message_bytes: u32,
+    /// Address the listener binds to.
+    pub listen_address: String,
+    /// Port the listener binds to and announces (0 = no listener).
+    pub listen_port: u16,
+    /// Incoming connections handled at once.
+    pub incoming_handlers: usize,
+}
+
+impl Default for Peer {
+    fn default() -> Self {
+        Self {
+            workers: 1024,
+            worker_stack_kib: 256,
+            connect_timeout_ms: 5_000,
+            handshake_timeout_ms: 6_000,
+            silence_timeout_ms: 6_000,
+            quiet_grace_ms: 1_000,
+            visit_cap_ms: 20_000,
+            revisit_delay_secs: 180,
+            retry_backoff_secs: vec![60, 300, 900],
+            drop_cooldown_secs: 3_600,
+            max_message_bytes: 1 << 20,
+            listen_address: "0.0.0.0".into(),
+            listen_port: 6881,
+            incoming_handlers: 64,
+        }
+    }
+}
+
+/// Extras for one torrent, matched by info-hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TorrentExtra {
+    /// 40 hex characters.
+    pub info_hash: String,
+    /// Peers to visit (`ip:port`), recorded with source `manual`.
+    #[serde(default)]
+    pub peers: Vec<String>,
 }
 
 /// Counting rules (DESIGN.md, "Counting rules").
@@ -89,6 +159,8 @@ pub struct Writer {
 pub struct Monitor {
     /// Seconds between status lines on stderr (0 turns them off).
     pub status_interval_secs: u64,
+    /// Seconds between `statistic` rows.
+    pub statistics_interval_secs: u64,
 }
 
 impl Default for Analysis {
@@ -119,6 +191,7 @@ impl Default for Monitor {
     fn default() -> Self {
         Self {
             status_interval_secs: 10,
+            statistics_interval_secs: 60,
         }
     }
 }
@@ -181,6 +254,72 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let p = &self.peer;
+        if p.workers == 0 {
+            return Err(invalid("peer.workers", "0".into(), "must be at least 1"));
+        }
+        if p.incoming_handlers == 0 {
+            return Err(invalid(
+                "peer.incoming_handlers",
+                "0".into(),
+                "must be at least 1",
+            ));
+        }
+        if p.worker_stack_kib < 64 {
+            return Err(invalid(
+                "peer.worker_stack_kib",
+                p.worker_stack_kib.to_string(),
+                "must be at least 64",
+            ));
+        }
+        if p.max_message_bytes < 16 * 1024 + 13 {
+            return Err(invalid(
+                "peer.max_message_bytes",
+                p.max_message_bytes.to_string(),
+                "must hold a 16 KiB block",
+            ));
+        }
+        for (key, v) in [
+            ("peer.connect_timeout_ms", p.connect_timeout_ms),
+            ("peer.handshake_timeout_ms", p.handshake_timeout_ms),
+            ("peer.silence_timeout_ms", p.silence_timeout_ms),
+            ("peer.visit_cap_ms", p.visit_cap_ms),
+            (
+                "monitor.statistics_interval_secs",
+                self.monitor.statistics_interval_secs,
+            ),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "0".into(), "must be at least 1"));
+            }
+        }
+        if p.listen_address.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid(
+                "peer.listen_address",
+                p.listen_address.clone(),
+                "must be an IP address",
+            ));
+        }
+        for t in &self.torrents {
+            if crate::torrent::InfoHash::parse(&t.info_hash).is_err() {
+                return Err(invalid(
+                    "torrents.info_hash",
+                    t.info_hash.clone(),
+                    "must be 40 hex or 32 base32 characters",
+                ));
+            }
+            if let Some(bad) = t
+                .peers
+                .iter()
+                .find(|a| a.parse::<std::net::SocketAddr>().is_err())
+            {
+                return Err(invalid(
+                    "torrents.peers",
+                    bad.clone(),
+                    "must be ip:port or [ipv6]:port",
+                ));
+            }
+        }
         if self.writer.batch_interval_ms == 0 {
             return Err(invalid(
                 "writer.batch_interval_ms",
@@ -206,11 +345,14 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let defaults: toml::Table = toml::from_str(&Config::default().to_toml()).unwrap();
         for (section, values) in &defaults {
+            let Some(values) = values.as_table() else {
+                continue; // arrays of tables ([[torrents]]) are documented by example
+            };
             assert!(
                 text.contains(&format!("[{section}]")),
                 "missing [{section}]"
             );
-            for key in values.as_table().unwrap().keys() {
+            for key in values.keys() {
                 assert!(
                     text.contains(&format!("\n{key} =")),
                     "missing {section}.{key}"

@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod config;
 pub mod run;
+pub mod schedule;
 pub mod store;
 pub mod torrent;
 pub mod wire;

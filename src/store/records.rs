@@ -64,6 +64,8 @@ pub struct PeerRow {
     pub source: &'static str,
     /// Client decoded from the peer id.
     pub client: Option<String>,
+    /// Its version, decoded from the peer id.
+    pub client_version: Option<String>,
     /// BEP 10 `v`.
     pub client_v: Option<String>,
     /// ISO country code.
@@ -96,6 +98,8 @@ pub struct PeerRow {
     pub failed_visits: u32,
     /// Unix seconds of the crossing, for a confirmed download.
     pub crossed_at: Option<i64>,
+    /// The crossing also holds under the strict rule (a below-T visit had piece state).
+    pub crossed_strict: bool,
 }
 
 /// One visit attempt.
@@ -107,6 +111,8 @@ pub struct VisitRow {
     pub torrent_id: i64,
     /// Unix seconds.
     pub started_at: i64,
+    /// 1 for the first contact with this peer, 2, 3, … after (NULL for incoming).
+    pub attempt: Option<u32>,
     /// `out` or `in`.
     pub direction: &'static str,
     /// Classified outcome.
@@ -125,6 +131,8 @@ pub struct VisitRow {
     pub messages: Option<u32>,
     /// Longest silence between messages.
     pub max_gap_ms: Option<u32>,
+    /// Piece-state messages ignored as invalid (bad bitfield, have out of range).
+    pub invalid_messages: Option<u32>,
 }
 
 /// A tracker request, DHT lookup or incoming tally.
@@ -259,9 +267,9 @@ impl Record {
                     "INSERT OR REPLACE INTO peer (id, torrent_id, peer_key, source, client, client_v,
                         country, continent, city, latitude, longitude, asn, as_org, first_seen,
                         first_pieces, last_seen, last_pieces, max_speed, visits, failed_visits,
-                        crossed_at)
+                        crossed_at, client_version, crossed_strict)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21)",
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
                 )?
                 .execute(params![
                     p.id,
@@ -284,14 +292,17 @@ impl Record {
                     p.max_speed,
                     p.visits,
                     p.failed_visits,
-                    p.crossed_at
+                    p.crossed_at,
+                    p.client_version,
+                    p.crossed_strict
                 ])
                 .map(drop),
             Record::Visit(v) => conn
                 .prepare_cached(
                     "INSERT INTO visit (peer_id, torrent_id, started_at, direction, outcome,
-                        connect_ms, handshake_ms, duration_ms, pieces, state, messages, max_gap_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        connect_ms, handshake_ms, duration_ms, pieces, state, messages, max_gap_ms,
+                        attempt, invalid_messages)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )?
                 .execute(params![
                     v.peer_id,
@@ -305,7 +316,9 @@ impl Record {
                     v.pieces,
                     v.state,
                     v.messages,
-                    v.max_gap_ms
+                    v.max_gap_ms,
+                    v.attempt,
+                    v.invalid_messages
                 ])
                 .map(drop),
             Record::Request(r) => conn

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS peer (
     peer_key      TEXT NOT NULL,          -- keyed hash of the address, never the address
     source        TEXT NOT NULL CHECK (source IN ('tracker', 'dht', 'pex', 'incoming', 'manual')),
     client        TEXT,                   -- decoded from the peer id
+    client_version TEXT,                  -- version decoded from the peer id
     client_v      TEXT,                   -- BEP 10 `v` string
     country       TEXT,
     continent     TEXT,
@@ -59,6 +60,7 @@ CREATE TABLE IF NOT EXISTS peer (
     visits        INTEGER NOT NULL,       -- successful visits
     failed_visits INTEGER NOT NULL,
     crossed_at    INTEGER,                -- first visit at/above T after one below T
+    crossed_strict INTEGER NOT NULL DEFAULT 0, -- 1 if a below-T visit had a piece-state message
     UNIQUE (torrent_id, peer_key)
 );
 
@@ -75,7 +77,9 @@ CREATE TABLE IF NOT EXISTS visit (
     pieces       INTEGER,                -- pieces known at the end of the visit
     state        TEXT CHECK (state IN ('bitfield', 'have_all', 'have_none', 'haves', 'none')),
     messages     INTEGER,
-    max_gap_ms   INTEGER
+    max_gap_ms   INTEGER,
+    attempt      INTEGER,                -- 1 = first contact with the peer; NULL for incoming
+    invalid_messages INTEGER             -- piece-state messages ignored as invalid
 );
 CREATE INDEX IF NOT EXISTS visit_torrent ON visit (torrent_id);
 CREATE INDEX IF NOT EXISTS visit_peer ON visit (peer_id);
@@ -128,6 +132,10 @@ FROM peer p
 JOIN torrent t ON t.id = p.torrent_id
 WHERE p.crossed_at IS NOT NULL
   AND p.first_pieces < t.complete_threshold;
+
+CREATE VIEW IF NOT EXISTS confirmed_download_strict AS
+SELECT * FROM confirmed_download c
+WHERE (SELECT crossed_strict FROM peer p WHERE p.id = c.peer_id) = 1;
 "#;
 
 /// Opens (creating if needed) a database for writing: WAL, schema, version.
@@ -169,6 +177,7 @@ mod tests {
             names,
             [
                 "confirmed_download",
+                "confirmed_download_strict",
                 "peer",
                 "request",
                 "run",

@@ -1,0 +1,75 @@
+//! When to visit a peer next.
+
+use std::time::Duration;
+
+/// What happens to a peer after a visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Visit again after this delay.
+    After(Duration),
+    /// At or above the threshold: nothing more to learn.
+    Finished,
+    /// Failed at every backoff step: stop trying (it may come back after a cool-down).
+    Drop,
+}
+
+/// Revisit and retry delays (from `[peer]` in the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// After a successful visit below T.
+    pub revisit_delay: Duration,
+    /// After the 1st, 2nd, … failure in a row.
+    pub backoff: Vec<Duration>,
+    /// How long a dropped peer is ignored.
+    pub cooldown: Duration,
+}
+
+impl Policy {
+    /// From the configuration.
+    pub fn from_config(p: &crate::config::Peer) -> Self {
+        Self {
+            revisit_delay: Duration::from_secs(p.revisit_delay_secs),
+            backoff: p
+                .retry_backoff_secs
+                .iter()
+                .map(|&s| Duration::from_secs(s))
+                .collect(),
+            cooldown: Duration::from_secs(p.drop_cooldown_secs),
+        }
+    }
+
+    /// After a successful visit.
+    pub fn after_success(&self, complete: bool) -> Next {
+        if complete {
+            Next::Finished
+        } else {
+            Next::After(self.revisit_delay)
+        }
+    }
+
+    /// After the `failures_in_row`-th failure in a row (1 for the first).
+    pub fn after_failure(&self, failures_in_row: u32) -> Next {
+        match self.backoff.get(failures_in_row.saturating_sub(1) as usize) {
+            Some(&d) => Next::After(d),
+            None => Next::Drop,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_then_drop() {
+        let p = Policy::from_config(&crate::config::Peer::default());
+        assert_eq!(
+            p.after_success(false),
+            Next::After(Duration::from_secs(180))
+        );
+        assert_eq!(p.after_success(true), Next::Finished);
+        assert_eq!(p.after_failure(1), Next::After(Duration::from_secs(60)));
+        assert_eq!(p.after_failure(3), Next::After(Duration::from_secs(900)));
+        assert_eq!(p.after_failure(4), Next::Drop);
+    }
+}
