@@ -11,6 +11,11 @@ pub fn unix_now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// `YYYY-mm-dd_HH-MM-SS` (UTC) for file names.
 pub fn file_stamp(unix: i64) -> String {
     let fmt = format_description!("[year]-[month]-[day]_[hour]-[minute]-[second]");

@@ -6,6 +6,8 @@
 
 pub mod clock;
 pub mod config;
+pub mod monitor;
+pub mod peer;
 pub mod run;
 pub mod schedule;
 pub mod store;

@@ -5,11 +5,13 @@
 //! every few seconds until Ctrl+C, and shuts down in order: record the end, drain the
 //! writer, print a summary. (Sources and peer evaluation join this loop in later steps.)
 
+pub mod evaluation;
 pub mod files;
 pub mod logging;
 pub mod shutdown;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -80,6 +82,14 @@ pub struct RunOutcome {
     pub torrents: usize,
     /// Of which magnet links still waiting for metadata.
     pub pending_metadata: usize,
+    /// Peers known at the end.
+    pub peers: u64,
+    /// Visits made.
+    pub visits: u64,
+    /// Of which successful.
+    pub visits_ok: u64,
+    /// Confirmed downloads.
+    pub confirmed: u64,
     /// Why the run ended.
     pub end_reason: String,
     /// Wall-clock length in seconds.
@@ -93,11 +103,16 @@ impl RunOutcome {
     pub fn summary(&self) -> String {
         format!(
             "btda run ended ({}) after {}\n  torrents: {} ({} waiting for metadata)\n  \
+             peers: {}, visits: {} ({} ok), confirmed downloads: {}\n  \
              database: {} ({} records in {} transactions, {} refused)\n  log: {}\n",
             self.end_reason,
             crate::clock::format_duration(self.seconds),
             self.torrents,
             self.pending_metadata,
+            self.peers,
+            self.visits,
+            self.visits_ok,
+            self.confirmed,
             self.files.database.display(),
             self.writer.committed,
             self.writer.batches,
@@ -191,8 +206,20 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         files.database.display()
     );
 
-    let stats = writer.stats();
+    let evaluation = evaluation::start(
+        &opts.config,
+        &torrents,
+        db.clone(),
+        writer.stats(),
+        shutdown,
+    );
+    let monitor = crate::monitor::Monitor::new(
+        Arc::clone(&evaluation.engine),
+        writer.stats(),
+        evaluation.workers,
+    );
     let interval = Duration::from_secs(opts.config.monitor.status_interval_secs);
+    let mut since = (Instant::now(), 0);
     while !shutdown.requested() {
         if interval.is_zero() {
             shutdown.wait(Duration::from_secs(3600));
@@ -202,16 +229,21 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
             break;
         }
         eprintln!(
-            "[{}] torrents {} ({} waiting for metadata) | db {} records, backlog {}",
-            crate::clock::format_duration(started.elapsed().as_secs() as i64),
-            torrents.len(),
-            pending_metadata,
-            stats.committed.load(Ordering::Relaxed),
-            stats.backlog(),
+            "{}",
+            monitor.status_line(torrents.len(), pending_metadata, &mut since)
         );
     }
 
     log::info!("stop requested; shutting down");
+    let engine = Arc::clone(&evaluation.engine);
+    drop(monitor);
+    evaluation.stop();
+    let visits = (
+        engine.stats.visits.load(Ordering::Relaxed),
+        engine.stats.visits_ok.load(Ordering::Relaxed),
+    );
+    let counts = engine.queue.counts();
+    drop(engine);
     let end_reason = "signal".to_string();
     db.send(Record::RunEnd {
         ended_at: crate::clock::unix_now(),
@@ -229,6 +261,10 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         files,
         torrents: torrents.len(),
         pending_metadata,
+        peers: counts.known,
+        visits: visits.0,
+        visits_ok: visits.1,
+        confirmed: counts.confirmed,
         end_reason,
         seconds: started.elapsed().as_secs() as i64,
         writer: summary,

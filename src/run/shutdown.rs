@@ -41,6 +41,11 @@ impl Shutdown {
         Ok(this)
     }
 
+    /// The flag itself, for loops that poll it directly.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.flag)
+    }
+
     /// Asks everything to stop.
     pub fn request(&self) {
         self.flag.store(true, Ordering::SeqCst);

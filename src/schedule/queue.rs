@@ -58,6 +58,8 @@ pub enum VisitResult {
     },
     /// Connect, handshake or protocol failure.
     Failure,
+    /// A failure on btda's side (shutdown, no file descriptors): retried without penalty.
+    Retry,
 }
 
 /// What the caller must store after a visit.
@@ -276,6 +278,16 @@ impl PeerQueue {
                 e.failures_in_row += 1;
                 self.policy.after_failure(e.failures_in_row)
             }
+            VisitResult::Retry => {
+                e.attempts = e.attempts.saturating_sub(1);
+                Next::After(
+                    self.policy
+                        .backoff
+                        .first()
+                        .copied()
+                        .unwrap_or(self.policy.revisit_delay),
+                )
+            }
         };
         match next {
             Next::After(delay) => {
@@ -384,6 +396,7 @@ impl PeerQueue {
                 }
             }
             VisitResult::Failure => e.progress.failure(),
+            VisitResult::Retry => {}
         }
         if crossed_now {
             g.confirmed += 1;

@@ -193,6 +193,14 @@ pub struct StatisticRow {
     pub load_avg: Option<f64>,
     /// Open file descriptors.
     pub open_fds: Option<u64>,
+    /// Incoming connections accepted so far.
+    pub incoming_accepted: Option<u64>,
+    /// Incoming connections closed at once (all handlers busy) so far.
+    pub incoming_refused_busy: Option<u64>,
+    /// Incoming connections for torrents btda does not analyse so far.
+    pub incoming_unknown: Option<u64>,
+    /// Confirmed downloads so far.
+    pub confirmed: Option<u64>,
 }
 
 /// Everything the writer thread can be asked to store.
@@ -348,8 +356,9 @@ impl Record {
                 .prepare_cached(
                     "INSERT INTO statistic (at, peers_known, peers_due, peers_in_flight,
                         workers_busy, workload, incoming_active, writer_backlog, rss_mb, load_avg,
-                        open_fds)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        open_fds, incoming_accepted, incoming_refused_busy, incoming_unknown,
+                        confirmed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?
                 .execute(params![
                     s.at,
@@ -362,7 +371,11 @@ impl Record {
                     s.writer_backlog,
                     s.rss_mb,
                     s.load_avg,
-                    s.open_fds
+                    s.open_fds,
+                    s.incoming_accepted,
+                    s.incoming_refused_busy,
+                    s.incoming_unknown,
+                    s.confirmed
                 ])
                 .map(drop),
         }

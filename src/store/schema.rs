@@ -115,7 +115,11 @@ CREATE TABLE IF NOT EXISTS statistic (
     writer_backlog  INTEGER,
     rss_mb          REAL,
     load_avg        REAL,
-    open_fds        INTEGER
+    open_fds        INTEGER,
+    incoming_accepted     INTEGER,       -- cumulative since the start
+    incoming_refused_busy INTEGER,       -- cumulative: closed at once, all handlers busy
+    incoming_unknown      INTEGER,       -- cumulative: info-hash not analysed
+    confirmed       INTEGER              -- confirmed downloads so far
 );
 
 CREATE VIEW IF NOT EXISTS confirmed_download AS

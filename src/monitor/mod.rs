@@ -1,0 +1,160 @@
+//! Monitoring: `statistic` rows every interval and the terminal status line.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::peer::Engine;
+use crate::store::{Record, StatisticRow, WriterStats};
+
+/// Process figures read from `/proc` (None where unavailable).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessSample {
+    /// Resident memory, MiB.
+    pub rss_mb: Option<f64>,
+    /// One-minute load average.
+    pub load_avg: Option<f64>,
+    /// Open file descriptors.
+    pub open_fds: Option<u64>,
+}
+
+/// Reads RSS, load average and open descriptors of this process.
+pub fn process_sample() -> ProcessSample {
+    let rss_mb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .map(|kb| kb / 1024.0)
+        });
+    let load_avg = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()));
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| d.count() as u64);
+    ProcessSample {
+        rss_mb,
+        load_avg,
+        open_fds,
+    }
+}
+
+/// Keeps the previous sample to turn counters into rates and shares.
+pub struct Monitor {
+    engine: Arc<Engine>,
+    writer: Arc<WriterStats>,
+    workers: usize,
+    started: Instant,
+    last: (Instant, u64, u64),
+}
+
+impl Monitor {
+    /// Starts measuring now.
+    pub fn new(engine: Arc<Engine>, writer: Arc<WriterStats>, workers: usize) -> Self {
+        let busy = engine.stats.busy_ns.load(Ordering::Relaxed);
+        let visits = engine.stats.visits.load(Ordering::Relaxed);
+        Self {
+            engine,
+            writer,
+            workers,
+            started: Instant::now(),
+            last: (Instant::now(), busy, visits),
+        }
+    }
+
+    /// A `statistic` row; `workload` is the mean share of time workers were in visits
+    /// since the previous call.
+    pub fn statistic(&mut self) -> StatisticRow {
+        let s = &self.engine.stats;
+        let now = Instant::now();
+        let busy = s.busy_ns.load(Ordering::Relaxed);
+        let visits = s.visits.load(Ordering::Relaxed);
+        let span = now.duration_since(self.last.0).as_nanos() as f64 * self.workers.max(1) as f64;
+        let workload = (span > 0.0).then(|| ((busy - self.last.1) as f64 / span).min(1.0));
+        self.last = (now, busy, visits);
+        let q = self.engine.queue.counts();
+        let p = process_sample();
+        StatisticRow {
+            at: crate::clock::unix_now(),
+            peers_known: Some(q.known),
+            peers_due: Some(q.due),
+            peers_in_flight: Some(q.in_flight),
+            workers_busy: Some(s.workers_busy.load(Ordering::Relaxed)),
+            workload,
+            incoming_active: Some(s.incoming_active.load(Ordering::Relaxed)),
+            writer_backlog: Some(self.writer.backlog()),
+            rss_mb: p.rss_mb,
+            load_avg: p.load_avg,
+            open_fds: p.open_fds,
+            incoming_accepted: Some(s.incoming_accepted.load(Ordering::Relaxed)),
+            incoming_refused_busy: Some(s.incoming_refused_busy.load(Ordering::Relaxed)),
+            incoming_unknown: Some(s.incoming_unknown.load(Ordering::Relaxed)),
+            confirmed: Some(q.confirmed),
+        }
+    }
+
+    /// One plain-text status line (no cursor tricks, so it reads well in tmux logs).
+    pub fn status_line(
+        &self,
+        torrents: usize,
+        pending: usize,
+        since: &mut (Instant, u64),
+    ) -> String {
+        let s = &self.engine.stats;
+        let visits = s.visits.load(Ordering::Relaxed);
+        let ok = s.visits_ok.load(Ordering::Relaxed);
+        let dt = since.0.elapsed().as_secs_f64();
+        let rate = if dt > 0.0 {
+            (visits - since.1) as f64 / dt
+        } else {
+            0.0
+        };
+        *since = (Instant::now(), visits);
+        let q = self.engine.queue.counts();
+        let success = if visits > 0 {
+            format!("{:.0}%", 100.0 * ok as f64 / visits as f64)
+        } else {
+            "-".into()
+        };
+        format!(
+            "[{}] torrents {torrents} ({pending} waiting for metadata) | peers {} ({} due, {} complete) | visits/s {rate:.1} | ok {success} | confirmed {} | incoming {} | db backlog {}",
+            crate::clock::format_duration(self.started.elapsed().as_secs() as i64),
+            q.known,
+            q.due,
+            q.finished,
+            q.confirmed,
+            s.incoming_active.load(Ordering::Relaxed),
+            self.writer.backlog(),
+        )
+    }
+}
+
+/// Writes a `statistic` row every `interval` until the stop flag is set (and one last
+/// row then).
+pub fn statistics_loop(
+    mut monitor: Monitor,
+    db: crate::store::RecordSender,
+    interval: Duration,
+    stop: &crate::run::Shutdown,
+) {
+    loop {
+        let stopping = stop.wait(interval);
+        // Never block on a full channel: a sample may be skipped, the workers never wait.
+        db.try_send(Record::Statistic(monitor.statistic()));
+        if stopping {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_this_process() {
+        let p = super::process_sample();
+        assert!(p.rss_mb.is_some_and(|m| m > 0.0));
+        assert!(p.open_fds.is_some_and(|n| n >= 3));
+    }
+}

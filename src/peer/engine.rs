@@ -1,0 +1,346 @@
+//! The evaluation engine: worker threads visiting peers from the `PeerQueue`, the
+//! listener for incoming peers, and the shared counters they keep.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::outcome::Outcome;
+use super::visit::{
+    Identity, Timeouts, TorrentLookup, VisitReport, visit_incoming, visit_outgoing,
+};
+use crate::schedule::{Added, PeerQueue, Recorded, Source, VisitResult};
+use crate::store::{Record, RecordSender, VisitRow};
+use crate::torrent::InfoHash;
+use crate::wire::StateKind;
+
+/// Counters shared by workers, the listener and the monitor.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Visits finished (both directions).
+    pub visits: AtomicU64,
+    /// Of which with outcome `ok`.
+    pub visits_ok: AtomicU64,
+    /// Workers inside a visit now.
+    pub workers_busy: AtomicU64,
+    /// Total nanoseconds workers spent in visits.
+    pub busy_ns: AtomicU64,
+    /// Incoming handlers busy now.
+    pub incoming_active: AtomicU64,
+    /// Incoming connections accepted for a handler.
+    pub incoming_accepted: AtomicU64,
+    /// Incoming connections closed at once because every handler was busy.
+    pub incoming_refused_busy: AtomicU64,
+    /// Incoming connections for a torrent btda does not analyse.
+    pub incoming_unknown: AtomicU64,
+    /// Peers learned by PEX that were new.
+    pub pex_new: AtomicU64,
+    /// Peers learned by PEX that were already known.
+    pub pex_duplicate: AtomicU64,
+}
+
+/// One analysed torrent, as the engine needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct TorrentSlot {
+    /// Its info-hash.
+    pub info_hash: InfoHash,
+    /// Its pieces count (None while metadata is pending).
+    pub pieces: Option<u32>,
+}
+
+/// Everything the engine's threads share.
+pub struct Engine {
+    /// The peers.
+    pub queue: Arc<PeerQueue>,
+    /// The database writer.
+    pub db: RecordSender,
+    /// Torrents by index (= database id − 1).
+    pub torrents: Vec<TorrentSlot>,
+    by_hash: HashMap<InfoHash, u32>,
+    /// Our peer id, for this run.
+    pub peer_id: [u8; 20],
+    /// Announced listen port.
+    pub listen_port: u16,
+    /// Cap on messages.
+    pub max_message: u32,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Set when the run stops.
+    pub stop: Arc<AtomicBool>,
+    /// Counters.
+    pub stats: EngineStats,
+    version: String,
+}
+
+impl TorrentLookup for Engine {
+    fn pieces_of(&self, info_hash: &InfoHash) -> Option<u32> {
+        let i = *self.by_hash.get(info_hash)?;
+        self.torrents.get(i as usize)?.pieces
+    }
+}
+
+impl Engine {
+    /// Sets up the shared state.
+    pub fn new(
+        queue: Arc<PeerQueue>,
+        db: RecordSender,
+        torrents: Vec<TorrentSlot>,
+        peer: &crate::config::Peer,
+        peer_id: [u8; 20],
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        let by_hash = torrents
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.info_hash, i as u32))
+            .collect();
+        Self {
+            queue,
+            db,
+            torrents,
+            by_hash,
+            peer_id,
+            listen_port: peer.listen_port,
+            max_message: peer.max_message_bytes,
+            timeouts: Timeouts::from_config(peer),
+            stop,
+            stats: EngineStats::default(),
+            version: format!("btda {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    fn identity(&self) -> Identity<'_> {
+        Identity {
+            peer_id: self.peer_id,
+            listen_port: self.listen_port,
+            version: &self.version,
+            max_message: self.max_message,
+        }
+    }
+
+    /// The loop of one worker thread: visit due peers until the queue closes.
+    pub fn work(&self) {
+        while let Some(job) = self.queue.next_job() {
+            let began = Instant::now();
+            self.stats.workers_busy.fetch_add(1, Ordering::Relaxed);
+            let started_at = crate::clock::unix_now();
+            let slot = self.torrents[job.peer.torrent as usize];
+            let pieces = slot.pieces.unwrap_or(0);
+            let report = visit_outgoing(
+                job.peer.addr,
+                slot.info_hash,
+                pieces,
+                &self.identity(),
+                &self.timeouts,
+                &self.stop,
+            );
+            let recorded = self.queue.finish(&job, to_result(&report));
+            self.store(
+                job.peer.torrent,
+                started_at,
+                "out",
+                Some(job.attempt),
+                &report,
+                &recorded,
+            );
+            for addr in &report.pex {
+                let counter = match self.queue.add(job.peer.torrent, *addr, Source::Pex) {
+                    Added::New => &self.stats.pex_new,
+                    _ => &self.stats.pex_duplicate,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            self.stats
+                .busy_ns
+                .fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            self.stats.workers_busy.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Handles one accepted connection.
+    pub fn handle_incoming(&self, stream: std::net::TcpStream, from: SocketAddr) {
+        let started_at = crate::clock::unix_now();
+        let (info_hash, report) =
+            visit_incoming(stream, self, &self.identity(), &self.timeouts, &self.stop);
+        let torrent = info_hash.and_then(|h| self.by_hash.get(&h).copied());
+        let Some(torrent) = torrent.filter(|_| report.outcome != Outcome::UnknownInfoHash) else {
+            if report.outcome == Outcome::UnknownInfoHash {
+                self.stats.incoming_unknown.fetch_add(1, Ordering::Relaxed);
+            }
+            return; // not one of our torrents: nothing to attribute it to
+        };
+        let listen_port = report.extensions.as_ref().and_then(|e| e.listen_port);
+        let recorded = match to_result(&report) {
+            result @ VisitResult::Success { .. } => {
+                self.queue
+                    .record_incoming(torrent, from.ip(), listen_port, result)
+            }
+            _ => Recorded {
+                peer_id: None,
+                row: None,
+                crossed_now: false,
+            },
+        };
+        self.store(torrent, started_at, "in", None, &report, &recorded);
+    }
+
+    fn store(
+        &self,
+        torrent: u32,
+        started_at: i64,
+        direction: &'static str,
+        attempt: Option<u32>,
+        r: &VisitReport,
+        rec: &Recorded,
+    ) {
+        self.stats.visits.fetch_add(1, Ordering::Relaxed);
+        if r.outcome == Outcome::Ok {
+            self.stats.visits_ok.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(row) = &rec.row {
+            let _ = self.db.send(Record::Peer(row.clone()));
+        }
+        let _ = self.db.send(Record::Visit(VisitRow {
+            peer_id: rec.peer_id,
+            torrent_id: i64::from(torrent) + 1,
+            started_at,
+            attempt,
+            direction,
+            outcome: r.outcome.as_str(),
+            connect_ms: r.connect_ms,
+            handshake_ms: r.handshake_ms,
+            duration_ms: Some(r.duration_ms),
+            pieces: r.pieces,
+            state: r.state.map(StateKind::as_str),
+            messages: Some(r.messages),
+            max_gap_ms: r.max_gap_ms,
+            invalid_messages: Some(r.invalid),
+        }));
+    }
+}
+
+/// What the queue needs from a visit report.
+pub fn to_result(r: &VisitReport) -> VisitResult {
+    match (r.outcome, r.pieces) {
+        (Outcome::Ok, Some(pieces)) => {
+            let client = r.peer_id.map(|id| {
+                let c = crate::wire::client::identify(&id);
+                (c.name, c.version)
+            });
+            VisitResult::Success {
+                end_ms: crate::clock::unix_now_ms(),
+                pieces,
+                with_state: r.state.is_some_and(|s| s != StateKind::None),
+                client,
+                client_v: r.extensions.as_ref().and_then(|e| e.client.clone()),
+            }
+        }
+        (o, _) if o.is_local() => VisitResult::Retry,
+        _ => VisitResult::Failure,
+    }
+}
+
+/// Running worker and listener threads.
+pub struct Running {
+    workers: threadpool::ThreadPool,
+    listener: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits for every thread after the queue was closed and the stop flag set.
+    pub fn join(self) {
+        self.workers.join();
+        if let Some(l) = self.listener {
+            let _ = l.join();
+        }
+    }
+}
+
+/// Binds the listener (SO_REUSEADDR, non-blocking accept so it can watch the stop flag).
+pub fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SockAddr::from(addr))?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Starts `workers` worker threads and, if given, the listener with `handlers` handlers.
+pub fn start(
+    engine: Arc<Engine>,
+    workers: usize,
+    stack_kib: usize,
+    listener: Option<TcpListener>,
+    handlers: usize,
+) -> Running {
+    let pool = threadpool::Builder::new()
+        .num_threads(workers)
+        .thread_name("visit".into())
+        .thread_stack_size(stack_kib * 1024)
+        .build();
+    for _ in 0..workers {
+        let e = Arc::clone(&engine);
+        pool.execute(move || e.work());
+    }
+    let listener = listener.map(|l| {
+        let e = Arc::clone(&engine);
+        std::thread::Builder::new()
+            .name("listener".into())
+            .spawn(move || accept_loop(&e, &l, handlers, stack_kib))
+            .expect("spawning the listener thread")
+    });
+    Running {
+        workers: pool,
+        listener,
+    }
+}
+
+fn accept_loop(engine: &Arc<Engine>, listener: &TcpListener, handlers: usize, stack_kib: usize) {
+    let pool = threadpool::Builder::new()
+        .num_threads(handlers)
+        .thread_name("incoming".into())
+        .thread_stack_size(stack_kib * 1024)
+        .build();
+    while !engine.stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, from)) => {
+                if engine.stats.incoming_active.load(Ordering::Relaxed) >= handlers as u64 {
+                    engine
+                        .stats
+                        .incoming_refused_busy
+                        .fetch_add(1, Ordering::Relaxed);
+                    drop(stream);
+                    continue;
+                }
+                if stream.set_nonblocking(false).is_err() {
+                    continue;
+                }
+                engine.stats.incoming_active.fetch_add(1, Ordering::Relaxed);
+                engine
+                    .stats
+                    .incoming_accepted
+                    .fetch_add(1, Ordering::Relaxed);
+                let e = Arc::clone(engine);
+                pool.execute(move || {
+                    e.handle_incoming(stream, from);
+                    e.stats.incoming_active.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => {
+                // EMFILE and friends: wait and go on; the listener never dies of them.
+                log::warn!("listener: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    pool.join();
+}

@@ -1,0 +1,9 @@
+//! Blocking peer drivers: outgoing and incoming visits, the worker pool, the listener.
+
+pub mod engine;
+pub mod outcome;
+pub mod visit;
+
+pub use engine::{Engine, EngineStats, Running, TorrentSlot};
+pub use outcome::Outcome;
+pub use visit::{Identity, Timeouts, VisitReport};

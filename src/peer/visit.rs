@@ -1,0 +1,421 @@
+//! One visit: a blocking TCP session with a peer, from connect (or accept) to the moment
+//! its piece count is known. All protocol decisions are in `crate::wire`; this file
+//! only moves bytes under deadlines and measures how long each phase took.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::outcome::Outcome;
+use crate::torrent::InfoHash;
+use crate::wire::extended::{self, PeerExtensions};
+use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
+use crate::wire::{Handshake, Message, MessageDecoder, PieceState, StateKind};
+
+/// Longest a blocking read waits before checking the stop flag.
+const POLL: Duration = Duration::from_millis(200);
+/// Peers kept from PEX in one visit.
+const MAX_PEX_PER_VISIT: usize = 1000;
+
+/// Timeouts of a visit (from `[peer]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// TCP connect.
+    pub connect: Duration,
+    /// Peer's handshake after connecting.
+    pub handshake: Duration,
+    /// Longest silence between messages.
+    pub silence: Duration,
+    /// Quiet time after the initial piece state.
+    pub quiet_grace: Duration,
+    /// Longest visit.
+    pub cap: Duration,
+}
+
+impl Timeouts {
+    /// From the configuration.
+    pub fn from_config(p: &crate::config::Peer) -> Self {
+        let ms = Duration::from_millis;
+        Self {
+            connect: ms(p.connect_timeout_ms),
+            handshake: ms(p.handshake_timeout_ms),
+            silence: ms(p.silence_timeout_ms),
+            quiet_grace: ms(p.quiet_grace_ms),
+            cap: ms(p.visit_cap_ms),
+        }
+    }
+}
+
+/// What btda says about itself in a visit.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    /// Our peer id (one per run).
+    pub peer_id: [u8; 20],
+    /// Our listen port, sent in the extended handshake (0: none).
+    pub listen_port: u16,
+    /// `v` in the extended handshake.
+    pub version: &'a str,
+    /// Cap on message length from the configuration.
+    pub max_message: u32,
+}
+
+/// Everything measured in one visit; becomes a `visit` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisitReport {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// TCP connect time (outgoing only).
+    pub connect_ms: Option<u32>,
+    /// Time from connected to the peer's handshake.
+    pub handshake_ms: Option<u32>,
+    /// Whole visit.
+    pub duration_ms: u32,
+    /// Pieces known at the end (None if the handshake failed).
+    pub pieces: Option<u32>,
+    /// Which message set the piece state.
+    pub state: Option<StateKind>,
+    /// Messages received after the handshake.
+    pub messages: u32,
+    /// Longest time between two messages (or handshake and first message).
+    pub max_gap_ms: Option<u32>,
+    /// Piece-state messages ignored as invalid.
+    pub invalid: u32,
+    /// The peer's id from its handshake.
+    pub peer_id: Option<[u8; 20]>,
+    /// What the peer said in its extended handshake.
+    pub extensions: Option<PeerExtensions>,
+    /// Peers received through ut_pex.
+    pub pex: Vec<SocketAddr>,
+}
+
+impl VisitReport {
+    fn failed(outcome: Outcome, start: Instant) -> Self {
+        Self {
+            outcome,
+            connect_ms: None,
+            handshake_ms: None,
+            duration_ms: ms_since(start),
+            pieces: None,
+            state: None,
+            messages: 0,
+            max_gap_ms: None,
+            invalid: 0,
+            peer_id: None,
+            extensions: None,
+            pex: Vec::new(),
+        }
+    }
+}
+
+fn ms_since(t: Instant) -> u32 {
+    u32::try_from(t.elapsed().as_millis()).unwrap_or(u32::MAX)
+}
+
+enum ReadError {
+    Timeout,
+    Closed,
+    Stopped,
+    Io(io::Error),
+}
+
+/// Reads exactly `buf.len()` bytes before `deadline`, checking `stop` while waiting.
+fn read_exact_by(
+    s: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+    stop: &AtomicBool,
+) -> Result<(), ReadError> {
+    let mut got = 0;
+    while got < buf.len() {
+        if stop.load(Ordering::Relaxed) {
+            return Err(ReadError::Stopped);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadError::Timeout);
+        }
+        s.set_read_timeout(Some(left.min(POLL)))
+            .map_err(ReadError::Io)?;
+        match s.read(&mut buf[got..]) {
+            Ok(0) => return Err(ReadError::Closed),
+            Ok(n) => got += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadError::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+fn handshake_failure(e: ReadError) -> Outcome {
+    match e {
+        ReadError::Timeout => Outcome::HandshakeTimeout,
+        ReadError::Closed => Outcome::ClosedInHandshake,
+        ReadError::Stopped => Outcome::Interrupted,
+        ReadError::Io(e) => Outcome::of_handshake_error(&e),
+    }
+}
+
+/// Connects with a timeout (socket2), so the connect time can be measured and bounded.
+pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.connect_timeout(&SockAddr::from(addr), timeout)?;
+    socket.set_tcp_nodelay(true)?;
+    Ok(socket.into())
+}
+
+/// Visits `addr` for `info_hash`: connect, handshake, read the piece state.
+pub fn visit_outgoing(
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    pieces: u32,
+    me: &Identity<'_>,
+    t: &Timeouts,
+    stop: &AtomicBool,
+) -> VisitReport {
+    let start = Instant::now();
+    let mut stream = match connect(addr, t.connect) {
+        Ok(s) => s,
+        Err(e) => return VisitReport::failed(Outcome::of_connect_error(&e), start),
+    };
+    let connect_ms = ms_since(start);
+    let connected = Instant::now();
+    let mut report = VisitReport::failed(Outcome::Ok, start);
+    report.connect_ms = Some(connect_ms);
+    let _ = stream.set_write_timeout(Some(t.handshake));
+    if let Err(e) = stream.write_all(&Handshake::ours(info_hash, me.peer_id).encode()) {
+        report.outcome = Outcome::of_handshake_error(&e);
+        report.duration_ms = ms_since(start);
+        return report;
+    }
+    let mut theirs = [0u8; HANDSHAKE_LEN];
+    if let Err(e) = read_exact_by(&mut stream, &mut theirs, connected + t.handshake, stop) {
+        report.outcome = handshake_failure(e);
+        report.duration_ms = ms_since(start);
+        return report;
+    }
+    report.handshake_ms = Some(ms_since(connected));
+    let hs = match Handshake::parse(&theirs) {
+        Ok(h) => h,
+        Err(_) => {
+            report.outcome = Outcome::WrongProtocol;
+            report.duration_ms = ms_since(start);
+            return report;
+        }
+    };
+    if hs.info_hash != info_hash {
+        report.outcome = Outcome::InfoHashMismatch;
+        report.duration_ms = ms_since(start);
+        return report;
+    }
+    exchange(&mut stream, &hs, pieces, me, t, stop, start, &mut report);
+    report
+}
+
+/// Looks up a torrent by the info-hash an incoming peer asked for: its pieces count.
+pub trait TorrentLookup {
+    /// Pieces of the torrent with this info-hash, if btda analyses it.
+    fn pieces_of(&self, info_hash: &InfoHash) -> Option<u32>;
+}
+
+/// Handles an accepted connection. An info-hash btda does not analyse is refused right
+/// after the first 48 handshake bytes, without waiting for anything else.
+pub fn visit_incoming(
+    mut stream: TcpStream,
+    torrents: &dyn TorrentLookup,
+    me: &Identity<'_>,
+    t: &Timeouts,
+    stop: &AtomicBool,
+) -> (Option<InfoHash>, VisitReport) {
+    let start = Instant::now();
+    let _ = stream.set_nodelay(true);
+    let mut head = [0u8; 48];
+    if let Err(e) = read_exact_by(&mut stream, &mut head, start + t.handshake, stop) {
+        return (None, VisitReport::failed(handshake_failure(e), start));
+    }
+    let Ok((_, info_hash)) = Handshake::parse_head(&head) else {
+        return (None, VisitReport::failed(Outcome::WrongProtocol, start));
+    };
+    let Some(pieces) = torrents.pieces_of(&info_hash) else {
+        return (
+            Some(info_hash),
+            VisitReport::failed(Outcome::UnknownInfoHash, start),
+        );
+    };
+    let mut report = VisitReport::failed(Outcome::Ok, start);
+    let _ = stream.set_write_timeout(Some(t.handshake));
+    if let Err(e) = stream.write_all(&Handshake::ours(info_hash, me.peer_id).encode()) {
+        report.outcome = Outcome::of_handshake_error(&e);
+        return (Some(info_hash), report);
+    }
+    let mut rest = [0u8; 20];
+    if let Err(e) = read_exact_by(&mut stream, &mut rest, start + t.handshake, stop) {
+        report.outcome = handshake_failure(e);
+        report.duration_ms = ms_since(start);
+        return (Some(info_hash), report);
+    }
+    report.handshake_ms = Some(ms_since(start));
+    let mut full = [0u8; HANDSHAKE_LEN];
+    full[..48].copy_from_slice(&head);
+    full[48..].copy_from_slice(&rest);
+    let Ok(hs) = Handshake::parse(&full) else {
+        report.outcome = Outcome::WrongProtocol;
+        return (Some(info_hash), report);
+    };
+    exchange(&mut stream, &hs, pieces, me, t, stop, start, &mut report);
+    (Some(info_hash), report)
+}
+
+/// After both handshakes: send our extended handshake (and have_none), then read
+/// messages until the piece state is known, the peer falls quiet, or the cap.
+#[allow(clippy::too_many_arguments)]
+fn exchange(
+    stream: &mut TcpStream,
+    theirs: &Handshake,
+    pieces: u32,
+    me: &Identity<'_>,
+    t: &Timeouts,
+    stop: &AtomicBool,
+    start: Instant,
+    report: &mut VisitReport,
+) {
+    report.peer_id = Some(theirs.peer_id);
+    let mut hello = Vec::new();
+    if theirs.supports(EXTENSION_BIT) {
+        let payload = extended::our_handshake(me.listen_port, me.version);
+        hello.extend(Message::Extended { id: 0, payload }.encode());
+    }
+    if theirs.supports(FAST_BIT) {
+        hello.extend(Message::HaveNone.encode());
+    }
+    if !hello.is_empty()
+        && let Err(e) = stream.write_all(&hello)
+    {
+        report.outcome = Outcome::of_handshake_error(&e);
+        if report.outcome == Outcome::ClosedInHandshake {
+            report.outcome = Outcome::ClosedAfterHandshake;
+        }
+        report.duration_ms = ms_since(start);
+        return;
+    }
+
+    // A bitfield needs ceil(pieces / 8) + 1 bytes; other messages btda reads are small.
+    let needed = (pieces as usize).div_ceil(8) as u32 + 1;
+    let mut decoder = MessageDecoder::new(me.max_message.min(needed.max(64 * 1024)));
+    let mut state = PieceState::new(pieces);
+    let mut last = Instant::now();
+    let mut max_gap = Duration::ZERO;
+    let mut buf = vec![0u8; 16 * 1024];
+    let outcome = 'visit: loop {
+        if stop.load(Ordering::Relaxed) {
+            break if state.known() {
+                Outcome::Ok
+            } else {
+                Outcome::Interrupted
+            };
+        }
+        let now = Instant::now();
+        let mut deadline = (start + t.cap).min(last + t.silence);
+        if state.known() {
+            deadline = deadline.min(last + t.quiet_grace);
+        }
+        if now >= deadline {
+            break Outcome::Ok; // quiet after the state, silent (state none), or the cap
+        }
+        if stream
+            .set_read_timeout(Some((deadline - now).min(POLL)))
+            .is_err()
+        {
+            break Outcome::LocalError;
+        }
+        let n = match stream.read(&mut buf) {
+            Ok(0) => {
+                break if state.known() {
+                    Outcome::Ok
+                } else {
+                    Outcome::ClosedAfterHandshake
+                };
+            }
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                break if state.known() {
+                    Outcome::Ok
+                } else if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                ) {
+                    Outcome::Reset
+                } else {
+                    Outcome::ClosedAfterHandshake
+                };
+            }
+        };
+        let arrived = Instant::now();
+        decoder.feed(&buf[..n]);
+        loop {
+            let msg = match decoder.next_message() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    log::debug!("protocol error: {e}");
+                    break 'visit Outcome::ProtocolError;
+                }
+            };
+            report.messages += 1;
+            max_gap = max_gap.max(arrived - last);
+            last = arrived;
+            match msg {
+                Message::Bitfield(bits) => {
+                    let _ = state.bitfield(&bits); // an invalid one is counted and ignored
+                }
+                Message::Have(i) => {
+                    let _ = state.have(i);
+                }
+                Message::HaveAll => state.have_all(),
+                Message::HaveNone => state.have_none(),
+                Message::Extended { id: 0, payload } => {
+                    if let Ok(ext) = extended::parse_handshake(&payload) {
+                        report.extensions = Some(ext);
+                    }
+                }
+                // Peers address extended messages to us by the ids *we* announced.
+                Message::Extended { id, payload } if id == extended::OUR_UT_PEX => {
+                    if let Ok(peers) = extended::parse_pex(&payload) {
+                        let room = MAX_PEX_PER_VISIT.saturating_sub(report.pex.len());
+                        report.pex.extend(peers.into_iter().take(room));
+                    }
+                }
+                _ => {}
+            }
+            if state.known() && state.is_complete() {
+                break 'visit Outcome::Ok; // a full set is the whole answer: end at once
+            }
+        }
+    };
+    report.outcome = outcome;
+    report.duration_ms = ms_since(start);
+    report.max_gap_ms =
+        (report.messages > 0).then(|| u32::try_from(max_gap.as_millis()).unwrap_or(u32::MAX));
+    report.invalid = state.invalid();
+    if outcome == Outcome::Ok {
+        report.pieces = Some(state.count());
+        report.state = Some(state.kind());
+    }
+}

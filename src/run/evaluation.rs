@@ -1,0 +1,190 @@
+//! Starting and stopping the peer evaluation of a run: the queue, the workers, the
+//! listener, the statistics thread, and the peers given by hand.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::monitor::{Monitor, statistics_loop};
+use crate::peer::engine::{self, Running};
+use crate::peer::{Engine, TorrentSlot};
+use crate::schedule::{PeerKeyer, PeerQueue, Policy, Source};
+use crate::store::{RecordSender, WriterStats};
+use crate::torrent::{InfoHash, Torrent};
+
+use super::Shutdown;
+
+/// File descriptors kept free for the database, the log, trackers and the DHT.
+const FD_RESERVE: u64 = 64;
+
+/// The evaluation while it runs.
+pub struct Evaluation {
+    /// Shared state of workers and listener.
+    pub engine: Arc<Engine>,
+    running: Running,
+    statistics: std::thread::JoinHandle<()>,
+    /// Worker threads actually started (after fitting the file limit).
+    pub workers: usize,
+}
+
+/// Raises the soft open-file limit to the hard one and returns the limit in force.
+fn raise_fd_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            log::warn!("cannot raise the open-file limit: {e}");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
+/// How many workers and incoming handlers fit into `fd_limit` descriptors.
+pub fn fit_pools(workers: usize, handlers: usize, fd_limit: u64) -> (usize, usize) {
+    let room = fd_limit.saturating_sub(FD_RESERVE) as usize;
+    if workers + handlers <= room {
+        return (workers, handlers);
+    }
+    let handlers = handlers.min(room / 8).max(1);
+    let workers = room.saturating_sub(handlers).max(1);
+    (workers, handlers)
+}
+
+/// Starts everything; peers given by hand are queued at once.
+pub fn start(
+    config: &Config,
+    torrents: &[Torrent],
+    db: RecordSender,
+    writer: Arc<WriterStats>,
+    shutdown: &Shutdown,
+) -> Evaluation {
+    let p = &config.peer;
+    let fd_limit = raise_fd_limit();
+    let (workers, handlers) = fit_pools(p.workers, p.incoming_handlers, fd_limit);
+    if (workers, handlers) != (p.workers, p.incoming_handlers) {
+        log::warn!(
+            "open-file limit {fd_limit} is too low for {} workers and {} incoming handlers; using {workers} and {handlers}",
+            p.workers,
+            p.incoming_handlers
+        );
+    }
+    let thresholds = torrents
+        .iter()
+        .map(|t| t.threshold_pieces(config.analysis.threshold))
+        .collect();
+    let queue = Arc::new(PeerQueue::new(
+        thresholds,
+        Policy::from_config(p),
+        PeerKeyer::random(),
+    ));
+    let slots = torrents
+        .iter()
+        .map(|t| TorrentSlot {
+            info_hash: t.info_hash,
+            pieces: t.metainfo.as_ref().map(|m| m.pieces_count),
+        })
+        .collect();
+
+    let listener = if p.listen_port == 0 {
+        None
+    } else {
+        let addr = SocketAddr::new(
+            p.listen_address.parse().unwrap_or([0, 0, 0, 0].into()),
+            p.listen_port,
+        );
+        match engine::bind_listener(addr) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::error!("cannot listen on {addr}: {e}; running without incoming peers");
+                None
+            }
+        }
+    };
+    let mut peer_cfg = p.clone();
+    if listener.is_none() {
+        peer_cfg.listen_port = 0; // never announce a port nobody answers on
+    }
+    let peer_id = crate::wire::handshake::our_peer_id(rand::random());
+    let engine = Arc::new(Engine::new(
+        Arc::clone(&queue),
+        db.clone(),
+        slots,
+        &peer_cfg,
+        peer_id,
+        shutdown.flag(),
+    ));
+    let running = engine::start(
+        Arc::clone(&engine),
+        workers,
+        p.worker_stack_kib,
+        listener,
+        handlers,
+    );
+
+    let manual = add_manual_peers(&queue, torrents, config);
+    log::info!(
+        "evaluation started: {workers} workers, {handlers} incoming handlers, {manual} peers given by hand"
+    );
+
+    let monitor = Monitor::new(Arc::clone(&engine), writer, workers);
+    let interval = Duration::from_secs(config.monitor.statistics_interval_secs);
+    let stop = shutdown.clone();
+    let statistics = std::thread::Builder::new()
+        .name("statistics".into())
+        .spawn(move || statistics_loop(monitor, db, interval, &stop))
+        .expect("spawning the statistics thread");
+    Evaluation {
+        engine,
+        running,
+        statistics,
+        workers,
+    }
+}
+
+/// Queues magnet `x.pe` peers and config `[[torrents]] peers` with source `manual`.
+/// Host names are skipped with a warning (resolving them is the DHT/tracker layer's job).
+fn add_manual_peers(queue: &PeerQueue, torrents: &[Torrent], config: &Config) -> usize {
+    let mut added = 0;
+    for (i, t) in torrents.iter().enumerate() {
+        let from_config = config
+            .torrents
+            .iter()
+            .filter(|e| InfoHash::parse(&e.info_hash).is_ok_and(|h| h == t.info_hash))
+            .flat_map(|e| e.peers.iter());
+        for text in t.manual_peers.iter().chain(from_config) {
+            match text.parse::<SocketAddr>() {
+                Ok(addr) => {
+                    queue.add(i as u32, addr, Source::Manual);
+                    added += 1;
+                }
+                Err(_) => log::warn!(
+                    "torrent {}: peer {text:?} is not ip:port; skipped",
+                    t.info_hash
+                ),
+            }
+        }
+    }
+    added
+}
+
+impl Evaluation {
+    /// Stops in order: the queue closes, visits in flight end (they watch the stop flag),
+    /// the listener and the statistics thread finish. Call after the stop flag is set.
+    pub fn stop(self) {
+        self.engine.queue.close();
+        self.running.join();
+        let _ = self.statistics.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pools_shrink_to_the_file_limit() {
+        use super::fit_pools;
+        assert_eq!(fit_pools(1024, 64, 1_000_000), (1024, 64));
+        let (w, h) = fit_pools(1024, 64, 1024);
+        assert!(w + h <= 1024 - 64 && w > 800 && h >= 1, "{w} {h}");
+        assert_eq!(fit_pools(10, 10, 10), (1, 1));
+    }
+}
