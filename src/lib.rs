@@ -10,6 +10,7 @@ pub mod monitor;
 pub mod peer;
 pub mod run;
 pub mod schedule;
+pub mod sim;
 pub mod store;
 pub mod torrent;
 pub mod wire;

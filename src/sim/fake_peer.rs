@@ -1,0 +1,259 @@
+//! Scripted fake peers on loopback that behave like real clients do (and like broken or
+//! hostile ones), for tests, benchmarks and the simulated swarm.
+//!
+//! Each fake peer listens on its own address (use distinct 127.x.y.z addresses to
+//! simulate many hosts), answers every connection with its [`Behaviour`], and counts the
+//! connections it served. Its piece count can be changed while it runs, so a test can
+//! make a leecher progress between visits.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::torrent::InfoHash;
+use crate::wire::extended;
+use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
+use crate::wire::{Handshake, Message};
+
+/// What a fake peer does after accepting a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Handshake with the fast bit, then `have_all` (libtorrent and qBittorrent seeders).
+    HaveAll,
+    /// Handshake, then a bitfield of its current pieces (first N set), then silence.
+    Bitfield,
+    /// Bitfield, then after `delay_ms` a second, fuller bitfield of `later` pieces.
+    ResendBitfield {
+        /// Pieces in the second bitfield.
+        later: u32,
+        /// Delay before it, ms.
+        delay_ms: u64,
+    },
+    /// Bitfield of its current pieces, silence for `delay_ms`, then `count` haves at once.
+    BatchedHaves {
+        /// Haves sent after the silence.
+        count: u32,
+        /// Silence before them, ms.
+        delay_ms: u64,
+    },
+    /// Handshake and nothing else (BEP 3 lets a peer with no pieces skip the bitfield).
+    NoBitfield,
+    /// Accepts and never sends a byte.
+    Silent,
+    /// Sends its handshake and closes.
+    CloseAfterHandshake,
+    /// Answers with another info-hash.
+    OtherInfoHash,
+    /// Handshake, then a length prefix of about 4 GB.
+    HugeMessage,
+    /// A bitfield of the wrong length, then valid haves for its pieces.
+    BadBitfieldThenHaves,
+    /// Bitfield plus an extended handshake and a ut_pex message naming `peers`.
+    Pex {
+        /// Peers in the `added` lists.
+        peers: Vec<SocketAddr>,
+    },
+}
+
+/// A running fake peer.
+pub struct FakePeer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    pieces: Arc<AtomicU32>,
+    served: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakePeer {
+    /// Starts a fake peer on `addr` (port 0 picks a free one) for a torrent of `total`
+    /// pieces, of which it has `pieces` now.
+    pub fn start(
+        addr: SocketAddr,
+        info_hash: InfoHash,
+        total: u32,
+        pieces: u32,
+        behaviour: Behaviour,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let have = Arc::new(AtomicU32::new(pieces));
+        let served = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s, st) = (Arc::clone(&have), Arc::clone(&served), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name(format!("fake-peer-{addr}"))
+            .spawn(move || {
+                while !st.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nonblocking(false);
+                            let script = Script {
+                                info_hash,
+                                total,
+                                pieces: h.load(Ordering::Relaxed),
+                                behaviour: behaviour.clone(),
+                            };
+                            s.fetch_add(1, Ordering::Relaxed);
+                            let stop = Arc::clone(&st);
+                            std::thread::spawn(move || {
+                                let _ = script.serve(stream, &stop);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })?;
+        Ok(Self {
+            addr,
+            pieces: have,
+            served,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Sets the pieces it reports from the next connection on.
+    pub fn set_pieces(&self, pieces: u32) {
+        self.pieces.store(pieces, Ordering::Relaxed);
+    }
+
+    /// Connections accepted so far.
+    pub fn served(&self) -> u32 {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FakePeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Script {
+    info_hash: InfoHash,
+    total: u32,
+    pieces: u32,
+    behaviour: Behaviour,
+}
+
+/// A bitfield with the first `n` of `total` pieces set.
+pub fn bitfield(total: u32, n: u32) -> Vec<u8> {
+    let mut bits = vec![0u8; (total as usize).div_ceil(8)];
+    for i in 0..n.min(total) {
+        bits[(i / 8) as usize] |= 0x80 >> (i % 8);
+    }
+    bits
+}
+
+impl Script {
+    fn serve(self, mut s: TcpStream, stop: &AtomicBool) -> std::io::Result<()> {
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        if self.behaviour == Behaviour::Silent {
+            return hold(&mut s, stop);
+        }
+        let mut theirs = [0u8; HANDSHAKE_LEN];
+        s.read_exact(&mut theirs)?;
+        let hash = if self.behaviour == Behaviour::OtherInfoHash {
+            InfoHash([0xee; 20])
+        } else {
+            self.info_hash
+        };
+        let mut hs = Handshake::ours(hash, *b"-TR3000-fakepeer0001");
+        hs.reserved[FAST_BIT.0] &= !FAST_BIT.1;
+        if self.behaviour == Behaviour::HaveAll {
+            hs.reserved[FAST_BIT.0] |= FAST_BIT.1;
+        }
+        if !matches!(self.behaviour, Behaviour::Pex { .. }) {
+            hs.reserved[EXTENSION_BIT.0] &= !EXTENSION_BIT.1;
+        }
+        s.write_all(&hs.encode())?;
+        let send = |s: &mut TcpStream, m: Message| s.write_all(&m.encode());
+        match &self.behaviour {
+            Behaviour::HaveAll => send(&mut s, Message::HaveAll)?,
+            Behaviour::Bitfield => {
+                send(&mut s, Message::Bitfield(bitfield(self.total, self.pieces)))?
+            }
+            Behaviour::ResendBitfield { later, delay_ms } => {
+                send(&mut s, Message::Bitfield(bitfield(self.total, self.pieces)))?;
+                std::thread::sleep(Duration::from_millis(*delay_ms));
+                send(&mut s, Message::Bitfield(bitfield(self.total, *later)))?;
+            }
+            Behaviour::BatchedHaves { count, delay_ms } => {
+                send(&mut s, Message::Bitfield(bitfield(self.total, self.pieces)))?;
+                std::thread::sleep(Duration::from_millis(*delay_ms));
+                let batch: Vec<u8> = (self.pieces..(self.pieces + count).min(self.total))
+                    .flat_map(|i| Message::Have(i).encode())
+                    .collect();
+                s.write_all(&batch)?;
+            }
+            Behaviour::NoBitfield | Behaviour::Silent | Behaviour::OtherInfoHash => {}
+            Behaviour::CloseAfterHandshake => return Ok(()),
+            Behaviour::HugeMessage => s.write_all(&[0xff, 0xff, 0xff, 0xf0, 5])?,
+            Behaviour::BadBitfieldThenHaves => {
+                send(
+                    &mut s,
+                    Message::Bitfield(vec![0xff; (self.total as usize).div_ceil(8) + 3]),
+                )?;
+                for i in 0..self.pieces {
+                    send(&mut s, Message::Have(i))?;
+                }
+            }
+            Behaviour::Pex { peers } => {
+                let hello = b"d1:md6:ut_pexi1ee1:v12:FakePeer 1.0e".to_vec();
+                send(
+                    &mut s,
+                    Message::Extended {
+                        id: 0,
+                        payload: hello,
+                    },
+                )?;
+                send(&mut s, Message::Bitfield(bitfield(self.total, self.pieces)))?;
+                send(
+                    &mut s,
+                    Message::Extended {
+                        id: extended::OUR_UT_PEX,
+                        payload: extended::build_pex(peers),
+                    },
+                )?;
+            }
+        }
+        hold(&mut s, stop)
+    }
+}
+
+/// Keeps the connection open, discarding input, until the other side closes.
+fn hold(s: &mut TcpStream, stop: &AtomicBool) -> std::io::Result<()> {
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut sink = [0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        match s.read(&mut sink) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bitfield_sets_the_first_n_bits() {
+        assert_eq!(super::bitfield(10, 9), vec![0xff, 0x80]);
+        assert_eq!(super::bitfield(10, 0), vec![0, 0]);
+        assert_eq!(super::bitfield(8, 99), vec![0xff]);
+    }
+}

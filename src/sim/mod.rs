@@ -1,0 +1,6 @@
+//! Simulation: fake peers (and later trackers, DHT nodes and whole swarms) on loopback
+//! with known truth, for tests, benchmarks and `make demo`.
+
+pub mod fake_peer;
+
+pub use fake_peer::{Behaviour, FakePeer};

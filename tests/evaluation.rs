@@ -1,0 +1,561 @@
+//! Peer evaluation against fake peers on loopback: the real engine (queue, workers,
+//! writer) visits scripted peers, and each test asserts the recorded visits, pieces,
+//! outcomes and confirmed downloads. Every test uses its own 127.N.0.x addresses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use btda::peer::engine::{self, Running};
+use btda::peer::{Engine, TorrentSlot};
+use btda::schedule::{PeerKeyer, PeerQueue, Policy, Source};
+use btda::sim::{Behaviour, FakePeer};
+use btda::store::{Record, TorrentRow, Writer, WriterSettings};
+use btda::torrent::InfoHash;
+
+const PIECES: u32 = 100;
+const T: u32 = 98;
+const HASH: InfoHash = InfoHash([0x42; 20]);
+
+struct Harness {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    writer: Writer,
+    engine: Arc<Engine>,
+    running: Running,
+    stop: Arc<AtomicBool>,
+}
+
+/// The database of a finished harness, with the folder that holds it.
+struct Finished {
+    conn: rusqlite::Connection,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Finished {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        &self.conn
+    }
+}
+
+fn peer_config(grace_ms: u64) -> btda::config::Peer {
+    btda::config::Peer {
+        connect_timeout_ms: 1000,
+        handshake_timeout_ms: 800,
+        silence_timeout_ms: 1000,
+        quiet_grace_ms: grace_ms,
+        visit_cap_ms: 3000,
+        ..btda::config::Peer::default()
+    }
+}
+
+impl Harness {
+    fn new(grace_ms: u64, listener: Option<std::net::TcpListener>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("run.sqlite");
+        let writer =
+            Writer::start(&db, WriterSettings::from(&btda::config::Writer::default())).unwrap();
+        writer
+            .sender()
+            .send(Record::Torrent(TorrentRow {
+                id: 1,
+                info_hash: HASH.to_hex(),
+                name: "test".into(),
+                pieces_count: Some(PIECES),
+                piece_size: Some(16384),
+                total_size: Some(u64::from(PIECES) * 16384),
+                complete_threshold: Some(T),
+                threshold: 0.98,
+                source: "file",
+                trackers: vec![],
+                private: false,
+                added_at: 0,
+            }))
+            .unwrap();
+        let policy = Policy {
+            revisit_delay: Duration::from_millis(300),
+            backoff: vec![Duration::from_millis(200), Duration::from_millis(200)],
+            cooldown: Duration::from_secs(3600),
+        };
+        let queue = Arc::new(PeerQueue::new(vec![Some(T)], policy, PeerKeyer::random()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut cfg = peer_config(grace_ms);
+        cfg.listen_port = listener
+            .as_ref()
+            .map_or(0, |l| l.local_addr().unwrap().port());
+        let engine = Arc::new(Engine::new(
+            queue,
+            writer.sender(),
+            vec![TorrentSlot {
+                info_hash: HASH,
+                pieces: Some(PIECES),
+            }],
+            &cfg,
+            btda::wire::handshake::our_peer_id([1; 12]),
+            Arc::clone(&stop),
+        ));
+        let running = engine::start(Arc::clone(&engine), 4, 256, listener, 4);
+        Self {
+            dir,
+            db,
+            writer,
+            engine,
+            running,
+            stop,
+        }
+    }
+
+    fn add(&self, addr: SocketAddr) {
+        self.engine.queue.add(0, addr, Source::Manual);
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration, mut check: impl FnMut(&Self) -> bool) {
+        let start = Instant::now();
+        while !check(self) {
+            assert!(start.elapsed() < limit, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops everything and returns the finished database.
+    fn finish(self) -> Finished {
+        self.stop.store(true, Ordering::Relaxed);
+        self.engine.queue.close();
+        self.running.join();
+        drop(self.engine); // its record sender must go before the writer can finish
+        self.writer.finish().unwrap();
+        Finished {
+            conn: rusqlite::Connection::open(&self.db).unwrap(),
+            _dir: self.dir,
+        }
+    }
+}
+
+fn addr(net: u8, host: u8) -> SocketAddr {
+    SocketAddr::from(([127, net, 0, host], 0))
+}
+
+fn fake(net: u8, host: u8, pieces: u32, b: Behaviour) -> FakePeer {
+    FakePeer::start(addr(net, host), HASH, PIECES, pieces, b).unwrap()
+}
+
+/// (outcome, pieces, state, duration_ms, peer_id, invalid) of every outgoing visit to
+/// the peer with this `peer_key`-less identity: visits are matched by order instead.
+type VisitTuple = (String, Option<i64>, Option<String>, i64, Option<i64>, i64);
+
+fn visits(conn: &rusqlite::Connection) -> Vec<VisitTuple> {
+    conn.prepare(
+        "SELECT outcome, pieces, state, duration_ms, peer_id, invalid_messages FROM visit ORDER BY id",
+    )
+    .unwrap()
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn seeders_end_at_once_and_are_not_revisited() {
+    let h = Harness::new(150, None);
+    let have_all = fake(10, 1, PIECES, Behaviour::HaveAll);
+    let bitfield = fake(10, 2, PIECES, Behaviour::Bitfield);
+    h.add(have_all.addr);
+    h.add(bitfield.addr);
+    h.wait_for("both seeders finished", Duration::from_secs(10), |h| {
+        h.engine.queue.counts().finished == 2
+    });
+    std::thread::sleep(Duration::from_millis(700)); // two revisit delays: nothing more happens
+    assert_eq!((have_all.served(), bitfield.served()), (1, 1));
+    let conn = h.finish();
+    let v = visits(&conn);
+    assert_eq!(v.len(), 2);
+    let states: Vec<_> = v.iter().map(|x| x.2.clone().unwrap()).collect();
+    assert!(
+        states.contains(&"have_all".into()) && states.contains(&"bitfield".into()),
+        "{states:?}"
+    );
+    for (outcome, pieces, _, duration, peer_id, _) in &v {
+        assert_eq!(outcome, "ok");
+        assert_eq!(*pieces, Some(i64::from(PIECES)));
+        assert!(
+            *duration < 500,
+            "a seeder visit ends at once, not after the silence timeout: {duration} ms"
+        );
+        assert!(peer_id.is_some());
+    }
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM confirmed_download"),
+        0,
+        "seeders from the start are not downloads"
+    );
+    let client: String = conn
+        .query_row(
+            "SELECT client || ' ' || client_version FROM peer LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(client, "Transmission 3.00");
+}
+
+#[test]
+fn a_growing_leecher_becomes_exactly_one_confirmed_download() {
+    let h = Harness::new(150, None);
+    let leecher = fake(11, 1, 10, Behaviour::Bitfield);
+    h.add(leecher.addr);
+    h.wait_for("first visit", Duration::from_secs(10), |_| {
+        leecher.served() >= 1
+    });
+    h.wait_for("first visit recorded", Duration::from_secs(10), |h| {
+        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    });
+    leecher.set_pieces(50);
+    h.wait_for("second visit", Duration::from_secs(10), |h| {
+        h.engine.stats.visits.load(Ordering::Relaxed) >= 2
+    });
+    leecher.set_pieces(PIECES);
+    h.wait_for("crossing", Duration::from_secs(10), |h| {
+        h.engine.queue.counts().confirmed == 1
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(leecher.served(), 3, "a complete peer is not revisited");
+    let conn = h.finish();
+    let pieces: Vec<Option<i64>> = visits(&conn).into_iter().map(|v| v.1).collect();
+    assert_eq!(pieces, vec![Some(10), Some(50), Some(100)]);
+    assert_eq!(count(&conn, "SELECT count(*) FROM confirmed_download"), 1);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM confirmed_download_strict"),
+        1
+    );
+    let (first, last, visits, speed, crossed, seen): (i64, i64, i64, f64, i64, i64) = conn
+        .query_row(
+            "SELECT first_pieces, last_pieces, visits, max_speed, crossed_at, last_seen FROM peer",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )
+        .unwrap();
+    assert_eq!((first, last, visits), (10, 100, 3));
+    assert!(speed > 0.0);
+    assert_eq!(crossed, seen);
+}
+
+#[test]
+fn a_peer_without_bitfield_counts_as_zero_with_state_none() {
+    let h = Harness::new(150, None);
+    let quiet = fake(12, 1, 0, Behaviour::NoBitfield);
+    h.add(quiet.addr);
+    h.wait_for("a visit", Duration::from_secs(10), |h| {
+        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    });
+    let conn = h.finish();
+    let v = &visits(&conn)[0];
+    assert_eq!(
+        (v.0.as_str(), v.1, v.2.as_deref()),
+        ("ok", Some(0), Some("none"))
+    );
+    assert!(v.3 >= 900, "ended by the silence timeout: {} ms", v.3);
+}
+
+#[test]
+fn a_re_sent_bitfield_replaces_the_first() {
+    let h = Harness::new(400, None);
+    let peer = fake(
+        13,
+        1,
+        20,
+        Behaviour::ResendBitfield {
+            later: 60,
+            delay_ms: 100,
+        },
+    );
+    h.add(peer.addr);
+    h.wait_for("a visit", Duration::from_secs(10), |h| {
+        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    });
+    let conn = h.finish();
+    let v = &visits(&conn)[0];
+    assert_eq!(
+        (v.0.as_str(), v.1, v.2.as_deref()),
+        ("ok", Some(60), Some("bitfield"))
+    );
+}
+
+#[test]
+fn batched_haves_count_when_they_arrive_within_the_visit() {
+    // Grace longer than the batch delay: the haves are part of this visit.
+    let h = Harness::new(900, None);
+    let peer = fake(
+        14,
+        1,
+        10,
+        Behaviour::BatchedHaves {
+            count: 30,
+            delay_ms: 600,
+        },
+    );
+    h.add(peer.addr);
+    h.wait_for("a visit", Duration::from_secs(10), |h| {
+        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    });
+    let conn = h.finish();
+    let v = &visits(&conn)[0];
+    assert_eq!((v.0.as_str(), v.1), ("ok", Some(40)));
+    let (messages, gap): (i64, i64) = conn
+        .query_row("SELECT messages, max_gap_ms FROM visit", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(messages, 31);
+    assert!(
+        gap >= 500,
+        "the silence before the batch is the longest gap: {gap}"
+    );
+
+    // Grace shorter than the delay: the visit ends after the bitfield, quietly.
+    let h = Harness::new(150, None);
+    let peer = fake(
+        14,
+        2,
+        10,
+        Behaviour::BatchedHaves {
+            count: 30,
+            delay_ms: 600,
+        },
+    );
+    h.add(peer.addr);
+    h.wait_for("a visit", Duration::from_secs(10), |h| {
+        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    });
+    let conn = h.finish();
+    let v = &visits(&conn)[0];
+    assert_eq!((v.0.as_str(), v.1), ("ok", Some(10)));
+    assert!(v.3 < 600, "ended after the quiet grace: {} ms", v.3);
+}
+
+#[test]
+fn failing_peers_are_classified_retried_and_dropped() {
+    let h = Harness::new(150, None);
+    let silent = fake(15, 1, 0, Behaviour::Silent);
+    let closer = fake(15, 2, 0, Behaviour::CloseAfterHandshake);
+    let other = fake(15, 3, 0, Behaviour::OtherInfoHash);
+    let huge = fake(15, 4, 0, Behaviour::HugeMessage);
+    // A closed port: bind, learn the port, close.
+    let closed = std::net::TcpListener::bind(addr(15, 5))
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for a in [silent.addr, closer.addr, other.addr, huge.addr, closed] {
+        h.add(a);
+    }
+    // One attempt and two backoff retries each, then dropped.
+    h.wait_for("all dropped", Duration::from_secs(20), |h| {
+        h.engine.queue.counts().dropped == 5
+    });
+    let conn = h.finish();
+    let mut outcomes: Vec<(String, i64)> = conn
+        .prepare("SELECT outcome, count(*) FROM visit GROUP BY outcome ORDER BY outcome")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("closed_after_handshake".into(), 3),
+            ("handshake_timeout".into(), 3),
+            ("infohash_mismatch".into(), 3),
+            ("protocol_error".into(), 3),
+            ("refused".into(), 3),
+        ]
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM visit WHERE peer_id IS NOT NULL"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM peer"),
+        0,
+        "no successful visit, no peer row"
+    );
+    assert_eq!(count(&conn, "SELECT count(DISTINCT attempt) FROM visit"), 3);
+    assert_eq!(silent.served(), 3);
+}
+
+#[test]
+fn an_invalid_bitfield_is_ignored_and_counted() {
+    let h = Harness::new(150, None);
+    let peer = fake(16, 1, 7, Behaviour::BadBitfieldThenHaves);
+    h.add(peer.addr);
+    h.wait_for("a visit", Duration::from_secs(10), |h| {
+        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    });
+    let conn = h.finish();
+    let v = &visits(&conn)[0];
+    assert_eq!(
+        (v.0.as_str(), v.1, v.2.as_deref(), v.5),
+        ("ok", Some(7), Some("haves"), 1)
+    );
+}
+
+#[test]
+fn pex_peers_are_queued_with_source_pex() {
+    let h = Harness::new(150, None);
+    let seeder = fake(17, 2, PIECES, Behaviour::HaveAll);
+    let gossip = fake(
+        17,
+        1,
+        5,
+        Behaviour::Pex {
+            peers: vec![seeder.addr],
+        },
+    );
+    h.add(gossip.addr);
+    h.wait_for("the pex peer visited", Duration::from_secs(10), |_| {
+        seeder.served() >= 1
+    });
+    h.wait_for("two peers recorded", Duration::from_secs(10), |h| {
+        h.engine.stats.visits_ok.load(Ordering::Relaxed) >= 2
+    });
+    assert_eq!(h.engine.stats.pex_new.load(Ordering::Relaxed), 1);
+    let conn = h.finish();
+    let sources: Vec<String> = conn
+        .prepare("SELECT source FROM peer ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(sources, vec!["manual", "pex"]);
+    let v: String = conn
+        .query_row(
+            "SELECT client_v FROM peer WHERE source = 'manual'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(v, "FakePeer 1.0");
+}
+
+/// A client that connects to btda and speaks first, like an incoming peer.
+fn connect_in(
+    to: SocketAddr,
+    from: std::net::IpAddr,
+    hash: InfoHash,
+    pieces: u32,
+    listen_port: Option<u16>,
+) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(from, 0).into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    let mut s: std::net::TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut hs = btda::wire::Handshake::ours(hash, *b"-qB4630-incoming0001");
+    if listen_port.is_none() {
+        hs.reserved = [0; 8];
+    }
+    s.write_all(&hs.encode()).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 68];
+    if s.read_exact(&mut buf).is_ok() {
+        answer.extend_from_slice(&buf);
+        if let Some(p) = listen_port {
+            let hello = format!("d1:md6:ut_pexi1ee1:pi{p}e1:v17:qBittorrent/4.6.3e");
+            s.write_all(
+                &btda::wire::Message::Extended {
+                    id: 0,
+                    payload: hello.into_bytes(),
+                }
+                .encode(),
+            )
+            .unwrap();
+        }
+        s.write_all(
+            &btda::wire::Message::Bitfield(btda::sim::fake_peer::bitfield(PIECES, pieces)).encode(),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    } else {
+        let _ = s.read_to_end(&mut answer);
+    }
+    answer
+}
+
+#[test]
+fn incoming_peers_are_matched_counted_once_and_unknown_hashes_refused() {
+    let listener = engine::bind_listener(SocketAddr::from(([127, 18, 0, 1], 0))).unwrap();
+    let at = listener.local_addr().unwrap();
+    let h = Harness::new(150, Some(listener));
+    // A known leecher, visited outgoing first…
+    let leecher = fake(18, 2, 10, Behaviour::Bitfield);
+    h.add(leecher.addr);
+    h.wait_for("outgoing visit", Duration::from_secs(10), |h| {
+        h.engine.stats.visits_ok.load(Ordering::Relaxed) >= 1
+    });
+    // …then connects in from the same host, complete: matched, one confirmed download.
+    let answer = connect_in(at, leecher.addr.ip(), HASH, PIECES, None);
+    assert_eq!(answer.len(), 68, "btda answered the handshake");
+    // A new host connects in with a listen port: a new incoming peer.
+    connect_in(at, "127.18.0.3".parse().unwrap(), HASH, 5, Some(7777));
+    // An info-hash btda does not analyse: closed right after the handshake, no answer.
+    let start = Instant::now();
+    let answer = connect_in(
+        at,
+        "127.18.0.4".parse().unwrap(),
+        InfoHash([1; 20]),
+        0,
+        None,
+    );
+    assert!(
+        answer.is_empty() && start.elapsed() < Duration::from_secs(2),
+        "refused at once"
+    );
+    h.wait_for("incoming visits", Duration::from_secs(10), |h| {
+        h.engine.stats.visits.load(Ordering::Relaxed) >= 3
+    });
+    h.wait_for("unknown counted", Duration::from_secs(5), |h| {
+        h.engine.stats.incoming_unknown.load(Ordering::Relaxed) == 1
+    });
+    let conn = h.finish();
+    assert_eq!(count(&conn, "SELECT count(*) FROM peer"), 2);
+    assert_eq!(count(&conn, "SELECT count(*) FROM confirmed_download"), 1);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM visit WHERE direction = 'in' AND outcome = 'ok'"
+        ),
+        2
+    );
+    let (source, client): (String, String) = conn
+        .query_row(
+            "SELECT source, client_v FROM peer WHERE source = 'incoming'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (source.as_str(), client.as_str()),
+        ("incoming", "qBittorrent/4.6.3")
+    );
+}
