@@ -1,0 +1,117 @@
+//! `btda run` end to end against a fake leecher given by hand in the config: the
+//! leecher completes between visits, and `btda report` shows one confirmed download.
+
+mod common;
+
+use std::time::Duration;
+
+use btda::sim::{Behaviour, FakePeer};
+use btda::torrent::InfoHash;
+use common::{eventually, signal, spawn, stdout_lines, wait_with_limit};
+
+#[test]
+fn a_leecher_given_in_the_config_is_confirmed_by_btda_run() {
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("input");
+    let output = root.path().join("output");
+    std::fs::create_dir_all(&input).unwrap();
+    // 4 pieces, T = 4 (fixture from mktorrent).
+    std::fs::copy(
+        common::fixtures().join("inputs/mktorrent-single.torrent"),
+        input.join("a.torrent"),
+    )
+    .unwrap();
+    let hash = InfoHash::parse("be8df057e534fb76e0340a7445936fe58671ac84").unwrap();
+    let leecher = FakePeer::start(
+        "127.20.0.1:0".parse().unwrap(),
+        hash,
+        4,
+        1,
+        Behaviour::Bitfield,
+    )
+    .unwrap();
+    let seeder = FakePeer::start(
+        "127.20.0.2:0".parse().unwrap(),
+        hash,
+        4,
+        4,
+        Behaviour::HaveAll,
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("btda.toml"),
+        format!(
+            "[monitor]\nstatus_interval_secs = 1\nstatistics_interval_secs = 1\n\
+             [peer]\nworkers = 4\nlisten_address = \"127.20.0.100\"\nlisten_port = 0\n\
+             revisit_delay_secs = 1\nquiet_grace_ms = 200\nsilence_timeout_ms = 1000\n\
+             [[torrents]]\ninfo_hash = \"{hash}\"\npeers = [\"{}\", \"{}\"]\n",
+            leecher.addr, seeder.addr
+        ),
+    )
+    .unwrap();
+    let mut child = spawn(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    let lines = stdout_lines(&mut child);
+    lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("btda run starts");
+    assert!(
+        eventually(Duration::from_secs(20), || leecher.served() >= 1),
+        "leecher never visited"
+    );
+    leecher.set_pieces(4);
+    assert!(
+        eventually(Duration::from_secs(20), || leecher.served() >= 2),
+        "leecher never revisited"
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // a statistic row and the last commit
+    signal(&child, "INT");
+    let status = wait_with_limit(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+    let summary: String = lines.try_iter().collect::<Vec<_>>().join("\n");
+    assert!(summary.contains("confirmed downloads: 1"), "{summary}");
+
+    let db = std::fs::read_dir(&output)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
+        .unwrap();
+    let out = common::btda()
+        .args(["report", "--json"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &json["torrents"][0];
+    assert_eq!(
+        (
+            t["confirmed"].as_i64(),
+            t["peers"].as_i64(),
+            t["complete_peers"].as_i64()
+        ),
+        (Some(1), Some(2), Some(2))
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stats: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM statistic WHERE peers_known = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(stats >= 1, "statistic rows are written");
+    let sources: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM peer WHERE source = 'manual'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sources, 2);
+}
