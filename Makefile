@@ -8,8 +8,9 @@ ARGS    ?=
 BTDA    := target/release/btda
 
 # Debian packages the build and the tests need. gcc/libc6-dev build the bundled SQLite;
-# mktorrent and transmission-cli make and check torrents independently in the tests.
-DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli
+# mktorrent and transmission-cli make and check torrents independently in the tests;
+# python3-libtorrent runs a real seeder and leecher for the interop test.
+DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent
 
 .PHONY: run build import test fmt fmt-check lint deps fixtures
 
