@@ -3,30 +3,17 @@
 //! outcomes and confirmed downloads. Every test uses its own 127.N.0.x addresses.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use btda::peer::engine::{self, Running};
-use btda::peer::{Engine, TorrentSlot};
-use btda::schedule::{PeerKeyer, PeerQueue, Policy, Source};
-use btda::sim::{Behaviour, FakePeer};
-use btda::store::{Record, TorrentRow, Writer, WriterSettings};
+use btda::peer::Engine;
+use btda::peer::engine;
+use btda::sim::{Behaviour, FakePeer, Harness, HarnessOptions};
 use btda::torrent::InfoHash;
 
 const PIECES: u32 = 100;
 const T: u32 = 98;
 const HASH: InfoHash = InfoHash([0x42; 20]);
-
-struct Harness {
-    dir: tempfile::TempDir,
-    db: PathBuf,
-    writer: Writer,
-    engine: Arc<Engine>,
-    running: Running,
-    stop: Arc<AtomicBool>,
-}
 
 /// The database of a finished harness, with the folder that holds it.
 struct Finished {
@@ -41,94 +28,56 @@ impl std::ops::Deref for Finished {
     }
 }
 
-fn peer_config(grace_ms: u64) -> btda::config::Peer {
-    btda::config::Peer {
-        connect_timeout_ms: 1000,
-        handshake_timeout_ms: 800,
-        silence_timeout_ms: 1000,
-        quiet_grace_ms: grace_ms,
-        visit_cap_ms: 3000,
-        ..btda::config::Peer::default()
-    }
+/// The engine under test, with test timeouts: connect 1 s, handshake 0.8 s, silence 1 s,
+/// cap 3 s, revisits after 0.3 s, two retries after 0.2 s.
+struct H {
+    dir: tempfile::TempDir,
+    inner: Harness,
 }
 
-impl Harness {
+impl H {
     fn new(grace_ms: u64, listener: Option<std::net::TcpListener>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("run.sqlite");
-        let writer =
-            Writer::start(&db, WriterSettings::from(&btda::config::Writer::default())).unwrap();
-        writer
-            .sender()
-            .send(Record::Torrent(TorrentRow {
-                id: 1,
-                info_hash: HASH.to_hex(),
-                name: "test".into(),
-                pieces_count: Some(PIECES),
-                piece_size: Some(16384),
-                total_size: Some(u64::from(PIECES) * 16384),
-                complete_threshold: Some(T),
-                threshold: 0.98,
-                source: "file",
-                trackers: vec![],
-                private: false,
-                added_at: 0,
-            }))
-            .unwrap();
-        let policy = Policy {
-            revisit_delay: Duration::from_millis(300),
+        let options = HarnessOptions {
+            info_hash: HASH,
+            pieces: PIECES,
+            threshold: T,
+            workers: 4,
+            peer: btda::config::Peer {
+                connect_timeout_ms: 1000,
+                handshake_timeout_ms: 800,
+                silence_timeout_ms: 1000,
+                quiet_grace_ms: grace_ms,
+                visit_cap_ms: 3000,
+                incoming_handlers: 4,
+                ..btda::config::Peer::default()
+            },
+            revisit: Duration::from_millis(300),
             backoff: vec![Duration::from_millis(200), Duration::from_millis(200)],
-            cooldown: Duration::from_secs(3600),
         };
-        let queue = Arc::new(PeerQueue::new(vec![Some(T)], policy, PeerKeyer::random()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut cfg = peer_config(grace_ms);
-        cfg.listen_port = listener
-            .as_ref()
-            .map_or(0, |l| l.local_addr().unwrap().port());
-        let engine = Arc::new(Engine::new(
-            queue,
-            writer.sender(),
-            vec![TorrentSlot {
-                info_hash: HASH,
-                pieces: Some(PIECES),
-            }],
-            &cfg,
-            btda::wire::handshake::our_peer_id([1; 12]),
-            Arc::clone(&stop),
-        ));
-        let running = engine::start(Arc::clone(&engine), 4, 256, listener, 4);
-        Self {
-            dir,
-            db,
-            writer,
-            engine,
-            running,
-            stop,
-        }
+        let inner = Harness::start(dir.path(), &options, listener).unwrap();
+        Self { dir, inner }
     }
 
     fn add(&self, addr: SocketAddr) {
-        self.engine.queue.add(0, addr, Source::Manual);
+        self.inner.add(addr);
     }
 
-    fn wait_for(&self, what: &str, limit: Duration, mut check: impl FnMut(&Self) -> bool) {
-        let start = Instant::now();
-        while !check(self) {
-            assert!(start.elapsed() < limit, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    fn engine(&self) -> &Engine {
+        &self.inner.engine
     }
 
-    /// Stops everything and returns the finished database.
+    fn wait_for(&self, what: &str, limit: Duration, mut check: impl FnMut(&Engine) -> bool) {
+        assert!(
+            self.inner.wait_until(limit, |h| check(&h.engine)),
+            "timed out waiting for {what}"
+        );
+    }
+
     fn finish(self) -> Finished {
-        self.stop.store(true, Ordering::Relaxed);
-        self.engine.queue.close();
-        self.running.join();
-        drop(self.engine); // its record sender must go before the writer can finish
-        self.writer.finish().unwrap();
+        let db = self.inner.finish().unwrap();
         Finished {
-            conn: rusqlite::Connection::open(&self.db).unwrap(),
+            conn: rusqlite::Connection::open(db).unwrap(),
             _dir: self.dir,
         }
     }
@@ -163,13 +112,13 @@ fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
 
 #[test]
 fn seeders_end_at_once_and_are_not_revisited() {
-    let h = Harness::new(150, None);
+    let h = H::new(150, None);
     let have_all = fake(10, 1, PIECES, Behaviour::HaveAll);
     let bitfield = fake(10, 2, PIECES, Behaviour::Bitfield);
     h.add(have_all.addr);
     h.add(bitfield.addr);
-    h.wait_for("both seeders finished", Duration::from_secs(10), |h| {
-        h.engine.queue.counts().finished == 2
+    h.wait_for("both seeders finished", Duration::from_secs(10), |e| {
+        e.queue.counts().finished == 2
     });
     std::thread::sleep(Duration::from_millis(700)); // two revisit delays: nothing more happens
     assert_eq!((have_all.served(), bitfield.served()), (1, 1));
@@ -207,22 +156,22 @@ fn seeders_end_at_once_and_are_not_revisited() {
 
 #[test]
 fn a_growing_leecher_becomes_exactly_one_confirmed_download() {
-    let h = Harness::new(150, None);
+    let h = H::new(150, None);
     let leecher = fake(11, 1, 10, Behaviour::Bitfield);
     h.add(leecher.addr);
     h.wait_for("first visit", Duration::from_secs(10), |_| {
         leecher.served() >= 1
     });
-    h.wait_for("first visit recorded", Duration::from_secs(10), |h| {
-        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    h.wait_for("first visit recorded", Duration::from_secs(10), |e| {
+        e.stats.visits.load(Ordering::Relaxed) >= 1
     });
     leecher.set_pieces(50);
-    h.wait_for("second visit", Duration::from_secs(10), |h| {
-        h.engine.stats.visits.load(Ordering::Relaxed) >= 2
+    h.wait_for("second visit", Duration::from_secs(10), |e| {
+        e.stats.visits.load(Ordering::Relaxed) >= 2
     });
     leecher.set_pieces(PIECES);
-    h.wait_for("crossing", Duration::from_secs(10), |h| {
-        h.engine.queue.counts().confirmed == 1
+    h.wait_for("crossing", Duration::from_secs(10), |e| {
+        e.queue.counts().confirmed == 1
     });
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(leecher.served(), 3, "a complete peer is not revisited");
@@ -257,11 +206,11 @@ fn a_growing_leecher_becomes_exactly_one_confirmed_download() {
 
 #[test]
 fn a_peer_without_bitfield_counts_as_zero_with_state_none() {
-    let h = Harness::new(150, None);
+    let h = H::new(150, None);
     let quiet = fake(12, 1, 0, Behaviour::NoBitfield);
     h.add(quiet.addr);
-    h.wait_for("a visit", Duration::from_secs(10), |h| {
-        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    h.wait_for("a visit", Duration::from_secs(10), |e| {
+        e.stats.visits.load(Ordering::Relaxed) >= 1
     });
     let conn = h.finish();
     let v = &visits(&conn)[0];
@@ -274,7 +223,7 @@ fn a_peer_without_bitfield_counts_as_zero_with_state_none() {
 
 #[test]
 fn a_re_sent_bitfield_replaces_the_first() {
-    let h = Harness::new(400, None);
+    let h = H::new(400, None);
     let peer = fake(
         13,
         1,
@@ -285,8 +234,8 @@ fn a_re_sent_bitfield_replaces_the_first() {
         },
     );
     h.add(peer.addr);
-    h.wait_for("a visit", Duration::from_secs(10), |h| {
-        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    h.wait_for("a visit", Duration::from_secs(10), |e| {
+        e.stats.visits.load(Ordering::Relaxed) >= 1
     });
     let conn = h.finish();
     let v = &visits(&conn)[0];
@@ -299,7 +248,7 @@ fn a_re_sent_bitfield_replaces_the_first() {
 #[test]
 fn batched_haves_count_when_they_arrive_within_the_visit() {
     // Grace longer than the batch delay: the haves are part of this visit.
-    let h = Harness::new(900, None);
+    let h = H::new(900, None);
     let peer = fake(
         14,
         1,
@@ -310,8 +259,8 @@ fn batched_haves_count_when_they_arrive_within_the_visit() {
         },
     );
     h.add(peer.addr);
-    h.wait_for("a visit", Duration::from_secs(10), |h| {
-        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    h.wait_for("a visit", Duration::from_secs(10), |e| {
+        e.stats.visits.load(Ordering::Relaxed) >= 1
     });
     let conn = h.finish();
     let v = &visits(&conn)[0];
@@ -328,7 +277,7 @@ fn batched_haves_count_when_they_arrive_within_the_visit() {
     );
 
     // Grace shorter than the delay: the visit ends after the bitfield, quietly.
-    let h = Harness::new(150, None);
+    let h = H::new(150, None);
     let peer = fake(
         14,
         2,
@@ -339,8 +288,8 @@ fn batched_haves_count_when_they_arrive_within_the_visit() {
         },
     );
     h.add(peer.addr);
-    h.wait_for("a visit", Duration::from_secs(10), |h| {
-        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    h.wait_for("a visit", Duration::from_secs(10), |e| {
+        e.stats.visits.load(Ordering::Relaxed) >= 1
     });
     let conn = h.finish();
     let v = &visits(&conn)[0];
@@ -350,7 +299,7 @@ fn batched_haves_count_when_they_arrive_within_the_visit() {
 
 #[test]
 fn failing_peers_are_classified_retried_and_dropped() {
-    let h = Harness::new(150, None);
+    let h = H::new(150, None);
     let silent = fake(15, 1, 0, Behaviour::Silent);
     let closer = fake(15, 2, 0, Behaviour::CloseAfterHandshake);
     let other = fake(15, 3, 0, Behaviour::OtherInfoHash);
@@ -364,8 +313,8 @@ fn failing_peers_are_classified_retried_and_dropped() {
         h.add(a);
     }
     // One attempt and two backoff retries each, then dropped.
-    h.wait_for("all dropped", Duration::from_secs(20), |h| {
-        h.engine.queue.counts().dropped == 5
+    h.wait_for("all dropped", Duration::from_secs(20), |e| {
+        e.queue.counts().dropped == 5
     });
     let conn = h.finish();
     let mut outcomes: Vec<(String, i64)> = conn
@@ -404,11 +353,11 @@ fn failing_peers_are_classified_retried_and_dropped() {
 
 #[test]
 fn an_invalid_bitfield_is_ignored_and_counted() {
-    let h = Harness::new(150, None);
+    let h = H::new(150, None);
     let peer = fake(16, 1, 7, Behaviour::BadBitfieldThenHaves);
     h.add(peer.addr);
-    h.wait_for("a visit", Duration::from_secs(10), |h| {
-        h.engine.stats.visits.load(Ordering::Relaxed) >= 1
+    h.wait_for("a visit", Duration::from_secs(10), |e| {
+        e.stats.visits.load(Ordering::Relaxed) >= 1
     });
     let conn = h.finish();
     let v = &visits(&conn)[0];
@@ -420,7 +369,7 @@ fn an_invalid_bitfield_is_ignored_and_counted() {
 
 #[test]
 fn pex_peers_are_queued_with_source_pex() {
-    let h = Harness::new(150, None);
+    let h = H::new(150, None);
     let seeder = fake(17, 2, PIECES, Behaviour::HaveAll);
     let gossip = fake(
         17,
@@ -434,10 +383,10 @@ fn pex_peers_are_queued_with_source_pex() {
     h.wait_for("the pex peer visited", Duration::from_secs(10), |_| {
         seeder.served() >= 1
     });
-    h.wait_for("two peers recorded", Duration::from_secs(10), |h| {
-        h.engine.stats.visits_ok.load(Ordering::Relaxed) >= 2
+    h.wait_for("two peers recorded", Duration::from_secs(10), |e| {
+        e.stats.visits_ok.load(Ordering::Relaxed) >= 2
     });
-    assert_eq!(h.engine.stats.pex_new.load(Ordering::Relaxed), 1);
+    assert_eq!(h.engine().stats.pex_new.load(Ordering::Relaxed), 1);
     let conn = h.finish();
     let sources: Vec<String> = conn
         .prepare("SELECT source FROM peer ORDER BY id")
@@ -506,12 +455,12 @@ fn connect_in(
 fn incoming_peers_are_matched_counted_once_and_unknown_hashes_refused() {
     let listener = engine::bind_listener(SocketAddr::from(([127, 18, 0, 1], 0))).unwrap();
     let at = listener.local_addr().unwrap();
-    let h = Harness::new(150, Some(listener));
+    let h = H::new(150, Some(listener));
     // A known leecher, visited outgoing first…
     let leecher = fake(18, 2, 10, Behaviour::Bitfield);
     h.add(leecher.addr);
-    h.wait_for("outgoing visit", Duration::from_secs(10), |h| {
-        h.engine.stats.visits_ok.load(Ordering::Relaxed) >= 1
+    h.wait_for("outgoing visit", Duration::from_secs(10), |e| {
+        e.stats.visits_ok.load(Ordering::Relaxed) >= 1
     });
     // …then connects in from the same host, complete: matched, one confirmed download.
     let answer = connect_in(at, leecher.addr.ip(), HASH, PIECES, None);
@@ -531,11 +480,11 @@ fn incoming_peers_are_matched_counted_once_and_unknown_hashes_refused() {
         answer.is_empty() && start.elapsed() < Duration::from_secs(2),
         "refused at once"
     );
-    h.wait_for("incoming visits", Duration::from_secs(10), |h| {
-        h.engine.stats.visits.load(Ordering::Relaxed) >= 3
+    h.wait_for("incoming visits", Duration::from_secs(10), |e| {
+        e.stats.visits.load(Ordering::Relaxed) >= 3
     });
-    h.wait_for("unknown counted", Duration::from_secs(5), |h| {
-        h.engine.stats.incoming_unknown.load(Ordering::Relaxed) == 1
+    h.wait_for("unknown counted", Duration::from_secs(5), |e| {
+        e.stats.incoming_unknown.load(Ordering::Relaxed) == 1
     });
     let conn = h.finish();
     assert_eq!(count(&conn, "SELECT count(*) FROM peer"), 2);

@@ -79,7 +79,6 @@ impl FakePeer {
         behaviour: Behaviour,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let have = Arc::new(AtomicU32::new(pieces));
         let served = Arc::new(AtomicU32::new(0));
@@ -131,6 +130,7 @@ impl FakePeer {
 impl Drop for FakePeer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

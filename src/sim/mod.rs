@@ -2,5 +2,7 @@
 //! with known truth, for tests, benchmarks and `make demo`.
 
 pub mod fake_peer;
+pub mod harness;
 
 pub use fake_peer::{Behaviour, FakePeer};
+pub use harness::{Harness, HarnessOptions};

@@ -1,0 +1,143 @@
+//! A complete evaluation engine (queue, workers, optional listener, SQLite writer) in
+//! one object, for tests and benchmarks that drive it against fake peers.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::peer::engine::{self, Running};
+use crate::peer::{Engine, TorrentSlot};
+use crate::schedule::{PeerKeyer, PeerQueue, Policy, Source};
+use crate::store::{Record, StoreError, TorrentRow, Writer, WriterSettings};
+use crate::torrent::InfoHash;
+
+/// Settings of a harness.
+#[derive(Debug, Clone)]
+pub struct HarnessOptions {
+    /// The torrent's info-hash.
+    pub info_hash: InfoHash,
+    /// Its pieces.
+    pub pieces: u32,
+    /// Threshold T in pieces.
+    pub threshold: u32,
+    /// Worker threads.
+    pub workers: usize,
+    /// Timeouts and limits (`revisit_delay_secs` and `retry_backoff_secs` are replaced
+    /// by `revisit` and `backoff`).
+    pub peer: crate::config::Peer,
+    /// Revisit delay.
+    pub revisit: Duration,
+    /// Retry delays.
+    pub backoff: Vec<Duration>,
+}
+
+/// A running engine writing into `<dir>/run.sqlite`.
+pub struct Harness {
+    db: PathBuf,
+    writer: Writer,
+    /// The engine (queue, counters).
+    pub engine: Arc<Engine>,
+    running: Running,
+    stop: Arc<AtomicBool>,
+}
+
+impl Harness {
+    /// Starts an engine for one torrent, with its database in `dir`.
+    pub fn start(
+        dir: &Path,
+        o: &HarnessOptions,
+        listener: Option<TcpListener>,
+    ) -> Result<Self, StoreError> {
+        let db = dir.join("run.sqlite");
+        let writer = Writer::start(&db, WriterSettings::from(&crate::config::Writer::default()))?;
+        writer.sender().send(Record::Torrent(TorrentRow {
+            id: 1,
+            info_hash: o.info_hash.to_hex(),
+            name: "harness".into(),
+            pieces_count: Some(o.pieces),
+            piece_size: Some(16384),
+            total_size: Some(u64::from(o.pieces) * 16384),
+            complete_threshold: Some(o.threshold),
+            threshold: f64::from(o.threshold) / f64::from(o.pieces.max(1)),
+            source: "file",
+            trackers: vec![],
+            private: false,
+            added_at: crate::clock::unix_now(),
+        }))?;
+        let policy = Policy {
+            revisit_delay: o.revisit,
+            backoff: o.backoff.clone(),
+            cooldown: Duration::from_secs(3600),
+        };
+        let queue = Arc::new(PeerQueue::new(
+            vec![Some(o.threshold)],
+            policy,
+            PeerKeyer::random(),
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut cfg = o.peer.clone();
+        cfg.listen_port = listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or(0, |a| a.port());
+        let engine = Arc::new(Engine::new(
+            queue,
+            writer.sender(),
+            vec![TorrentSlot {
+                info_hash: o.info_hash,
+                pieces: Some(o.pieces),
+            }],
+            &cfg,
+            crate::wire::handshake::our_peer_id(rand::random()),
+            Arc::clone(&stop),
+        ));
+        let running = engine::start(
+            Arc::clone(&engine),
+            o.workers,
+            cfg.worker_stack_kib,
+            listener,
+            cfg.incoming_handlers,
+        );
+        Ok(Self {
+            db,
+            writer,
+            engine,
+            running,
+            stop,
+        })
+    }
+
+    /// Queues a peer (source `manual`).
+    pub fn add(&self, addr: SocketAddr) {
+        self.engine.queue.add(0, addr, Source::Manual);
+    }
+
+    /// Polls `check` every 10 ms; false if `limit` passed first.
+    pub fn wait_until(&self, limit: Duration, mut check: impl FnMut(&Self) -> bool) -> bool {
+        let start = Instant::now();
+        while !check(self) {
+            if start.elapsed() > limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// Visits finished so far.
+    pub fn visits(&self) -> u64 {
+        self.engine.stats.visits.load(Ordering::Relaxed)
+    }
+
+    /// Stops the workers, drains the writer and returns the database path.
+    pub fn finish(self) -> Result<PathBuf, StoreError> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.engine.queue.close();
+        self.running.join();
+        drop(self.engine); // its record sender must go before the writer can finish
+        self.writer.finish()?;
+        Ok(self.db)
+    }
+}
