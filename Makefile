@@ -12,7 +12,7 @@ BTDA    := target/release/btda
 # python3-libtorrent runs a real seeder and leecher for the interop test.
 DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent
 
-.PHONY: run build import test fmt fmt-check lint deps fixtures
+.PHONY: run build import test fmt fmt-check lint deps fixtures bench
 
 ## run: release build, then measure the torrents of input/ until Ctrl+C
 run: build
@@ -49,6 +49,13 @@ deps:
 	if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+
+## bench: visit throughput, CPU per visit and memory against fake peers; writes BENCHMARKS.md
+bench:
+	@{ echo "# Benchmarks"; echo; \
+	  echo "Produced by \`make bench\` (\`cargo bench --bench visits\`) on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(free -g | awk '/Mem:/{print $$2}') GiB, against fake peers on 127.41.x.x/127.42.x.x served by a child process."; \
+	  echo; $(CARGO) bench --bench visits 2>/dev/null; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
+	@cat BENCHMARKS.md
 
 ## fixtures: regenerate tests/fixtures (needs mktorrent, transmission-cli, python3)
 fixtures: deps

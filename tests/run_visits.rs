@@ -115,3 +115,48 @@ fn a_leecher_given_in_the_config_is_confirmed_by_btda_run() {
         .unwrap();
     assert_eq!(sources, 2);
 }
+
+#[test]
+fn a_low_open_file_limit_shrinks_the_pools_with_a_warning() {
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(
+        common::fixtures().join("inputs/mktorrent-single.torrent"),
+        input.join("a.torrent"),
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("btda.toml"),
+        "[peer]\nlisten_address = \"127.21.0.1\"\nlisten_port = 0\n",
+    )
+    .unwrap();
+    // 1,024 workers by default, but only 200 descriptors (soft and hard) allowed.
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 200 && exec {} run --input {} --output {}",
+            env!("CARGO_BIN_EXE_btda"),
+            input.display(),
+            root.path().join("output").display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stdout_lines(&mut child);
+    lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("btda run starts");
+    signal(&child, "INT");
+    assert_eq!(
+        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("open-file limit 200 is too low for 1024 workers"),
+        "{stderr}"
+    );
+}
