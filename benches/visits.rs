@@ -160,22 +160,19 @@ fn main() {
     let with_peers = rss_mb() - before;
     assert_eq!(queue.counts().known, 100_000);
 
-    let mut rows = Vec::new();
-    rows.push(round(
-        "seeders (have_all), 64 workers",
-        64,
-        (0..PEERS).map(seeder),
-    ));
-    rows.push(round(
-        "seeders (have_all), 1024 workers",
-        1024,
-        (0..PEERS).map(seeder),
-    ));
-    rows.push(round(
-        "leechers (bitfield 50 %, 1 s quiet grace), 1024 workers",
-        1024,
-        (0..PEERS).map(leecher),
-    ));
+    let rows = vec![
+        round("seeders (have_all), 64 workers", 64, (0..PEERS).map(seeder)),
+        round(
+            "seeders (have_all), 1024 workers",
+            1024,
+            (0..PEERS).map(seeder),
+        ),
+        round(
+            "leechers (bitfield 50 %, 1 s quiet grace), 1024 workers",
+            1024,
+            (0..PEERS).map(leecher),
+        ),
+    ];
 
     drop(child.stdin.take());
     let _ = child.wait();
