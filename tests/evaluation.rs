@@ -204,16 +204,21 @@ fn a_growing_leecher_becomes_exactly_one_confirmed_download() {
     assert_eq!(crossed, seen);
 }
 
-#[test]
-fn a_peer_without_bitfield_counts_as_zero_with_state_none() {
-    let h = H::new(150, None);
-    let quiet = fake(12, 1, 0, Behaviour::NoBitfield);
-    h.add(quiet.addr);
+/// Visits one fake peer (127.`net`.0.1) once; returns that visit and the database.
+fn one_visit(grace_ms: u64, net: u8, pieces: u32, b: Behaviour) -> (VisitTuple, Finished) {
+    let h = H::new(grace_ms, None);
+    let peer = fake(net, 1, pieces, b);
+    h.add(peer.addr);
     h.wait_for("a visit", Duration::from_secs(10), |e| {
         e.stats.visits.load(Ordering::Relaxed) >= 1
     });
     let conn = h.finish();
-    let v = &visits(&conn)[0];
+    (visits(&conn).remove(0), conn)
+}
+
+#[test]
+fn a_peer_without_bitfield_counts_as_zero_with_state_none() {
+    let (v, _) = one_visit(150, 12, 0, Behaviour::NoBitfield);
     assert_eq!(
         (v.0.as_str(), v.1, v.2.as_deref()),
         ("ok", Some(0), Some("none"))
@@ -223,22 +228,15 @@ fn a_peer_without_bitfield_counts_as_zero_with_state_none() {
 
 #[test]
 fn a_re_sent_bitfield_replaces_the_first() {
-    let h = H::new(400, None);
-    let peer = fake(
+    let (v, _) = one_visit(
+        400,
         13,
-        1,
         20,
         Behaviour::ResendBitfield {
             later: 60,
             delay_ms: 100,
         },
     );
-    h.add(peer.addr);
-    h.wait_for("a visit", Duration::from_secs(10), |e| {
-        e.stats.visits.load(Ordering::Relaxed) >= 1
-    });
-    let conn = h.finish();
-    let v = &visits(&conn)[0];
     assert_eq!(
         (v.0.as_str(), v.1, v.2.as_deref()),
         ("ok", Some(60), Some("bitfield"))
@@ -247,23 +245,12 @@ fn a_re_sent_bitfield_replaces_the_first() {
 
 #[test]
 fn batched_haves_count_when_they_arrive_within_the_visit() {
+    let batch = Behaviour::BatchedHaves {
+        count: 30,
+        delay_ms: 600,
+    };
     // Grace longer than the batch delay: the haves are part of this visit.
-    let h = H::new(900, None);
-    let peer = fake(
-        14,
-        1,
-        10,
-        Behaviour::BatchedHaves {
-            count: 30,
-            delay_ms: 600,
-        },
-    );
-    h.add(peer.addr);
-    h.wait_for("a visit", Duration::from_secs(10), |e| {
-        e.stats.visits.load(Ordering::Relaxed) >= 1
-    });
-    let conn = h.finish();
-    let v = &visits(&conn)[0];
+    let (v, conn) = one_visit(900, 14, 10, batch.clone());
     assert_eq!((v.0.as_str(), v.1), ("ok", Some(40)));
     let (messages, gap): (i64, i64) = conn
         .query_row("SELECT messages, max_gap_ms FROM visit", [], |r| {
@@ -277,22 +264,7 @@ fn batched_haves_count_when_they_arrive_within_the_visit() {
     );
 
     // Grace shorter than the delay: the visit ends after the bitfield, quietly.
-    let h = H::new(150, None);
-    let peer = fake(
-        14,
-        2,
-        10,
-        Behaviour::BatchedHaves {
-            count: 30,
-            delay_ms: 600,
-        },
-    );
-    h.add(peer.addr);
-    h.wait_for("a visit", Duration::from_secs(10), |e| {
-        e.stats.visits.load(Ordering::Relaxed) >= 1
-    });
-    let conn = h.finish();
-    let v = &visits(&conn)[0];
+    let (v, _) = one_visit(150, 14, 10, batch);
     assert_eq!((v.0.as_str(), v.1), ("ok", Some(10)));
     assert!(v.3 < 600, "ended after the quiet grace: {} ms", v.3);
 }
@@ -353,14 +325,7 @@ fn failing_peers_are_classified_retried_and_dropped() {
 
 #[test]
 fn an_invalid_bitfield_is_ignored_and_counted() {
-    let h = H::new(150, None);
-    let peer = fake(16, 1, 7, Behaviour::BadBitfieldThenHaves);
-    h.add(peer.addr);
-    h.wait_for("a visit", Duration::from_secs(10), |e| {
-        e.stats.visits.load(Ordering::Relaxed) >= 1
-    });
-    let conn = h.finish();
-    let v = &visits(&conn)[0];
+    let (v, _) = one_visit(150, 16, 7, Behaviour::BadBitfieldThenHaves);
     assert_eq!(
         (v.0.as_str(), v.1, v.2.as_deref(), v.5),
         ("ok", Some(7), Some("haves"), 1)

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{signal, spawn, stdout_lines, wait_with_limit};
+use common::{signal, wait_with_limit};
 
 const SEEDER: &str = "127.31.0.1:51501";
 const LEECHER: &str = "127.31.0.2:51502";
@@ -67,23 +67,8 @@ fn btda_follows_a_libtorrent_leecher_to_completion() {
     )
     .unwrap();
     let output = dir.path().join("output");
-    let mut btda = spawn(&[
-        "run",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-    ]);
-    let lines = stdout_lines(&mut btda);
-    lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("btda run starts");
-    let db = std::fs::read_dir(&output)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
-        .unwrap();
+    let (mut btda, _, _lines) = common::start_run(&input, &output);
+    let db = common::database_in(&output).unwrap();
 
     // The download takes about 30 s at 32 KiB/s; wait for btda to see it complete.
     let start = Instant::now();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{eventually, signal, spawn, stdout_lines, wait_with_limit};
+use common::{database_in, eventually, signal, wait_with_limit};
 
 /// An input folder with two good torrents, one magnet link and one broken file.
 fn input_dir(root: &Path) -> PathBuf {
@@ -38,14 +38,6 @@ fn input_dir(root: &Path) -> PathBuf {
     input
 }
 
-fn database_in(output: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(output)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
-}
-
 fn run_row_committed(db: &Path) -> bool {
     rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .and_then(|c| c.query_row("SELECT count(*) FROM run", [], |r| r.get::<_, i64>(0)))
@@ -57,17 +49,7 @@ fn run_row_committed(db: &Path) -> bool {
 fn start_run(root: &Path) -> (std::process::Child, PathBuf, mpsc::Receiver<String>) {
     let input = input_dir(root);
     let output = root.join("output");
-    let mut child = spawn(&[
-        "run",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-    ]);
-    let lines = stdout_lines(&mut child);
-    let first = lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("btda run starts");
+    let (child, first, lines) = common::start_run(&input, &output);
     assert!(first.starts_with("btda: analysing 3 torrents"), "{first}");
     let db = database_in(&output).expect("database created at start");
     assert!(

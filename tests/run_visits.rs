@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use btda::sim::{Behaviour, FakePeer};
 use btda::torrent::InfoHash;
-use common::{eventually, signal, spawn, stdout_lines, wait_with_limit};
+use common::{eventually, signal, stdout_lines, wait_with_limit};
 
 #[test]
 fn a_leecher_given_in_the_config_is_confirmed_by_btda_run() {
@@ -49,17 +49,7 @@ fn a_leecher_given_in_the_config_is_confirmed_by_btda_run() {
         ),
     )
     .unwrap();
-    let mut child = spawn(&[
-        "run",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-    ]);
-    let lines = stdout_lines(&mut child);
-    lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("btda run starts");
+    let (mut child, _, lines) = common::start_run(&input, &output);
     assert!(
         eventually(Duration::from_secs(20), || leecher.served() >= 1),
         "leecher never visited"
@@ -76,12 +66,7 @@ fn a_leecher_given_in_the_config_is_confirmed_by_btda_run() {
     let summary: String = lines.try_iter().collect::<Vec<_>>().join("\n");
     assert!(summary.contains("confirmed downloads: 1"), "{summary}");
 
-    let db = std::fs::read_dir(&output)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
-        .unwrap();
+    let db = common::database_in(&output).unwrap();
     let out = common::btda()
         .args(["report", "--json"])
         .arg(&db)

@@ -92,3 +92,29 @@ pub fn spawn(args: &[&str]) -> Child {
         .spawn()
         .expect("btda starts")
 }
+
+/// Starts `btda run --input … --output …` and waits for its start line; returns the
+/// child, that line and the rest of its stdout.
+pub fn start_run(input: &Path, output: &Path) -> (Child, String, mpsc::Receiver<String>) {
+    let mut child = spawn(&[
+        "run",
+        "--input",
+        input.to_str().expect("utf-8 path"),
+        "--output",
+        output.to_str().expect("utf-8 path"),
+    ]);
+    let lines = stdout_lines(&mut child);
+    let first = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("btda run starts");
+    (child, first, lines)
+}
+
+/// The run database in an output folder.
+pub fn database_in(output: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(output)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
+}
