@@ -13,4 +13,5 @@ pub mod schedule;
 pub mod sim;
 pub mod store;
 pub mod torrent;
+pub mod tracker;
 pub mod wire;

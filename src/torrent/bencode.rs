@@ -97,6 +97,11 @@ impl<'a, 'b> Dict<'a, 'b> {
         self.value.dict().and_then(|d| d.lookup(key.as_bytes()))
     }
 
+    /// The raw value under a byte-string key (e.g. a 20-byte info-hash in a scrape).
+    pub fn get_raw(&self, key: &[u8]) -> Option<&'b BencodeRef<'a>> {
+        self.value.dict().and_then(|d| d.lookup(key))
+    }
+
     /// The raw value under `key`, or a `Missing` error.
     pub fn require(&self, key: &str) -> Result<&'b BencodeRef<'a>, BencodeError> {
         self.get(key)

@@ -1,0 +1,128 @@
+//! Trackers: HTTP and UDP announce and scrape for every tracker URL of every torrent.
+
+pub mod http;
+pub mod udp;
+
+use std::net::SocketAddr;
+
+use crate::torrent::InfoHash;
+
+/// The `event` of an announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A regular announce.
+    None,
+    /// The first announce of a run.
+    Started,
+    /// At shutdown.
+    Stopped,
+}
+
+impl Event {
+    /// The HTTP `event` value (none for a regular announce).
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Started => Some("started"),
+            Self::Stopped => Some("stopped"),
+        }
+    }
+
+    /// The BEP 15 event code.
+    pub fn udp_code(self) -> u32 {
+        match self {
+            Self::None => 0,
+            Self::Started => 2,
+            Self::Stopped => 3,
+        }
+    }
+}
+
+/// What btda tells a tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnnounceParams {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// Our peer id.
+    pub peer_id: [u8; 20],
+    /// Our listen port.
+    pub port: u16,
+    /// Bytes uploaded (a configured share of the torrent size).
+    pub uploaded: u64,
+    /// Bytes downloaded (size − left).
+    pub downloaded: u64,
+    /// Bytes left (a configured share of the size, so seeders and leechers talk to us).
+    pub left: u64,
+    /// Peers wanted.
+    pub numwant: u32,
+    /// Random key, one per run.
+    pub key: u32,
+    /// The event.
+    pub event: Event,
+}
+
+/// A tracker's answer to an announce.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AnnounceReply {
+    /// Seconds until the next regular announce.
+    pub interval: Option<u64>,
+    /// Seconds the tracker asks us to wait at least.
+    pub min_interval: Option<u64>,
+    /// Seeders (`complete`).
+    pub seeders: Option<u32>,
+    /// Leechers (`incomplete`).
+    pub leechers: Option<u32>,
+    /// Completed downloads (`downloaded`), if the tracker says.
+    pub completed: Option<u32>,
+    /// Peers.
+    pub peers: Vec<SocketAddr>,
+    /// `warning message`.
+    pub warning: Option<String>,
+}
+
+/// A tracker's counts for one torrent in a scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScrapeCounts {
+    /// Seeders.
+    pub seeders: Option<u32>,
+    /// Leechers.
+    pub leechers: Option<u32>,
+    /// Completed downloads.
+    pub completed: Option<u32>,
+}
+
+/// Classified tracker errors; [`TrackerError::class`] is stored in `request.error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrackerError {
+    /// No answer in time.
+    #[error("timeout")]
+    Timeout,
+    /// Connection refused (or ICMP port unreachable for UDP).
+    #[error("refused")]
+    Refused,
+    /// The host name did not resolve (or not in time).
+    #[error("dns: {0}")]
+    Dns(String),
+    /// An HTTP status other than 200.
+    #[error("http status {0}")]
+    HttpStatus(u16),
+    /// The tracker's own failure reason (or a BEP 15 error).
+    #[error("tracker failure: {0}")]
+    Failure(String),
+    /// A response that is not what the protocol says.
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    /// Too many redirects, a redirect loop, an unsupported scheme.
+    #[error("redirect: {0}")]
+    Redirect(String),
+    /// Any other I/O error.
+    #[error("io: {0}")]
+    Io(String),
+}
+
+impl TrackerError {
+    /// The text stored in `request.error`: the class, then the detail.
+    pub fn class(&self) -> String {
+        self.to_string()
+    }
+}
