@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::{AnnounceParams, AnnounceReply, Event, ScrapeCounts, TrackerError};
+use super::{AnnounceParams, AnnounceReply, ScrapeCounts, TrackerError};
 use crate::torrent::InfoHash;
 use crate::torrent::bencode::{self, Dict, as_bytes, list_items};
 use crate::wire::extended::{compact_v4, compact_v6};
@@ -192,6 +192,7 @@ pub fn parse_scrape(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tracker::Event;
 
     fn params(event: Event) -> AnnounceParams {
         AnnounceParams {
