@@ -55,6 +55,8 @@ pub struct Config {
     pub monitor: Monitor,
     /// Visiting peers: workers, timeouts, revisits, the listener.
     pub peer: Peer,
+    /// Announcing to and scraping trackers.
+    pub tracker: Tracker,
     /// Per-torrent extras, e.g. peers given by hand (`[[torrents]]` tables).
     pub torrents: Vec<TorrentExtra>,
 }
@@ -110,6 +112,58 @@ impl Default for Peer {
             listen_address: "0.0.0.0".into(),
             listen_port: 6881,
             incoming_handlers: 64,
+        }
+    }
+}
+
+/// Tracker settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tracker {
+    /// Threads announcing (each works through one tracker URL at a time).
+    pub threads: usize,
+    /// btda's own announce interval, s (never below the tracker's `min interval`).
+    pub interval_secs: u64,
+    /// Largest `min interval` honoured, s (a tracker asking for years is capped).
+    pub max_min_interval_secs: u64,
+    /// Delays after failed announces, s; the last repeats.
+    pub retry_backoff_secs: Vec<u64>,
+    /// Peers asked for.
+    pub numwant: u32,
+    /// `left` as a share of the torrent size.
+    pub left_share: f64,
+    /// `uploaded` as a share of the torrent size.
+    pub uploaded_share: f64,
+    /// Whole HTTP request, ms.
+    pub http_timeout_ms: u64,
+    /// Redirects followed.
+    pub max_redirects: u32,
+    /// Largest response body, bytes.
+    pub max_response_bytes: usize,
+    /// UDP waits before each retransmission, ms.
+    pub udp_retransmit_ms: Vec<u64>,
+    /// Host name resolution, ms.
+    pub dns_timeout_ms: u64,
+    /// Budget for the `stopped` announces at shutdown, ms.
+    pub stopped_timeout_ms: u64,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Self {
+            threads: 8,
+            interval_secs: 300,
+            max_min_interval_secs: 3600,
+            retry_backoff_secs: vec![60, 300, 900],
+            numwant: 200,
+            left_share: 0.5,
+            uploaded_share: 0.0,
+            http_timeout_ms: 8000,
+            max_redirects: 3,
+            max_response_bytes: 1 << 20,
+            udp_retransmit_ms: vec![2000, 4000],
+            dns_timeout_ms: 3000,
+            stopped_timeout_ms: 2000,
         }
     }
 }
@@ -299,6 +353,22 @@ impl Config {
                 p.listen_address.clone(),
                 "must be an IP address",
             ));
+        }
+        let tr = &self.tracker;
+        if tr.threads == 0 || tr.udp_retransmit_ms.is_empty() || tr.retry_backoff_secs.is_empty() {
+            return Err(invalid(
+                "tracker",
+                "0 / []".into(),
+                "threads, udp_retransmit_ms and retry_backoff_secs need at least one",
+            ));
+        }
+        for (key, v) in [
+            ("tracker.left_share", tr.left_share),
+            ("tracker.uploaded_share", tr.uploaded_share),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(invalid(key, v.to_string(), "must be in [0, 1]"));
+            }
         }
         for t in &self.torrents {
             if crate::torrent::InfoHash::parse(&t.info_hash).is_err() {

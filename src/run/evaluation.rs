@@ -12,6 +12,7 @@ use crate::peer::{Engine, TorrentSlot};
 use crate::schedule::{PeerKeyer, PeerQueue, Policy, Source};
 use crate::store::{RecordSender, WriterStats};
 use crate::torrent::{InfoHash, Torrent};
+use crate::tracker::service::{Announcer, TrackedTorrent, TrackerService};
 
 use super::Shutdown;
 
@@ -23,6 +24,7 @@ pub struct Evaluation {
     /// Shared state of workers and listener.
     pub engine: Arc<Engine>,
     running: Running,
+    trackers: TrackerService,
     statistics: std::thread::JoinHandle<()>,
     /// Worker threads actually started (after fitting the file limit).
     pub workers: usize,
@@ -122,8 +124,32 @@ pub fn start(
     );
 
     let manual = add_manual_peers(&queue, torrents, config);
+    let tracked: Vec<TrackedTorrent> = torrents
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TrackedTorrent {
+            index: i as u32,
+            info_hash: t.info_hash,
+            size: t.metainfo.as_ref().map_or(0, |m| m.total_size),
+            trackers: t.trackers.clone(),
+        })
+        .collect();
+    let me = Announcer {
+        peer_id,
+        port: peer_cfg.listen_port,
+        key: rand::random(),
+    };
+    let trackers = TrackerService::start(
+        &tracked,
+        &config.tracker,
+        me,
+        Arc::clone(&queue),
+        db.clone(),
+        shutdown.flag(),
+    );
     log::info!(
-        "evaluation started: {workers} workers, {handlers} incoming handlers, {manual} peers given by hand"
+        "evaluation started: {workers} workers, {handlers} incoming handlers, {manual} peers given by hand, {} tracker URLs",
+        trackers.trackers()
     );
 
     let monitor = Monitor::new(Arc::clone(&engine), writer, workers);
@@ -136,6 +162,7 @@ pub fn start(
     Evaluation {
         engine,
         running,
+        trackers,
         statistics,
         workers,
     }
@@ -168,9 +195,11 @@ fn add_manual_peers(queue: &PeerQueue, torrents: &[Torrent], config: &Config) ->
 }
 
 impl Evaluation {
-    /// Stops in order: the queue closes, visits in flight end (they watch the stop flag),
-    /// the listener and the statistics thread finish. Call after the stop flag is set.
+    /// Stops in order: trackers get `stopped`, the queue closes, visits in flight end
+    /// (they watch the stop flag), the listener and the statistics thread finish. Call
+    /// after the stop flag is set.
     pub fn stop(self) {
+        self.trackers.stop();
         self.engine.queue.close();
         self.running.join();
         let _ = self.statistics.join();

@@ -1,6 +1,8 @@
 //! Trackers: HTTP and UDP announce and scrape for every tracker URL of every torrent.
 
+pub mod client;
 pub mod http;
+pub mod service;
 pub mod udp;
 
 use std::net::SocketAddr;

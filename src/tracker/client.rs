@@ -1,0 +1,276 @@
+//! Blocking tracker clients: DNS with a timeout, HTTP over attohttpc with a capped body
+//! and few redirects, UDP over socket2 with a bounded retransmission schedule and a
+//! cached connection id.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::{AnnounceParams, AnnounceReply, ScrapeCounts, TrackerError, http, udp};
+use crate::torrent::InfoHash;
+
+/// How long a UDP connection id may be used (BEP 15: one minute).
+const CONNECTION_ID_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Timeouts and limits of tracker requests (from `[tracker]`).
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Whole HTTP request.
+    pub http_timeout: Duration,
+    /// Redirects followed at most.
+    pub max_redirects: u32,
+    /// Largest response body read.
+    pub max_body: usize,
+    /// Waits before each UDP retransmission; after the last, a timeout.
+    pub udp_retransmit: Vec<Duration>,
+    /// Host name resolution.
+    pub dns_timeout: Duration,
+}
+
+/// Resolves `host:port` on a helper thread so that a hanging resolver costs at most
+/// `timeout` (the lookup itself cannot be cancelled; its thread ends on its own).
+pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, TrackerError> {
+    if let Ok(ip) = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+    {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = format!("{host}:{port}");
+    std::thread::Builder::new()
+        .name("dns".into())
+        .spawn(move || {
+            let _ = tx.send(name.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
+        })
+        .map_err(|e| TrackerError::Io(e.to_string()))?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(TrackerError::Dns("no address".into())),
+        Ok(Err(e)) => Err(TrackerError::Dns(e.to_string())),
+        Err(_) => Err(TrackerError::Dns("timeout".into())),
+    }
+}
+
+fn io_error(e: &std::io::Error) -> TrackerError {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::TimedOut | K::WouldBlock => TrackerError::Timeout,
+        K::ConnectionRefused => TrackerError::Refused,
+        _ => TrackerError::Io(e.to_string()),
+    }
+}
+
+/// Tracker requests, shared by the tracker threads.
+pub struct TrackerClient {
+    settings: ClientSettings,
+    connection_ids: Mutex<HashMap<SocketAddr, (u64, Instant)>>,
+}
+
+impl TrackerClient {
+    /// A client with these settings.
+    pub fn new(settings: ClientSettings) -> Self {
+        Self {
+            settings,
+            connection_ids: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Announces to an `http://`, `https://` or `udp://` tracker.
+    pub fn announce(&self, url: &str, p: &AnnounceParams) -> Result<AnnounceReply, TrackerError> {
+        if url.starts_with("udp://") {
+            let (addr, v6) = self.udp_target(url)?;
+            let reply = self.udp_exchange(
+                addr,
+                |cid, tx| udp::announce_request(cid, tx, p),
+                |b, tx| udp::parse_announce(b, tx, v6),
+            )?;
+            Ok(reply)
+        } else {
+            let body = self.http_get(&http::announce_url(url, p))?;
+            http::parse_announce(&body)
+        }
+    }
+
+    /// Scrapes `hashes` (all of one tracker); the result holds the hashes it knew.
+    /// `Ok(None)` means the tracker does not support scrape (BEP 48).
+    pub fn scrape(
+        &self,
+        url: &str,
+        hashes: &[InfoHash],
+    ) -> Result<Option<Vec<(InfoHash, ScrapeCounts)>>, TrackerError> {
+        if url.starts_with("udp://") {
+            let (addr, _) = self.udp_target(url)?;
+            let mut all = Vec::new();
+            for chunk in hashes.chunks(udp::MAX_SCRAPE) {
+                all.extend(self.udp_exchange(
+                    addr,
+                    |cid, tx| udp::scrape_request(cid, tx, chunk),
+                    |b, tx| udp::parse_scrape(b, tx, chunk),
+                )?);
+            }
+            return Ok(Some(all));
+        }
+        let Some(scrape) = http::scrape_url(url) else {
+            return Ok(None);
+        };
+        let mut all = Vec::new();
+        for chunk in hashes.chunks(50) {
+            let body = self.http_get(&http::scrape_url_for(&scrape, chunk))?;
+            all.extend(http::parse_scrape(&body, chunk)?);
+        }
+        Ok(Some(all))
+    }
+
+    fn http_get(&self, url: &str) -> Result<Vec<u8>, TrackerError> {
+        let parsed =
+            url::Url::parse(url).map_err(|e| TrackerError::Malformed(format!("bad url: {e}")))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| TrackerError::Malformed("url without host".into()))?;
+        resolve(
+            host,
+            parsed.port_or_known_default().unwrap_or(80),
+            self.settings.dns_timeout,
+        )?;
+        let s = &self.settings;
+        let response = attohttpc::get(url)
+            .timeout(s.http_timeout)
+            .connect_timeout(s.http_timeout)
+            .read_timeout(s.http_timeout)
+            .max_redirections(s.max_redirects)
+            .header("User-Agent", concat!("btda/", env!("CARGO_PKG_VERSION")))
+            .send()
+            .map_err(|e| match e.kind() {
+                attohttpc::ErrorKind::Io(io) => io_error(io),
+                attohttpc::ErrorKind::ConnectError { .. } => TrackerError::Refused,
+                attohttpc::ErrorKind::TooManyRedirections => {
+                    TrackerError::Redirect("too many redirects".into())
+                }
+                attohttpc::ErrorKind::InvalidBaseUrl
+                | attohttpc::ErrorKind::InvalidUrlHost
+                | attohttpc::ErrorKind::InvalidUrlPort => TrackerError::Redirect(e.to_string()),
+                attohttpc::ErrorKind::TlsDisabled => {
+                    TrackerError::Io("https trackers need the `https` feature".into())
+                }
+                _ => TrackerError::Malformed(e.to_string()),
+            })?;
+        let (status, _, reader) = response.split();
+        if status.as_u16() != 200 {
+            return Err(TrackerError::HttpStatus(status.as_u16()));
+        }
+        let mut body = Vec::new();
+        reader
+            .take(s.max_body as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| io_error(&e))?;
+        if body.len() > s.max_body {
+            return Err(TrackerError::Malformed(format!(
+                "body over {} bytes",
+                s.max_body
+            )));
+        }
+        Ok(body)
+    }
+
+    fn udp_target(&self, url: &str) -> Result<(SocketAddr, bool), TrackerError> {
+        let parsed =
+            url::Url::parse(url).map_err(|e| TrackerError::Malformed(format!("bad url: {e}")))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| TrackerError::Malformed("url without host".into()))?;
+        let port = parsed
+            .port()
+            .ok_or_else(|| TrackerError::Malformed("udp url without port".into()))?;
+        let addr = resolve(host, port, self.settings.dns_timeout)?[0];
+        Ok((addr, addr.is_ipv6()))
+    }
+
+    /// Connects if needed (cached id), then sends `build(connection_id, txid)` and waits
+    /// for a packet `parse` accepts, retransmitting on the configured schedule.
+    fn udp_exchange<T>(
+        &self,
+        addr: SocketAddr,
+        build: impl Fn(u64, u32) -> Vec<u8>,
+        parse: impl Fn(&[u8], u32) -> Result<Option<T>, TrackerError>,
+    ) -> Result<T, TrackerError> {
+        let bind: SocketAddr = if addr.is_ipv6() {
+            "[::]:0".parse()
+        } else {
+            "0.0.0.0:0".parse()
+        }
+        .map_err(|_| TrackerError::Io("bind address".into()))?;
+        let socket = UdpSocket::bind(bind).map_err(|e| io_error(&e))?;
+        socket.connect(addr).map_err(|e| io_error(&e))?; // so ICMP errors surface as `refused`
+        let cached = self
+            .connection_ids
+            .lock()
+            .get(&addr)
+            .filter(|(_, at)| at.elapsed() < CONNECTION_ID_LIFETIME)
+            .map(|(id, _)| *id);
+        let connection_id = match cached {
+            Some(id) => id,
+            None => {
+                let id = self.udp_round(
+                    &socket,
+                    |tx| udp::connect_request(tx).to_vec(),
+                    udp::parse_connect,
+                )?;
+                self.connection_ids
+                    .lock()
+                    .insert(addr, (id, Instant::now()));
+                id
+            }
+        };
+        let result = self.udp_round(&socket, |tx| build(connection_id, tx), &parse);
+        if result.is_err() {
+            self.connection_ids.lock().remove(&addr); // a stale id is one cause; reconnect next time
+        }
+        result
+    }
+
+    fn udp_round<T>(
+        &self,
+        socket: &UdpSocket,
+        build: impl Fn(u32) -> Vec<u8>,
+        parse: impl Fn(&[u8], u32) -> Result<Option<T>, TrackerError>,
+    ) -> Result<T, TrackerError> {
+        let txid: u32 = rand::random();
+        let packet = build(txid);
+        let mut buf = vec![0u8; 64 * 1024];
+        for wait in &self.settings.udp_retransmit {
+            socket.send(&packet).map_err(|e| io_error(&e))?;
+            let deadline = Instant::now() + *wait;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                socket
+                    .set_read_timeout(Some(left))
+                    .map_err(|e| io_error(&e))?;
+                match socket.recv(&mut buf) {
+                    Ok(n) => {
+                        if let Some(v) = parse(&buf[..n], txid)? {
+                            return Ok(v);
+                        } // another transaction: keep waiting
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break;
+                    }
+                    Err(e) => return Err(io_error(&e)),
+                }
+            }
+        }
+        Err(TrackerError::Timeout)
+    }
+}

@@ -1,0 +1,414 @@
+//! The tracker loop: every tracker URL of every torrent is announced to and scraped on
+//! its own schedule by a small pool of threads.
+//!
+//! One job per tracker URL holds all the torrents that name it, so that one UDP packet
+//! can scrape up to 74 of them, and a dead tracker only delays its own job. Every
+//! announce and scrape becomes a `request` row; received peers go to the `PeerQueue`
+//! with source `tracker`.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::client::{ClientSettings, TrackerClient};
+use super::{AnnounceParams, Event, TrackerError};
+use crate::schedule::{Added, PeerQueue, Source};
+use crate::store::{Record, RecordSender, RequestRow};
+use crate::torrent::InfoHash;
+
+/// One torrent as the tracker loop needs it.
+#[derive(Debug, Clone)]
+pub struct TrackedTorrent {
+    /// Index in the run (database id − 1).
+    pub index: u32,
+    /// Its info-hash.
+    pub info_hash: InfoHash,
+    /// Content bytes (0 while metadata is pending).
+    pub size: u64,
+    /// Its tracker URLs.
+    pub trackers: Vec<String>,
+}
+
+/// What btda says about itself to trackers.
+#[derive(Debug, Clone, Copy)]
+pub struct Announcer {
+    /// Our peer id.
+    pub peer_id: [u8; 20],
+    /// Our listen port.
+    pub port: u16,
+    /// Random key for this run.
+    pub key: u32,
+}
+
+struct Slot {
+    index: u32,
+    info_hash: InfoHash,
+    size: u64,
+    next: Instant,
+    started: bool,
+    failures: u32,
+}
+
+struct Job {
+    url: String,
+    slots: Vec<Slot>,
+}
+
+struct Shared {
+    jobs: Vec<Mutex<Job>>,
+    heap: Mutex<BinaryHeap<Reverse<(Instant, usize)>>>,
+    wake: Condvar,
+    client: TrackerClient,
+    config: crate::config::Tracker,
+    me: Announcer,
+    queue: Arc<PeerQueue>,
+    db: RecordSender,
+    stop: Arc<AtomicBool>,
+}
+
+/// The running tracker threads.
+pub struct TrackerService {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Client settings from the configuration.
+pub fn client_settings(c: &crate::config::Tracker) -> ClientSettings {
+    ClientSettings {
+        http_timeout: Duration::from_millis(c.http_timeout_ms),
+        max_redirects: c.max_redirects,
+        max_body: c.max_response_bytes,
+        udp_retransmit: c
+            .udp_retransmit_ms
+            .iter()
+            .map(|&m| Duration::from_millis(m))
+            .collect(),
+        dns_timeout: Duration::from_millis(c.dns_timeout_ms),
+    }
+}
+
+impl TrackerService {
+    /// Starts announcing to every tracker of every torrent (at once, then on schedule).
+    pub fn start(
+        torrents: &[TrackedTorrent],
+        config: &crate::config::Tracker,
+        me: Announcer,
+        queue: Arc<PeerQueue>,
+        db: RecordSender,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        let now = Instant::now();
+        let mut jobs: Vec<Job> = Vec::new();
+        for t in torrents {
+            for url in &t.trackers {
+                if !(url.starts_with("http://")
+                    || url.starts_with("https://")
+                    || url.starts_with("udp://"))
+                {
+                    log::warn!(
+                        "torrent {}: tracker {url} has an unsupported scheme; skipped",
+                        t.info_hash
+                    );
+                    continue;
+                }
+                let slot = Slot {
+                    index: t.index,
+                    info_hash: t.info_hash,
+                    size: t.size,
+                    next: now,
+                    started: false,
+                    failures: 0,
+                };
+                match jobs.iter_mut().find(|j| &j.url == url) {
+                    Some(j) => j.slots.push(slot),
+                    None => jobs.push(Job {
+                        url: url.clone(),
+                        slots: vec![slot],
+                    }),
+                }
+            }
+        }
+        let heap = (0..jobs.len()).map(|i| Reverse((now, i))).collect();
+        let shared = Arc::new(Shared {
+            jobs: jobs.into_iter().map(Mutex::new).collect(),
+            heap: Mutex::new(heap),
+            wake: Condvar::new(),
+            client: TrackerClient::new(client_settings(config)),
+            config: config.clone(),
+            me,
+            queue,
+            db,
+            stop,
+        });
+        let threads = (0..config.threads.min(shared.jobs.len()))
+            .filter_map(|i| {
+                let s = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("tracker-{i}"))
+                    .spawn(move || s.work())
+                    .ok()
+            })
+            .collect();
+        Self { shared, threads }
+    }
+
+    /// Tracker URLs being served.
+    pub fn trackers(&self) -> usize {
+        self.shared.jobs.len()
+    }
+
+    /// Stops the loop (the stop flag must be set), then sends `stopped` to every tracker
+    /// that was announced to, all in parallel, within `stopped_timeout_ms`. The helper
+    /// threads hold no database sender, so one stuck on a dead tracker cannot keep the
+    /// writer from closing; their late answers are simply not recorded.
+    pub fn stop(self) {
+        self.shared.wake.notify_all();
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let budget = Duration::from_millis(self.shared.config.stopped_timeout_ms);
+        let mut settings = client_settings(&self.shared.config);
+        settings.http_timeout = budget;
+        settings.dns_timeout = budget;
+        settings.udp_retransmit = vec![budget];
+        let client = Arc::new(TrackerClient::new(settings));
+        let deadline = Instant::now() + budget;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut pending = 0;
+        for job in &self.shared.jobs {
+            let job = job.lock();
+            let requests: Vec<(u32, AnnounceParams)> = job
+                .slots
+                .iter()
+                .filter(|s| s.started)
+                .map(|s| (s.index, self.shared.params(s, Event::Stopped)))
+                .collect();
+            if requests.is_empty() {
+                continue;
+            }
+            let (client, tx, url) = (Arc::clone(&client), tx.clone(), job.url.clone());
+            let spawned = std::thread::Builder::new()
+                .name("tracker-stop".into())
+                .spawn(move || {
+                    for (index, params) in requests {
+                        let t0 = Instant::now();
+                        let result = client.announce(&url, &params);
+                        if tx
+                            .send((index, url.clone(), result.err(), t0.elapsed()))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            if spawned.is_ok() {
+                pending += 1;
+            }
+        }
+        drop(tx);
+        while let Ok((index, url, error, took)) =
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let _ = self.shared.db.send(Record::Request(RequestRow {
+                torrent_id: Some(i64::from(index) + 1),
+                at: crate::clock::unix_now(),
+                source: "tracker",
+                url: Some(url),
+                kind: "stopped",
+                ok: error.is_none(),
+                error: error.map(|e| e.class()),
+                duration_ms: Some(took.as_millis() as u32),
+                ..RequestRow::default()
+            }));
+        }
+        log::info!("sent `stopped` to {pending} trackers");
+    }
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn work(&self) {
+        while let Some(i) = self.next_job() {
+            let next = self.round(i);
+            self.heap.lock().push(Reverse((next, i)));
+            self.wake.notify_one();
+        }
+    }
+
+    /// Waits for the next due job; None when stopping.
+    fn next_job(&self) -> Option<usize> {
+        let mut heap = self.heap.lock();
+        loop {
+            if self.stopping() {
+                return None;
+            }
+            let now = Instant::now();
+            match heap.peek() {
+                Some(&Reverse((due, i))) if due <= now => {
+                    heap.pop();
+                    return Some(i);
+                }
+                Some(&Reverse((due, _))) => {
+                    let until = due.min(now + Duration::from_millis(200));
+                    self.wake.wait_until(&mut heap, until);
+                }
+                None => {
+                    self.wake.wait_for(&mut heap, Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    fn params(&self, slot: &Slot, event: Event) -> AnnounceParams {
+        let share = |f: f64| (slot.size as f64 * f) as u64;
+        let left = share(self.config.left_share);
+        AnnounceParams {
+            info_hash: slot.info_hash,
+            peer_id: self.me.peer_id,
+            port: self.me.port,
+            uploaded: share(self.config.uploaded_share),
+            downloaded: slot.size.saturating_sub(left),
+            left,
+            numwant: self.config.numwant,
+            key: self.me.key,
+            event,
+        }
+    }
+
+    /// Announces every due torrent of job `i`, then scrapes them all; returns when the
+    /// job is due next.
+    fn round(&self, i: usize) -> Instant {
+        let mut job = self.jobs[i].lock();
+        let url = job.url.clone();
+        let mut announced = false;
+        let mut unreachable = None;
+        for slot in job.slots.iter_mut() {
+            if self.stopping() || slot.next > Instant::now() {
+                continue;
+            }
+            if let Some(retry) = unreachable {
+                slot.next = retry; // the tracker is down: no request for the others now
+                continue;
+            }
+            let event = if slot.started {
+                Event::None
+            } else {
+                Event::Started
+            };
+            let start = Instant::now();
+            let result = self.client.announce(&url, &self.params(slot, event));
+            let mut row = RequestRow {
+                torrent_id: Some(i64::from(slot.index) + 1),
+                at: crate::clock::unix_now(),
+                source: "tracker",
+                url: Some(url.clone()),
+                kind: "announce",
+                duration_ms: Some(start.elapsed().as_millis() as u32),
+                ..RequestRow::default()
+            };
+            match result {
+                Ok(reply) => {
+                    let (mut new, mut dup) = (0, 0);
+                    for peer in &reply.peers {
+                        match self.queue.add(slot.index, *peer, Source::Tracker) {
+                            Added::New => new += 1,
+                            _ => dup += 1,
+                        }
+                    }
+                    row.ok = true;
+                    row.received_peers = Some(reply.peers.len() as u32);
+                    row.new_peers = Some(new);
+                    row.duplicate_peers = Some(dup);
+                    (row.seeders, row.leechers, row.completed) =
+                        (reply.seeders, reply.leechers, reply.completed);
+                    row.error = reply.warning.map(|w| format!("warning: {w}"));
+                    let min = reply
+                        .min_interval
+                        .unwrap_or(0)
+                        .min(self.config.max_min_interval_secs);
+                    slot.next =
+                        Instant::now() + Duration::from_secs(self.config.interval_secs.max(min));
+                    slot.started = true;
+                    slot.failures = 0;
+                    announced = true;
+                }
+                Err(e) => {
+                    row.error = Some(e.class());
+                    slot.failures += 1;
+                    let steps = &self.config.retry_backoff_secs;
+                    let step = steps[(slot.failures as usize - 1).min(steps.len() - 1)];
+                    slot.next = Instant::now() + Duration::from_secs(step);
+                    if matches!(
+                        e,
+                        TrackerError::Timeout
+                            | TrackerError::Refused
+                            | TrackerError::Dns(_)
+                            | TrackerError::Io(_)
+                    ) {
+                        unreachable = Some(slot.next);
+                    }
+                }
+            }
+            let _ = self.db.send(Record::Request(row));
+        }
+        if announced && !self.stopping() {
+            self.scrape(&url, &job.slots);
+        }
+        job.slots
+            .iter()
+            .map(|s| s.next)
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(self.config.interval_secs))
+    }
+
+    fn scrape(&self, url: &str, slots: &[Slot]) {
+        let hashes: Vec<InfoHash> = slots.iter().map(|s| s.info_hash).collect();
+        let start = Instant::now();
+        let result = self.client.scrape(url, &hashes);
+        let duration = Some(start.elapsed().as_millis() as u32);
+        let row = |slot: &Slot| RequestRow {
+            torrent_id: Some(i64::from(slot.index) + 1),
+            at: crate::clock::unix_now(),
+            source: "tracker",
+            url: Some(url.to_string()),
+            kind: "scrape",
+            duration_ms: duration,
+            ..RequestRow::default()
+        };
+        match result {
+            Ok(None) => {} // no scrape URL (BEP 48): nothing asked, nothing recorded
+            Ok(Some(counts)) => {
+                for slot in slots {
+                    let mut r = row(slot);
+                    match counts.iter().find(|(h, _)| *h == slot.info_hash) {
+                        Some((_, c)) => {
+                            r.ok = true;
+                            (r.seeders, r.leechers, r.completed) =
+                                (c.seeders, c.leechers, c.completed);
+                        }
+                        None => {
+                            r.error =
+                                Some("malformed response: torrent missing from the scrape".into())
+                        }
+                    }
+                    let _ = self.db.send(Record::Request(r));
+                }
+            }
+            Err(e) => {
+                for slot in slots {
+                    let mut r = row(slot);
+                    r.error = Some(e.class());
+                    let _ = self.db.send(Record::Request(r));
+                }
+            }
+        }
+    }
+}
