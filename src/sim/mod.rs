@@ -2,6 +2,7 @@
 //! with known truth, for tests, benchmarks and `make demo`.
 
 pub mod fake_peer;
+pub mod fake_tracker;
 pub mod harness;
 
 pub use fake_peer::{Behaviour, FakePeer};
