@@ -9,8 +9,9 @@ BTDA    := target/release/btda
 
 # Debian packages the build and the tests need. gcc/libc6-dev build the bundled SQLite;
 # mktorrent and transmission-cli make and check torrents independently in the tests;
-# python3-libtorrent runs a real seeder and leecher for the interop test.
-DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent
+# python3-libtorrent runs a real seeder and leecher, opentracker a real tracker, for the
+# interop tests.
+DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent opentracker
 
 .PHONY: run build import test fmt fmt-check lint deps fixtures bench
 

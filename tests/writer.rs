@@ -157,6 +157,22 @@ fn peer(id: i64, torrent_id: i64, first: u32, last: u32, crossed: Option<i64>) -
     })
 }
 
+/// A successful tracker request for torrent 1 with `completed` and `seeders`.
+fn scrape(url: &str, kind: &'static str, completed: u32, seeders: u32) -> Record {
+    Record::Request(btda::store::RequestRow {
+        torrent_id: Some(1),
+        at: 1,
+        source: "tracker",
+        url: Some(url.into()),
+        kind,
+        ok: true,
+        seeders: Some(seeders),
+        leechers: Some(1),
+        completed: Some(completed),
+        ..btda::store::RequestRow::default()
+    })
+}
+
 #[test]
 fn report_counts_confirmed_downloads_from_the_view() {
     let dir = tempfile::tempdir().unwrap();
@@ -197,6 +213,11 @@ fn report_counts_confirmed_downloads_from_the_view() {
             outcome: "refused",
             ..VisitRow::default()
         }),
+        scrape("http://x/announce", "scrape", 10, 1),
+        scrape("http://x/announce", "announce", 12, 2),
+        scrape("http://x/announce", "scrape", 15, 3),
+        scrape("udp://y:1/announce", "scrape", 3, 4),
+        scrape("udp://y:1/announce", "scrape", 4, 9),
         Record::RunEnd {
             ended_at: 1_700_003_661,
             reason: "signal".into(),
@@ -229,11 +250,42 @@ fn report_counts_confirmed_downloads_from_the_view() {
     );
     assert_eq!(t[1]["confirmed"], 1);
     assert_eq!(json["run"]["end_reason"], "signal");
+    // Tracker figures: latest scrape per tracker, and the completed-count increase.
+    let trackers = &t[0]["trackers"];
+    assert_eq!(trackers[0]["url"], "http://x/announce");
+    assert_eq!(
+        (
+            trackers[0]["completed"].as_i64(),
+            trackers[0]["seeders"].as_i64()
+        ),
+        (Some(15), Some(3))
+    );
+    assert_eq!(
+        (
+            trackers[0]["completed_increase"].as_i64(),
+            trackers[0]["announces"].as_i64()
+        ),
+        (Some(5), Some(1))
+    );
+    assert_eq!(
+        (
+            trackers[1]["completed"].as_i64(),
+            trackers[1]["completed_increase"].as_i64()
+        ),
+        (Some(4), Some(1))
+    );
+    assert_eq!(t[0]["completed_increase"], 5);
+    assert_eq!(t[0]["completed_increase_tracker"], "http://x/announce");
+    assert!(t[1]["trackers"].as_array().unwrap().is_empty());
 
     let text = common::btda().arg("report").arg(&path).output().unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("ran 1:01:01"), "{text}");
     assert!(text.contains("2 torrents, 2 confirmed downloads"), "{text}");
+    assert!(
+        text.contains("largest completed increase: +5 (http://x/announce)"),
+        "{text}"
+    );
     assert!(
         text.lines()
             .any(|l| l.starts_with(&"a".repeat(40)) && l.trim_end().ends_with(" 1")),

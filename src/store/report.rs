@@ -45,6 +45,69 @@ pub struct TorrentSummary {
     pub complete_peers: i64,
     /// Confirmed downloads.
     pub confirmed: i64,
+    /// Confirmed downloads under the strict rule.
+    pub confirmed_strict: i64,
+    /// Per tracker: latest scrape and the growth of its completed count.
+    pub trackers: Vec<TrackerFigures>,
+    /// The largest completed-count increase of any tracker over the run.
+    pub completed_increase: Option<i64>,
+    /// The tracker with that increase.
+    pub completed_increase_tracker: Option<String>,
+}
+
+/// One tracker's figures for one torrent.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TrackerFigures {
+    /// Announce URL.
+    pub url: String,
+    /// Successful / all announces.
+    pub announces_ok: i64,
+    /// All announces.
+    pub announces: i64,
+    /// Seeders in the latest successful scrape.
+    pub seeders: Option<i64>,
+    /// Leechers in the latest successful scrape.
+    pub leechers: Option<i64>,
+    /// Completed in the latest successful scrape.
+    pub completed: Option<i64>,
+    /// max − min of `completed` over the run (announces and scrapes).
+    pub completed_increase: Option<i64>,
+}
+
+fn tracker_figures(
+    conn: &rusqlite::Connection,
+    torrent_id: i64,
+) -> rusqlite::Result<Vec<TrackerFigures>> {
+    let latest = |col: &str| {
+        format!(
+            "(SELECT {col} FROM request s WHERE s.torrent_id = r.torrent_id AND s.url = r.url
+               AND s.kind = 'scrape' AND s.ok = 1 ORDER BY s.id DESC LIMIT 1)"
+        )
+    };
+    let sql = format!(
+        "SELECT r.url,
+            sum(r.kind = 'announce' AND r.ok = 1), sum(r.kind = 'announce'),
+            {}, {}, {},
+            max(CASE WHEN r.ok = 1 THEN r.completed END) - min(CASE WHEN r.ok = 1 THEN r.completed END)
+         FROM request r WHERE r.torrent_id = ?1 AND r.source = 'tracker' AND r.url IS NOT NULL
+         GROUP BY r.url ORDER BY r.url",
+        latest("seeders"),
+        latest("leechers"),
+        latest("completed")
+    );
+    conn.prepare(&sql)?
+        .query_map([torrent_id], |r| {
+            Ok(TrackerFigures {
+                url: r.get(0)?,
+                announces_ok: r.get(1)?,
+                announces: r.get(2)?,
+                seeders: r.get(3)?,
+                leechers: r.get(4)?,
+                completed: r.get(5)?,
+                completed_increase: r.get(6)?,
+            })
+        })?
+        .collect()
 }
 
 /// The whole report.
@@ -79,31 +142,52 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
             e => Err(e),
         })?;
     let mut stmt = conn.prepare(
-        "SELECT t.info_hash, t.name, t.source, t.pieces_count, t.complete_threshold,
+        "SELECT t.id, t.info_hash, t.name, t.source, t.pieces_count, t.complete_threshold,
             (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id),
             (SELECT count(*) FROM visit v WHERE v.torrent_id = t.id),
             (SELECT count(*) FROM visit v WHERE v.torrent_id = t.id AND v.outcome = 'ok'),
             (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id
                 AND p.last_pieces >= t.complete_threshold),
-            (SELECT count(*) FROM confirmed_download c WHERE c.torrent_id = t.id)
+            (SELECT count(*) FROM confirmed_download c WHERE c.torrent_id = t.id),
+            (SELECT count(*) FROM confirmed_download_strict c WHERE c.torrent_id = t.id)
          FROM torrent t ORDER BY t.id",
     )?;
-    let torrents = stmt
+    let mut torrents = stmt
         .query_map([], |r| {
-            Ok(TorrentSummary {
-                info_hash: r.get(0)?,
-                name: r.get(1)?,
-                source: r.get(2)?,
-                pieces_count: r.get(3)?,
-                complete_threshold: r.get(4)?,
-                peers: r.get(5)?,
-                visits: r.get(6)?,
-                visits_ok: r.get(7)?,
-                complete_peers: r.get(8)?,
-                confirmed: r.get(9)?,
-            })
+            Ok((
+                r.get::<_, i64>(0)?,
+                TorrentSummary {
+                    info_hash: r.get(1)?,
+                    name: r.get(2)?,
+                    source: r.get(3)?,
+                    pieces_count: r.get(4)?,
+                    complete_threshold: r.get(5)?,
+                    peers: r.get(6)?,
+                    visits: r.get(7)?,
+                    visits_ok: r.get(8)?,
+                    complete_peers: r.get(9)?,
+                    confirmed: r.get(10)?,
+                    confirmed_strict: r.get(11)?,
+                    trackers: Vec::new(),
+                    completed_increase: None,
+                    completed_increase_tracker: None,
+                },
+            ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (id, t) in &mut torrents {
+        t.trackers = tracker_figures(&conn, *id)?;
+        if let Some(best) = t
+            .trackers
+            .iter()
+            .filter(|f| f.completed_increase.is_some())
+            .max_by_key(|f| f.completed_increase)
+        {
+            t.completed_increase = best.completed_increase;
+            t.completed_increase_tracker = Some(best.url.clone());
+        }
+    }
+    let torrents = torrents.into_iter().map(|(_, t)| t).collect();
     Ok(Report { run, torrents })
 }
 
@@ -182,6 +266,29 @@ pub fn render_text(report: &Report) -> String {
     out.push_str(&line(&header.map(String::from)));
     for row in &rows {
         out.push_str(&line(row));
+    }
+    for t in report.torrents.iter().filter(|t| !t.trackers.is_empty()) {
+        out.push_str(&format!(
+            "\ntrackers of {} ({}):\n",
+            &t.info_hash[..8],
+            truncate(&t.name, 40)
+        ));
+        for f in &t.trackers {
+            let n = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
+            out.push_str(&format!(
+                "  {}  announces {}/{} ok  scrape: {} seeders, {} leechers, {} completed (+{} over the run)\n",
+                f.url,
+                f.announces_ok,
+                f.announces,
+                n(f.seeders),
+                n(f.leechers),
+                n(f.completed),
+                n(f.completed_increase)
+            ));
+        }
+        if let (Some(inc), Some(url)) = (t.completed_increase, &t.completed_increase_tracker) {
+            out.push_str(&format!("  largest completed increase: +{inc} ({url})\n"));
+        }
     }
     let total: i64 = report.torrents.iter().map(|t| t.confirmed).sum();
     out.push_str(&format!(

@@ -1,0 +1,140 @@
+//! Interop with Debian's opentracker on 127.60.0.1 (HTTP and UDP on one port). The
+//! Debian build serves only whitelisted info-hashes and drops root: it runs as `nobody`
+//! chrooted into a temporary folder holding the whitelist, and is stopped by PID.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use btda::torrent::InfoHash;
+use btda::tracker::client::TrackerClient;
+use btda::tracker::service::client_settings;
+use btda::tracker::{AnnounceParams, Event};
+
+const HTTP_HASH: InfoHash = InfoHash([0x11; 20]);
+const UDP_HASH: InfoHash = InfoHash([0x22; 20]);
+
+/// The running tracker and the folder it is chrooted into (kept until it stops).
+struct Opentracker {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Opentracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(ip: &str, port: u16) -> Opentracker {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let list = format!("{}\n{}\n", HTTP_HASH.to_hex(), UDP_HASH.to_hex());
+    std::fs::write(dir.path().join("whitelist.txt"), list).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("whitelist.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let child = Command::new("opentracker")
+        .args([
+            "-i",
+            ip,
+            "-p",
+            &port.to_string(),
+            "-P",
+            &port.to_string(),
+            "-u",
+            "nobody",
+            "-d",
+        ])
+        .arg(dir.path())
+        .args(["-w", "/whitelist.txt"]) // read after the chroot into -d
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("opentracker is installed by `make deps`");
+    let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "opentracker did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Opentracker { child, _dir: dir }
+}
+
+fn params(hash: InfoHash, who: u8, event: Event) -> AnnounceParams {
+    let mut peer_id = *b"-BD0100-interop00000";
+    peer_id[19] = b'0' + who;
+    AnnounceParams {
+        info_hash: hash,
+        peer_id,
+        port: 51_400 + u16::from(who),
+        uploaded: 0,
+        downloaded: 5,
+        left: 10,
+        numwant: 50,
+        key: 1,
+        event,
+    }
+}
+
+#[test]
+fn announce_and_scrape_against_opentracker_over_http_and_udp() {
+    let _tracker = start("127.60.0.1", 16969);
+    let client = TrackerClient::new(client_settings(&btda::config::Tracker {
+        http_timeout_ms: 3000,
+        udp_retransmit_ms: vec![1000, 2000],
+        ..btda::config::Tracker::default()
+    }));
+    for (url, hash) in [
+        ("http://127.60.0.1:16969/announce", HTTP_HASH),
+        ("udp://127.60.0.1:16969/announce", UDP_HASH),
+    ] {
+        let first = client
+            .announce(url, &params(hash, 1, Event::Started))
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(first.leechers, Some(1), "{url}: {first:?}");
+        // A second announcer sees the first one's address…
+        let second = client
+            .announce(url, &params(hash, 2, Event::Started))
+            .unwrap();
+        let ours: SocketAddr = "127.0.0.1:51401".parse().unwrap();
+        assert!(second.peers.contains(&ours), "{url}: {:?}", second.peers);
+        // …and the first one, announcing again, sees the second.
+        let again = client.announce(url, &params(hash, 1, Event::None)).unwrap();
+        let theirs: SocketAddr = "127.0.0.1:51402".parse().unwrap();
+        assert!(again.peers.contains(&theirs), "{url}: {:?}", again.peers);
+        assert!(again.interval.is_some_and(|i| i > 0));
+        let scrape = client
+            .scrape(url, &[hash])
+            .unwrap()
+            .expect("opentracker scrapes");
+        assert_eq!(scrape.len(), 1);
+        assert_eq!(
+            (scrape[0].1.leechers, scrape[0].1.seeders),
+            (Some(2), Some(0)),
+            "{url}"
+        );
+        // `stopped` removes the peer.
+        client
+            .announce(url, &params(hash, 2, Event::Stopped))
+            .unwrap();
+        let after = client.scrape(url, &[hash]).unwrap().unwrap();
+        assert_eq!(after[0].1.leechers, Some(1), "{url}: stopped is honoured");
+    }
+    // A hash not on the whitelist: the tracker's own failure reason.
+    let refused = client.announce(
+        "http://127.60.0.1:16969/announce",
+        &params(InfoHash([0x33; 20]), 1, Event::Started),
+    );
+    assert!(
+        matches!(refused, Err(btda::tracker::TrackerError::Failure(ref m)) if m.contains("not authorized")),
+        "{refused:?}"
+    );
+}
