@@ -145,3 +145,82 @@ fn a_low_open_file_limit_shrinks_the_pools_with_a_warning() {
         "{stderr}"
     );
 }
+
+#[test]
+fn peers_from_a_tracker_are_visited_by_btda_run() {
+    use btda::sim::fake_tracker::{FakeHttpTracker, HttpBehaviour};
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("input");
+    let output = root.path().join("output");
+    std::fs::create_dir_all(&input).unwrap();
+    // A seeder the tracker knows about; its torrent is written by the test.
+    let seeder_at: std::net::SocketAddr = "127.22.0.2:0".parse().unwrap();
+    let listener = std::net::TcpListener::bind(seeder_at).unwrap();
+    let seeder_at = listener.local_addr().unwrap();
+    drop(listener);
+    let tracker = FakeHttpTracker::start(
+        "127.22.0.1:0".parse().unwrap(),
+        HttpBehaviour::Normal {
+            peers: vec![seeder_at],
+            counts: (1, 0, 4),
+            interval: (60, None),
+        },
+    )
+    .unwrap();
+    let url = tracker.url();
+    let info = format!(
+        "d6:lengthi40000e4:name1:x12:piece lengthi16384e6:pieces60:{}e",
+        "p".repeat(60)
+    );
+    let torrent = format!("d8:announce{}:{url}4:info{info}e", url.len());
+    std::fs::write(input.join("t.torrent"), &torrent).unwrap();
+    let hash = btda::torrent::metainfo::parse(torrent.as_bytes())
+        .unwrap()
+        .info_hash;
+    let seeder = FakePeer::start(seeder_at, hash, 3, 3, Behaviour::HaveAll).unwrap();
+    std::fs::write(
+        input.join("btda.toml"),
+        "[peer]\nworkers = 2\nlisten_address = \"127.22.0.3\"\nlisten_port = 16881\n[tracker]\nstopped_timeout_ms = 500\n",
+    )
+    .unwrap();
+    let (mut child, _, _lines) = common::start_run(&input, &output);
+    assert!(
+        eventually(Duration::from_secs(20), || seeder.served() >= 1),
+        "the tracker's peer was never visited"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    signal(&child, "INT");
+    assert_eq!(
+        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    let conn = rusqlite::Connection::open(common::database_in(&output).unwrap()).unwrap();
+    let (source, last): (String, i64) = conn
+        .query_row("SELECT source, last_pieces FROM peer", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((source.as_str(), last), ("tracker", 3));
+    let kinds: Vec<String> = conn
+        .prepare("SELECT kind || ':' || ok FROM request ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("announce:1"),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"scrape:1".to_string())
+            && kinds.last().map(String::as_str) == Some("stopped:1"),
+        "{kinds:?}"
+    );
+    let requests = tracker.requests.lock().clone();
+    assert!(
+        requests[0].contains("port=16881") && requests[0].contains("event=started"),
+        "{requests:?}"
+    );
+}

@@ -56,6 +56,24 @@ pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAdd
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn resolution_failures_are_their_own_class() {
+        // No lookup leaves the machine: an IP literal, and a name the parser refuses.
+        assert_eq!(
+            super::resolve("127.0.0.9", 80, std::time::Duration::from_secs(1))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(matches!(
+            super::resolve("", 80, std::time::Duration::from_secs(1)),
+            Err(super::TrackerError::Dns(_))
+        ));
+    }
+}
+
 fn io_error(e: &std::io::Error) -> TrackerError {
     use std::io::ErrorKind as K;
     match e.kind() {
@@ -204,8 +222,15 @@ impl TrackerClient {
             "0.0.0.0:0".parse()
         }
         .map_err(|_| TrackerError::Io("bind address".into()))?;
-        let socket = UdpSocket::bind(bind).map_err(|e| io_error(&e))?;
-        socket.connect(addr).map_err(|e| io_error(&e))?; // so ICMP errors surface as `refused`
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )
+        .map_err(|e| io_error(&e))?;
+        socket.bind(&bind.into()).map_err(|e| io_error(&e))?;
+        socket.connect(&addr.into()).map_err(|e| io_error(&e))?; // so ICMP errors surface as `refused`
+        let socket: UdpSocket = socket.into();
         let cached = self
             .connection_ids
             .lock()
