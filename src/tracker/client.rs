@@ -56,24 +56,6 @@ pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAdd
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn resolution_failures_are_their_own_class() {
-        // No lookup leaves the machine: an IP literal, and a name the parser refuses.
-        assert_eq!(
-            super::resolve("127.0.0.9", 80, std::time::Duration::from_secs(1))
-                .unwrap()
-                .len(),
-            1
-        );
-        assert!(matches!(
-            super::resolve("", 80, std::time::Duration::from_secs(1)),
-            Err(super::TrackerError::Dns(_))
-        ));
-    }
-}
-
 fn io_error(e: &std::io::Error) -> TrackerError {
     use std::io::ErrorKind as K;
     match e.kind() {
@@ -297,5 +279,23 @@ impl TrackerClient {
             }
         }
         Err(TrackerError::Timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn resolution_failures_are_their_own_class() {
+        // No lookup leaves the machine: an IP literal, and a name the parser refuses.
+        assert_eq!(
+            super::resolve("127.0.0.9", 80, std::time::Duration::from_secs(1))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(matches!(
+            super::resolve("", 80, std::time::Duration::from_secs(1)),
+            Err(super::TrackerError::Dns(_))
+        ));
     }
 }
