@@ -85,8 +85,12 @@ fn count(d: &Dict<'_, '_>, key: &str) -> Option<u32> {
         .and_then(|n| u32::try_from(n).ok())
 }
 
-/// Parses an announce response body.
-pub fn parse_announce(body: &[u8]) -> Result<AnnounceReply, TrackerError> {
+/// Decodes a tracker response and hands its top-level dictionary to `read`; a
+/// `failure reason` becomes [`TrackerError::Failure`] first.
+fn with_response<T>(
+    body: &[u8],
+    read: impl FnOnce(&Dict<'_, '_>) -> Result<T, TrackerError>,
+) -> Result<T, TrackerError> {
     let value =
         bencode::decode(body, MAX_DEPTH).map_err(|e| TrackerError::Malformed(e.to_string()))?;
     let d = Dict::new(&value, "")
@@ -96,6 +100,15 @@ pub fn parse_announce(body: &[u8]) -> Result<AnnounceReply, TrackerError> {
             String::from_utf8_lossy(reason).chars().take(200).collect(),
         ));
     }
+    read(&d)
+}
+
+/// Parses an announce response body.
+pub fn parse_announce(body: &[u8]) -> Result<AnnounceReply, TrackerError> {
+    with_response(body, read_announce)
+}
+
+fn read_announce(d: &Dict<'_, '_>) -> Result<AnnounceReply, TrackerError> {
     let mut peers = Vec::new();
     match d.get("peers") {
         Some(v) => {
@@ -131,9 +144,9 @@ pub fn parse_announce(body: &[u8]) -> Result<AnnounceReply, TrackerError> {
     Ok(AnnounceReply {
         interval: secs("interval"),
         min_interval: secs("min interval"),
-        seeders: count(&d, "complete"),
-        leechers: count(&d, "incomplete"),
-        completed: count(&d, "downloaded"),
+        seeders: count(d, "complete"),
+        leechers: count(d, "incomplete"),
+        completed: count(d, "downloaded"),
         peers,
         warning: d
             .bytes("warning message")
@@ -159,34 +172,27 @@ pub fn parse_scrape(
     body: &[u8],
     hashes: &[InfoHash],
 ) -> Result<Vec<(InfoHash, ScrapeCounts)>, TrackerError> {
-    let value =
-        bencode::decode(body, MAX_DEPTH).map_err(|e| TrackerError::Malformed(e.to_string()))?;
-    let d = Dict::new(&value, "")
-        .map_err(|_| TrackerError::Malformed("response is not a dictionary".into()))?;
-    if let Some(reason) = d.bytes("failure reason").ok().flatten() {
-        return Err(TrackerError::Failure(
-            String::from_utf8_lossy(reason).chars().take(200).collect(),
-        ));
-    }
-    let files = d
-        .dict("files")
-        .map_err(|e| TrackerError::Malformed(e.to_string()))?
-        .ok_or_else(|| TrackerError::Malformed("no `files` in the scrape response".into()))?;
-    Ok(hashes
-        .iter()
-        .filter_map(|h| {
-            let entry = files.get_raw(&h.0)?;
-            let e = Dict::new(entry, "file").ok()?;
-            Some((
-                *h,
-                ScrapeCounts {
-                    seeders: count(&e, "complete"),
-                    leechers: count(&e, "incomplete"),
-                    completed: count(&e, "downloaded"),
-                },
-            ))
-        })
-        .collect())
+    with_response(body, |d| {
+        let files = d
+            .dict("files")
+            .map_err(|e| TrackerError::Malformed(e.to_string()))?
+            .ok_or_else(|| TrackerError::Malformed("no `files` in the scrape response".into()))?;
+        Ok(hashes
+            .iter()
+            .filter_map(|h| {
+                let entry = files.get_raw(&h.0)?;
+                let e = Dict::new(entry, "file").ok()?;
+                Some((
+                    *h,
+                    ScrapeCounts {
+                        seeders: count(&e, "complete"),
+                        leechers: count(&e, "incomplete"),
+                        completed: count(&e, "downloaded"),
+                    },
+                ))
+            })
+            .collect())
+    })
 }
 
 #[cfg(test)]
