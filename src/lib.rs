@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod dht;
 pub mod monitor;
 pub mod peer;
 pub mod run;

@@ -1,0 +1,5 @@
+//! The Mainline DHT (BEP 5): KRPC messages and the routing table (sans-IO); the node
+//! that runs them over UDP follows.
+
+pub mod krpc;
+pub mod routing;
