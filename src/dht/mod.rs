@@ -2,4 +2,5 @@
 //! that runs them over UDP follows.
 
 pub mod krpc;
+pub mod node;
 pub mod routing;

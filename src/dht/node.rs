@@ -1,0 +1,481 @@
+//! A Mainline DHT node on one UDP socket: answers `ping`, `find_node`, `get_peers` and
+//! `announce_peer` (tokens from a secret that rotates every five minutes), and runs
+//! iterative lookups with `alpha` queries in flight, under a global query-rate limit.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::krpc::{Body, KrpcError, Message, NodeId, NodeInfo, Query, Response};
+use super::routing::{K, RoutingTable, distance};
+use crate::torrent::InfoHash;
+
+/// How often the token secret rotates; tokens of the previous secret stay valid.
+const TOKEN_ROTATION: Duration = Duration::from_secs(300);
+/// Peers stored per info-hash, and info-hashes stored, from others' announces.
+const STORE_PEERS: usize = 100;
+const STORE_HASHES: usize = 2000;
+
+/// Node settings (from `[dht]`).
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// Queries in flight per lookup.
+    pub alpha: usize,
+    /// Time to wait for one answer.
+    pub query_timeout: Duration,
+    /// Most queries one lookup may send.
+    pub max_queries: usize,
+    /// Queries per second this node may send in all.
+    pub rate_per_sec: u32,
+}
+
+/// The outcome of a `get_peers` lookup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookup {
+    /// Peers found.
+    pub peers: Vec<SocketAddr>,
+    /// Nodes queried.
+    pub queried: usize,
+    /// Nodes that answered.
+    pub answered: usize,
+    /// The closest answering nodes and their tokens, for announcing.
+    pub closest: Vec<(NodeInfo, Vec<u8>)>,
+}
+
+struct RateLimit {
+    per_sec: u32,
+    window: Instant,
+    used: u32,
+}
+
+impl RateLimit {
+    /// Waits until one more query fits in the current one-second window.
+    fn take(&mut self) -> Duration {
+        let now = Instant::now();
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
+            self.used = 0;
+        }
+        if self.used < self.per_sec {
+            self.used += 1;
+            Duration::ZERO
+        } else {
+            (self.window + Duration::from_secs(1)).saturating_duration_since(now)
+        }
+    }
+}
+
+struct Shared {
+    socket: UdpSocket,
+    table: Mutex<RoutingTable>,
+    pending: Mutex<HashMap<Vec<u8>, Sender<(Message, SocketAddr)>>>,
+    store: Mutex<HashMap<InfoHash, Vec<(SocketAddrV4, Instant)>>>,
+    secrets: Mutex<([u8; 16], [u8; 16], Instant)>,
+    rate: Mutex<RateLimit>,
+    next_tid: AtomicU32,
+    settings: NodeSettings,
+    stop: Arc<AtomicBool>,
+}
+
+/// A running DHT node.
+pub struct DhtNode {
+    shared: Arc<Shared>,
+    receiver: Option<JoinHandle<()>>,
+}
+
+impl DhtNode {
+    /// Binds `addr` and starts answering. `id` and `known` come from a saved state, or
+    /// a random id and nothing.
+    pub fn start(
+        addr: SocketAddr,
+        id: NodeId,
+        known: &[NodeInfo],
+        settings: NodeSettings,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<Self> {
+        let socket = UdpSocket::bind(addr)?;
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let mut table = RoutingTable::new(id);
+        for n in known {
+            table.seen(*n);
+        }
+        let shared = Arc::new(Shared {
+            socket,
+            table: Mutex::new(table),
+            pending: Mutex::new(HashMap::new()),
+            store: Mutex::new(HashMap::new()),
+            secrets: Mutex::new((rand::random(), rand::random(), Instant::now())),
+            rate: Mutex::new(RateLimit {
+                per_sec: settings.rate_per_sec.max(1),
+                window: Instant::now(),
+                used: 0,
+            }),
+            next_tid: AtomicU32::new(rand::random()),
+            settings,
+            stop,
+        });
+        let s = Arc::clone(&shared);
+        let receiver = std::thread::Builder::new()
+            .name("dht".into())
+            .spawn(move || s.receive_loop())?;
+        Ok(Self {
+            shared,
+            receiver: Some(receiver),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.shared.socket.local_addr()
+    }
+
+    /// Our node id.
+    pub fn id(&self) -> NodeId {
+        self.shared.table.lock().own_id()
+    }
+
+    /// Nodes in the routing table.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        self.shared.table.lock().nodes()
+    }
+
+    /// Joins the DHT through `bootstrap` addresses: a lookup of our own id.
+    pub fn bootstrap(&self, bootstrap: &[SocketAddr]) -> usize {
+        let own = self.id();
+        self.shared.lookup(&own, false, bootstrap);
+        self.shared.table.lock().len()
+    }
+
+    /// Finds peers of `info_hash` (and the closest nodes with tokens).
+    pub fn get_peers(&self, info_hash: InfoHash, bootstrap: &[SocketAddr]) -> Lookup {
+        self.shared.lookup(&info_hash.0, true, bootstrap)
+    }
+
+    /// Announces our `port` for `info_hash` to the closest nodes of a lookup; returns
+    /// how many accepted.
+    pub fn announce(&self, info_hash: InfoHash, port: u16, lookup: &Lookup) -> usize {
+        let (tx, rx) = channel();
+        let mut sent = 0;
+        for (node, token) in lookup.closest.iter().take(K) {
+            let q = Query::AnnouncePeer {
+                info_hash,
+                port,
+                token: token.clone(),
+                implied_port: false,
+            };
+            if self
+                .shared
+                .send_query(SocketAddr::V4(node.addr), q, &tx)
+                .is_some()
+            {
+                sent += 1;
+            }
+        }
+        let deadline = Instant::now() + self.shared.settings.query_timeout;
+        let mut ok = 0;
+        while ok < sent {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok((m, _)) if matches!(m.body, Body::Response(_)) => ok += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        ok
+    }
+
+    /// Refreshes stale buckets with `find_node` lookups.
+    pub fn refresh(&self) {
+        let targets = self.shared.table.lock().refresh_targets(rand::random);
+        for t in targets {
+            if self.shared.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            self.shared.lookup(&t, false, &[]);
+        }
+    }
+
+    /// Stops the receiver thread (the stop flag must be set).
+    pub fn join(mut self) {
+        if let Some(r) = self.receiver.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+impl Shared {
+    fn receive_loop(&self) {
+        let mut buf = [0u8; 2048];
+        while !self.stop.load(Ordering::Relaxed) {
+            let Ok((n, from)) = self.socket.recv_from(&mut buf) else {
+                continue;
+            };
+            match Message::decode(&buf[..n]) {
+                Ok(msg) => self.handle(msg, from),
+                Err(KrpcError::UnknownMethod { tid, .. }) => {
+                    self.reply(from, tid, Body::Error(204, "Method Unknown".into()))
+                }
+                Err(KrpcError::BadQuery { tid, reason }) => self.reply(
+                    from,
+                    tid,
+                    Body::Error(203, format!("Protocol Error: {reason}")),
+                ),
+                Err(KrpcError::Malformed(_)) => {} // not worth an answer
+            }
+        }
+    }
+
+    fn reply(&self, to: SocketAddr, tid: Vec<u8>, body: Body) {
+        let id = Some(self.table.lock().own_id());
+        let _ = self.socket.send_to(&Message { tid, id, body }.encode(), to);
+    }
+
+    fn handle(&self, msg: Message, from: SocketAddr) {
+        let SocketAddr::V4(from4) = from else { return };
+        if let Some(id) = msg.id
+            && !matches!(msg.body, Body::Error(..))
+        {
+            self.table.lock().seen(NodeInfo { id, addr: from4 });
+        }
+        match msg.body {
+            Body::Query(q) => {
+                let body = self.answer(q, from4);
+                self.reply(from, msg.tid, body);
+            }
+            Body::Response(_) | Body::Error(..) => {
+                if let Some(tx) = self.pending.lock().remove(&msg.tid) {
+                    let _ = tx.send((msg, from));
+                }
+            }
+        }
+    }
+
+    fn token(&self, ip: &std::net::Ipv4Addr, secret: &[u8; 16]) -> Vec<u8> {
+        let mut h = sha1_smol::Sha1::new();
+        h.update(secret);
+        h.update(&ip.octets());
+        h.digest().bytes()[..8].to_vec()
+    }
+
+    fn current_secrets(&self) -> ([u8; 16], [u8; 16]) {
+        let mut s = self.secrets.lock();
+        if s.2.elapsed() >= TOKEN_ROTATION {
+            *s = (rand::random(), s.0, Instant::now());
+        }
+        (s.0, s.1)
+    }
+
+    fn answer(&self, q: Query, from: SocketAddrV4) -> Body {
+        match q {
+            Query::Ping => Body::Response(Response::default()),
+            Query::FindNode(target) => Body::Response(Response {
+                nodes: self.table.lock().closest(&target, K),
+                ..Response::default()
+            }),
+            Query::GetPeers(hash) => {
+                let (current, _) = self.current_secrets();
+                let token = Some(self.token(from.ip(), &current));
+                let values: Vec<SocketAddr> = self
+                    .store
+                    .lock()
+                    .get(&hash)
+                    .map(|v| v.iter().map(|(a, _)| SocketAddr::V4(*a)).collect())
+                    .unwrap_or_default();
+                let nodes = if values.is_empty() {
+                    self.table.lock().closest(&hash.0, K)
+                } else {
+                    Vec::new()
+                };
+                Body::Response(Response {
+                    nodes,
+                    values,
+                    token,
+                })
+            }
+            Query::AnnouncePeer {
+                info_hash,
+                port,
+                token,
+                implied_port,
+            } => {
+                let (current, previous) = self.current_secrets();
+                if token != self.token(from.ip(), &current)
+                    && token != self.token(from.ip(), &previous)
+                {
+                    return Body::Error(203, "Protocol Error: bad token".into());
+                }
+                let port = if implied_port { from.port() } else { port };
+                let peer = SocketAddrV4::new(*from.ip(), port);
+                let mut store = self.store.lock();
+                if store.len() >= STORE_HASHES && !store.contains_key(&info_hash) {
+                    return Body::Error(202, "Server Error: store full".into());
+                }
+                let peers = store.entry(info_hash).or_default();
+                peers.retain(|(a, _)| *a != peer);
+                if peers.len() >= STORE_PEERS {
+                    peers.remove(0);
+                }
+                peers.push((peer, Instant::now()));
+                Body::Response(Response::default())
+            }
+        }
+    }
+
+    /// Sends a query whose answer goes to `reply`; returns its transaction id.
+    fn send_query(
+        &self,
+        to: SocketAddr,
+        q: Query,
+        reply: &Sender<(Message, SocketAddr)>,
+    ) -> Option<Vec<u8>> {
+        loop {
+            let wait = self.rate.lock().take();
+            if wait.is_zero() {
+                break;
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            std::thread::sleep(wait.min(Duration::from_millis(100)));
+        }
+        let tid = self.next_tid.fetch_add(1, Ordering::Relaxed).to_be_bytes()[2..].to_vec();
+        self.pending.lock().insert(tid.clone(), reply.clone());
+        let id = Some(self.table.lock().own_id());
+        let msg = Message {
+            tid: tid.clone(),
+            id,
+            body: Body::Query(q),
+        };
+        if self.socket.send_to(&msg.encode(), to).is_err() {
+            self.pending.lock().remove(&tid);
+            return None;
+        }
+        Some(tid)
+    }
+
+    /// Iterative lookup of `target` (get_peers or find_node), starting from the table's
+    /// closest nodes and the `extra` addresses (bootstrap nodes of unknown id).
+    fn lookup(&self, target: &NodeId, peers: bool, extra: &[SocketAddr]) -> Lookup {
+        let query = |t: &NodeId| {
+            if peers {
+                Query::GetPeers(InfoHash(*t))
+            } else {
+                Query::FindNode(*t)
+            }
+        };
+        let (tx, rx): (
+            Sender<(Message, SocketAddr)>,
+            Receiver<(Message, SocketAddr)>,
+        ) = channel();
+        let mut candidates: Vec<NodeInfo> = self.table.lock().closest(target, K);
+        let mut asked: HashSet<SocketAddr> = HashSet::new();
+        let mut outstanding: HashMap<Vec<u8>, (SocketAddr, Instant, Option<NodeId>)> =
+            HashMap::new();
+        let mut answered: Vec<(NodeInfo, Vec<u8>)> = Vec::new();
+        let mut found: Vec<SocketAddr> = Vec::new();
+        let mut result = Lookup::default();
+        let timeout = self.settings.query_timeout;
+        for addr in extra {
+            if asked.insert(*addr)
+                && let Some(tid) = self.send_query(*addr, query(target), &tx)
+            {
+                outstanding.insert(tid, (*addr, Instant::now() + timeout, None));
+                result.queried += 1;
+            }
+        }
+        let deadline = Instant::now() + timeout * 10;
+        loop {
+            if self.stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                break;
+            }
+            candidates.sort_by_key(|n| distance(&n.id, target));
+            candidates.dedup_by_key(|n| n.id);
+            // Ask the closest not yet asked, alpha at a time, while they could still matter.
+            let closest_answered: Vec<[u8; 20]> = answered
+                .iter()
+                .map(|(n, _)| distance(&n.id, target))
+                .collect();
+            let kth = {
+                let mut d = closest_answered.clone();
+                d.sort();
+                d.get(K - 1).copied()
+            };
+            let next: Vec<NodeInfo> = candidates
+                .iter()
+                .filter(|n| !asked.contains(&SocketAddr::V4(n.addr)))
+                .take(K)
+                .copied()
+                .collect();
+            for n in next {
+                if outstanding.len() >= self.settings.alpha
+                    || result.queried >= self.settings.max_queries
+                {
+                    break;
+                }
+                if kth.is_some_and(|k| distance(&n.id, target) >= k) {
+                    break;
+                }
+                let addr = SocketAddr::V4(n.addr);
+                asked.insert(addr);
+                if let Some(tid) = self.send_query(addr, query(target), &tx) {
+                    outstanding.insert(tid, (addr, Instant::now() + timeout, Some(n.id)));
+                    result.queried += 1;
+                }
+            }
+            if outstanding.is_empty() {
+                break;
+            }
+            let next_expiry = outstanding
+                .values()
+                .map(|o| o.1)
+                .min()
+                .unwrap_or_else(Instant::now);
+            match rx.recv_timeout(next_expiry.saturating_duration_since(Instant::now())) {
+                Ok((msg, from)) => {
+                    outstanding.remove(&msg.tid);
+                    if let (Body::Response(r), Some(id), SocketAddr::V4(from4)) =
+                        (msg.body, msg.id, from)
+                    {
+                        result.answered += 1;
+                        found.extend(r.values);
+                        candidates.extend(
+                            r.nodes
+                                .into_iter()
+                                .filter(|n| n.id != self.table.lock().own_id()),
+                        );
+                        answered.push((NodeInfo { id, addr: from4 }, r.token.unwrap_or_default()));
+                    }
+                }
+                Err(_) => {
+                    let now = Instant::now();
+                    let expired: Vec<Vec<u8>> = outstanding
+                        .iter()
+                        .filter(|(_, o)| o.1 <= now)
+                        .map(|(t, _)| t.clone())
+                        .collect();
+                    for t in expired {
+                        if let Some((_, _, Some(id))) = outstanding.remove(&t) {
+                            self.table.lock().failed(&id);
+                        }
+                        self.pending.lock().remove(&t);
+                    }
+                }
+            }
+        }
+        for t in outstanding.keys() {
+            self.pending.lock().remove(t);
+        }
+        found.sort();
+        found.dedup();
+        answered.sort_by_key(|(n, _)| distance(&n.id, target));
+        answered.truncate(K);
+        result.peers = found;
+        result.closest = answered;
+        result
+    }
+}

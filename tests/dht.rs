@@ -1,0 +1,116 @@
+//! An in-process Mainline DHT of many nodes on distinct 127.72.0.x addresses: nodes
+//! bootstrap through one of them, an announce is found by another node's lookup, and
+//! malformed packets get KRPC errors or silence, never a crash.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use btda::dht::krpc::{Body, Message};
+use btda::dht::node::{DhtNode, NodeSettings};
+use btda::torrent::InfoHash;
+
+fn settings() -> NodeSettings {
+    NodeSettings {
+        alpha: 3,
+        query_timeout: Duration::from_millis(500),
+        max_queries: 200,
+        rate_per_sec: 2000,
+    }
+}
+
+fn swarm(n: u8, stop: &Arc<AtomicBool>) -> Vec<DhtNode> {
+    let nodes: Vec<DhtNode> = (1..=n)
+        .map(|i| {
+            let addr = SocketAddr::from(([127, 72, 0, i], 0));
+            DhtNode::start(addr, rand::random(), &[], settings(), Arc::clone(stop)).unwrap()
+        })
+        .collect();
+    let first = nodes[0].local_addr().unwrap();
+    for _ in 0..2 {
+        for node in &nodes[1..] {
+            node.bootstrap(&[first]);
+        }
+    }
+    nodes
+}
+
+#[test]
+fn an_announce_is_found_by_another_nodes_lookup() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let nodes = swarm(30, &stop);
+    assert!(
+        nodes.iter().all(|n| n.nodes().len() >= 5),
+        "every node knows some others"
+    );
+    let hash = InfoHash(rand::random());
+    let announcer = &nodes[4];
+    let lookup = announcer.get_peers(hash, &[]);
+    assert!(lookup.peers.is_empty() && !lookup.closest.is_empty());
+    assert!(lookup.answered > 0 && lookup.queried >= lookup.answered);
+    let accepted = announcer.announce(hash, 7000, &lookup);
+    assert!(
+        accepted >= 3,
+        "the closest nodes accepted the announce: {accepted}"
+    );
+    let finder = &nodes[19];
+    let found = finder.get_peers(hash, &[]);
+    let want = SocketAddr::from(([127, 72, 0, 5], 7000));
+    assert!(found.peers.contains(&want), "{:?}", found.peers);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for n in nodes {
+        n.join();
+    }
+}
+
+#[test]
+fn malformed_packets_get_errors_or_silence() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let node = DhtNode::start(
+        SocketAddr::from(([127, 73, 0, 1], 0)),
+        [1; 20],
+        &[],
+        settings(),
+        Arc::clone(&stop),
+    )
+    .unwrap();
+    let to = node.local_addr().unwrap();
+    let probe = UdpSocket::bind("127.73.0.2:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let ask = |packet: &[u8]| -> Option<Message> {
+        probe.send_to(packet, to).unwrap();
+        let mut buf = [0u8; 2048];
+        probe
+            .recv(&mut buf)
+            .ok()
+            .map(|n| Message::decode(&buf[..n]).unwrap())
+    };
+    // Garbage, deep nesting, a huge packet, no transaction id: silence, and the node lives.
+    for p in [
+        b"garbage".to_vec(),
+        format!("d{}{}e", "l".repeat(500), "e".repeat(500)).into_bytes(),
+        vec![b'x'; 1400],
+        b"d1:y1:qe".to_vec(),
+    ] {
+        assert!(ask(&p).is_none());
+    }
+    // An unknown method: error 204. Missing arguments: error 203.
+    let unknown = ask(b"d1:ad2:id20:abcdefghij0123456789e1:q5:steal1:t2:t11:y1:qe").unwrap();
+    assert_eq!(
+        (unknown.tid.as_slice(), unknown.body),
+        (&b"t1"[..], Body::Error(204, "Method Unknown".into()))
+    );
+    let missing = ask(b"d1:ad2:id20:abcdefghij0123456789e1:q9:get_peers1:t2:t21:y1:qe").unwrap();
+    assert!(matches!(missing.body, Body::Error(203, _)));
+    // A bad token for announce_peer is refused.
+    let announce = b"d1:ad2:id20:abcdefghij01234567899:info_hash20:abcdefghij01234567894:porti7000e5:token4:nopee1:q13:announce_peer1:t2:t31:y1:qe";
+    assert!(matches!(ask(announce).unwrap().body, Body::Error(203, _)));
+    // And it still answers a ping.
+    let pong = ask(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:t41:y1:qe").unwrap();
+    assert_eq!(pong.id, Some([1; 20]));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    node.join();
+}
