@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,9 @@ use parking_lot::Mutex;
 use super::krpc::{Body, KrpcError, Message, NodeId, NodeInfo, Query, Response};
 use super::routing::{K, RoutingTable, distance};
 use crate::torrent::InfoHash;
+
+/// Where the answer to a query goes: the message and who sent it.
+type ReplyTo = Sender<(Message, SocketAddr)>;
 
 /// How often the token secret rotates; tokens of the previous secret stay valid.
 const TOKEN_ROTATION: Duration = Duration::from_secs(300);
@@ -74,7 +77,7 @@ impl RateLimit {
 struct Shared {
     socket: UdpSocket,
     table: Mutex<RoutingTable>,
-    pending: Mutex<HashMap<Vec<u8>, Sender<(Message, SocketAddr)>>>,
+    pending: Mutex<HashMap<Vec<u8>, ReplyTo>>,
     store: Mutex<HashMap<InfoHash, Vec<(SocketAddrV4, Instant)>>>,
     secrets: Mutex<([u8; 16], [u8; 16], Instant)>,
     rate: Mutex<RateLimit>,
@@ -327,12 +330,7 @@ impl Shared {
     }
 
     /// Sends a query whose answer goes to `reply`; returns its transaction id.
-    fn send_query(
-        &self,
-        to: SocketAddr,
-        q: Query,
-        reply: &Sender<(Message, SocketAddr)>,
-    ) -> Option<Vec<u8>> {
+    fn send_query(&self, to: SocketAddr, q: Query, reply: &ReplyTo) -> Option<Vec<u8>> {
         loop {
             let wait = self.rate.lock().take();
             if wait.is_zero() {
@@ -368,10 +366,7 @@ impl Shared {
                 Query::FindNode(*t)
             }
         };
-        let (tx, rx): (
-            Sender<(Message, SocketAddr)>,
-            Receiver<(Message, SocketAddr)>,
-        ) = channel();
+        let (tx, rx) = channel::<(Message, SocketAddr)>();
         let mut candidates: Vec<NodeInfo> = self.table.lock().closest(target, K);
         let mut asked: HashSet<SocketAddr> = HashSet::new();
         let mut outstanding: HashMap<Vec<u8>, (SocketAddr, Instant, Option<NodeId>)> =
