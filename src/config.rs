@@ -57,6 +57,8 @@ pub struct Config {
     pub peer: Peer,
     /// Announcing to and scraping trackers.
     pub tracker: Tracker,
+    /// The Mainline DHT node.
+    pub dht: Dht,
     /// Per-torrent extras, e.g. peers given by hand (`[[torrents]]` tables).
     pub torrents: Vec<TorrentExtra>,
 }
@@ -164,6 +166,50 @@ impl Default for Tracker {
             udp_retransmit_ms: vec![2000, 4000],
             dns_timeout_ms: 3000,
             stopped_timeout_ms: 2000,
+        }
+    }
+}
+
+/// DHT settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dht {
+    /// Run a DHT node.
+    pub enabled: bool,
+    /// Address the node's UDP socket binds to.
+    pub listen_address: String,
+    /// UDP port of the node.
+    pub port: u16,
+    /// `host:port` of the nodes used to join.
+    pub bootstrap: Vec<String>,
+    /// Seconds between lookups of each torrent.
+    pub interval_secs: u64,
+    /// Queries in flight per lookup.
+    pub alpha: usize,
+    /// Time to wait for one answer, ms.
+    pub query_timeout_ms: u64,
+    /// Most queries one lookup may send.
+    pub max_queries: usize,
+    /// Queries per second the node may send in all.
+    pub rate_per_sec: u32,
+}
+
+impl Default for Dht {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen_address: "0.0.0.0".into(),
+            port: 6881,
+            bootstrap: vec![
+                "router.bittorrent.com:6881".into(),
+                "dht.transmissionbt.com:6881".into(),
+                "router.utorrent.com:6881".into(),
+            ],
+            interval_secs: 300,
+            alpha: 3,
+            query_timeout_ms: 2000,
+            max_queries: 200,
+            rate_per_sec: 200,
         }
     }
 }

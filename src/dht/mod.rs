@@ -4,3 +4,4 @@
 pub mod krpc;
 pub mod node;
 pub mod routing;
+pub mod service;

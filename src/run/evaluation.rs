@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::dht::service::{DhtService, DhtTorrent};
 use crate::monitor::{Monitor, statistics_loop};
 use crate::peer::engine::{self, Running};
 use crate::peer::{Engine, TorrentSlot};
@@ -25,6 +26,7 @@ pub struct Evaluation {
     pub engine: Arc<Engine>,
     running: Running,
     trackers: TrackerService,
+    dht: Option<DhtService>,
     statistics: std::thread::JoinHandle<()>,
     /// Worker threads actually started (after fitting the file limit).
     pub workers: usize,
@@ -59,6 +61,7 @@ pub fn start(
     db: RecordSender,
     writer: Arc<WriterStats>,
     shutdown: &Shutdown,
+    output: &std::path::Path,
 ) -> Evaluation {
     let p = &config.peer;
     let fd_limit = raise_fd_limit();
@@ -147,9 +150,30 @@ pub fn start(
         db.clone(),
         shutdown.flag(),
     );
+    let dht = config.dht.enabled.then(|| {
+        let public: Vec<DhtTorrent> = torrents
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.metainfo.as_ref().is_some_and(|m| m.private)) // BEP 27
+            .map(|(i, t)| DhtTorrent {
+                index: i as u32,
+                info_hash: t.info_hash,
+            })
+            .collect();
+        DhtService::start(
+            &config.dht,
+            public,
+            peer_cfg.listen_port,
+            Arc::clone(&queue),
+            db.clone(),
+            output.join(crate::dht::service::STATE_FILE),
+            shutdown.flag(),
+        )
+    });
     log::info!(
-        "evaluation started: {workers} workers, {handlers} incoming handlers, {manual} peers given by hand, {} tracker URLs",
-        trackers.trackers()
+        "evaluation started: {workers} workers, {handlers} incoming handlers, {manual} peers given by hand, {} tracker URLs, DHT {}",
+        trackers.trackers(),
+        if dht.is_some() { "on" } else { "off" }
     );
 
     let monitor = Monitor::new(Arc::clone(&engine), writer, workers);
@@ -163,6 +187,7 @@ pub fn start(
         engine,
         running,
         trackers,
+        dht,
         statistics,
         workers,
     }
@@ -200,6 +225,9 @@ impl Evaluation {
     /// after the stop flag is set.
     pub fn stop(self) {
         self.trackers.stop();
+        if let Some(dht) = self.dht {
+            dht.join();
+        }
         self.engine.queue.close();
         self.running.join();
         let _ = self.statistics.join();

@@ -212,6 +212,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         db.clone(),
         writer.stats(),
         shutdown,
+        &opts.output,
     );
     let monitor = crate::monitor::Monitor::new(
         Arc::clone(&evaluation.engine),

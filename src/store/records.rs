@@ -166,6 +166,10 @@ pub struct RequestRow {
     pub leechers: Option<u32>,
     /// Tracker's completed count.
     pub completed: Option<u32>,
+    /// DHT nodes queried by a lookup.
+    pub nodes_queried: Option<u32>,
+    /// DHT nodes that accepted our announce.
+    pub nodes_announced: Option<u32>,
 }
 
 /// A monitoring sample.
@@ -332,8 +336,9 @@ impl Record {
             Record::Request(r) => conn
                 .prepare_cached(
                     "INSERT INTO request (torrent_id, at, source, url, kind, ok, error, duration_ms,
-                        received_peers, new_peers, duplicate_peers, seeders, leechers, completed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                        received_peers, new_peers, duplicate_peers, seeders, leechers, completed,
+                        nodes_queried, nodes_announced)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )?
                 .execute(params![
                     r.torrent_id,
@@ -349,7 +354,9 @@ impl Record {
                     r.duplicate_peers,
                     r.seeders,
                     r.leechers,
-                    r.completed
+                    r.completed,
+                    r.nodes_queried,
+                    r.nodes_announced
                 ])
                 .map(drop),
             Record::Statistic(s) => conn

@@ -99,7 +99,9 @@ CREATE TABLE IF NOT EXISTS request (
     duplicate_peers INTEGER,
     seeders         INTEGER,
     leechers        INTEGER,
-    completed       INTEGER
+    completed       INTEGER,
+    nodes_queried   INTEGER,             -- DHT lookups: nodes asked
+    nodes_announced INTEGER              -- DHT lookups: nodes that took our announce
 );
 CREATE INDEX IF NOT EXISTS request_torrent ON request (torrent_id);
 

@@ -1,0 +1,112 @@
+//! `btda run` on a loopback DHT: library nodes on 127.75.0.x, bootstrapped only to each
+//! other; a fake seeder announced there is found and visited by btda, btda's own
+//! announce is found by another node, and the node state is saved for the next run.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use btda::dht::node::{DhtNode, NodeSettings};
+use btda::sim::{Behaviour, FakePeer};
+use common::{eventually, signal, wait_with_limit};
+
+#[test]
+fn btda_finds_peers_on_the_dht_and_announces_itself() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let settings = NodeSettings {
+        alpha: 3,
+        query_timeout: Duration::from_millis(500),
+        max_queries: 200,
+        rate_per_sec: 2000,
+    };
+    let nodes: Vec<DhtNode> = (1..=12u8)
+        .map(|i| {
+            DhtNode::start(
+                SocketAddr::from(([127, 75, 0, i], 0)),
+                rand::random(),
+                &[],
+                settings.clone(),
+                Arc::clone(&stop),
+            )
+            .unwrap()
+        })
+        .collect();
+    let first = nodes[0].local_addr().unwrap();
+    for n in &nodes[1..] {
+        n.bootstrap(&[first]);
+    }
+
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("input");
+    let output = root.path().join("output");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(
+        common::fixtures().join("inputs/hand/non-canonical.torrent"),
+        input.join("a.torrent"),
+    )
+    .unwrap();
+    let hash = btda::torrent::InfoHash::parse("fe553347d875639130a5b1a125da7b9536c4cef5").unwrap();
+    // A seeder on node 5's address, announced by node 5.
+    let seeder = FakePeer::start(
+        "127.75.0.5:7000".parse().unwrap(),
+        hash,
+        3,
+        3,
+        Behaviour::HaveAll,
+    )
+    .unwrap();
+    let lookup = nodes[4].get_peers(hash, &[]);
+    assert!(nodes[4].announce(hash, 7000, &lookup) > 0);
+
+    std::fs::write(
+        input.join("btda.toml"),
+        format!(
+            "[peer]\nworkers = 2\nlisten_address = \"127.75.0.100\"\nlisten_port = 16882\n\
+             [dht]\nlisten_address = \"127.75.0.100\"\nport = 0\nbootstrap = [\"{first}\"]\n\
+             interval_secs = 1\nquery_timeout_ms = 500\n"
+        ),
+    )
+    .unwrap();
+    let (mut child, _, _lines) = common::start_run(&input, &output);
+    assert!(
+        eventually(Duration::from_secs(20), || seeder.served() >= 1),
+        "the DHT peer was never visited"
+    );
+    let ours = SocketAddr::from(([127, 75, 0, 100], 16882));
+    assert!(
+        eventually(Duration::from_secs(20), || nodes[9]
+            .get_peers(hash, &[])
+            .peers
+            .contains(&ours)),
+        "btda's announce was not found"
+    );
+    signal(&child, "INT");
+    assert_eq!(
+        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+
+    let conn = rusqlite::Connection::open(common::database_in(&output).unwrap()).unwrap();
+    let source: String = conn
+        .query_row("SELECT source FROM peer", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(source, "dht");
+    let (ok, queried, received): (bool, i64, i64) = conn
+        .query_row(
+            "SELECT ok, nodes_queried, received_peers FROM request WHERE source = 'dht' ORDER BY id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(
+        ok && queried > 0 && received >= 1,
+        "{ok} {queried} {received}"
+    );
+    let state = btda::dht::service::load_state(&output.join(btda::dht::service::STATE_FILE))
+        .expect("state saved");
+    assert!(!state.1.is_empty(), "the routing table was saved");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+}
