@@ -114,7 +114,7 @@ fn ms_since(t: Instant) -> u32 {
     u32::try_from(t.elapsed().as_millis()).unwrap_or(u32::MAX)
 }
 
-enum ReadError {
+pub(crate) enum ReadError {
     Timeout,
     Closed,
     Stopped,
@@ -122,7 +122,7 @@ enum ReadError {
 }
 
 /// Reads exactly `buf.len()` bytes before `deadline`, checking `stop` while waiting.
-fn read_exact_by(
+pub(crate) fn read_exact_by(
     s: &mut TcpStream,
     buf: &mut [u8],
     deadline: Instant,

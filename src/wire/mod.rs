@@ -6,6 +6,7 @@ pub mod client;
 pub mod extended;
 pub mod handshake;
 pub mod message;
+pub mod metadata;
 pub mod pieces;
 
 pub use handshake::Handshake;

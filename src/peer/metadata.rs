@@ -1,0 +1,199 @@
+//! Fetching a magnet link's metadata from one peer (BEP 9 over BEP 10): handshake with
+//! the extension bit, read the peer's `metadata_size`, request 16 KiB pieces a few at a
+//! time, check sizes, and verify the SHA-1 against the info-hash.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::visit::{Identity, ReadError, Timeouts, connect, read_exact_by};
+use crate::torrent::InfoHash;
+use crate::wire::extended::{self, OUR_UT_METADATA};
+use crate::wire::handshake::{EXTENSION_BIT, HANDSHAKE_LEN};
+use crate::wire::metadata::{self, Assembler, MetadataMessage};
+use crate::wire::{Handshake, Message, MessageDecoder};
+
+/// Requests in flight at once.
+const OUTSTANDING: usize = 4;
+
+/// Why a peer could not give the metadata (the next peer is tried).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FetchError(pub String);
+
+fn fail<T>(why: impl Into<String>) -> Result<T, FetchError> {
+    Err(FetchError(why.into()))
+}
+
+/// Fetches the raw `info` dictionary of `info_hash` from the peer at `addr`, giving up
+/// after `budget`. Metadata larger than `max_size` is refused before any piece is asked.
+pub fn fetch_metadata(
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    me: &Identity<'_>,
+    t: &Timeouts,
+    max_size: u64,
+    budget: Duration,
+    stop: &AtomicBool,
+) -> Result<Vec<u8>, FetchError> {
+    let start = Instant::now();
+    let mut s = connect(addr, t.connect).map_err(|e| FetchError(format!("connect: {e}")))?;
+    let _ = s.set_write_timeout(Some(t.handshake));
+    s.write_all(&Handshake::ours(info_hash, me.peer_id).encode())
+        .map_err(|e| FetchError(e.to_string()))?;
+    let mut theirs = [0u8; HANDSHAKE_LEN];
+    if let Err(e) = read_exact_by(&mut s, &mut theirs, Instant::now() + t.handshake, stop) {
+        return fail(match e {
+            ReadError::Timeout => "handshake timeout",
+            ReadError::Closed => "closed in handshake",
+            ReadError::Stopped => "stopped",
+            ReadError::Io(_) => "handshake failed",
+        });
+    }
+    let hs = Handshake::parse(&theirs).map_err(|e| FetchError(e.to_string()))?;
+    if hs.info_hash != info_hash {
+        return fail("info-hash mismatch");
+    }
+    if !hs.supports(EXTENSION_BIT) {
+        return fail("no extension protocol");
+    }
+    let hello = Message::Extended {
+        id: 0,
+        payload: extended::our_handshake(me.listen_port, me.version),
+    };
+    s.write_all(&hello.encode())
+        .map_err(|e| FetchError(e.to_string()))?;
+
+    let mut decoder = MessageDecoder::new(64 * 1024);
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut their_id: Option<u8> = None;
+    let mut assembler: Option<Assembler> = None;
+    let mut requested: Vec<u32> = Vec::new();
+    let mut last = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return fail("stopped");
+        }
+        if start.elapsed() > budget || last.elapsed() > t.silence {
+            return fail("timeout");
+        }
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        match s.read(&mut buf) {
+            Ok(0) => return fail("closed"),
+            Ok(n) => {
+                decoder.feed(&buf[..n]);
+                last = Instant::now();
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => return fail(e.to_string()),
+        }
+        while let Some(msg) = decoder
+            .next_message()
+            .map_err(|e| FetchError(e.to_string()))?
+        {
+            let Message::Extended { id, payload } = msg else {
+                continue;
+            };
+            if id == 0 {
+                let ext =
+                    extended::parse_handshake(&payload).map_err(|e| FetchError(e.to_string()))?;
+                let (Some(mid), Some(size)) = (ext.ut_metadata, ext.metadata_size) else {
+                    return fail("peer offers no ut_metadata or metadata_size");
+                };
+                their_id = Some(mid);
+                assembler =
+                    Some(Assembler::new(size, max_size).map_err(|e| FetchError(e.to_string()))?);
+            } else if id == OUR_UT_METADATA {
+                let a = assembler
+                    .as_mut()
+                    .ok_or_else(|| FetchError("data before the handshake".into()))?;
+                match metadata::parse(&payload).map_err(|e| FetchError(e.to_string()))? {
+                    MetadataMessage::Data {
+                        piece,
+                        total_size,
+                        data,
+                    } => {
+                        if !requested.contains(&piece) {
+                            return fail(format!("unrequested piece {piece}"));
+                        }
+                        a.add(piece, total_size, data)
+                            .map_err(|e| FetchError(e.to_string()))?;
+                        requested.retain(|&p| p != piece);
+                    }
+                    MetadataMessage::Reject(piece) => {
+                        return fail(format!("piece {piece} rejected"));
+                    }
+                    MetadataMessage::Request(_) => {} // btda has no metadata to give
+                }
+                if let Some(done) = a.finish(&info_hash) {
+                    return done.map_err(|e| FetchError(e.to_string()));
+                }
+            }
+            // Keep a few requests in flight.
+            if let (Some(mid), Some(a)) = (their_id, assembler.as_ref()) {
+                let next: Vec<u32> = a
+                    .missing()
+                    .filter(|p| !requested.contains(p))
+                    .take(OUTSTANDING.saturating_sub(requested.len()))
+                    .collect();
+                for p in next {
+                    let m = Message::Extended {
+                        id: mid,
+                        payload: metadata::request(p),
+                    };
+                    s.write_all(&m.encode())
+                        .map_err(|e| FetchError(e.to_string()))?;
+                    requested.push(p);
+                }
+            }
+        }
+    }
+}
+
+/// A whole `.torrent` file around fetched `info` bytes, with the magnet's trackers
+/// (keys in sorted order, so the file is canonical bencode).
+pub fn torrent_file(info: &[u8], trackers: &[String]) -> Vec<u8> {
+    let mut out = b"d".to_vec();
+    if let Some(first) = trackers.first() {
+        out.extend_from_slice(format!("8:announce{}:{first}", first.len()).as_bytes());
+        out.extend_from_slice(b"13:announce-listl");
+        for t in trackers {
+            out.extend_from_slice(format!("l{}:{t}e", t.len()).as_bytes());
+        }
+        out.push(b'e');
+    }
+    out.extend_from_slice(b"4:info");
+    out.extend_from_slice(info);
+    out.push(b'e');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn torrent_file_keeps_the_info_bytes_and_trackers() {
+        let info = b"d6:lengthi40000e4:name1:x12:piece lengthi32768e6:pieces40:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaae";
+        let file = super::torrent_file(
+            info,
+            &[
+                "udp://127.0.0.1:1".into(),
+                "http://127.0.0.2/announce".into(),
+            ],
+        );
+        let m = crate::torrent::metainfo::parse(&file).unwrap();
+        assert_eq!(m.info_hash, crate::torrent::InfoHash::of_info_bytes(info));
+        assert_eq!(
+            m.trackers,
+            vec!["udp://127.0.0.1:1", "http://127.0.0.2/announce"]
+        );
+        assert_eq!(m.pieces_count, 2);
+    }
+}
