@@ -95,6 +95,10 @@ pub struct Peer {
     pub listen_port: u16,
     /// Incoming connections handled at once.
     pub incoming_handlers: usize,
+    /// Largest magnet metadata accepted, bytes.
+    pub max_metadata_bytes: u64,
+    /// Time one peer gets to deliver a magnet's metadata, s.
+    pub metadata_fetch_secs: u64,
 }
 
 impl Default for Peer {
@@ -114,6 +118,8 @@ impl Default for Peer {
             listen_address: "0.0.0.0".into(),
             listen_port: 6881,
             incoming_handlers: 64,
+            max_metadata_bytes: 8 << 20,
+            metadata_fetch_secs: 30,
         }
     }
 }

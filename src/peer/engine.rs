@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -53,14 +53,20 @@ pub struct TorrentSlot {
     pub pieces: Option<u32>,
 }
 
+/// Pieces count of a torrent, settable when a magnet's metadata arrives (0 = unknown).
+#[derive(Debug)]
+struct Slot {
+    info_hash: InfoHash,
+    pieces: AtomicU32,
+}
+
 /// Everything the engine's threads share.
 pub struct Engine {
     /// The peers.
     pub queue: Arc<PeerQueue>,
     /// The database writer.
     pub db: RecordSender,
-    /// Torrents by index (= database id − 1).
-    pub torrents: Vec<TorrentSlot>,
+    torrents: Vec<Slot>,
     by_hash: HashMap<InfoHash, u32>,
     /// Our peer id, for this run.
     pub peer_id: [u8; 20],
@@ -80,7 +86,12 @@ pub struct Engine {
 impl TorrentLookup for Engine {
     fn pieces_of(&self, info_hash: &InfoHash) -> Option<u32> {
         let i = *self.by_hash.get(info_hash)?;
-        self.torrents.get(i as usize)?.pieces
+        let n = self
+            .torrents
+            .get(i as usize)?
+            .pieces
+            .load(Ordering::Relaxed);
+        (n > 0).then_some(n)
     }
 }
 
@@ -99,6 +110,13 @@ impl Engine {
             .enumerate()
             .map(|(i, t)| (t.info_hash, i as u32))
             .collect();
+        let torrents = torrents
+            .into_iter()
+            .map(|t| Slot {
+                info_hash: t.info_hash,
+                pieces: AtomicU32::new(t.pieces.unwrap_or(0)),
+            })
+            .collect();
         Self {
             queue,
             db,
@@ -114,7 +132,20 @@ impl Engine {
         }
     }
 
-    fn identity(&self) -> Identity<'_> {
+    /// Records the pieces count of a torrent whose metadata just arrived.
+    pub fn set_pieces(&self, torrent: u32, pieces: u32) {
+        if let Some(slot) = self.torrents.get(torrent as usize) {
+            slot.pieces.store(pieces, Ordering::Relaxed);
+        }
+    }
+
+    /// Info-hash of a torrent.
+    pub fn info_hash(&self, torrent: u32) -> Option<InfoHash> {
+        self.torrents.get(torrent as usize).map(|s| s.info_hash)
+    }
+
+    /// What btda says about itself to peers.
+    pub fn identity(&self) -> Identity<'_> {
         Identity {
             peer_id: self.peer_id,
             listen_port: self.listen_port,
@@ -129,8 +160,8 @@ impl Engine {
             let began = Instant::now();
             self.stats.workers_busy.fetch_add(1, Ordering::Relaxed);
             let started_at = crate::clock::unix_now();
-            let slot = self.torrents[job.peer.torrent as usize];
-            let pieces = slot.pieces.unwrap_or(0);
+            let slot = &self.torrents[job.peer.torrent as usize];
+            let pieces = slot.pieces.load(Ordering::Relaxed);
             let report = visit_outgoing(
                 job.peer.addr,
                 slot.info_hash,

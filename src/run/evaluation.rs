@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::magnets::MagnetService;
 use crate::config::Config;
 use crate::dht::service::{DhtService, DhtTorrent};
 use crate::monitor::{Monitor, statistics_loop};
@@ -27,6 +28,7 @@ pub struct Evaluation {
     running: Running,
     trackers: TrackerService,
     dht: Option<DhtService>,
+    magnets: Option<MagnetService>,
     statistics: std::thread::JoinHandle<()>,
     /// Worker threads actually started (after fitting the file limit).
     pub workers: usize,
@@ -176,6 +178,14 @@ pub fn start(
         if dht.is_some() { "on" } else { "off" }
     );
 
+    let magnets = MagnetService::start(
+        torrents,
+        Arc::clone(&engine),
+        db.clone(),
+        config,
+        output,
+        shutdown.flag(),
+    );
     let monitor = Monitor::new(Arc::clone(&engine), writer, workers);
     let interval = Duration::from_secs(config.monitor.statistics_interval_secs);
     let stop = shutdown.clone();
@@ -188,6 +198,7 @@ pub fn start(
         running,
         trackers,
         dht,
+        magnets,
         statistics,
         workers,
     }
@@ -227,6 +238,9 @@ impl Evaluation {
         self.trackers.stop();
         if let Some(dht) = self.dht {
             dht.join();
+        }
+        if let Some(m) = self.magnets {
+            m.join();
         }
         self.engine.queue.close();
         self.running.join();

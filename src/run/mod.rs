@@ -8,6 +8,7 @@
 pub mod evaluation;
 pub mod files;
 pub mod logging;
+pub mod magnets;
 pub mod shutdown;
 
 use std::path::{Path, PathBuf};
@@ -174,7 +175,15 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         geo_city: None,
         geo_asn: None,
     }))?;
-    let torrents = imported.torrents;
+    let mut torrents = imported.torrents;
+    // Metadata fetched by an earlier run is reused, so each magnet is fetched once.
+    for t in torrents.iter_mut().filter(|t| t.metainfo.is_none()) {
+        if let Some(meta) = magnets::saved_metadata(&opts.output, t) {
+            log::info!("torrent {}: metadata from an earlier run", t.info_hash);
+            t.name = meta.name.clone();
+            t.metainfo = Some(meta);
+        }
+    }
     for (i, torrent) in torrents.iter().enumerate() {
         db.send(Record::Torrent(torrent_row(
             i as i64 + 1,

@@ -433,6 +433,43 @@ impl PeerQueue {
         })
     }
 
+    /// Sets the threshold of a torrent whose metadata just arrived and schedules the
+    /// peers that were parked waiting for it.
+    pub fn set_threshold(&self, torrent: u32, threshold: u32) {
+        let now = Instant::now();
+        let mut g = self.inner.lock();
+        let Some(slot) = g.thresholds.get_mut(torrent as usize) else {
+            return;
+        };
+        *slot = Some(threshold);
+        let parked: Vec<PeerAddr> = g
+            .peers
+            .iter_mut()
+            .filter(|(p, e)| p.torrent == torrent && e.state == State::Parked && p.addr.port() != 0)
+            .map(|(p, e)| {
+                e.state = State::Waiting(now);
+                *p
+            })
+            .collect();
+        for p in parked {
+            g.heap.push(Reverse((now, p)));
+        }
+        drop(g);
+        self.wake.notify_all();
+    }
+
+    /// Addresses of a torrent's peers parked while its metadata is pending (candidates
+    /// for fetching that metadata), at most `max`.
+    pub fn parked_peers(&self, torrent: u32, max: usize) -> Vec<SocketAddr> {
+        let g = self.inner.lock();
+        g.peers
+            .iter()
+            .filter(|(p, e)| p.torrent == torrent && e.state == State::Parked && p.addr.port() != 0)
+            .map(|(p, _)| p.addr)
+            .take(max)
+            .collect()
+    }
+
     /// Wakes every worker and makes [`Self::next_job`] return `None` from now on.
     pub fn close(&self) {
         self.inner.lock().closed = true;
@@ -578,6 +615,20 @@ mod tests {
             q.add(0, SocketAddr::from(([127, 0, 0, 5], 7000)), Source::Pex),
             Added::Duplicate
         );
+    }
+
+    #[test]
+    fn parked_peers_are_released_when_metadata_arrives() {
+        let q = queue(10, &[10]);
+        q.add(1, addr(6), Source::Dht);
+        q.add(1, addr(7), Source::Tracker);
+        let mut parked = q.parked_peers(1, 10);
+        parked.sort();
+        assert_eq!(parked, vec![addr(6), addr(7)]);
+        q.set_threshold(1, 5);
+        let job = q.next_job().unwrap();
+        assert_eq!((job.peer.torrent, job.threshold), (1, 5));
+        assert!(q.parked_peers(1, 10).is_empty());
     }
 
     #[test]

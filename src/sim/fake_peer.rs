@@ -51,6 +51,11 @@ pub enum Behaviour {
     HugeMessage,
     /// A bitfield of the wrong length, then valid haves for its pieces.
     BadBitfieldThenHaves,
+    /// Serves this `info` dictionary over ut_metadata, then a full bitfield.
+    Metadata {
+        /// The raw info dictionary.
+        info: Vec<u8>,
+    },
     /// Bitfield plus an extended handshake and a ut_pex message naming `peers`.
     Pex {
         /// Peers in the `added` lists.
@@ -171,7 +176,10 @@ impl Script {
         if self.behaviour == Behaviour::HaveAll {
             hs.reserved[FAST_BIT.0] |= FAST_BIT.1;
         }
-        if !matches!(self.behaviour, Behaviour::Pex { .. }) {
+        if !matches!(
+            self.behaviour,
+            Behaviour::Pex { .. } | Behaviour::Metadata { .. }
+        ) {
             hs.reserved[EXTENSION_BIT.0] &= !EXTENSION_BIT.1;
         }
         s.write_all(&hs.encode())?;
@@ -206,6 +214,7 @@ impl Script {
                     send(&mut s, Message::Have(i))?;
                 }
             }
+            Behaviour::Metadata { info } => return serve_metadata(&mut s, info, self.total, stop),
             Behaviour::Pex { peers } => {
                 let hello = b"d1:md6:ut_pexi1ee1:v12:FakePeer 1.0e".to_vec();
                 send(
@@ -227,6 +236,81 @@ impl Script {
         }
         hold(&mut s, stop)
     }
+}
+
+/// Our id for ut_metadata in the fake peer's extended handshake.
+const FAKE_UT_METADATA: u8 = 3;
+
+/// Answers ut_metadata requests with pieces of `info` until the other side closes.
+fn serve_metadata(
+    s: &mut TcpStream,
+    info: &[u8],
+    total: u32,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    use crate::wire::metadata::{self, MetadataMessage, PIECE};
+    let hello = format!(
+        "d1:md11:ut_metadatai{FAKE_UT_METADATA}ee13:metadata_sizei{}ee",
+        info.len()
+    );
+    s.write_all(
+        &Message::Extended {
+            id: 0,
+            payload: hello.into_bytes(),
+        }
+        .encode(),
+    )?;
+    s.write_all(&Message::Bitfield(bitfield(total, total)).encode())?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut decoder = crate::wire::MessageDecoder::new(1 << 20);
+    let mut their_id = None;
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        let n = match s.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        decoder.feed(&buf[..n]);
+        while let Ok(Some(msg)) = decoder.next_message() {
+            match msg {
+                Message::Extended { id: 0, payload } => {
+                    their_id = extended::parse_handshake(&payload)
+                        .ok()
+                        .and_then(|e| e.ut_metadata);
+                }
+                Message::Extended {
+                    id: FAKE_UT_METADATA,
+                    payload,
+                } => {
+                    if let (Some(to), Ok(MetadataMessage::Request(p))) =
+                        (their_id, metadata::parse(&payload))
+                    {
+                        let start = (p as usize * PIECE).min(info.len());
+                        let end = (start + PIECE).min(info.len());
+                        let reply = metadata::data(p, info.len() as u64, &info[start..end]);
+                        s.write_all(
+                            &Message::Extended {
+                                id: to,
+                                payload: reply,
+                            }
+                            .encode(),
+                        )?;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the connection open, discarding input, until the other side closes.

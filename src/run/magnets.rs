@@ -1,0 +1,176 @@
+//! Magnet links in a run: fetch each pending torrent's metadata from its peers (magnet
+//! `x.pe`, and peers trackers and the DHT found for it) without blocking anything else,
+//! save it as `<info-hash>.torrent` in the output folder, and let the torrent join.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::peer::Engine;
+use crate::peer::metadata::{fetch_metadata, torrent_file};
+use crate::store::{Record, RecordSender};
+use crate::torrent::{Torrent, metainfo};
+
+/// A peer that failed is not asked again for this long.
+const RETRY_PEER_AFTER: Duration = Duration::from_secs(60);
+
+/// The saved metadata of `torrent` in `output`, if an earlier run fetched it.
+pub fn saved_metadata(output: &Path, torrent: &Torrent) -> Option<metainfo::Metainfo> {
+    let path = output.join(format!("{}.torrent", torrent.info_hash));
+    let meta = metainfo::parse(&std::fs::read(path).ok()?).ok()?;
+    (meta.info_hash == torrent.info_hash).then_some(meta)
+}
+
+/// The background fetcher.
+pub struct MagnetService {
+    thread: JoinHandle<()>,
+}
+
+impl MagnetService {
+    /// Starts fetching for every torrent without metadata.
+    pub fn start(
+        torrents: &[Torrent],
+        engine: Arc<Engine>,
+        db: RecordSender,
+        config: &Config,
+        output: &Path,
+        stop: Arc<AtomicBool>,
+    ) -> Option<Self> {
+        let pending: Vec<(u32, Torrent)> = torrents
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.metainfo.is_none())
+            .map(|(i, t)| (i as u32, t.clone()))
+            .collect();
+        if pending.is_empty() {
+            return None;
+        }
+        let (config, output) = (config.clone(), output.to_path_buf());
+        let thread = std::thread::Builder::new()
+            .name("magnets".into())
+            .spawn(move || fetch_all(pending, &engine, &db, &config, &output, &stop))
+            .ok()?;
+        Some(Self { thread })
+    }
+
+    /// Waits for the fetcher (the stop flag must be set).
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+fn fetch_all(
+    mut pending: Vec<(u32, Torrent)>,
+    engine: &Engine,
+    db: &RecordSender,
+    config: &Config,
+    output: &PathBuf,
+    stop: &AtomicBool,
+) {
+    let mut tried: HashMap<(u32, SocketAddr), Instant> = HashMap::new();
+    let budget = Duration::from_secs(config.peer.metadata_fetch_secs);
+    while !stop.load(Ordering::Relaxed) && !pending.is_empty() {
+        let mut done = Vec::new();
+        for (index, torrent) in &pending {
+            let mut candidates: Vec<SocketAddr> = torrent
+                .manual_peers
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            candidates.extend(engine.queue.parked_peers(*index, 50));
+            for addr in candidates {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if tried
+                    .get(&(*index, addr))
+                    .is_some_and(|t| t.elapsed() < RETRY_PEER_AFTER)
+                {
+                    continue;
+                }
+                tried.insert((*index, addr), Instant::now());
+                let me = engine.identity();
+                match fetch_metadata(
+                    addr,
+                    torrent.info_hash,
+                    &me,
+                    &engine.timeouts,
+                    config.peer.max_metadata_bytes,
+                    budget,
+                    stop,
+                ) {
+                    Ok(info) => {
+                        if join_run(*index, torrent, &info, engine, db, config, output) {
+                            done.push(*index);
+                        }
+                        break;
+                    }
+                    Err(e) => log::debug!(
+                        "torrent {}: metadata not fetched from a peer: {e}",
+                        torrent.info_hash
+                    ),
+                }
+            }
+        }
+        pending.retain(|(i, _)| !done.contains(i));
+        for _ in 0..10 {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Saves the metadata, records the torrent's figures, and starts visiting its peers.
+fn join_run(
+    index: u32,
+    torrent: &Torrent,
+    info: &[u8],
+    engine: &Engine,
+    db: &RecordSender,
+    config: &Config,
+    output: &Path,
+) -> bool {
+    let file = torrent_file(info, &torrent.trackers);
+    let meta = match metainfo::parse(&file) {
+        Ok(m) => m,
+        Err(e) => {
+            log::warn!(
+                "torrent {}: fetched metadata is not usable: {e}",
+                torrent.info_hash
+            );
+            return true; // verified by hash, so no peer will give anything else
+        }
+    };
+    let path = output.join(format!("{}.torrent", torrent.info_hash));
+    if let Err(e) = std::fs::write(&path, &file) {
+        log::warn!("cannot save {}: {e}", path.display());
+    }
+    let mut joined = torrent.clone();
+    joined.name = meta.name.clone();
+    joined.metainfo = Some(meta.clone());
+    let _ = db.send(Record::Torrent(super::torrent_row(
+        i64::from(index) + 1,
+        &joined,
+        config,
+        crate::clock::unix_now(),
+    )));
+    engine.set_pieces(index, meta.pieces_count);
+    engine.queue.set_threshold(
+        index,
+        crate::torrent::threshold_pieces(config.analysis.threshold, meta.pieces_count),
+    );
+    log::info!(
+        "torrent {}: metadata fetched ({} pieces), saved as {}",
+        torrent.info_hash,
+        meta.pieces_count,
+        path.display()
+    );
+    true
+}
