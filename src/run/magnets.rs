@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -69,7 +69,7 @@ fn fetch_all(
     engine: &Engine,
     db: &RecordSender,
     config: &Config,
-    output: &PathBuf,
+    output: &Path,
     stop: &AtomicBool,
 ) {
     let mut tried: HashMap<(u32, SocketAddr), Instant> = HashMap::new();
