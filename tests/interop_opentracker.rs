@@ -2,9 +2,9 @@
 //! Debian build serves only whitelisted info-hashes and drops root: it runs as `nobody`
 //! chrooted into a temporary folder holding the whitelist, and is stopped by PID.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use btda::torrent::InfoHash;
 use btda::tracker::client::TrackerClient;
@@ -15,59 +15,6 @@ const HTTP_HASH: InfoHash = InfoHash([0x11; 20]);
 const UDP_HASH: InfoHash = InfoHash([0x22; 20]);
 
 /// The running tracker and the folder it is chrooted into (kept until it stops).
-struct Opentracker {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Opentracker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(ip: &str, port: u16) -> Opentracker {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let list = format!("{}\n{}\n", HTTP_HASH.to_hex(), UDP_HASH.to_hex());
-    std::fs::write(dir.path().join("whitelist.txt"), list).unwrap();
-    std::fs::set_permissions(
-        dir.path().join("whitelist.txt"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
-    let child = Command::new("opentracker")
-        .args([
-            "-i",
-            ip,
-            "-p",
-            &port.to_string(),
-            "-P",
-            &port.to_string(),
-            "-u",
-            "nobody",
-            "-d",
-        ])
-        .arg(dir.path())
-        .args(["-w", "/whitelist.txt"]) // read after the chroot into -d
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("opentracker is installed by `make deps`");
-    let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "opentracker did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Opentracker { child, _dir: dir }
-}
-
 fn params(hash: InfoHash, who: u8, event: Event) -> AnnounceParams {
     let mut peer_id = *b"-BD0100-interop00000";
     peer_id[19] = b'0' + who;
@@ -86,7 +33,7 @@ fn params(hash: InfoHash, who: u8, event: Event) -> AnnounceParams {
 
 #[test]
 fn announce_and_scrape_against_opentracker_over_http_and_udp() {
-    let _tracker = start("127.60.0.1", 16969);
+    let _tracker = common::start_opentracker("127.60.0.1", 16969, &[HTTP_HASH, UDP_HASH]);
     let client = TrackerClient::new(client_settings(&btda::config::Tracker {
         http_timeout_ms: 3000,
         udp_retransmit_ms: vec![1000, 2000],

@@ -139,6 +139,14 @@ impl Engine {
         }
     }
 
+    /// Torrents whose pieces count is still unknown (magnet metadata pending).
+    pub fn pending_metadata(&self) -> usize {
+        self.torrents
+            .iter()
+            .filter(|s| s.pieces.load(Ordering::Relaxed) == 0)
+            .count()
+    }
+
     /// Info-hash of a torrent.
     pub fn info_hash(&self, torrent: u32) -> Option<InfoHash> {
         self.torrents.get(torrent as usize).map(|s| s.info_hash)

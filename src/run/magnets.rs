@@ -17,7 +17,7 @@ use crate::store::{Record, RecordSender};
 use crate::torrent::{Torrent, metainfo};
 
 /// A peer that failed is not asked again for this long.
-const RETRY_PEER_AFTER: Duration = Duration::from_secs(60);
+const RETRY_PEER_AFTER: Duration = Duration::from_secs(15);
 
 /// The saved metadata of `torrent` in `output`, if an earlier run fetched it.
 pub fn saved_metadata(output: &Path, torrent: &Torrent) -> Option<metainfo::Metainfo> {

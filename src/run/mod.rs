@@ -253,6 +253,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         engine.stats.visits_ok.load(Ordering::Relaxed),
     );
     let counts = engine.queue.counts();
+    let pending_metadata = engine.pending_metadata();
     drop(engine);
     let end_reason = "signal".to_string();
     db.send(Record::RunEnd {

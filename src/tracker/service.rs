@@ -34,6 +34,9 @@ pub struct TrackedTorrent {
     pub trackers: Vec<String>,
 }
 
+/// `left` announced while a torrent's size is unknown (1 GiB: plainly a leecher).
+const UNKNOWN_LEFT: u64 = 1 << 30;
+
 /// What btda says about itself to trackers.
 #[derive(Debug, Clone, Copy)]
 pub struct Announcer {
@@ -269,7 +272,13 @@ impl Shared {
 
     fn params(&self, slot: &Slot, event: Event) -> AnnounceParams {
         let share = |f: f64| (slot.size as f64 * f) as u64;
-        let left = share(self.config.left_share);
+        // Size unknown (magnet metadata pending): announce as a leecher, so that trackers
+        // return the seeders that can give the metadata.
+        let left = if slot.size == 0 {
+            UNKNOWN_LEFT
+        } else {
+            share(self.config.left_share)
+        };
         AnnounceParams {
             info_hash: slot.info_hash,
             peer_id: self.me.peer_id,

@@ -118,3 +118,59 @@ pub fn database_in(output: &Path) -> Option<PathBuf> {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
 }
+
+pub struct Opentracker {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Opentracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts Debian's opentracker on `ip:port` (HTTP and UDP) serving only `hashes`. The
+/// Debian build serves only whitelisted info-hashes and drops root: it runs as `nobody`,
+/// chrooted into a temporary folder holding the whitelist.
+pub fn start_opentracker(ip: &str, port: u16, hashes: &[btda::torrent::InfoHash]) -> Opentracker {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let list: String = hashes.iter().map(|h| format!("{h}\n")).collect();
+    std::fs::write(dir.path().join("whitelist.txt"), list).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("whitelist.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let child = std::process::Command::new("opentracker")
+        .args([
+            "-i",
+            ip,
+            "-p",
+            &port.to_string(),
+            "-P",
+            &port.to_string(),
+            "-u",
+            "nobody",
+            "-d",
+        ])
+        .arg(dir.path())
+        .args(["-w", "/whitelist.txt"]) // read after the chroot into -d
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("opentracker is installed by `make deps`");
+    let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "opentracker did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Opentracker { child, _dir: dir }
+}

@@ -48,6 +48,9 @@ def main():
     ap.add_argument("--size", type=int, default=64 * PIECE)
     ap.add_argument("--rate", type=int, default=32 * 1024)
     ap.add_argument("--max-seconds", type=int, default=300)
+    ap.add_argument("--tracker", help="announce URL put into the torrent (the clients announce to it)")
+    ap.add_argument("--seeder-only", action="store_true", help="no leecher")
+    ap.add_argument("--hash-only", action="store_true", help="write the torrent, print it, exit")
     a = ap.parse_args()
 
     seed_dir = os.path.join(a.dir, "seed")
@@ -62,12 +65,17 @@ def main():
     fs = lt.file_storage()
     lt.add_files(fs, content)
     ct = lt.create_torrent(fs, PIECE, flags=lt.create_torrent.v1_only)
+    if a.tracker:
+        ct.add_tracker(a.tracker)
     lt.set_piece_hashes(ct, seed_dir)
     data = lt.bencode(ct.generate())
     path = os.path.join(input_dir, "swarm.torrent")
     with open(path, "wb") as f:
         f.write(data)
     ti = lt.torrent_info(path)
+    if a.hash_only:
+        print(json.dumps({"ready": str(ti.info_hash()), "pieces": ti.num_pieces(), "torrent": path}), flush=True)
+        return
 
     seeder = lt.session(settings(a.seeder))
     leecher = lt.session(settings(a.leecher))
@@ -76,13 +84,16 @@ def main():
     sp.save_path = seed_dir
     sp.flags |= lt.torrent_flags.seed_mode
     sh = seeder.add_torrent(sp)
-    lp = lt.add_torrent_params()
-    lp.ti = lt.torrent_info(path)
-    lp.save_path = leech_dir
-    lh = leecher.add_torrent(lp)
-    lh.set_download_limit(a.rate)
-    host, port = a.seeder.rsplit(":", 1)
-    lh.connect_peer((host, int(port)))
+    if a.seeder_only:
+        lh = sh
+    else:
+        lp = lt.add_torrent_params()
+        lp.ti = lt.torrent_info(path)
+        lp.save_path = leech_dir
+        lh = leecher.add_torrent(lp)
+        lh.set_download_limit(a.rate)
+        host, port = a.seeder.rsplit(":", 1)
+        lh.connect_peer((host, int(port)))
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
