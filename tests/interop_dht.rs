@@ -1,0 +1,125 @@
+//! DHT interop with real libtorrent DHT nodes (python3-libtorrent, DHT on, LSD/UPnP/
+//! NAT-PMP off, loopback restrictions off) on 127.35.0.x. A btda DHT node on
+//! 127.35.0.100 is their bootstrap node; a libtorrent seeder announces only to the DHT.
+//! `btda run`, bootstrapped to the same node, must find and visit the seeder, and a
+//! libtorrent lookup must find btda's announce.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use btda::dht::node::{DhtNode, NodeSettings};
+use common::{signal, wait_with_limit};
+
+#[test]
+#[ignore = "not passing yet: libtorrent takes btda's node into its table (dht_nodes = 1) but its \
+            lookups do not return btda's announce within 60 s; see the note on issue 5"]
+fn btda_and_libtorrent_find_each_other_on_the_dht() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = |name: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/interop")
+            .join(name)
+    };
+    let hashed = Command::new("/usr/bin/python3")
+        .arg(script("lt_swarm.py"))
+        .args([
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--seeder",
+            "127.35.0.2:51700",
+            "--leecher",
+            "127.0.0.1:1",
+            "--hash-only",
+        ])
+        .output()
+        .expect("python3-libtorrent is installed by `make deps`");
+    let ready: serde_json::Value = serde_json::from_slice(&hashed.stdout).unwrap();
+    let hash = ready["ready"].as_str().unwrap().to_string();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let settings = NodeSettings {
+        alpha: 3,
+        query_timeout: Duration::from_millis(500),
+        max_queries: 100,
+        rate_per_sec: 500,
+    };
+    let hub = DhtNode::start(
+        "127.35.0.100:16890".parse().unwrap(),
+        rand::random(),
+        &[],
+        settings,
+        Arc::clone(&stop),
+    )
+    .unwrap();
+
+    let mut lt = Command::new("/usr/bin/python3")
+        .arg(script("lt_dht.py"))
+        .args([
+            "--torrent",
+            ready["torrent"].as_str().unwrap(),
+            "--seed-dir",
+        ])
+        .arg(dir.path().join("seed"))
+        .args(["--extra", "127.35.0.100:16890", "--max-seconds", "120"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = common::stdout_lines(&mut lt);
+
+    let input = dir.path().join("input");
+    std::fs::write(
+        input.join("btda.toml"),
+        "[peer]\nworkers = 2\nlisten_address = \"127.35.0.101\"\nlisten_port = 16891\n\
+         [dht]\nlisten_address = \"127.35.0.101\"\nport = 16892\nbootstrap = [\"127.35.0.100:16890\"]\n\
+         interval_secs = 2\nquery_timeout_ms = 500\n",
+    )
+    .unwrap();
+    let output = dir.path().join("output");
+    let (mut btda, _, _l) = common::start_run(&input, &output);
+
+    // libtorrent finds btda's announce (127.35.0.101:16891)…
+    let ours = "127.35.0.101:16891";
+    let start = Instant::now();
+    let mut seen_by_lt = false;
+    let mut last = String::new();
+    while start.elapsed() < Duration::from_secs(60) && !seen_by_lt {
+        if let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) {
+            seen_by_lt = line.contains(ours);
+            last = line;
+        }
+    }
+    // …and btda finds the libtorrent seeder (127.35.0.2:51700) and visits it.
+    let db = common::database_in(&output).unwrap();
+    let seeder_visited = common::eventually(Duration::from_secs(60), || {
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM peer WHERE source = 'dht' AND last_pieces = 64",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|n| n >= 1)
+    });
+    signal(&btda, "INT");
+    let _ = wait_with_limit(&mut btda, Duration::from_secs(30));
+    drop(lt.stdin.take());
+    let _ = wait_with_limit(&mut lt, Duration::from_secs(20));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    hub.join();
+    assert!(
+        seen_by_lt,
+        "libtorrent never found btda's announce; last status: {last}"
+    );
+    assert!(
+        seeder_visited,
+        "btda never visited the libtorrent seeder found on the DHT"
+    );
+    assert!(!hash.is_empty());
+}
