@@ -33,7 +33,8 @@ def session(i, bootstrap):
         "dht_ignore_dark_internet": False,
         "dht_enforce_node_id": False,
         "allow_multiple_connections_per_ip": True,
-        "alert_mask": lt.alert.category_t.dht_notification | lt.alert.category_t.status_notification,
+        "alert_mask": lt.alert.category_t.dht_notification | lt.alert.category_t.dht_operation_notification
+        | lt.alert.category_t.status_notification,
     })
 
 
