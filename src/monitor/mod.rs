@@ -96,12 +96,7 @@ impl Monitor {
     }
 
     /// One plain-text status line (no cursor tricks, so it reads well in tmux logs).
-    pub fn status_line(
-        &self,
-        torrents: usize,
-        pending: usize,
-        since: &mut (Instant, u64),
-    ) -> String {
+    pub fn status_line(&self, torrents: usize, since: &mut (Instant, u64)) -> String {
         let s = &self.engine.stats;
         let visits = s.visits.load(Ordering::Relaxed);
         let ok = s.visits_ok.load(Ordering::Relaxed);
@@ -113,6 +108,7 @@ impl Monitor {
         };
         *since = (Instant::now(), visits);
         let q = self.engine.queue.counts();
+        let pending = self.engine.pending_metadata();
         let success = if visits > 0 {
             format!("{:.0}%", 100.0 * ok as f64 / visits as f64)
         } else {

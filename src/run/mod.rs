@@ -203,7 +203,6 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
                 })
         );
     }
-    let pending_metadata = torrents.iter().filter(|t| t.metainfo.is_none()).count();
     log::info!(
         "run started: {} torrents, database {}",
         torrents.len(),
@@ -238,10 +237,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         if shutdown.wait(interval) {
             break;
         }
-        eprintln!(
-            "{}",
-            monitor.status_line(torrents.len(), pending_metadata, &mut since)
-        );
+        eprintln!("{}", monitor.status_line(torrents.len(), &mut since));
     }
 
     log::info!("stop requested; shutting down");
