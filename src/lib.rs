@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod config;
 pub mod dht;
+pub mod geo;
 pub mod monitor;
 pub mod peer;
 pub mod run;
