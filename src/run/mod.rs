@@ -165,15 +165,31 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         log::warn!("{merged}");
     }
 
+    let in_input = |p: &String| {
+        let p = PathBuf::from(p);
+        if p.is_absolute() {
+            p
+        } else {
+            opts.input.join(p)
+        }
+    };
+    let g = &opts.config.geo;
+    let geo = Arc::new(crate::geo::Geo::open(
+        &g.city.iter().map(in_input).collect::<Vec<_>>(),
+        &g.asn.iter().map(in_input).collect::<Vec<_>>(),
+        g.store_city,
+    ));
+    let (geo_city, geo_asn) = geo.describe();
+
     let writer = Writer::start(&files.database, WriterSettings::from(&opts.config.writer))?;
     let db = writer.sender();
     db.send(Record::RunStart(RunStart {
         started_at,
         hostname: host,
         version: env!("CARGO_PKG_VERSION").to_string(),
-        config: opts.config.to_toml(),
-        geo_city: None,
-        geo_asn: None,
+        config: opts.config.to_stored_toml(),
+        geo_city,
+        geo_asn,
     }))?;
     let mut torrents = imported.torrents;
     // Metadata fetched by an earlier run is reused, so each magnet is fetched once.
@@ -221,6 +237,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         writer.stats(),
         shutdown,
         &opts.output,
+        geo,
     );
     let monitor = crate::monitor::Monitor::new(
         Arc::clone(&evaluation.engine),

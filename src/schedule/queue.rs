@@ -111,6 +111,7 @@ struct Entry {
     db_id: Option<i64>,
     client: Option<(String, Option<String>)>,
     client_v: Option<String>,
+    geo: Option<crate::geo::GeoInfo>,
 }
 
 impl Entry {
@@ -124,6 +125,7 @@ impl Entry {
             db_id: None,
             client: None,
             client_v: None,
+            geo: None,
         }
     }
 }
@@ -146,6 +148,8 @@ pub struct PeerQueue {
     wake: Condvar,
     policy: Policy,
     keyer: PeerKeyer,
+    geo: Option<std::sync::Arc<crate::geo::Geo>>,
+    store_prefix: bool,
 }
 
 impl PeerQueue {
@@ -166,7 +170,17 @@ impl PeerQueue {
             wake: Condvar::new(),
             policy,
             keyer,
+            geo: None,
+            store_prefix: false,
         }
+    }
+
+    /// Looks peers up in `geo` (once each, at the first successful visit) and, with
+    /// `store_prefix`, records their /24 or /48 network.
+    pub fn with_geo(mut self, geo: std::sync::Arc<crate::geo::Geo>, store_prefix: bool) -> Self {
+        self.geo = Some(geo);
+        self.store_prefix = store_prefix;
+        self
     }
 
     /// Adds a peer reported by a source; new peers are due at once.
@@ -393,6 +407,7 @@ impl PeerQueue {
                 if e.db_id.is_none() {
                     e.db_id = Some(g.next_db_id);
                     g.next_db_id += 1;
+                    e.geo = self.geo.as_ref().map(|geo| geo.lookup(peer.addr.ip()));
                 }
             }
             VisitResult::Failure => e.progress.failure(),
@@ -429,7 +444,14 @@ impl PeerQueue {
             failed_visits: e.progress.failed_visits,
             crossed_at: e.progress.crossed_at.map(|ms| ms.div_euclid(1000)),
             crossed_strict: e.progress.crossed_strict(),
-            ..PeerRow::default()
+            country: e.geo.as_ref().and_then(|g| g.country.clone()),
+            continent: e.geo.as_ref().and_then(|g| g.continent.clone()),
+            city: e.geo.as_ref().and_then(|g| g.city.clone()),
+            latitude: e.geo.as_ref().and_then(|g| g.latitude),
+            longitude: e.geo.as_ref().and_then(|g| g.longitude),
+            asn: e.geo.as_ref().and_then(|g| g.asn),
+            as_org: e.geo.as_ref().and_then(|g| g.as_org.clone()),
+            network: self.store_prefix.then(|| network_of(&peer.addr.ip())),
         })
     }
 
@@ -498,10 +520,33 @@ impl PeerQueue {
     }
 }
 
+/// The /24 (IPv4) or /48 (IPv6) network of an address, as text.
+pub fn network_of(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn networks_hide_the_host() {
+        assert_eq!(network_of(&"81.2.69.160".parse().unwrap()), "81.2.69.0/24");
+        assert_eq!(
+            network_of(&"2001:db8:1:2::9".parse().unwrap()),
+            "2001:db8:1::/48"
+        );
+    }
     use std::time::Duration;
 
     fn queue(revisit_ms: u64, backoff_ms: &[u64]) -> PeerQueue {
@@ -527,6 +572,7 @@ mod tests {
             with_state: true,
             client: None,
             client_v: None,
+            geo: None,
         }
     }
 

@@ -100,6 +100,8 @@ pub struct PeerRow {
     pub crossed_at: Option<i64>,
     /// The crossing also holds under the strict rule (a below-T visit had piece state).
     pub crossed_strict: bool,
+    /// /24 or /48 network, only with `privacy.store_prefix`.
+    pub network: Option<String>,
 }
 
 /// One visit attempt.
@@ -279,9 +281,9 @@ impl Record {
                     "INSERT OR REPLACE INTO peer (id, torrent_id, peer_key, source, client, client_v,
                         country, continent, city, latitude, longitude, asn, as_org, first_seen,
                         first_pieces, last_seen, last_pieces, max_speed, visits, failed_visits,
-                        crossed_at, client_version, crossed_strict)
+                        crossed_at, client_version, crossed_strict, network)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
                 )?
                 .execute(params![
                     p.id,
@@ -306,7 +308,8 @@ impl Record {
                     p.failed_visits,
                     p.crossed_at,
                     p.client_version,
-                    p.crossed_strict
+                    p.crossed_strict,
+                    p.network
                 ])
                 .map(drop),
             Record::Visit(v) => conn

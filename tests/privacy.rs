@@ -1,0 +1,134 @@
+//! Privacy: a finished run's database and log (default verbosity) hold no peer address,
+//! peer keys are keyed hashes with the configured key, and the geolocation databases in
+//! use are recorded in the `run` row.
+
+mod common;
+
+use std::time::Duration;
+
+use btda::schedule::PeerKeyer;
+use btda::sim::{Behaviour, FakePeer};
+use btda::torrent::InfoHash;
+use common::{eventually, signal, wait_with_limit};
+
+const KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
+#[test]
+fn no_peer_address_reaches_the_disk() {
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("input");
+    let output = root.path().join("output");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(
+        common::fixtures().join("inputs/mktorrent-single.torrent"),
+        input.join("a.torrent"),
+    )
+    .unwrap();
+    let hash = InfoHash::parse("be8df057e534fb76e0340a7445936fe58671ac84").unwrap();
+    let peers: Vec<FakePeer> = (1..=3u8)
+        .map(|i| {
+            FakePeer::start(
+                format!("127.77.0.{i}:0").parse().unwrap(),
+                hash,
+                4,
+                u32::from(i),
+                Behaviour::Bitfield,
+            )
+            .unwrap()
+        })
+        .collect();
+    let list: Vec<String> = peers.iter().map(|p| format!("\"{}\"", p.addr)).collect();
+    let geo = common::fixtures().join("geo");
+    std::fs::write(
+        input.join("btda.toml"),
+        format!(
+            "[dht]\nenabled = false\n[peer]\nworkers = 2\nlisten_address = \"127.78.0.100\"\nlisten_port = 0\n\
+             [geo]\ncity = [\"{}\"]\nasn = [\"{}\"]\n[privacy]\nkey = \"{KEY}\"\n\
+             [[torrents]]\ninfo_hash = \"{hash}\"\npeers = [{}]\n",
+            geo.join("GeoIP2-City-Test.mmdb").display(),
+            geo.join("GeoLite2-ASN-Test.mmdb").display(),
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+    let (mut child, _, _lines) = common::start_run(&input, &output);
+    assert!(eventually(Duration::from_secs(20), || peers
+        .iter()
+        .all(|p| p.served() >= 1)));
+    std::thread::sleep(Duration::from_millis(800));
+    signal(&child, "INT");
+    assert_eq!(
+        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+
+    let db = common::database_in(&output).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut keys: Vec<String> = conn
+        .prepare("SELECT peer_key FROM peer")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    keys.sort();
+    let keyer = PeerKeyer::new(
+        data_encoding::HEXLOWER
+            .decode(KEY.as_bytes())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    let mut want: Vec<String> = peers.iter().map(|p| keyer.key(&p.addr)).collect();
+    want.sort();
+    assert_eq!(
+        keys, want,
+        "peer keys are keyed hashes with the configured key"
+    );
+    let (city, asn, config): (String, String, String) = conn
+        .query_row("SELECT geo_city, geo_asn, config FROM run", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert!(
+        city.starts_with("GeoIP2-City") && asn.starts_with("GeoLite2-ASN"),
+        "{city} / {asn}"
+    );
+    assert!(!config.contains(KEY), "the privacy key is not stored");
+    drop(conn);
+
+    let mut files = vec![db.clone(), db.with_extension("log")];
+    files.extend(
+        std::fs::read_dir(&output)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path()),
+    );
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for p in &peers {
+            let ip = p.addr.ip().to_string();
+            assert!(
+                !text.contains(&ip),
+                "{} contains the peer address {ip}",
+                file.display()
+            );
+            assert!(!bytes.windows(4).any(|w| {
+                w == [
+                    127,
+                    77,
+                    0,
+                    p.addr
+                        .ip()
+                        .to_string()
+                        .rsplit('.')
+                        .next()
+                        .unwrap()
+                        .parse::<u8>()
+                        .unwrap(),
+                ]
+            }));
+        }
+    }
+}
