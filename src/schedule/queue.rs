@@ -572,7 +572,6 @@ mod tests {
             with_state: true,
             client: None,
             client_v: None,
-            geo: None,
         }
     }
 
