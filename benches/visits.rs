@@ -174,6 +174,26 @@ fn main() {
         ),
     ];
 
+    // Cost per new peer of what the evaluation path adds: geo lookup (city + ASN, the
+    // MaxMind test databases) and the keyed peer hash.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geo");
+    let geo = btda::geo::Geo::open(
+        &[fixtures.join("GeoIP2-City-Test.mmdb")],
+        &[fixtures.join("GeoLite2-ASN-Test.mmdb")],
+        false,
+    );
+    let keyer = PeerKeyer::random();
+    let n = 200_000u32;
+    let t0 = Instant::now();
+    let mut located = 0;
+    for i in 0..n {
+        let ip =
+            std::net::IpAddr::from([81 + (i % 8) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        located += usize::from(geo.lookup(ip).country.is_some());
+        std::hint::black_box(keyer.key(&SocketAddr::new(ip, 6881)));
+    }
+    let per_peer_us = t0.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+
     drop(child.stdin.take());
     let _ = child.wait();
 
@@ -198,6 +218,12 @@ fn main() {
     println!("| process RSS at start (fake peers are in another process) | {rss_start:.1} |");
     println!("| RSS added by 1024 idle workers (256 KiB stacks) | {with_workers:.1} |");
     println!("| RSS added by 100,000 peers tracked in the PeerQueue | {with_peers:.1} |");
+    println!();
+    println!("| per new peer | µs |");
+    println!("|---|---|");
+    println!(
+        "| geo lookup (city + ASN) and keyed hash, {n} addresses ({located} located) | {per_peer_us:.2} |"
+    );
     println!();
     println!("Reading the figures:");
     println!();

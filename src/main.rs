@@ -63,6 +63,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Geolocation databases
+    #[command(subcommand)]
+    Geo(GeoCommand),
     /// Write synthetic visit rows through the database writer, printing progress (for
     /// tests and benchmarks of the writer).
     #[command(hide = true)]
@@ -73,6 +76,22 @@ enum Command {
         /// Number of visit records
         #[arg(long)]
         records: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GeoCommand {
+    /// Build an ASN database (mmdb, GeoLite2-ASN field names) from ip-location-db CSVs
+    ///
+    /// Each line: start_ip,end_ip,asn,organization. `make geodata` runs this on the CSV
+    /// files of the npm package @ip-location-db/asn.
+    BuildAsn {
+        /// The database to write
+        #[arg(long)]
+        output: PathBuf,
+        /// CSV files (IPv4 and IPv6)
+        #[arg(required = true)]
+        csv: Vec<PathBuf>,
     },
 }
 
@@ -113,6 +132,16 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
             report(database, *json)
         }
         Command::WriterLoad { database, records } => writer_load(database, *records, &config),
+        Command::Geo(GeoCommand::BuildAsn { output, csv }) => {
+            let csvs: Vec<&Path> = csv.iter().map(PathBuf::as_path).collect();
+            let (written, skipped) =
+                btda::geo::build::build_asn(&csvs, output).map_err(anyhow::Error::msg)?;
+            println!(
+                "{}: {written} ranges ({skipped} lines skipped)",
+                output.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

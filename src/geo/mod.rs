@@ -5,6 +5,7 @@
 //! `country_code`, `city`, `latitude`/`longitude` as f32; the continent then comes from a
 //! table of country codes). A missing or unreadable database disables only its part.
 
+pub mod build;
 mod continents;
 
 use std::net::IpAddr;
@@ -236,6 +237,65 @@ mod tests {
         let (city, asn_db) = g.describe();
         assert!(city.unwrap().starts_with("GeoIP2-City"));
         assert!(asn_db.unwrap().starts_with("GeoLite2-ASN"));
+    }
+
+    #[test]
+    fn the_flat_db_ip_schema_with_ipv4_ipv6_and_mapped_lookups() {
+        use mmdb_writer::{Value, Writer};
+        let record = |cc: &str, city: &str, lat: f32, lon: f32| {
+            Value::Map(
+                [
+                    ("country_code".to_string(), Value::String(cc.into())),
+                    ("city".to_string(), Value::String(city.into())),
+                    ("latitude".to_string(), Value::Float(lat)),
+                    ("longitude".to_string(), Value::Float(lon)),
+                ]
+                .into(),
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::new("DBIP-City-Lite");
+        w.insert_range(
+            "198.51.100.0".parse().unwrap(),
+            "198.51.100.255".parse().unwrap(),
+            &record("DE", "Berlin", 52.524, 13.411),
+        )
+        .unwrap();
+        w.insert_range(
+            "2001:db8::".parse().unwrap(),
+            "2001:db8::ffff".parse().unwrap(),
+            &record("BR", "Recife", -8.054, -34.881),
+        )
+        .unwrap();
+        let path = dir.path().join("dbip-city.mmdb");
+        std::fs::write(&path, w.to_bytes().unwrap()).unwrap();
+        let g = Geo::open(&[path], &[], true);
+        let v4 = g.lookup("198.51.100.7".parse().unwrap());
+        assert_eq!(
+            (
+                v4.country.as_deref(),
+                v4.continent.as_deref(),
+                v4.city.as_deref()
+            ),
+            (Some("DE"), Some("EU"), Some("Berlin"))
+        );
+        assert_eq!(
+            (v4.latitude, v4.longitude),
+            (Some(52.524), Some(13.411)),
+            "f32 rounded to the database's precision"
+        );
+        let v6 = g.lookup("2001:db8::42".parse().unwrap());
+        assert_eq!(
+            (v6.country.as_deref(), v6.continent.as_deref()),
+            (Some("BR"), Some("SA"))
+        );
+        assert_eq!(
+            g.lookup("::ffff:198.51.100.7".parse().unwrap())
+                .country
+                .as_deref(),
+            Some("DE")
+        );
+        assert!(g.describe().0.unwrap().starts_with("DBIP-City-Lite"));
     }
 
     #[test]
