@@ -245,6 +245,14 @@ pub struct GeoConfig {
     pub asn: Vec<String>,
     /// Store the city (off: a city with a tiny ISP can identify a person).
     pub store_city: bool,
+    /// Look up the host name of each peer and store its registrable domain.
+    pub reverse_dns: bool,
+    /// Threads doing reverse lookups.
+    pub rdns_threads: usize,
+    /// Reverse lookups started per second at most.
+    pub rdns_per_sec: u32,
+    /// Longest wait for one reverse lookup, ms.
+    pub rdns_timeout_ms: u64,
 }
 
 impl Default for GeoConfig {
@@ -257,6 +265,10 @@ impl Default for GeoConfig {
             ],
             asn: vec!["geo/asn.mmdb".into(), "geo/GeoLite2-ASN.mmdb".into()],
             store_city: false,
+            reverse_dns: false,
+            rdns_threads: 4,
+            rdns_per_sec: 20,
+            rdns_timeout_ms: 3000,
         }
     }
 }

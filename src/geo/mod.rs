@@ -7,6 +7,7 @@
 
 pub mod build;
 mod continents;
+pub mod rdns;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

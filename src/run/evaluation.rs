@@ -29,6 +29,7 @@ pub struct Evaluation {
     trackers: TrackerService,
     dht: Option<DhtService>,
     magnets: Option<MagnetService>,
+    rdns: Option<std::thread::JoinHandle<()>>,
     statistics: std::thread::JoinHandle<()>,
     /// Worker threads actually started (after fitting the file limit).
     pub workers: usize,
@@ -84,10 +85,34 @@ pub fn start(
         .privacy
         .peer_key()
         .map_or_else(PeerKeyer::random, PeerKeyer::new);
-    let queue = Arc::new(
-        PeerQueue::new(thresholds, Policy::from_config(p), keyer)
-            .with_geo(geo, config.privacy.store_prefix),
-    );
+    let mut queue = PeerQueue::new(thresholds, Policy::from_config(p), keyer)
+        .with_geo(geo, config.privacy.store_prefix);
+    let mut rdns_results = None;
+    if config.geo.reverse_dns {
+        let g = &config.geo;
+        let (pool, results) = crate::geo::rdns::RdnsPool::start(
+            crate::geo::rdns::system_resolver(),
+            g.rdns_threads,
+            g.rdns_per_sec,
+            Duration::from_millis(g.rdns_timeout_ms),
+        );
+        queue = queue.with_rdns(pool);
+        rdns_results = Some(results);
+    }
+    let queue = Arc::new(queue);
+    // Reverse-DNS answers are folded into the peer rows by a thread of their own.
+    let rdns_thread = rdns_results.map(|results| {
+        let (q, db, stop) = (Arc::clone(&queue), db.clone(), shutdown.clone());
+        std::thread::spawn(move || {
+            while !stop.requested() {
+                if let Ok((peer, Some(domain))) = results.recv_timeout(Duration::from_millis(200))
+                    && let Some(id) = q.set_domain(&peer, domain.clone())
+                {
+                    let _ = db.send(crate::store::Record::PeerDomain { id, domain });
+                }
+            }
+        })
+    });
     let slots = torrents
         .iter()
         .map(|t| TorrentSlot {
@@ -203,6 +228,7 @@ pub fn start(
         trackers,
         dht,
         magnets,
+        rdns: rdns_thread,
         statistics,
         workers,
     }
@@ -245,6 +271,9 @@ impl Evaluation {
         }
         if let Some(m) = self.magnets {
             m.join();
+        }
+        if let Some(r) = self.rdns {
+            let _ = r.join();
         }
         self.engine.queue.close();
         self.running.join();

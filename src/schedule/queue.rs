@@ -112,6 +112,7 @@ struct Entry {
     client: Option<(String, Option<String>)>,
     client_v: Option<String>,
     geo: Option<crate::geo::GeoInfo>,
+    domain: Option<String>,
 }
 
 impl Entry {
@@ -126,6 +127,7 @@ impl Entry {
             client: None,
             client_v: None,
             geo: None,
+            domain: None,
         }
     }
 }
@@ -150,6 +152,7 @@ pub struct PeerQueue {
     keyer: PeerKeyer,
     geo: Option<std::sync::Arc<crate::geo::Geo>>,
     store_prefix: bool,
+    rdns: Option<crate::geo::rdns::RdnsPool<PeerAddr>>,
 }
 
 impl PeerQueue {
@@ -172,7 +175,23 @@ impl PeerQueue {
             keyer,
             geo: None,
             store_prefix: false,
+            rdns: None,
         }
+    }
+
+    /// Asks `pool` for the domain of each peer at its first successful visit; answers go
+    /// to [`Self::set_domain`].
+    pub fn with_rdns(mut self, pool: crate::geo::rdns::RdnsPool<PeerAddr>) -> Self {
+        self.rdns = Some(pool);
+        self
+    }
+
+    /// Records a peer's reverse-DNS domain; returns its database id for an update.
+    pub fn set_domain(&self, peer: &PeerAddr, domain: String) -> Option<i64> {
+        let mut g = self.inner.lock();
+        let e = g.peers.get_mut(peer)?;
+        e.domain = Some(domain);
+        e.db_id
     }
 
     /// Looks peers up in `geo` (once each, at the first successful visit) and, with
@@ -408,6 +427,9 @@ impl PeerQueue {
                     e.db_id = Some(g.next_db_id);
                     g.next_db_id += 1;
                     e.geo = self.geo.as_ref().map(|geo| geo.lookup(peer.addr.ip()));
+                    if let Some(pool) = &self.rdns {
+                        pool.request(peer, peer.addr.ip());
+                    }
                 }
             }
             VisitResult::Failure => e.progress.failure(),
@@ -452,6 +474,7 @@ impl PeerQueue {
             asn: e.geo.as_ref().and_then(|g| g.asn),
             as_org: e.geo.as_ref().and_then(|g| g.as_org.clone()),
             network: self.store_prefix.then(|| network_of(&peer.addr.ip())),
+            rdns_domain: e.domain.clone(),
         })
     }
 
@@ -538,6 +561,21 @@ pub fn network_of(ip: &IpAddr) -> String {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn reverse_dns_domains_reach_the_peer_row() {
+        let resolver: crate::geo::rdns::Resolver = Arc::new(|_| Some("h-1.pool.example.net".into()));
+        let (pool, results) = crate::geo::rdns::RdnsPool::start(resolver, 1, 100, Duration::from_secs(1));
+        let q = queue(10_000, &[10]).with_rdns(pool);
+        q.add(0, addr(8), Source::Tracker);
+        let job = q.next_job().unwrap();
+        assert_eq!(q.finish(&job, ok(1, 1)).row.unwrap().rdns_domain, None);
+        let (peer, domain) = results.recv_timeout(Duration::from_secs(2)).unwrap();
+        assert_eq!((peer, domain.as_deref()), (job.peer, Some("example.net")));
+        assert_eq!(q.set_domain(&peer, domain.unwrap()), Some(1));
+        let rec = q.record_incoming(0, addr(8).ip(), None, ok(2, 2));
+        assert_eq!(rec.row.unwrap().rdns_domain.as_deref(), Some("example.net"));
+    }
 
     #[test]
     fn networks_hide_the_host() {

@@ -102,6 +102,8 @@ pub struct PeerRow {
     pub crossed_strict: bool,
     /// /24 or /48 network, only with `privacy.store_prefix`.
     pub network: Option<String>,
+    /// Registrable domain of the peer's host name, with `geo.reverse_dns`.
+    pub rdns_domain: Option<String>,
 }
 
 /// One visit attempt.
@@ -225,6 +227,13 @@ pub enum Record {
     Torrent(TorrentRow),
     /// A peer summary (insert or replace).
     Peer(PeerRow),
+    /// A peer's reverse-DNS domain, found after its row was written.
+    PeerDomain {
+        /// Peer id.
+        id: i64,
+        /// Registrable domain.
+        domain: String,
+    },
     /// A visit.
     Visit(VisitRow),
     /// A request.
@@ -281,9 +290,9 @@ impl Record {
                     "INSERT OR REPLACE INTO peer (id, torrent_id, peer_key, source, client, client_v,
                         country, continent, city, latitude, longitude, asn, as_org, first_seen,
                         first_pieces, last_seen, last_pieces, max_speed, visits, failed_visits,
-                        crossed_at, client_version, crossed_strict, network)
+                        crossed_at, client_version, crossed_strict, network, rdns_domain)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
                 )?
                 .execute(params![
                     p.id,
@@ -309,8 +318,13 @@ impl Record {
                     p.crossed_at,
                     p.client_version,
                     p.crossed_strict,
-                    p.network
+                    p.network,
+                    p.rdns_domain
                 ])
+                .map(drop),
+            Record::PeerDomain { id, domain } => conn
+                .prepare_cached("UPDATE peer SET rdns_domain = ?2 WHERE id = ?1")?
+                .execute(params![id, domain])
                 .map(drop),
             Record::Visit(v) => conn
                 .prepare_cached(

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS peer (
     crossed_at    INTEGER,                -- first visit at/above T after one below T
     crossed_strict INTEGER NOT NULL DEFAULT 0, -- 1 if a below-T visit had a piece-state message
     network       TEXT,                   -- /24 or /48, only with privacy.store_prefix
+    rdns_domain   TEXT,                   -- registrable domain of the host name (geo.reverse_dns)
     UNIQUE (torrent_id, peer_key)
 );
 
