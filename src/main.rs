@@ -81,6 +81,12 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum GeoCommand {
+    /// Look addresses up in the configured databases (to check them)
+    Lookup {
+        /// IP addresses
+        #[arg(required = true)]
+        ip: Vec<std::net::IpAddr>,
+    },
     /// Build an ASN database (mmdb, GeoLite2-ASN field names) from ip-location-db CSVs
     ///
     /// Each line: start_ip,end_ip,asn,organization. `make geodata` runs this on the CSV
@@ -132,6 +138,33 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
             report(database, *json)
         }
         Command::WriterLoad { database, records } => writer_load(database, *records, &config),
+        Command::Geo(GeoCommand::Lookup { ip }) => {
+            logging::init(None, verbosity)?;
+            let in_input = |p: &String| {
+                let p = PathBuf::from(p);
+                if p.is_absolute() {
+                    p
+                } else {
+                    cli.input.join(p)
+                }
+            };
+            let g = &config.geo;
+            let geo = btda::geo::Geo::open(
+                &g.city.iter().map(in_input).collect::<Vec<_>>(),
+                &g.asn.iter().map(in_input).collect::<Vec<_>>(),
+                true,
+            );
+            let (city, asn) = geo.describe();
+            println!(
+                "city: {}\nasn: {}",
+                city.unwrap_or_else(|| "-".into()),
+                asn.unwrap_or_else(|| "-".into())
+            );
+            for addr in ip {
+                println!("{addr}: {:?}", geo.lookup(*addr));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Geo(GeoCommand::BuildAsn { output, csv }) => {
             let csvs: Vec<&Path> = csv.iter().map(PathBuf::as_path).collect();
             let (written, skipped) =

@@ -564,8 +564,10 @@ mod tests {
 
     #[test]
     fn reverse_dns_domains_reach_the_peer_row() {
-        let resolver: crate::geo::rdns::Resolver = Arc::new(|_| Some("h-1.pool.example.net".into()));
-        let (pool, results) = crate::geo::rdns::RdnsPool::start(resolver, 1, 100, Duration::from_secs(1));
+        let resolver: crate::geo::rdns::Resolver =
+            Arc::new(|_| Some("h-1.pool.example.net".into()));
+        let (pool, results) =
+            crate::geo::rdns::RdnsPool::start(resolver, 1, 100, Duration::from_secs(1));
         let q = queue(10_000, &[10]).with_rdns(pool);
         q.add(0, addr(8), Source::Tracker);
         let job = q.next_job().unwrap();
