@@ -15,15 +15,8 @@ const KEY: &str = "0101010101010101010101010101010101010101010101010101010101010
 
 #[test]
 fn no_peer_address_reaches_the_disk() {
-    let root = tempfile::tempdir().unwrap();
-    let input = root.path().join("input");
-    let output = root.path().join("output");
-    std::fs::create_dir_all(&input).unwrap();
-    std::fs::copy(
-        common::fixtures().join("inputs/mktorrent-single.torrent"),
-        input.join("a.torrent"),
-    )
-    .unwrap();
+    // 4 pieces, T = 4 (fixture from mktorrent).
+    let (_root, input, output) = common::run_dirs_with_fixture();
     let hash = InfoHash::parse("be8df057e534fb76e0340a7445936fe58671ac84").unwrap();
     let peers: Vec<FakePeer> = (1..=3u8)
         .map(|i| {

@@ -11,16 +11,8 @@ use common::{eventually, signal, stdout_lines, wait_with_limit};
 
 #[test]
 fn a_leecher_given_in_the_config_is_confirmed_by_btda_run() {
-    let root = tempfile::tempdir().unwrap();
-    let input = root.path().join("input");
-    let output = root.path().join("output");
-    std::fs::create_dir_all(&input).unwrap();
     // 4 pieces, T = 4 (fixture from mktorrent).
-    std::fs::copy(
-        common::fixtures().join("inputs/mktorrent-single.torrent"),
-        input.join("a.torrent"),
-    )
-    .unwrap();
+    let (_root, input, output) = common::run_dirs_with_fixture();
     let hash = InfoHash::parse("be8df057e534fb76e0340a7445936fe58671ac84").unwrap();
     let leecher = FakePeer::start(
         "127.20.0.1:0".parse().unwrap(),

@@ -174,3 +174,18 @@ pub fn start_opentracker(ip: &str, port: u16, hashes: &[btda::torrent::InfoHash]
     }
     Opentracker { child, _dir: dir }
 }
+
+/// A temporary root with `input/` holding `a.torrent` (the committed 4-piece mktorrent
+/// fixture, info-hash be8df057…) and the path of `output/`.
+pub fn run_dirs_with_fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let root = tempfile::tempdir().expect("temp dir");
+    let input = root.path().join("input");
+    let output = root.path().join("output");
+    std::fs::create_dir_all(&input).expect("input dir");
+    std::fs::copy(
+        fixtures().join("inputs/mktorrent-single.torrent"),
+        input.join("a.torrent"),
+    )
+    .expect("fixture");
+    (root, input, output)
+}
