@@ -10,9 +10,29 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+/// A peer list shared with a running fake tracker, so a simulation can change it.
+#[derive(Clone, Default)]
+pub struct SharedPeers(pub Arc<Mutex<Vec<SocketAddr>>>);
+
+impl std::fmt::Debug for SharedPeers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedPeers({})", self.0.lock().len())
+    }
+}
+
+impl PartialEq for SharedPeers {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedPeers {}
+
 /// How a fake HTTP tracker answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpBehaviour {
+    /// Compact responses listing whatever `SharedPeers` holds at the moment.
+    Dynamic(SharedPeers),
     /// A valid compact response with these peers and counts, and a scrape.
     Normal {
         /// Peers returned.
@@ -142,6 +162,13 @@ fn serve_http(
         }
         HttpBehaviour::Body(body) => (200, body.clone()),
         HttpBehaviour::Huge(n) => (200, vec![b'x'; *n]),
+        HttpBehaviour::Dynamic(shared) => {
+            let p = compact(&shared.0.lock());
+            let mut body = format!("d8:intervali1e5:peers{}:", p.len()).into_bytes();
+            body.extend_from_slice(&p);
+            body.push(b'e');
+            (200, body)
+        }
         HttpBehaviour::Normal { counts, .. } if target.starts_with("/scrape") => {
             let mut body = b"d5:filesd".to_vec();
             for pair in target

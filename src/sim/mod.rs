@@ -4,6 +4,7 @@
 pub mod fake_peer;
 pub mod fake_tracker;
 pub mod harness;
+pub mod swarm;
 
 pub use fake_peer::{Behaviour, FakePeer};
 pub use harness::{Harness, HarnessOptions};
