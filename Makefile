@@ -13,7 +13,7 @@ BTDA    := target/release/btda
 # interop tests.
 DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent opentracker
 
-.PHONY: run build import test fmt fmt-check lint deps fixtures bench geodata
+.PHONY: run build import test fmt fmt-check lint deps fixtures bench geodata demo
 
 ## run: release build, then measure the torrents of input/ until Ctrl+C
 run: build
@@ -21,6 +21,11 @@ run: build
 
 build:
 	$(CARGO) build --release
+
+## demo: the whole pipeline on simulated swarms on loopback (2 minutes; SECONDS=… to change)
+SECONDS ?= 120
+demo: build
+	$(BTDA) demo --seconds $(SECONDS) --output $(OUTPUT)
 
 ## import: check the inputs without measuring
 import: build

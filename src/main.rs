@@ -63,6 +63,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the whole pipeline on simulated swarms on loopback (no torrents or network needed)
+    ///
+    /// Starts a few simulated torrents, each with a tracker and scripted peers on
+    /// 127.100.x.x, measures them with `btda run` for --seconds, stops as Ctrl+C would,
+    /// and prints the report next to the simulator's truth. The run stays in --output.
+    Demo {
+        /// Length of the demo in seconds
+        #[arg(long, default_value_t = 120)]
+        seconds: u64,
+        /// Peers per torrent
+        #[arg(long, default_value_t = 60)]
+        peers: u8,
+        /// Torrents
+        #[arg(long, default_value_t = 3)]
+        torrents: u8,
+    },
     /// Geolocation databases
     #[command(subcommand)]
     Geo(GeoCommand),
@@ -138,6 +154,22 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
             report(database, *json)
         }
         Command::WriterLoad { database, records } => writer_load(database, *records, &config),
+        Command::Demo {
+            seconds,
+            peers,
+            torrents,
+        } => {
+            let text = btda::sim::demo::run_demo(
+                *seconds,
+                (*peers).max(5),
+                (*torrents).clamp(1, 20),
+                &cli.output,
+                verbosity,
+            )
+            .map_err(anyhow::Error::msg)?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Geo(GeoCommand::Lookup { ip }) => {
             logging::init(None, verbosity)?;
             let in_input = |p: &String| {
