@@ -22,10 +22,10 @@ run: build
 build:
 	$(CARGO) build --release
 
-## demo: the whole pipeline on simulated swarms on loopback (2 minutes; SECONDS=… to change)
-SECONDS ?= 120
+## demo: the whole pipeline on simulated swarms on loopback (2 minutes; DEMO_SECONDS=… to change)
+DEMO_SECONDS ?= 120
 demo: build
-	$(BTDA) demo --seconds $(SECONDS) --output $(OUTPUT)
+	$(BTDA) demo --seconds $(DEMO_SECONDS) --output $(OUTPUT)
 
 ## import: check the inputs without measuring
 import: build
