@@ -68,20 +68,8 @@ pub struct PeerRow {
     pub client_version: Option<String>,
     /// BEP 10 `v`.
     pub client_v: Option<String>,
-    /// ISO country code.
-    pub country: Option<String>,
-    /// Continent code.
-    pub continent: Option<String>,
-    /// City (only when enabled).
-    pub city: Option<String>,
-    /// Degrees.
-    pub latitude: Option<f64>,
-    /// Degrees.
-    pub longitude: Option<f64>,
-    /// Autonomous system number.
-    pub asn: Option<u32>,
-    /// AS organisation.
-    pub as_org: Option<String>,
+    /// Country, continent, city, coordinates, ASN and AS organisation.
+    pub geo: crate::geo::GeoInfo,
     /// Unix seconds of the first successful visit.
     pub first_seen: i64,
     /// Pieces at the first successful visit.
@@ -301,13 +289,13 @@ impl Record {
                     p.source,
                     p.client,
                     p.client_v,
-                    p.country,
-                    p.continent,
-                    p.city,
-                    p.latitude,
-                    p.longitude,
-                    p.asn,
-                    p.as_org,
+                    p.geo.country,
+                    p.geo.continent,
+                    p.geo.city,
+                    p.geo.latitude,
+                    p.geo.longitude,
+                    p.geo.asn,
+                    p.geo.as_org,
                     p.first_seen,
                     p.first_pieces,
                     p.last_seen,
