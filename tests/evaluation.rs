@@ -2,6 +2,8 @@
 //! writer) visits scripted peers, and each test asserts the recorded visits, pieces,
 //! outcomes and confirmed downloads. Every test uses its own 127.N.0.x addresses.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -353,13 +355,7 @@ fn pex_peers_are_queued_with_source_pex() {
     });
     assert_eq!(h.engine().stats.pex_new.load(Ordering::Relaxed), 1);
     let conn = h.finish();
-    let sources: Vec<String> = conn
-        .prepare("SELECT source FROM peer ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let sources: Vec<String> = common::column(&conn, "SELECT source FROM peer ORDER BY id");
     assert_eq!(sources, vec!["manual", "pex"]);
     let v: String = conn
         .query_row(

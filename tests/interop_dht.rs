@@ -110,13 +110,10 @@ fn btda_and_libtorrent_find_each_other_on_the_dht() {
     signal(&btda, "INT");
     let _ = wait_with_limit(&mut btda, Duration::from_secs(30));
     if let Ok(c) = rusqlite::Connection::open(&db) {
-        let rows: Vec<String> = c
-            .prepare("SELECT ok || ' q=' || nodes_queried || ' a=' || nodes_announced || ' peers=' || received_peers FROM request WHERE source = 'dht'")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let rows: Vec<String> = common::column(
+            &c,
+            "SELECT ok || ' q=' || nodes_queried || ' a=' || nodes_announced || ' peers=' || received_peers FROM request WHERE source = 'dht'",
+        );
         eprintln!("btda DHT lookups: {rows:?}");
     }
     drop(lt.stdin.take());

@@ -95,13 +95,10 @@ fn btda_follows_a_libtorrent_leecher_to_completion() {
     let _ = wait_with_limit(&mut swarm, Duration::from_secs(30));
     let client_progress = progress.join().unwrap();
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let seen: Vec<String> = conn
-        .prepare("SELECT ifnull(peer_id, '-') || ' ' || outcome || ' ' || ifnull(pieces, '-') || ' ' || ifnull(state, '-') FROM visit ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let seen: Vec<String> = common::column(
+        &conn,
+        "SELECT ifnull(peer_id, '-') || ' ' || outcome || ' ' || ifnull(pieces, '-') || ' ' || ifnull(state, '-') FROM visit ORDER BY id",
+    );
     assert_eq!(
         confirmed,
         1,

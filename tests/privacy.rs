@@ -6,7 +6,6 @@ mod common;
 
 use std::time::Duration;
 
-use btda::schedule::PeerKeyer;
 use btda::sim::{Behaviour, FakePeer};
 use btda::torrent::InfoHash;
 use common::{eventually, signal, wait_with_limit};
@@ -57,21 +56,9 @@ fn no_peer_address_reaches_the_disk() {
 
     let db = common::database_in(&output).unwrap();
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let mut keys: Vec<String> = conn
-        .prepare("SELECT peer_key FROM peer")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let mut keys: Vec<String> = common::column(&conn, "SELECT peer_key FROM peer");
     keys.sort();
-    let keyer = PeerKeyer::new(
-        data_encoding::HEXLOWER
-            .decode(KEY.as_bytes())
-            .unwrap()
-            .try_into()
-            .unwrap(),
-    );
+    let keyer = common::keyer(KEY);
     let mut want: Vec<String> = peers.iter().map(|p| keyer.key(&p.addr)).collect();
     want.sort();
     assert_eq!(

@@ -193,13 +193,8 @@ fn peers_from_a_tracker_are_visited_by_btda_run() {
         })
         .unwrap();
     assert_eq!((source.as_str(), last), ("tracker", 3));
-    let kinds: Vec<String> = conn
-        .prepare("SELECT kind || ':' || ok FROM request ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let kinds: Vec<String> =
+        common::column(&conn, "SELECT kind || ':' || ok FROM request ORDER BY id");
     assert_eq!(
         kinds.first().map(String::as_str),
         Some("announce:1"),

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use btda::schedule::PeerKeyer;
 use btda::sim::swarm::{PeerScript, Swarm};
 use btda::torrent::InfoHash;
 use common::{signal, wait_with_limit};
@@ -94,13 +93,7 @@ fn confirmed_downloads_match_the_simulated_truth() {
     );
     drop(swarm);
 
-    let keyer = PeerKeyer::new(
-        data_encoding::HEXLOWER
-            .decode(KEY.as_bytes())
-            .unwrap()
-            .try_into()
-            .unwrap(),
-    );
+    let keyer = common::keyer(KEY);
     let conn = rusqlite::Connection::open(common::database_in(&output).unwrap()).unwrap();
     let rows: HashMap<String, (i64, i64, Option<i64>)> = conn
         .prepare("SELECT peer_key, first_pieces, last_pieces, crossed_at FROM peer")

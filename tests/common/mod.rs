@@ -189,3 +189,22 @@ pub fn run_dirs_with_fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
     .expect("fixture");
     (root, input, output)
 }
+
+/// The first column of every row of `sql`, as text.
+pub fn column(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    conn.prepare(sql)
+        .expect("valid SQL")
+        .query_map([], |r| r.get(0))
+        .expect("query runs")
+        .collect::<Result<_, _>>()
+        .expect("text column")
+}
+
+/// The peer keyer btda uses for `privacy.key = hex`.
+pub fn keyer(hex: &str) -> btda::schedule::PeerKeyer {
+    let privacy = btda::config::Privacy {
+        key: hex.to_string(),
+        ..Default::default()
+    };
+    btda::schedule::PeerKeyer::new(privacy.peer_key().expect("64 hex characters"))
+}
