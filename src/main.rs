@@ -73,8 +73,8 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         seconds: u64,
         /// Peers per torrent
-        #[arg(long, default_value_t = 60)]
-        peers: u8,
+        #[arg(long, default_value_t = 100)]
+        peers: u32,
         /// Torrents
         #[arg(long, default_value_t = 3)]
         torrents: u8,
@@ -161,7 +161,7 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
         } => {
             let text = btda::sim::demo::run_demo(
                 *seconds,
-                (*peers).max(5),
+                (*peers).clamp(5, 60_000),
                 (*torrents).clamp(1, 20),
                 &cli.output,
                 verbosity,

@@ -1,64 +1,30 @@
-//! Accuracy against a simulated swarm with known truth: peers with scripted lives behind
-//! a simulated tracker, found by `btda run` only through that tracker. Every peer that
-//! completes while btda can watch it is confirmed exactly once; no other peer is. The
-//! test prints truth and btda side by side.
+//! Accuracy against a simulated swarm with known truth: 80 peers of every behaviour
+//! (have_all seeders, bitfield and no-bitfield leechers, re-sent bitfields, batched
+//! haves, NAT-like peers that only connect in, closed ports, silent peers) behind a
+//! simulated HTTP and UDP tracker, found by `btda run` only through those trackers.
+//! Every completion btda can observe is confirmed exactly once; no other peer is; the
+//! tracker figures in `request` are exactly what the trackers served. The test prints
+//! truth and btda side by side.
 
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use btda::sim::swarm::{PeerScript, Swarm};
+use btda::sim::fake_tracker::Served;
+use btda::sim::reactor::{ReactorOptions, SimTorrent};
+use btda::sim::swarm::{Kind, Swarm, TrackerAddrs, mixed_lives};
 use btda::torrent::InfoHash;
 use common::{signal, wait_with_limit};
 
 const KEY: &str = "0202020202020202020202020202020202020202020202020202020202020202";
 const PIECES: u32 = 100;
-const T: i64 = 98;
-
-fn peer(i: u8, arrive: u64, leave: u64, start: u32, rate: f64) -> PeerScript {
-    PeerScript {
-        addr: SocketAddr::from(([127, 90, 0, i], 6881)),
-        arrive_ms: arrive,
-        leave_ms: leave,
-        start_pieces: start,
-        rate,
-    }
-}
+const SPAN_MS: u64 = 16_000;
+const LISTEN: &str = "127.91.0.2:16891";
 
 #[test]
 fn confirmed_downloads_match_the_simulated_truth() {
-    let mut scripts = Vec::new();
-    let mut kind: HashMap<SocketAddr, &str> = HashMap::new();
-    for i in 1..=8u8 {
-        scripts.push(peer(i, 0, 60_000, PIECES, 0.0));
-        kind.insert(scripts.last().unwrap().addr, "seeder");
-    }
-    for j in 0..16u8 {
-        let arrive = u64::from(j) * 100;
-        let start = u32::from(j) * 2;
-        let done_at = 4_000 + u64::from(j) * 300;
-        let rate = f64::from(PIECES - start) / ((done_at - arrive) as f64 / 1000.0);
-        scripts.push(peer(20 + j, arrive, 60_000, start, rate));
-        kind.insert(scripts.last().unwrap().addr, "completes");
-    }
-    for j in 0..6u8 {
-        scripts.push(peer(40 + j, 0, 60_000, 10, 1.0));
-        kind.insert(scripts.last().unwrap().addr, "slow");
-    }
-    for j in 0..6u8 {
-        scripts.push(peer(50 + j, 0, 5_000, 0, 10.0));
-        kind.insert(scripts.last().unwrap().addr, "leaves");
-    }
-    let truth: Vec<&PeerScript> = scripts
-        .iter()
-        .filter(|s| s.completes_at(PIECES).is_some())
-        .collect();
-    assert_eq!(truth.len(), 16);
-
-    // The torrent: announce = the simulated tracker.
-    let swarm_tracker: SocketAddr = "127.91.0.1:0".parse().unwrap();
     let info = format!(
         "d6:lengthi{}e4:name3:sim12:piece lengthi16384e6:pieces{}:{}e",
         PIECES * 16384,
@@ -66,32 +32,59 @@ fn confirmed_downloads_match_the_simulated_truth() {
         "x".repeat(PIECES as usize * 20)
     );
     let hash = InfoHash::of_info_bytes(info.as_bytes());
-    let swarm = Swarm::start(swarm_tracker, hash, PIECES, scripts.clone()).unwrap();
-    let url = swarm.tracker.url();
+    let lives = mixed_lives(Ipv4Addr::new(127, 90, 0, 1), 80, PIECES, SPAN_MS);
+    let sim = SimTorrent {
+        info_hash: hash,
+        total: PIECES,
+        lives: lives.clone(),
+    };
+    let trackers = [TrackerAddrs {
+        http: "127.91.0.1:0".parse().unwrap(),
+        udp: Some("127.91.0.1:0".parse().unwrap()),
+    }];
+    let options = ReactorOptions {
+        dial: Some(LISTEN.parse().unwrap()),
+        dial_every_ms: 1_500,
+        batch_every_ms: 700,
+        hold_ms: 3_000,
+        ..ReactorOptions::default()
+    };
+    let swarm = Swarm::start(vec![sim], &trackers, options).unwrap();
+    let urls = swarm.announce_urls(0);
     let (_root, input, output) = common::run_dirs_with_fixture();
     std::fs::remove_file(input.join("a.torrent")).unwrap();
+    let list: String = urls.iter().map(|u| format!("l{}:{u}e", u.len())).collect();
     std::fs::write(
         input.join("sim.torrent"),
-        format!("d8:announce{}:{url}4:info{info}e", url.len()),
+        format!(
+            "d8:announce{}:{}13:announce-listl{list}e4:info{info}e",
+            urls[0].len(),
+            urls[0]
+        ),
     )
     .unwrap();
+    let listen: SocketAddr = LISTEN.parse().unwrap();
     std::fs::write(
         input.join("btda.toml"),
         format!(
-            "[dht]\nenabled = false\n[peer]\nworkers = 16\nlisten_address = \"127.91.0.2\"\nlisten_port = 0\n\
-             revisit_delay_secs = 1\nquiet_grace_ms = 150\nsilence_timeout_ms = 1000\nretry_backoff_secs = [1, 1, 1]\n\
-             [tracker]\ninterval_secs = 1\nstopped_timeout_ms = 300\n[privacy]\nkey = \"{KEY}\"\n"
+            "[dht]\nenabled = false\n[peer]\nworkers = 16\nlisten_address = \"{}\"\nlisten_port = {}\n\
+             revisit_delay_secs = 1\nquiet_grace_ms = 150\nsilence_timeout_ms = 1000\nvisit_cap_ms = 1000\nretry_backoff_secs = [1, 1, 1]\n\
+             [tracker]\ninterval_secs = 1\nstopped_timeout_ms = 1000\n[privacy]\nkey = \"{KEY}\"\n",
+            listen.ip(),
+            listen.port()
         ),
     )
     .unwrap();
     let (mut child, _, _lines) = common::start_run(&input, &output);
-    std::thread::sleep(Duration::from_secs(12));
+    std::thread::sleep(Duration::from_millis(SPAN_MS - 1_000));
     signal(&child, "INT");
     assert_eq!(
         wait_with_limit(&mut child, Duration::from_secs(30)).code(),
         Some(0)
     );
-    drop(swarm);
+    let ended_ms = swarm.reactor.now_ms();
+    let counters = &swarm.reactor.counters;
+    println!("simulator: {counters:?}");
 
     let keyer = common::keyer(KEY);
     let conn = rusqlite::Connection::open(common::database_in(&output).unwrap()).unwrap();
@@ -109,50 +102,106 @@ fn confirmed_downloads_match_the_simulated_truth() {
         .unwrap();
 
     println!(
-        "{:<18} {:<10} {:>10} {:>6} {:>6} {:>10}",
+        "{:<20} {:<16} {:>9} {:>6} {:>6} {:>9}",
         "peer", "kind", "truth", "first", "last", "confirmed"
     );
     let mut unexplained = Vec::new();
     let mut confirmed_truth = 0;
-    for s in &scripts {
-        let row = rows.get(&keyer.key(&s.addr));
-        let completes = s.completes_at(PIECES);
+    let mut observable_truth = 0;
+    let mut incoming_confirmed = 0;
+    for s in &lives {
+        let addr = swarm.addr_of(s);
+        let row = rows.get(&keyer.key(&addr));
+        let completes = s.completes_at(PIECES).filter(|&ms| ms < ended_ms);
         let crossed = row.and_then(|r| r.2).is_some();
         println!(
-            "{:<18} {:<10} {:>10} {:>6} {:>6} {:>10}",
-            s.addr,
-            kind[&s.addr],
+            "{:<20} {:<16} {:>9} {:>6} {:>6} {:>9}",
+            addr,
+            s.kind.name(),
             completes.map_or("-".to_string(), |ms| format!("{ms} ms")),
             row.map_or("-".into(), |r| r.0.to_string()),
             row.map_or("-".into(), |r| r.1.to_string()),
             crossed
         );
-        match (completes, row) {
-            (None, _) if crossed => {
-                unexplained.push(format!("{} confirmed but never completed", s.addr))
+        match completes {
+            None if crossed => unexplained.push(format!("{addr} confirmed but never completed")),
+            None => {}
+            Some(_) if !s.kind.observable() && crossed => {
+                unexplained.push(format!("{addr} ({}) confirmed", s.kind.name()));
             }
-            // Confirmable only if btda saw it below T first and at/above T later.
-            (Some(_), Some(&(first, _, _))) if first < T && !crossed => {
-                unexplained.push(format!(
-                    "{} completed after a visit at {first} pieces but was not confirmed",
-                    s.addr
-                ));
+            Some(_) if !s.kind.observable() => {}
+            Some(_) => {
+                observable_truth += 1;
+                if crossed {
+                    confirmed_truth += 1;
+                    incoming_confirmed += i32::from(s.kind == Kind::IncomingOnly);
+                } else {
+                    unexplained.push(format!(
+                        "{addr} ({}) completed but was not confirmed (row {row:?})",
+                        s.kind.name()
+                    ));
+                }
             }
-            (Some(_), _) if crossed => confirmed_truth += 1,
-            _ => {}
         }
     }
     println!(
-        "truth {} completions; btda {confirmed} confirmed ({confirmed_truth} of them true)",
-        truth.len()
+        "truth: {observable_truth} observable completions; btda {confirmed} confirmed \
+         ({confirmed_truth} of them true, {incoming_confirmed} incoming-only)"
     );
     assert!(unexplained.is_empty(), "{unexplained:#?}");
     assert_eq!(
         confirmed, confirmed_truth,
         "each completion confirmed exactly once"
     );
-    assert!(
-        confirmed_truth >= 12,
-        "most completions are seen: {confirmed_truth} of 16"
-    );
+    assert!(incoming_confirmed >= 1, "incoming-only peers are counted");
+    assert!(observable_truth >= 20, "the mix completes enough peers");
+
+    // The tracker figures btda recorded are what the trackers served.
+    for (scheme, served) in [
+        ("http", swarm.http[0].served.lock().clone()),
+        ("udp", swarm.udp[0].as_ref().unwrap().served.lock().clone()),
+    ] {
+        for kind in ["announce", "scrape", "stopped"] {
+            let mut want: Vec<(u32, u32, u32)> = served
+                .iter()
+                .filter(|s: &&Served| s.kind == kind)
+                .map(|s| {
+                    (
+                        s.seeders,
+                        s.leechers,
+                        if kind == "scrape" { s.downloaded } else { 0 },
+                    )
+                })
+                .collect();
+            let mut got: Vec<(u32, u32, u32)> = conn
+                .prepare(
+                    "SELECT seeders, leechers, coalesce(completed, 0), kind FROM request \
+                     WHERE source = 'tracker' AND kind = ?1 AND url LIKE ?2 AND (ok = 1 OR kind = 'stopped')",
+                )
+                .unwrap()
+                .query_map((kind, format!("{scheme}://%")), |r| {
+                    Ok((
+                        r.get::<_, Option<u32>>(0)?.unwrap_or(0),
+                        r.get::<_, Option<u32>>(1)?.unwrap_or(0),
+                        if kind == "scrape" { r.get(2)? } else { 0 },
+                    ))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            want.sort_unstable();
+            got.sort_unstable();
+            println!(
+                "{scheme} {kind}: served {}, recorded {}",
+                want.len(),
+                got.len()
+            );
+            if kind != "stopped" {
+                assert!(!want.is_empty(), "{scheme} {kind}: nothing served");
+                assert_eq!(got, want, "{scheme} {kind}: recorded figures differ");
+            } else {
+                assert_eq!(got.len(), want.len(), "{scheme} stopped announces");
+            }
+        }
+    }
 }

@@ -1,108 +1,96 @@
 //! `btda demo`: the whole pipeline on simulated swarms on loopback, for anyone without
-//! torrents or network at hand. A few torrents, each with its own simulated tracker and
-//! a few dozen scripted peers; the real `btda run` measures them, stops through the
-//! same shutdown flag as Ctrl+C, and the report is printed next to the truth.
+//! torrents or network at hand. A few torrents, each with its own simulated HTTP and UDP
+//! tracker and a mix of scripted peers of every [`Kind`]; the real `btda run` measures
+//! them, stops through the same shutdown flag as Ctrl+C, and the report is printed next
+//! to the truth.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use super::swarm::{PeerScript, Swarm};
+use super::reactor::{ReactorOptions, SimTorrent};
+use super::swarm::{Kind, Swarm, TrackerAddrs, mixed_lives};
 use crate::config::Config;
 use crate::run::{RunOptions, Shutdown};
 use crate::torrent::InfoHash;
 
 /// Pieces of each demo torrent.
 const PIECES: u32 = 200;
+/// Where btda listens during the demo (incoming-only peers dial it).
+const LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 98, 0, 1)), 16881);
 
-/// Scripted lives for torrent `t`: seeders, leechers that finish within the demo,
-/// slow ones, and ones that leave early. Times scale with the demo's length.
-pub fn scripts(t: u8, peers: u8, seconds: u64) -> Vec<PeerScript> {
-    let span = seconds * 1000;
-    (0..peers)
-        .map(|i| {
-            let addr = SocketAddr::from(([127, 100 + t, 0, i + 1], 6881));
-            let arrive = span * u64::from(i % 10) / 40; // within the first quarter
-            let (leave, start, rate) = match i % 5 {
-                0 => (span * 2, PIECES, 0.0), // seeder
-                1 | 2 => (
-                    span * 2,
-                    u32::from(i) % 40,
-                    f64::from(PIECES) / (span as f64 / 2000.0),
-                ), // finishes mid-demo
-                3 => (span * 2, 5, 0.5),      // slow
-                _ => (
-                    arrive + span / 4,
-                    0,
-                    f64::from(PIECES) / (span as f64 / 1000.0),
-                ), // leaves early
-            };
-            PeerScript {
-                addr,
-                arrive_ms: arrive,
-                leave_ms: leave,
-                start_pieces: start,
-                rate,
-            }
-        })
-        .collect()
+/// A simulated torrent `t`: its raw info dictionary and the swarm's lives. Peers of
+/// torrent `t` live on 127.(100+t).x.y, so 60,000 per torrent fit.
+pub fn torrent(t: u8, peers: u32, seconds: u64) -> (String, SimTorrent) {
+    let name = format!("demo-{t}");
+    let info = format!(
+        "d6:lengthi{}e4:name{}:{name}12:piece lengthi16384e6:pieces{}:{}e",
+        u64::from(PIECES) * 16384,
+        name.len(),
+        PIECES * 20,
+        "x".repeat(PIECES as usize * 20 - 3) + &format!("{t:03}")
+    );
+    let first = Ipv4Addr::new(127, 100 + t, 0, 1);
+    let sim = SimTorrent {
+        info_hash: InfoHash::of_info_bytes(info.as_bytes()),
+        total: PIECES,
+        lives: mixed_lives(first, peers, PIECES, seconds * 1000),
+    };
+    (info, sim)
+}
+
+/// The demo's btda configuration: short revisit delay and tracker interval so a few
+/// minutes show whole downloads.
+pub fn config() -> &'static str {
+    "[dht]\nenabled = false\n[peer]\nworkers = 64\nlisten_address = \"127.98.0.1\"\nlisten_port = 16881\n\
+     revisit_delay_secs = 3\nquiet_grace_ms = 200\nsilence_timeout_ms = 1500\nvisit_cap_ms = 2000\nretry_backoff_secs = [2, 4]\n\
+     [tracker]\ninterval_secs = 3\nstopped_timeout_ms = 300\n\
+     [monitor]\nstatus_interval_secs = 5\nstatistics_interval_secs = 5\n"
 }
 
 /// Runs the demo for `seconds`, writing the run and the truth into `output`.
 pub fn run_demo(
     seconds: u64,
-    peers: u8,
+    peers: u32,
     torrents: u8,
     output: &Path,
     verbosity: i8,
 ) -> Result<String, String> {
     let input = output.join("demo-input");
     std::fs::create_dir_all(&input).map_err(|e| e.to_string())?;
-    let mut swarms = Vec::new();
-    let mut truth = String::from("info_hash\tpeer\tcompletes_at_ms\n");
-    let mut expected = Vec::new();
+    let mut infos = Vec::new();
+    let mut sims = Vec::new();
+    let mut trackers = Vec::new();
     for t in 0..torrents {
-        let name = format!("demo-{t}");
-        let info = format!(
-            "d6:lengthi{}e4:name{}:{name}12:piece lengthi16384e6:pieces{}:{}e",
-            u64::from(PIECES) * 16384,
-            name.len(),
-            PIECES * 20,
-            "x".repeat(PIECES as usize * 20 - 1) + &t.to_string()[..1]
-        );
-        let hash = InfoHash::of_info_bytes(info.as_bytes());
-        let lives = scripts(t, peers, seconds);
-        let completions = lives
-            .iter()
-            .filter_map(|s| s.completes_at(PIECES).map(|ms| (s.addr, ms)))
-            .collect::<Vec<_>>();
-        for (addr, ms) in &completions {
-            let _ = writeln!(truth, "{hash}\t{addr}\t{ms}");
-        }
-        expected.push((hash, completions.len()));
-        let swarm = Swarm::start(
-            SocketAddr::from(([127, 99, 0, t + 1], 0)),
-            hash,
-            PIECES,
-            lives,
-        )
-        .map_err(|e| e.to_string())?;
-        let url = swarm.tracker.url();
-        std::fs::write(
-            input.join(format!("{name}.torrent")),
-            format!("d8:announce{}:{url}4:info{info}e", url.len()),
-        )
-        .map_err(|e| e.to_string())?;
-        swarms.push(swarm);
+        let (info, sim) = torrent(t, peers, seconds);
+        infos.push(info);
+        sims.push(sim);
+        trackers.push(TrackerAddrs {
+            http: SocketAddr::from(([127, 99, 0, t + 1], 0)),
+            udp: Some(SocketAddr::from(([127, 99, 0, t + 1], 0))),
+        });
     }
-    let config = Config::parse(
-        "[dht]\nenabled = false\n[peer]\nworkers = 64\nlisten_address = \"127.98.0.1\"\nlisten_port = 0\n\
-         revisit_delay_secs = 3\nquiet_grace_ms = 200\nsilence_timeout_ms = 1500\nretry_backoff_secs = [2, 4]\n\
-         [tracker]\ninterval_secs = 3\nstopped_timeout_ms = 300\n[monitor]\nstatus_interval_secs = 5\nstatistics_interval_secs = 5\n",
-        "demo",
-    )
-    .map_err(|e| e.to_string())?;
+    let options = ReactorOptions {
+        dial: Some(LISTEN),
+        ..ReactorOptions::default()
+    };
+    let swarm = Swarm::start(sims, &trackers, options).map_err(|e| format!("simulator: {e}"))?;
+    for (t, info) in infos.iter().enumerate() {
+        let urls = swarm.announce_urls(t);
+        let list: String = urls.iter().map(|u| format!("l{}:{u}e", u.len())).collect();
+        std::fs::write(
+            input.join(format!("demo-{t}.torrent")),
+            format!(
+                "d8:announce{}:{}13:announce-listl{list}e4:info{info}e",
+                urls[0].len(),
+                urls[0]
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let config = Config::parse(config(), "demo").map_err(|e| e.to_string())?;
     let shutdown = Shutdown::install().map_err(|e| e.to_string())?;
     let timer = shutdown.clone();
     std::thread::spawn(move || {
@@ -117,15 +105,34 @@ pub fn run_demo(
         verbosity,
     };
     let outcome = crate::run::run(&opts, &shutdown).map_err(|e| e.to_string())?;
-    drop(swarms);
     let truth_path = outcome.files.database.with_extension("truth.tsv");
-    std::fs::write(&truth_path, truth).map_err(|e| e.to_string())?;
+    std::fs::write(&truth_path, swarm.truth_tsv()).map_err(|e| e.to_string())?;
+    let ended_ms = swarm.reactor.now_ms();
+    let expected: Vec<(InfoHash, usize, usize)> = swarm
+        .torrents()
+        .iter()
+        .map(|t| {
+            let done: Vec<_> = t
+                .lives
+                .iter()
+                .filter(|p| p.completes_at(t.total).is_some_and(|ms| ms < ended_ms))
+                .collect();
+            let seen = done.iter().filter(|p| p.kind.observable()).count();
+            (t.info_hash, done.len(), seen)
+        })
+        .collect();
+    drop(swarm);
     let report = crate::store::report::read(&outcome.files.database).map_err(|e| e.to_string())?;
     let mut out = outcome.summary();
     out.push('\n');
     out.push_str(&crate::store::report::render_text(&report));
-    out.push_str("\nconfirmed downloads next to the simulator's truth:\n");
-    for (hash, n) in &expected {
+    let _ = writeln!(
+        out,
+        "\nconfirmed downloads next to the simulator's truth (completions during the run; \
+         observable = not behind a closed port or silent; kinds: {}):",
+        Kind::ALL.map(Kind::name).join(", ")
+    );
+    for (hash, all, seen) in &expected {
         let got = report
             .torrents
             .iter()
@@ -133,7 +140,7 @@ pub fn run_demo(
             .map_or(0, |t| t.confirmed);
         let _ = writeln!(
             out,
-            "  {}  truth {n:>3}  btda {got:>3}",
+            "  {}  truth {all:>4}  observable {seen:>4}  btda {got:>4}",
             &hash.to_hex()[..8]
         );
     }

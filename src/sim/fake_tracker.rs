@@ -10,13 +10,41 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-/// A peer list shared with a running fake tracker, so a simulation can change it.
+/// What a simulated swarm looks like to its tracker at the moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SwarmView {
+    /// Peers present (listed in announce responses).
+    pub peers: Vec<SocketAddr>,
+    /// Present peers with every piece.
+    pub seeders: u32,
+    /// Present peers without.
+    pub leechers: u32,
+    /// Completions so far.
+    pub downloaded: u32,
+}
+
+/// One answer a fake tracker gave: its kind and the figures in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Served {
+    /// `announce`, `stopped` (an announce with that event) or `scrape`.
+    pub kind: &'static str,
+    /// Seeders reported.
+    pub seeders: u32,
+    /// Leechers reported.
+    pub leechers: u32,
+    /// Completed downloads reported (scrape only; 0 in announces that lack it).
+    pub downloaded: u32,
+    /// Peers listed.
+    pub peers: u32,
+}
+
+/// A swarm view shared with a running fake tracker, so a simulation can change it.
 #[derive(Clone, Default)]
-pub struct SharedPeers(pub Arc<Mutex<Vec<SocketAddr>>>);
+pub struct SharedPeers(pub Arc<Mutex<SwarmView>>);
 
 impl std::fmt::Debug for SharedPeers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SharedPeers({})", self.0.lock().len())
+        write!(f, "SharedPeers({})", self.0.lock().peers.len())
     }
 }
 
@@ -31,7 +59,8 @@ impl Eq for SharedPeers {}
 /// How a fake HTTP tracker answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpBehaviour {
-    /// Compact responses listing whatever `SharedPeers` holds at the moment.
+    /// Compact responses and scrapes from whatever `SharedPeers` holds at the moment;
+    /// each answer is recorded in `served`.
     Dynamic(SharedPeers),
     /// A valid compact response with these peers and counts, and a scrape.
     Normal {
@@ -60,6 +89,8 @@ pub struct FakeHttpTracker {
     pub addr: SocketAddr,
     /// Request targets received (path?query).
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// Answers given by a `Dynamic` tracker.
+    pub served: Arc<Mutex<Vec<Served>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -70,23 +101,34 @@ impl FakeHttpTracker {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let served = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (r, st) = (Arc::clone(&requests), Arc::clone(&stop));
+        let (r, sv, st) = (
+            Arc::clone(&requests),
+            Arc::clone(&served),
+            Arc::clone(&stop),
+        );
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if st.load(Ordering::Relaxed) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let (r, b, st) = (Arc::clone(&r), behaviour.clone(), Arc::clone(&st));
+                let (r, sv, b, st) = (
+                    Arc::clone(&r),
+                    Arc::clone(&sv),
+                    behaviour.clone(),
+                    Arc::clone(&st),
+                );
                 std::thread::spawn(move || {
-                    let _ = serve_http(stream, &b, &r, addr, &st);
+                    let _ = serve_http(stream, &b, (&r, &sv), addr, &st);
                 });
             }
         });
         Ok(Self {
             addr,
             requests,
+            served,
             stop,
             thread: Some(thread),
         })
@@ -122,7 +164,7 @@ fn compact(peers: &[SocketAddr]) -> Vec<u8> {
 fn serve_http(
     mut s: TcpStream,
     b: &HttpBehaviour,
-    requests: &Mutex<Vec<String>>,
+    (requests, served): (&Mutex<Vec<String>>, &Mutex<Vec<Served>>),
     me: SocketAddr,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
@@ -163,31 +205,42 @@ fn serve_http(
         HttpBehaviour::Body(body) => (200, body.clone()),
         HttpBehaviour::Huge(n) => (200, vec![b'x'; *n]),
         HttpBehaviour::Dynamic(shared) => {
-            let p = compact(&shared.0.lock());
-            let mut body = format!("d8:intervali1e5:peers{}:", p.len()).into_bytes();
-            body.extend_from_slice(&p);
-            body.push(b'e');
+            let view = shared.0.lock().clone();
+            let scrape = target.starts_with("/scrape");
+            served.lock().push(Served {
+                kind: if scrape {
+                    "scrape"
+                } else if target.contains("event=stopped") {
+                    "stopped"
+                } else {
+                    "announce"
+                },
+                seeders: view.seeders,
+                leechers: view.leechers,
+                downloaded: view.downloaded,
+                peers: if scrape { 0 } else { view.peers.len() as u32 },
+            });
+            let counts = (view.seeders, view.leechers, view.downloaded);
+            let body = if scrape {
+                scrape_body(&target, counts)
+            } else {
+                let p = compact(&view.peers);
+                let mut body = format!(
+                    "d8:completei{}e10:downloadedi{}e10:incompletei{}e8:intervali1e5:peers{}:",
+                    counts.0,
+                    counts.2,
+                    counts.1,
+                    p.len()
+                )
+                .into_bytes();
+                body.extend_from_slice(&p);
+                body.push(b'e');
+                body
+            };
             (200, body)
         }
         HttpBehaviour::Normal { counts, .. } if target.starts_with("/scrape") => {
-            let mut body = b"d5:filesd".to_vec();
-            for pair in target
-                .split(['?', '&'])
-                .filter_map(|kv| kv.strip_prefix("info_hash="))
-            {
-                let hash = percent_decode(pair);
-                body.extend_from_slice(format!("{}:", hash.len()).as_bytes());
-                body.extend_from_slice(&hash);
-                body.extend_from_slice(
-                    format!(
-                        "d8:completei{}e10:downloadedi{}e10:incompletei{}ee",
-                        counts.0, counts.2, counts.1
-                    )
-                    .as_bytes(),
-                );
-            }
-            body.extend_from_slice(b"ee");
-            (200, body)
+            (200, scrape_body(&target, *counts))
         }
         HttpBehaviour::Normal {
             peers,
@@ -215,6 +268,29 @@ fn serve_http(
     );
     s.write_all(head.as_bytes())?;
     s.write_all(&body)
+}
+
+/// A scrape answer giving `counts` (complete, incomplete, downloaded) for every
+/// info-hash asked for.
+fn scrape_body(target: &str, counts: (u32, u32, u32)) -> Vec<u8> {
+    let mut body = b"d5:filesd".to_vec();
+    for pair in target
+        .split(['?', '&'])
+        .filter_map(|kv| kv.strip_prefix("info_hash="))
+    {
+        let hash = percent_decode(pair);
+        body.extend_from_slice(format!("{}:", hash.len()).as_bytes());
+        body.extend_from_slice(&hash);
+        body.extend_from_slice(
+            format!(
+                "d8:completei{}e10:downloadedi{}e10:incompletei{}ee",
+                counts.0, counts.2, counts.1
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(b"ee");
+    body
 }
 
 /// Decodes `%XX` escapes (the tracker side of btda's percent-encoding).
@@ -245,6 +321,9 @@ pub fn percent_decode(s: &str) -> Vec<u8> {
 /// How a fake UDP tracker answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UdpBehaviour {
+    /// Connect, announce and scrape from whatever `SharedPeers` holds at the moment;
+    /// each announce and scrape answer is recorded in `served`.
+    Dynamic(SharedPeers),
     /// Connect, announce (these peers, seeders, leechers) and scrape (completed) work.
     Normal {
         /// Peers returned.
@@ -266,6 +345,8 @@ pub struct FakeUdpTracker {
     pub addr: SocketAddr,
     /// (action, bytes) of each request.
     pub packets: Arc<Mutex<Vec<(u32, usize)>>>,
+    /// Announce and scrape answers given by a `Dynamic` tracker.
+    pub served: Arc<Mutex<Vec<Served>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -277,8 +358,9 @@ impl FakeUdpTracker {
         let addr = socket.local_addr()?;
         socket.set_read_timeout(Some(Duration::from_millis(50)))?;
         let packets = Arc::new(Mutex::new(Vec::new()));
+        let served = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (p, st) = (Arc::clone(&packets), Arc::clone(&stop));
+        let (p, sv, st) = (Arc::clone(&packets), Arc::clone(&served), Arc::clone(&stop));
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
             while !st.load(Ordering::Relaxed) {
@@ -291,13 +373,14 @@ impl FakeUdpTracker {
                 let action = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
                 let txid = [buf[12], buf[13], buf[14], buf[15]];
                 p.lock().push((action, n));
-                let reply = udp_reply(&behaviour, action, txid, &buf[..n]);
+                let reply = udp_reply(&behaviour, action, txid, &buf[..n], &sv);
                 let _ = socket.send_to(&reply, from);
             }
         });
         Ok(Self {
             addr,
             packets,
+            served,
             stop,
             thread: Some(thread),
         })
@@ -318,13 +401,51 @@ impl Drop for FakeUdpTracker {
     }
 }
 
-fn udp_reply(b: &UdpBehaviour, action: u32, txid: [u8; 4], request: &[u8]) -> Vec<u8> {
+fn udp_reply(
+    b: &UdpBehaviour,
+    action: u32,
+    txid: [u8; 4],
+    request: &[u8],
+    served: &Mutex<Vec<Served>>,
+) -> Vec<u8> {
     let head = |a: u32, tx: [u8; 4]| {
         let mut v = a.to_be_bytes().to_vec();
         v.extend_from_slice(&tx);
         v
     };
     match b {
+        UdpBehaviour::Dynamic(shared) => {
+            let view = shared.0.lock().clone();
+            let stopped = request.get(80..84) == Some(&3u32.to_be_bytes()[..]);
+            let kind = match action {
+                1 if stopped => "stopped",
+                1 => "announce",
+                2 => "scrape",
+                _ => "",
+            };
+            if !kind.is_empty() {
+                served.lock().push(Served {
+                    kind,
+                    seeders: view.seeders,
+                    leechers: view.leechers,
+                    downloaded: if action == 2 { view.downloaded } else { 0 },
+                    peers: if action == 1 {
+                        view.peers.len() as u32
+                    } else {
+                        0
+                    },
+                });
+            }
+            let normal = UdpBehaviour::Normal {
+                peers: view.peers,
+                counts: (view.seeders, view.leechers, view.downloaded),
+            };
+            let mut reply = udp_reply(&normal, action, txid, request, served);
+            if action == 1 && reply.len() >= 12 {
+                reply[8..12].copy_from_slice(&1u32.to_be_bytes()); // interval: 1 s
+            }
+            reply
+        }
         UdpBehaviour::Truncated => vec![0, 0, 0, 1, 0],
         UdpBehaviour::WrongTransaction => head(action, [txid[0] ^ 0xff, txid[1], txid[2], txid[3]]),
         UdpBehaviour::Error(msg) => {

@@ -1,24 +1,91 @@
-//! A simulated swarm with known truth: fake peers with scripted lives (arrival, pieces at
-//! arrival, download rate, departure) behind a fake tracker that lists whoever is
-//! present. The ground truth — which peers complete while present, and when — follows
-//! from the scripts alone.
+//! A simulated swarm with known truth: peers with scripted lives (arrival, pieces at
+//! arrival, download rate, departure, behaviour) served by the event-loop simulator
+//! ([`super::reactor`]), behind fake HTTP and UDP trackers that list whoever is present
+//! and report the swarm's real seeder, leecher and completion counts. The ground truth —
+//! which peers complete while present, and when — follows from the scripts alone and is
+//! written out by [`Swarm::truth_tsv`].
 
-use std::net::SocketAddr;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::fake_peer::{Behaviour, FakePeer};
-use super::fake_tracker::{FakeHttpTracker, HttpBehaviour, SharedPeers};
-use crate::torrent::InfoHash;
+use super::fake_tracker::{
+    FakeHttpTracker, FakeUdpTracker, HttpBehaviour, SharedPeers, UdpBehaviour,
+};
+use super::reactor::{Reactor, ReactorOptions, SimTorrent};
+
+/// How a simulated peer behaves on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Fast extension: `have_all` when complete, `have_none` when empty, else a
+    /// bitfield; haves as it progresses (libtorrent, qBittorrent).
+    HaveAll,
+    /// A bitfield (even an empty one), then a have per new piece.
+    Bitfield,
+    /// No bitfield while it has no piece (BEP 3 allows it), then haves.
+    NoBitfield,
+    /// Sends a whole new bitfield instead of haves, at most once per batch period.
+    ResendBitfield,
+    /// A bitfield, then its haves in batches once per batch period.
+    BatchedHaves,
+    /// Behind NAT: never listens, connects in to btda and names its (unreachable) port
+    /// in the extended handshake's `p`.
+    IncomingOnly,
+    /// Listed by the tracker, but its port is closed.
+    ClosedPort,
+    /// Accepts connections and never sends a byte.
+    Silent,
+}
+
+impl Kind {
+    /// Every kind, for mixes and reports.
+    pub const ALL: [Kind; 8] = [
+        Kind::HaveAll,
+        Kind::Bitfield,
+        Kind::NoBitfield,
+        Kind::ResendBitfield,
+        Kind::BatchedHaves,
+        Kind::IncomingOnly,
+        Kind::ClosedPort,
+        Kind::Silent,
+    ];
+
+    /// Whether it accepts connections.
+    pub fn listens(self) -> bool {
+        !matches!(self, Kind::IncomingOnly | Kind::ClosedPort)
+    }
+
+    /// Whether btda can ever learn its pieces (by connecting out or by being dialled).
+    pub fn observable(self) -> bool {
+        !matches!(self, Kind::ClosedPort | Kind::Silent)
+    }
+
+    /// Its name in truth files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::HaveAll => "have_all",
+            Kind::Bitfield => "bitfield",
+            Kind::NoBitfield => "no_bitfield",
+            Kind::ResendBitfield => "resend_bitfield",
+            Kind::BatchedHaves => "batched_haves",
+            Kind::IncomingOnly => "incoming_only",
+            Kind::ClosedPort => "closed_port",
+            Kind::Silent => "silent",
+        }
+    }
+}
 
 /// One peer's life, times in milliseconds from the start of the swarm.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerScript {
-    /// Its address (each peer on its own 127.x.y.z).
-    pub addr: SocketAddr,
-    /// When it starts listening and is listed by the tracker.
+    /// Its address (each peer on its own 127.x.y.z; the port is the simulator's).
+    pub ip: Ipv4Addr,
+    /// How it talks.
+    pub kind: Kind,
+    /// When it appears (listens, is listed by the tracker, dials).
     pub arrive_ms: u64,
     /// When it leaves.
     pub leave_ms: u64,
@@ -40,11 +107,8 @@ impl PeerScript {
 
     /// When it completes, if it does while present: the ground truth of a download.
     pub fn completes_at(&self, total: u32) -> Option<u64> {
-        if self.start_pieces >= total {
-            return None; // a seeder from the start is no download
-        }
-        if self.rate <= 0.0 {
-            return None;
+        if self.start_pieces >= total || self.rate <= 0.0 {
+            return None; // a seeder from the start, or never progressing
         }
         let ms = self.arrive_ms
             + ((f64::from(total - self.start_pieces) / self.rate) * 1000.0).ceil() as u64;
@@ -52,81 +116,203 @@ impl PeerScript {
     }
 }
 
-/// A running simulated swarm for one torrent.
+/// Trackers of one simulated torrent.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackerAddrs {
+    /// The HTTP tracker's address (port 0 picks one).
+    pub http: SocketAddr,
+    /// A UDP tracker too, if any.
+    pub udp: Option<SocketAddr>,
+}
+
+/// A running simulated swarm: every torrent's trackers and one simulator thread.
 pub struct Swarm {
-    /// The tracker listing present peers.
-    pub tracker: FakeHttpTracker,
+    /// The simulator serving every peer.
+    pub reactor: Reactor,
+    /// Each torrent's HTTP tracker.
+    pub http: Vec<FakeHttpTracker>,
+    /// Each torrent's UDP tracker, where it has one.
+    pub udp: Vec<Option<FakeUdpTracker>>,
+    torrents: Vec<SimTorrent>,
     stop: Arc<AtomicBool>,
-    ticker: Option<JoinHandle<()>>,
+    counter: Option<JoinHandle<()>>,
 }
 
 impl Swarm {
-    /// Starts the tracker on `tracker_addr` and the peers' lives.
+    /// Starts the simulator and each torrent's trackers (`trackers[i]` for torrent `i`).
     pub fn start(
-        tracker_addr: SocketAddr,
-        info_hash: InfoHash,
-        total: u32,
-        peers: Vec<PeerScript>,
+        torrents: Vec<SimTorrent>,
+        trackers: &[TrackerAddrs],
+        options: ReactorOptions,
     ) -> std::io::Result<Self> {
-        let shared = SharedPeers::default();
-        let tracker = FakeHttpTracker::start(tracker_addr, HttpBehaviour::Dynamic(shared.clone()))?;
+        let reactor = Reactor::start(torrents.clone(), options)?;
+        let mut http = Vec::new();
+        let mut udp = Vec::new();
+        for (t, addrs) in trackers.iter().enumerate().take(torrents.len()) {
+            let shared = reactor.present[t].clone();
+            http.push(FakeHttpTracker::start(
+                addrs.http,
+                HttpBehaviour::Dynamic(shared.clone()),
+            )?);
+            udp.push(match addrs.udp {
+                Some(a) => Some(FakeUdpTracker::start(a, UdpBehaviour::Dynamic(shared))?),
+                None => None,
+            });
+        }
         let stop = Arc::new(AtomicBool::new(false));
-        let st = Arc::clone(&stop);
-        let ticker = std::thread::Builder::new()
-            .name("swarm".into())
-            .spawn(move || {
-                let start = Instant::now();
-                let mut running: Vec<Option<FakePeer>> = peers.iter().map(|_| None).collect();
-                while !st.load(Ordering::Relaxed) {
-                    let t = start.elapsed().as_millis() as u64;
-                    let mut present = Vec::new();
-                    for (p, slot) in peers.iter().zip(running.iter_mut()) {
-                        let here = t >= p.arrive_ms && t < p.leave_ms;
-                        if here && slot.is_none() {
-                            *slot = FakePeer::start(
-                                p.addr,
-                                info_hash,
-                                total,
-                                p.pieces_at(t, total),
-                                Behaviour::Bitfield,
-                            )
-                            .ok();
-                        } else if !here && slot.is_some() {
-                            *slot = None; // leaves: stops listening
+        let counter = {
+            let (stop, torrents) = (Arc::clone(&stop), torrents.clone());
+            let shared: Vec<SharedPeers> = reactor.present.clone();
+            let start = std::time::Instant::now();
+            std::thread::Builder::new()
+                .name("sim-counts".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let now = start.elapsed().as_millis() as u64;
+                        for (t, view) in torrents.iter().zip(&shared) {
+                            let (s, l, d) = counts_at(t, now);
+                            let mut v = view.0.lock();
+                            (v.seeders, v.leechers, v.downloaded) = (s, l, d);
                         }
-                        if let Some(peer) = slot {
-                            peer.set_pieces(p.pieces_at(t, total));
-                            present.push(p.addr);
-                        }
+                        std::thread::sleep(Duration::from_millis(100));
                     }
-                    *shared.0.lock() = present;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            })?;
+                })?
+        };
         Ok(Self {
-            tracker,
+            reactor,
+            http,
+            udp,
+            torrents,
             stop,
-            ticker: Some(ticker),
+            counter: Some(counter),
         })
+    }
+
+    /// The announce URLs of torrent `t` (HTTP first).
+    pub fn announce_urls(&self, t: usize) -> Vec<String> {
+        let mut urls = vec![self.http[t].url()];
+        if let Some(Some(u)) = self.udp.get(t) {
+            urls.push(u.url());
+        }
+        urls
+    }
+
+    /// The address at which a peer is listed (and, if it listens, reachable).
+    pub fn addr_of(&self, p: &PeerScript) -> SocketAddr {
+        self.reactor.addr_of(p.ip, p.kind)
+    }
+
+    /// The ground truth as tab-separated values: one line per peer with its kind, life,
+    /// and the time it completes (empty when it does not).
+    pub fn truth_tsv(&self) -> String {
+        let mut out = String::from(
+            "info_hash\tpeer\tkind\tarrive_ms\tleave_ms\tstart_pieces\ttotal\trate\tcompletes_at_ms\tobservable\n",
+        );
+        for t in &self.torrents {
+            for p in &t.lives {
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{}\t{}",
+                    t.info_hash,
+                    self.addr_of(p),
+                    p.kind.name(),
+                    p.arrive_ms,
+                    p.leave_ms,
+                    p.start_pieces,
+                    t.total,
+                    p.rate,
+                    p.completes_at(t.total)
+                        .map_or(String::new(), |ms| ms.to_string()),
+                    u8::from(p.kind.observable())
+                );
+            }
+        }
+        out
+    }
+
+    /// The simulated torrents.
+    pub fn torrents(&self) -> &[SimTorrent] {
+        &self.torrents
     }
 }
 
 impl Drop for Swarm {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.ticker.take() {
+        if let Some(t) = self.counter.take() {
             let _ = t.join();
         }
     }
 }
 
+/// Seeders and leechers present at `now`, and completions so far, from the scripts.
+pub fn counts_at(t: &SimTorrent, now: u64) -> (u32, u32, u32) {
+    let (mut seeders, mut leechers, mut done) = (0, 0, 0);
+    for p in &t.lives {
+        if now >= p.arrive_ms && now < p.leave_ms {
+            if p.pieces_at(now, t.total) >= t.total {
+                seeders += 1;
+            } else {
+                leechers += 1;
+            }
+        }
+        if p.completes_at(t.total).is_some_and(|ms| ms <= now) {
+            done += 1;
+        }
+    }
+    (seeders, leechers, done)
+}
+
+/// A mix of lives for one torrent of `total` pieces over `span_ms`: one peer in `n` of
+/// each role, cycling through every [`Kind`], on addresses from `first_ip` upwards.
+/// Roles: seeders; leechers finishing within the first half; slow ones that never
+/// finish; ones that leave half-way through their download.
+pub fn mixed_lives(first_ip: Ipv4Addr, n: u32, total: u32, span_ms: u64) -> Vec<PeerScript> {
+    let base = u32::from(first_ip);
+    (0..n)
+        .map(|i| {
+            let ip = Ipv4Addr::from(base + i);
+            let kind = Kind::ALL[(i as usize / 5) % Kind::ALL.len()];
+            let arrive = span_ms * u64::from(i % 10) / 40; // within the first quarter
+            let finish_in = span_ms / 4 + span_ms * u64::from(i % 7) / 40;
+            let (leave, start, rate) = match i % 5 {
+                0 => (span_ms * 2, total, 0.0),
+                1 | 2 => {
+                    let start = (i * 7) % (total / 4).max(1);
+                    let rate = f64::from(total - start) / (finish_in as f64 / 1000.0);
+                    (span_ms * 2, start, rate)
+                }
+                3 => (
+                    span_ms * 2,
+                    total / 20,
+                    f64::from(total) / (span_ms as f64 / 100.0),
+                ),
+                _ => {
+                    let rate = f64::from(total) / (finish_in as f64 / 1000.0);
+                    (arrive + finish_in / 2, 0, rate)
+                }
+            };
+            PeerScript {
+                ip,
+                kind,
+                arrive_ms: arrive,
+                leave_ms: leave,
+                start_pieces: start,
+                rate,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::torrent::InfoHash;
 
     fn script(arrive: u64, leave: u64, start: u32, rate: f64) -> PeerScript {
         PeerScript {
-            addr: "127.0.0.1:1".parse().unwrap(),
+            ip: Ipv4Addr::LOCALHOST,
+            kind: Kind::Bitfield,
             arrive_ms: arrive,
             leave_ms: leave,
             start_pieces: start,
@@ -164,5 +350,26 @@ mod tests {
             ),
             (0, 30, 100)
         );
+    }
+
+    #[test]
+    fn the_mix_has_every_kind_and_role() {
+        let lives = mixed_lives(Ipv4Addr::new(127, 1, 0, 1), 200, 100, 60_000);
+        for k in Kind::ALL {
+            assert!(lives.iter().any(|l| l.kind == k), "{k:?} missing");
+        }
+        let t = SimTorrent {
+            info_hash: InfoHash([1; 20]),
+            total: 100,
+            lives: lives.clone(),
+        };
+        let completing = lives
+            .iter()
+            .filter(|l| l.completes_at(100).is_some())
+            .count();
+        assert_eq!(completing, 80, "two roles in five complete");
+        let (s, l, d) = counts_at(&t, 100_000);
+        assert_eq!((s, l, d), (40 + 80, 40, 80));
+        assert_eq!(counts_at(&t, 0).2, 0);
     }
 }

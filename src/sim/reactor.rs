@@ -1,0 +1,696 @@
+//! The simulator's event loop: one thread serves every simulated peer of every swarm
+//! with non-blocking sockets (mio, epoll on Linux), so a swarm of tens of thousands of
+//! peers costs one thread and a few file descriptors instead of a thread per peer.
+//! This is test tooling; btda itself stays synchronous.
+//!
+//! All listening peers share one listener on `0.0.0.0:port` tied to the loopback
+//! device (`SO_BINDTODEVICE lo`): a connection to any `127.a.b.c:port` lands there and
+//! its local address says which simulated peer was dialled. Nothing outside loopback
+//! can reach it. Peers with a closed port are listed at a second port that is bound but
+//! never listens, so a connection to them is refused as it would be on the Internet.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Socket, Type};
+
+use super::fake_peer::bitfield;
+use super::fake_tracker::SharedPeers;
+use super::swarm::{Kind, PeerScript};
+use crate::torrent::InfoHash;
+use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
+use crate::wire::{Handshake, Message};
+
+/// One torrent's simulated peers.
+#[derive(Debug, Clone)]
+pub struct SimTorrent {
+    /// The swarm's info-hash.
+    pub info_hash: InfoHash,
+    /// Pieces of the torrent.
+    pub total: u32,
+    /// Every peer's scripted life.
+    pub lives: Vec<PeerScript>,
+}
+
+/// How the simulated peers behave over time.
+#[derive(Debug, Clone)]
+pub struct ReactorOptions {
+    /// The port every listening peer uses (0 picks one).
+    pub port: u16,
+    /// Where incoming-only peers connect to (btda's listen address); `None` keeps them
+    /// silent.
+    pub dial: Option<SocketAddr>,
+    /// How often an incoming-only peer connects in, ms.
+    pub dial_every_ms: u64,
+    /// How often batching peers send their haves, and re-sending peers their bitfield, ms.
+    pub batch_every_ms: u64,
+    /// Longest an incoming-only peer keeps its own connection open, ms.
+    pub hold_ms: u64,
+}
+
+impl Default for ReactorOptions {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            dial: None,
+            dial_every_ms: 3_000,
+            batch_every_ms: 1_000,
+            hold_ms: 10_000,
+        }
+    }
+}
+
+/// What the simulated peers did, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct ReactorCounters {
+    /// Connections accepted on the shared listener.
+    pub accepted: AtomicU64,
+    /// Accepted connections closed at once: nobody of that torrent is at that address now.
+    pub absent: AtomicU64,
+    /// Handshakes answered.
+    pub handshakes: AtomicU64,
+    /// Connections the incoming-only peers opened to btda.
+    pub dials: AtomicU64,
+    /// Of those, the ones that connected.
+    pub dials_connected: AtomicU64,
+    /// Have messages sent.
+    pub haves: AtomicU64,
+    /// Bytes written.
+    pub bytes_out: AtomicU64,
+    /// Connections dropped because the other side did not read (output over the cap).
+    pub overflows: AtomicU64,
+}
+
+/// A running simulator thread.
+pub struct Reactor {
+    /// The port listening peers answer on.
+    pub port: u16,
+    /// The port closed-port and incoming-only peers are listed at (nobody listens).
+    pub closed_port: u16,
+    /// What happened so far.
+    pub counters: Arc<ReactorCounters>,
+    /// Per torrent: the peers present now, as a tracker lists them.
+    pub present: Vec<SharedPeers>,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+const LISTENER: Token = Token(usize::MAX);
+/// Output a connection may queue before it is dropped (bitfields are small).
+const OUT_CAP: usize = 1 << 20;
+/// How often lives are advanced.
+const TICK: Duration = Duration::from_millis(50);
+
+impl Reactor {
+    /// Binds the shared listener and starts serving `torrents` from now on.
+    pub fn start(torrents: Vec<SimTorrent>, options: ReactorOptions) -> std::io::Result<Self> {
+        let listener = loopback_socket(options.port)?;
+        listener.listen(1024)?;
+        let port = port_of(&listener)?;
+        // Holds the closed port for the reactor's life; never listens.
+        let closed = loopback_socket(0)?;
+        let closed_port = port_of(&closed)?;
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener.into());
+        let present: Vec<SharedPeers> = torrents.iter().map(|_| SharedPeers::default()).collect();
+        let counters = Arc::new(ReactorCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
+        let mut state = State::new(torrents, options, port, closed_port, start)?;
+        state.present.clone_from(&present);
+        state.counters = Arc::clone(&counters);
+        let st = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("sim-reactor".into())
+            .spawn(move || {
+                let _closed = closed;
+                if let Err(e) = state.run(listener, &st) {
+                    log::error!("simulator stopped: {e}");
+                }
+            })?;
+        Ok(Self {
+            port,
+            closed_port,
+            counters,
+            present,
+            start,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Milliseconds since the simulation started (the time scripts are written in).
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// The address at which a peer of `kind` on `ip` is listed.
+    pub fn addr_of(&self, ip: Ipv4Addr, kind: Kind) -> SocketAddr {
+        SocketAddr::from((ip, listed_port(kind, self.port, self.closed_port)))
+    }
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn listed_port(kind: Kind, port: u16, closed_port: u16) -> u16 {
+    if kind.listens() { port } else { closed_port }
+}
+
+/// A TCP socket on `0.0.0.0:port` that only sees the loopback device.
+fn loopback_socket(port: u16) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.bind_device(Some(b"lo"))?;
+    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+    Ok(s)
+}
+
+fn port_of(s: &Socket) -> std::io::Result<u16> {
+    s.local_addr()?
+        .as_socket()
+        .map(|a| a.port())
+        .ok_or_else(|| std::io::Error::other("not an IP socket"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Our outgoing connect is under way.
+    Connecting,
+    /// Waiting for the other side's handshake.
+    Handshake,
+    /// Handshakes done; progress is being sent.
+    Open,
+    /// Accepted by a silent peer: reads and discards, never writes.
+    Silent,
+}
+
+struct Conn {
+    stream: TcpStream,
+    /// The simulated peer (index into `State::lives`), once known.
+    life: Option<usize>,
+    local: Ipv4Addr,
+    phase: Phase,
+    head: Vec<u8>,
+    out: Vec<u8>,
+    /// Pieces the other side has been told about.
+    told: u32,
+    last_batch_ms: u64,
+    opened_ms: u64,
+}
+
+struct Life {
+    torrent: usize,
+    script: PeerScript,
+    here: bool,
+    next_dial_ms: u64,
+}
+
+struct State {
+    poll: Poll,
+    hashes: Vec<(InfoHash, u32)>,
+    lives: Vec<Life>,
+    by_ip: HashMap<Ipv4Addr, Vec<usize>>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    options: ReactorOptions,
+    port: u16,
+    closed_port: u16,
+    start: Instant,
+    present: Vec<SharedPeers>,
+    counters: Arc<ReactorCounters>,
+}
+
+impl State {
+    fn new(
+        torrents: Vec<SimTorrent>,
+        options: ReactorOptions,
+        port: u16,
+        closed_port: u16,
+        start: Instant,
+    ) -> std::io::Result<Self> {
+        let mut lives = Vec::new();
+        let mut by_ip: HashMap<Ipv4Addr, Vec<usize>> = HashMap::new();
+        let mut hashes = Vec::new();
+        for (t, torrent) in torrents.into_iter().enumerate() {
+            hashes.push((torrent.info_hash, torrent.total));
+            for script in torrent.lives {
+                by_ip.entry(script.ip).or_default().push(lives.len());
+                lives.push(Life {
+                    torrent: t,
+                    next_dial_ms: script.arrive_ms,
+                    script,
+                    here: false,
+                });
+            }
+        }
+        Ok(Self {
+            poll: Poll::new()?,
+            hashes,
+            lives,
+            by_ip,
+            conns: Vec::new(),
+            free: Vec::new(),
+            options,
+            port,
+            closed_port,
+            start,
+            present: Vec::new(),
+            counters: Arc::default(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn run(&mut self, mut listener: TcpListener, stop: &AtomicBool) -> std::io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut events = Events::with_capacity(1024);
+        let mut next_tick = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in &events {
+                if event.token() == LISTENER {
+                    self.accept_all(&listener);
+                } else {
+                    self.serve(event.token().0, event.is_writable());
+                }
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + TICK;
+            }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, conn: Conn) -> Option<usize> {
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        let mut conn = conn;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if self
+            .poll
+            .registry()
+            .register(&mut conn.stream, Token(slot), interest)
+            .is_err()
+        {
+            self.free.push(slot);
+            return None;
+        }
+        self.conns[slot] = Some(conn);
+        Some(slot)
+    }
+
+    fn close(&mut self, slot: usize) {
+        if let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            self.free.push(slot);
+        }
+    }
+
+    fn accept_all(&mut self, listener: &TcpListener) {
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    let local = match stream.local_addr() {
+                        Ok(SocketAddr::V4(a)) => *a.ip(),
+                        _ => continue,
+                    };
+                    let present = self.by_ip.get(&local).is_some_and(|ls| {
+                        ls.iter()
+                            .any(|&l| self.lives[l].here && self.lives[l].script.kind.listens())
+                    });
+                    if !present {
+                        self.counters.absent.fetch_add(1, Ordering::Relaxed);
+                        continue; // dropped: closed at once
+                    }
+                    let now = self.now_ms();
+                    let slot = self.add(Conn {
+                        stream,
+                        life: None,
+                        local,
+                        phase: Phase::Handshake,
+                        head: Vec::with_capacity(HANDSHAKE_LEN),
+                        out: Vec::new(),
+                        told: 0,
+                        last_batch_ms: now,
+                        opened_ms: now,
+                    });
+                    if let Some(slot) = slot {
+                        self.serve(slot, false);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return, // out of descriptors and the like: try again next event
+            }
+        }
+    }
+
+    /// Reads what arrived on `slot`, answers a completed handshake, flushes output.
+    fn serve(&mut self, slot: usize, writable: bool) {
+        let now = self.now_ms();
+        let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if c.phase == Phase::Connecting {
+            if !writable {
+                return;
+            }
+            match (c.stream.take_error(), c.stream.peer_addr()) {
+                (Ok(None), Ok(_)) => {}
+                _ => return self.close(slot),
+            }
+            self.counters
+                .dials_connected
+                .fetch_add(1, Ordering::Relaxed);
+            c.phase = Phase::Handshake;
+            let Some(life) = c.life else {
+                return self.close(slot);
+            };
+            let opening = self.opening(life, now, true);
+            let c = self.conns[slot].as_mut().expect("present above");
+            c.out.extend_from_slice(&opening.0);
+            c.told = opening.1;
+        }
+        let c = self.conns[slot].as_mut().expect("present above");
+        let mut buf = [0u8; 4096];
+        let mut closed = false;
+        loop {
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => {
+                    if c.phase == Phase::Handshake {
+                        let want = HANDSHAKE_LEN - c.head.len();
+                        c.head.extend_from_slice(&buf[..n.min(want)]);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if closed {
+            return self.close(slot);
+        }
+        if c.phase == Phase::Handshake && c.head.len() == HANDSHAKE_LEN {
+            if c.life.is_some() {
+                c.phase = Phase::Open; // our own connection: we spoke first
+            } else {
+                let mut head = [0u8; 48];
+                head.copy_from_slice(&c.head[..48]);
+                let Ok((_, hash)) = Handshake::parse_head(&head) else {
+                    return self.close(slot);
+                };
+                let local = c.local;
+                let life = self.by_ip.get(&local).and_then(|ls| {
+                    ls.iter().copied().find(|&l| {
+                        let life = &self.lives[l];
+                        life.here
+                            && life.script.kind.listens()
+                            && self.hashes[life.torrent].0 == hash
+                    })
+                });
+                let Some(life) = life else {
+                    return self.close(slot);
+                };
+                self.counters.handshakes.fetch_add(1, Ordering::Relaxed);
+                let silent = self.lives[life].script.kind == Kind::Silent;
+                let opening = if silent {
+                    (Vec::new(), 0)
+                } else {
+                    self.opening(life, now, false)
+                };
+                let c = self.conns[slot].as_mut().expect("present above");
+                c.life = Some(life);
+                c.phase = if silent { Phase::Silent } else { Phase::Open };
+                c.out.extend_from_slice(&opening.0);
+                c.told = opening.1;
+                c.head = Vec::new();
+            }
+        }
+        self.flush(slot);
+    }
+
+    /// Our handshake and first messages for `life` now, and the pieces they announce.
+    fn opening(&self, life: usize, now: u64, dialling: bool) -> (Vec<u8>, u32) {
+        let l = &self.lives[life];
+        let (hash, total) = self.hashes[l.torrent];
+        let kind = l.script.kind;
+        let have = l.script.pieces_at(now, total);
+        let mut hs = Handshake::ours(hash, peer_id(life, kind));
+        hs.reserved[FAST_BIT.0] &= !FAST_BIT.1;
+        hs.reserved[EXTENSION_BIT.0] &= !EXTENSION_BIT.1;
+        if kind == Kind::HaveAll {
+            hs.reserved[FAST_BIT.0] |= FAST_BIT.1;
+        }
+        if dialling {
+            hs.reserved[EXTENSION_BIT.0] |= EXTENSION_BIT.1;
+        }
+        let mut out = hs.encode().to_vec();
+        if dialling {
+            // The extended handshake names the port it listens on (unreachable: NAT).
+            let hello = format!("d1:md e1:pi{}e1:v7:SimPeere", self.closed_port);
+            out.extend(
+                Message::Extended {
+                    id: 0,
+                    payload: hello.into_bytes(),
+                }
+                .encode(),
+            );
+        }
+        let first = match kind {
+            Kind::HaveAll if have >= total => Some(Message::HaveAll),
+            Kind::HaveAll if have == 0 => Some(Message::HaveNone),
+            Kind::NoBitfield if have == 0 => None,
+            _ => Some(Message::Bitfield(bitfield(total, have))),
+        };
+        if let Some(m) = first {
+            out.extend(m.encode());
+        }
+        (out, have)
+    }
+
+    fn flush(&mut self, slot: usize) {
+        let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut failed = false;
+        while !c.out.is_empty() && c.phase != Phase::Connecting {
+            match c.stream.write(&c.out) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.counters
+                        .bytes_out
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    c.out.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if c.out.len() > OUT_CAP {
+            self.counters.overflows.fetch_add(1, Ordering::Relaxed);
+            failed = true;
+        }
+        if failed {
+            self.close(slot);
+        }
+    }
+
+    /// Advances every life: arrivals, departures, dials, and progress on open connections.
+    fn tick(&mut self) {
+        let now = self.now_ms();
+        let mut changed = vec![false; self.hashes.len()];
+        let mut left = Vec::new();
+        let mut dials = Vec::new();
+        for (i, l) in self.lives.iter_mut().enumerate() {
+            let here = now >= l.script.arrive_ms && now < l.script.leave_ms;
+            if here != l.here {
+                l.here = here;
+                changed[l.torrent] = true;
+                if !here {
+                    left.push(i);
+                }
+            }
+            if here && l.script.kind == Kind::IncomingOnly && now >= l.next_dial_ms {
+                l.next_dial_ms = now + self.options.dial_every_ms;
+                dials.push(i);
+            }
+        }
+        if !left.is_empty() {
+            let gone: std::collections::HashSet<usize> = left.into_iter().collect();
+            for slot in 0..self.conns.len() {
+                let life = self.conns[slot].as_ref().and_then(|c| c.life);
+                if life.is_some_and(|l| gone.contains(&l)) {
+                    self.close(slot);
+                }
+            }
+        }
+        for life in dials {
+            self.dial(life, now);
+        }
+        for slot in 0..self.conns.len() {
+            self.progress(slot, now);
+        }
+        for (t, changed) in changed.into_iter().enumerate() {
+            if changed && let Some(shared) = self.present.get(t) {
+                let list: Vec<SocketAddr> = self
+                    .lives
+                    .iter()
+                    .filter(|l| l.torrent == t && l.here)
+                    .map(|l| {
+                        let port = listed_port(l.script.kind, self.port, self.closed_port);
+                        SocketAddr::from((l.script.ip, port))
+                    })
+                    .collect();
+                shared.0.lock().peers = list;
+            }
+        }
+    }
+
+    /// Tells the other side of `slot` about pieces completed since, as its kind does.
+    fn progress(&mut self, slot: usize, now: u64) {
+        let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if c.phase == Phase::Connecting
+            && now.saturating_sub(c.opened_ms) > self.options.hold_ms.min(5_000)
+        {
+            return self.close(slot);
+        }
+        let Some(life) = c.life else { return };
+        let l = &self.lives[life];
+        if l.script.kind == Kind::IncomingOnly
+            && now.saturating_sub(c.opened_ms) > self.options.hold_ms
+        {
+            return self.close(slot);
+        }
+        if c.phase != Phase::Open {
+            return;
+        }
+        let total = self.hashes[l.torrent].1;
+        let have = l.script.pieces_at(now, total);
+        if have <= c.told {
+            return;
+        }
+        let batch_due = now.saturating_sub(c.last_batch_ms) >= self.options.batch_every_ms;
+        match l.script.kind {
+            Kind::BatchedHaves | Kind::ResendBitfield if !batch_due => return,
+            Kind::ResendBitfield => c
+                .out
+                .extend(Message::Bitfield(bitfield(total, have)).encode()),
+            _ => {
+                for i in c.told..have {
+                    c.out.extend(Message::Have(i).encode());
+                }
+                self.counters
+                    .haves
+                    .fetch_add(u64::from(have - c.told), Ordering::Relaxed);
+            }
+        }
+        c.told = have;
+        c.last_batch_ms = now;
+        self.flush(slot);
+    }
+
+    /// An incoming-only peer connects to btda from its own address.
+    fn dial(&mut self, life: usize, now: u64) {
+        let Some(target) = self.options.dial else {
+            return;
+        };
+        let ip = self.lives[life].script.ip;
+        let socket = match Socket::new(Domain::IPV4, Type::STREAM, None) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        let bound = socket
+            .bind(&SocketAddr::V4(SocketAddrV4::new(ip, 0)).into())
+            .and_then(|()| socket.set_nonblocking(true));
+        if bound.is_err() {
+            return;
+        }
+        match socket.connect(&target.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {}
+            Err(_) => return,
+        }
+        self.counters.dials.fetch_add(1, Ordering::Relaxed);
+        let std_stream: std::net::TcpStream = socket.into();
+        let _ = self.add(Conn {
+            stream: TcpStream::from_std(std_stream),
+            life: Some(life),
+            local: ip,
+            phase: Phase::Connecting,
+            head: Vec::with_capacity(HANDSHAKE_LEN),
+            out: Vec::new(),
+            told: 0,
+            last_batch_ms: now,
+            opened_ms: now,
+        });
+    }
+}
+
+/// EINPROGRESS on Linux (a non-blocking connect under way).
+const fn libc_einprogress() -> i32 {
+    115
+}
+
+/// A peer id whose client prefix varies with the peer, so client figures have a mix.
+fn peer_id(life: usize, kind: Kind) -> [u8; 20] {
+    let prefix: &[u8; 8] = match (kind, life % 4) {
+        (Kind::HaveAll, _) => b"-lt2090-",
+        (_, 0) => b"-TR3000-",
+        (_, 1) => b"-qB4520-",
+        (_, 2) => b"-UT3550-",
+        _ => b"-DE13F0-",
+    };
+    let mut id = [b'0'; 20];
+    id[..8].copy_from_slice(prefix);
+    let digits = format!("{life:012}");
+    id[8..].copy_from_slice(&digits.as_bytes()[digits.len() - 12..]);
+    id
+}
