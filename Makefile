@@ -9,11 +9,12 @@ BTDA    := target/release/btda
 
 # Debian packages the build and the tests need. gcc/libc6-dev build the bundled SQLite;
 # mktorrent and transmission-cli make and check torrents independently in the tests;
-# python3-libtorrent runs a real seeder and leecher, opentracker a real tracker, for the
-# interop tests.
-DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent opentracker
+# python3-libtorrent, transmission-daemon and aria2 run real seeders and leechers,
+# opentracker a real tracker, for the interop suite.
+DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent opentracker \
+                transmission-daemon aria2
 
-.PHONY: run build import test fmt fmt-check lint deps fixtures bench geodata demo
+.PHONY: run build import test interop fmt fmt-check lint deps fixtures bench geodata demo
 
 ## run: release build, then measure the torrents of input/ until Ctrl+C
 run: build
@@ -31,9 +32,17 @@ demo: build
 import: build
 	$(BTDA) import --input $(INPUT) $(ARGS)
 
-## test: install missing packages, check formatting and lints, run every test
+## test: install missing packages, check formatting and lints, run every test (the
+## real-client interop suite last)
 test: deps fmt-check lint
 	$(CARGO) test --all-targets
+	$(MAKE) interop
+
+## interop: btda against real clients from Debian on loopback (libtorrent, Transmission,
+## aria2, opentracker)
+INTEROP_TESTS := interop_libtorrent interop_opentracker interop_magnet interop_dht interop_swarm
+interop: deps
+	$(CARGO) test --features interop $(addprefix --test ,$(INTEROP_TESTS))
 
 fmt:
 	$(CARGO) fmt --all
@@ -42,7 +51,7 @@ fmt-check:
 	$(CARGO) fmt --all -- --check
 
 lint:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features interop -- -D warnings
 
 ## deps: install the Debian packages that are missing (non-interactive; no-op if none)
 deps:
