@@ -159,7 +159,7 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
             peers,
             torrents,
         } => {
-            let text = btda::sim::demo::run_demo(
+            let demo = btda::sim::demo::run_demo(
                 *seconds,
                 (*peers).clamp(5, 60_000),
                 (*torrents).clamp(1, 20),
@@ -167,7 +167,7 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
                 verbosity,
             )
             .map_err(anyhow::Error::msg)?;
-            print!("{text}");
+            print!("{}", demo.text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Geo(GeoCommand::Lookup { ip }) => {

@@ -1,7 +1,7 @@
 //! Accuracy against a simulated swarm with known truth: 80 peers of every behaviour
 //! (have_all seeders, bitfield and no-bitfield leechers, re-sent bitfields, batched
 //! haves, NAT-like peers that only connect in, closed ports, silent peers) behind a
-//! simulated HTTP and UDP tracker, found by `btda run` only through those trackers.
+//! simulated HTTP and UDP tracker and, for a few of them, only on a loopback DHT.
 //! Every completion btda can observe is confirmed exactly once; no other peer is; the
 //! tracker figures in `request` are exactly what the trackers served. The test prints
 //! truth and btda side by side.
@@ -49,7 +49,15 @@ fn confirmed_downloads_match_the_simulated_truth() {
         hold_ms: 3_000,
         ..ReactorOptions::default()
     };
-    let swarm = Swarm::start(vec![sim], &trackers, options).unwrap();
+    let mut swarm = Swarm::start(vec![sim], &trackers, options).unwrap();
+    let announced = swarm
+        .start_dht("127.92.0.1:0".parse().unwrap(), 10)
+        .unwrap();
+    assert!(
+        announced >= 3,
+        "untracked peers announced on the DHT: {announced}"
+    );
+    let router = swarm.dht_router.unwrap();
     let urls = swarm.announce_urls(0);
     let (_root, input, output) = common::run_dirs_with_fixture();
     std::fs::remove_file(input.join("a.torrent")).unwrap();
@@ -67,9 +75,11 @@ fn confirmed_downloads_match_the_simulated_truth() {
     std::fs::write(
         input.join("btda.toml"),
         format!(
-            "[dht]\nenabled = false\n[peer]\nworkers = 16\nlisten_address = \"{}\"\nlisten_port = {}\n\
+            "[dht]\nenabled = true\nlisten_address = \"{}\"\nport = 0\nbootstrap = [\"{router}\"]\n\
+             interval_secs = 1\nquery_timeout_ms = 500\n[peer]\nworkers = 16\nlisten_address = \"{}\"\nlisten_port = {}\n\
              revisit_delay_secs = 1\nquiet_grace_ms = 150\nsilence_timeout_ms = 1000\nvisit_cap_ms = 1000\nretry_backoff_secs = [1, 1, 1]\n\
              [tracker]\ninterval_secs = 1\nstopped_timeout_ms = 1000\n[privacy]\nkey = \"{KEY}\"\n",
+            listen.ip(),
             listen.ip(),
             listen.port()
         ),
@@ -99,6 +109,11 @@ fn confirmed_downloads_match_the_simulated_truth() {
         .unwrap();
     let confirmed: i64 = conn
         .query_row("SELECT count(*) FROM confirmed_download", [], |r| r.get(0))
+        .unwrap();
+    let from_dht: i64 = conn
+        .query_row("SELECT count(*) FROM peer WHERE source = 'dht'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
 
     println!(
@@ -154,6 +169,10 @@ fn confirmed_downloads_match_the_simulated_truth() {
         "each completion confirmed exactly once"
     );
     assert!(incoming_confirmed >= 1, "incoming-only peers are counted");
+    assert!(
+        from_dht as usize >= announced,
+        "the DHT-only peers were found there: {from_dht} of {announced}"
+    );
     assert!(observable_truth >= 20, "the mix completes enough peers");
 
     // The tracker figures btda recorded are what the trackers served.

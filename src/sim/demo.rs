@@ -1,12 +1,14 @@
 //! `btda demo`: the whole pipeline on simulated swarms on loopback, for anyone without
 //! torrents or network at hand. A few torrents, each with its own simulated HTTP and UDP
-//! tracker and a mix of scripted peers of every [`Kind`]; the real `btda run` measures
+//! tracker, a small DHT for the peers no tracker lists, and a mix of scripted peers of
+//! every [`Kind`]; the real `btda run` measures
 //! them, stops through the same shutdown flag as Ctrl+C, and the report is printed next
 //! to the truth.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::reactor::{ReactorOptions, SimTorrent};
@@ -41,13 +43,38 @@ pub fn torrent(t: u8, peers: u32, seconds: u64) -> (String, SimTorrent) {
     (info, sim)
 }
 
-/// The demo's btda configuration: short revisit delay and tracker interval so a few
-/// minutes show whole downloads.
-pub fn config() -> &'static str {
-    "[dht]\nenabled = false\n[peer]\nworkers = 64\nlisten_address = \"127.98.0.1\"\nlisten_port = 16881\n\
-     revisit_delay_secs = 3\nquiet_grace_ms = 200\nsilence_timeout_ms = 1500\nvisit_cap_ms = 2000\nretry_backoff_secs = [2, 4]\n\
-     [tracker]\ninterval_secs = 3\nstopped_timeout_ms = 300\n\
-     [monitor]\nstatus_interval_secs = 5\nstatistics_interval_secs = 5\n"
+/// The demo's btda configuration: short revisit delay, tracker and DHT intervals so a
+/// few minutes show whole downloads; the DHT is the swarm's own, through `router`.
+/// Workers grow with the swarm (one per 20 peers, 64 to 1024), as a user measuring a
+/// big swarm would set them.
+pub fn config(router: SocketAddr, workers: u32) -> String {
+    format!(
+        "[dht]\nenabled = true\nlisten_address = \"127.98.0.1\"\nport = 0\nbootstrap = [\"{router}\"]\n\
+         interval_secs = 3\nquery_timeout_ms = 500\n\
+         [peer]\nworkers = {workers}\nlisten_address = \"127.98.0.1\"\nlisten_port = 16881\n\
+         revisit_delay_secs = 3\nquiet_grace_ms = 200\nsilence_timeout_ms = 1500\nvisit_cap_ms = 2000\nretry_backoff_secs = [2, 4]\n\
+         [tracker]\ninterval_secs = 3\nstopped_timeout_ms = 300\n\
+         [monitor]\nstatus_interval_secs = 5\nstatistics_interval_secs = 5\n"
+    )
+}
+
+/// What a demo run produced: the text `btda demo` prints and the figures behind it.
+#[derive(Debug)]
+pub struct DemoResult {
+    /// The run summary, the report and the truth side by side.
+    pub text: String,
+    /// Per torrent: info-hash, completions during the run, observable ones, confirmed.
+    pub rows: Vec<(InfoHash, usize, usize, i64)>,
+    /// Visits btda recorded.
+    pub visits: i64,
+    /// Length of the run, s.
+    pub wall_secs: f64,
+    /// CPU the simulator thread used, s.
+    pub simulator_cpu_secs: f64,
+    /// Connections the simulator accepted and dialled.
+    pub accepted: u64,
+    /// Connections the simulator's incoming-only peers opened to btda.
+    pub dials: u64,
 }
 
 /// Runs the demo for `seconds`, writing the run and the truth into `output`.
@@ -57,7 +84,7 @@ pub fn run_demo(
     torrents: u8,
     output: &Path,
     verbosity: i8,
-) -> Result<String, String> {
+) -> Result<DemoResult, String> {
     let input = output.join("demo-input");
     std::fs::create_dir_all(&input).map_err(|e| e.to_string())?;
     let mut infos = Vec::new();
@@ -76,7 +103,13 @@ pub fn run_demo(
         dial: Some(LISTEN),
         ..ReactorOptions::default()
     };
-    let swarm = Swarm::start(sims, &trackers, options).map_err(|e| format!("simulator: {e}"))?;
+    let mut swarm =
+        Swarm::start(sims, &trackers, options).map_err(|e| format!("simulator: {e}"))?;
+    let router = SocketAddr::from(([127, 97, 0, 1], 0));
+    swarm
+        .start_dht(router, 20)
+        .map_err(|e| format!("simulated DHT: {e}"))?;
+    let router = swarm.dht_router.unwrap_or(router);
     for (t, info) in infos.iter().enumerate() {
         let urls = swarm.announce_urls(t);
         let list: String = urls.iter().map(|u| format!("l{}:{u}e", u.len())).collect();
@@ -90,7 +123,8 @@ pub fn run_demo(
         )
         .map_err(|e| e.to_string())?;
     }
-    let config = Config::parse(config(), "demo").map_err(|e| e.to_string())?;
+    let workers = (peers * u32::from(torrents) / 20).clamp(64, 1024);
+    let config = Config::parse(&config(router, workers), "demo").map_err(|e| e.to_string())?;
     let shutdown = Shutdown::install().map_err(|e| e.to_string())?;
     let timer = shutdown.clone();
     std::thread::spawn(move || {
@@ -104,7 +138,15 @@ pub fn run_demo(
         config,
         verbosity,
     };
+    let started = std::time::Instant::now();
     let outcome = crate::run::run(&opts, &shutdown).map_err(|e| e.to_string())?;
+    let wall_secs = started.elapsed().as_secs_f64();
+    let counters = &swarm.reactor.counters;
+    let simulator_cpu_secs = counters.cpu_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+    let (accepted, dials) = (
+        counters.accepted.load(Ordering::Relaxed),
+        counters.dials.load(Ordering::Relaxed),
+    );
     let truth_path = outcome.files.database.with_extension("truth.tsv");
     std::fs::write(&truth_path, swarm.truth_tsv()).map_err(|e| e.to_string())?;
     let ended_ms = swarm.reactor.now_ms();
@@ -132,7 +174,8 @@ pub fn run_demo(
          observable = not behind a closed port or silent; kinds: {}):",
         Kind::ALL.map(Kind::name).join(", ")
     );
-    for (hash, all, seen) in &expected {
+    let mut rows = Vec::new();
+    for (hash, all, seen) in expected {
         let got = report
             .torrents
             .iter()
@@ -143,12 +186,26 @@ pub fn run_demo(
             "  {}  truth {all:>4}  observable {seen:>4}  btda {got:>4}",
             &hash.to_hex()[..8]
         );
+        rows.push((hash, all, seen, got));
     }
+    let _ = writeln!(
+        out,
+        "simulator: {accepted} connections accepted, {dials} dialled, {simulator_cpu_secs:.1} s CPU in {wall_secs:.0} s",
+    );
     let _ = writeln!(
         out,
         "truth: {}\nnext: make stats DB={}",
         truth_path.display(),
         outcome.files.database.display()
     );
-    Ok(out)
+    let visits = report.torrents.iter().map(|t| t.visits).sum();
+    Ok(DemoResult {
+        text: out,
+        rows,
+        visits,
+        wall_secs,
+        simulator_cpu_secs,
+        accepted,
+        dials,
+    })
 }

@@ -86,6 +86,8 @@ pub struct ReactorCounters {
     pub bytes_out: AtomicU64,
     /// Connections dropped because the other side did not read (output over the cap).
     pub overflows: AtomicU64,
+    /// CPU time the simulator thread used, ms (Linux; updated once a second).
+    pub cpu_ms: AtomicU64,
 }
 
 /// A running simulator thread.
@@ -302,7 +304,13 @@ impl State {
             if Instant::now() >= next_tick {
                 self.tick();
                 next_tick = Instant::now() + TICK;
+                if let Some(ms) = thread_cpu_ms().filter(|_| self.now_ms() % 1000 < 50) {
+                    self.counters.cpu_ms.store(ms, Ordering::Relaxed);
+                }
             }
+        }
+        if let Some(ms) = thread_cpu_ms() {
+            self.counters.cpu_ms.store(ms, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -581,7 +589,7 @@ impl State {
                 let list: Vec<SocketAddr> = self
                     .lives
                     .iter()
-                    .filter(|l| l.torrent == t && l.here)
+                    .filter(|l| l.torrent == t && l.here && l.script.tracked)
                     .map(|l| {
                         let port = listed_port(l.script.kind, self.port, self.closed_port);
                         SocketAddr::from((l.script.ip, port))
@@ -672,6 +680,17 @@ impl State {
             opened_ms: now,
         });
     }
+}
+
+/// CPU time of the calling thread, ms, from `/proc/thread-self/stat` (utime + stime,
+/// fields 14 and 15, in clock ticks of 10 ms).
+fn thread_cpu_ms() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10)
 }
 
 /// EINPROGRESS on Linux (a non-blocking connect under way).

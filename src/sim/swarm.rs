@@ -16,6 +16,7 @@ use super::fake_tracker::{
     FakeHttpTracker, FakeUdpTracker, HttpBehaviour, SharedPeers, UdpBehaviour,
 };
 use super::reactor::{Reactor, ReactorOptions, SimTorrent};
+use crate::dht::node::{DhtNode, NodeSettings};
 
 /// How a simulated peer behaves on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,6 +94,9 @@ pub struct PeerScript {
     pub start_pieces: u32,
     /// Download rate, pieces per second.
     pub rate: f64,
+    /// Whether the trackers list it; an untracked peer is announced on the swarm's DHT
+    /// instead (when the swarm has one), so btda can only find it there.
+    pub tracked: bool,
 }
 
 impl PeerScript {
@@ -125,7 +129,8 @@ pub struct TrackerAddrs {
     pub udp: Option<SocketAddr>,
 }
 
-/// A running simulated swarm: every torrent's trackers and one simulator thread.
+/// A running simulated swarm: every torrent's trackers, one simulator thread, and
+/// optionally a loopback DHT on which the untracked peers are announced.
 pub struct Swarm {
     /// The simulator serving every peer.
     pub reactor: Reactor,
@@ -133,6 +138,9 @@ pub struct Swarm {
     pub http: Vec<FakeHttpTracker>,
     /// Each torrent's UDP tracker, where it has one.
     pub udp: Vec<Option<FakeUdpTracker>>,
+    /// The DHT router btda can bootstrap from, when the swarm has a DHT.
+    pub dht_router: Option<SocketAddr>,
+    dht: Vec<DhtNode>,
     torrents: Vec<SimTorrent>,
     stop: Arc<AtomicBool>,
     counter: Option<JoinHandle<()>>,
@@ -182,10 +190,72 @@ impl Swarm {
             reactor,
             http,
             udp,
+            dht_router: None,
+            dht: Vec::new(),
             torrents,
             stop,
             counter: Some(counter),
         })
+    }
+
+    /// Starts a loopback DHT: a router node on `router`, and one node on the address of
+    /// each untracked listening peer (at most `max_per_torrent` a torrent) that
+    /// announces that peer. Returns how many peers were announced.
+    pub fn start_dht(
+        &mut self,
+        router: SocketAddr,
+        max_per_torrent: usize,
+    ) -> std::io::Result<usize> {
+        let settings = NodeSettings {
+            alpha: 3,
+            query_timeout: Duration::from_millis(500),
+            max_queries: 100,
+            rate_per_sec: 1000,
+        };
+        let node = |addr: SocketAddr| {
+            DhtNode::start(
+                addr,
+                rand::random(),
+                &[],
+                settings.clone(),
+                Arc::clone(&self.stop),
+            )
+        };
+        let first = node(router)?;
+        let router = first.local_addr()?;
+        self.dht.push(first);
+        let mut announced = 0;
+        for t in &self.torrents {
+            let untracked = t
+                .lives
+                .iter()
+                .filter(|p| !p.tracked && p.kind.listens())
+                .take(max_per_torrent);
+            for p in untracked {
+                let n = node(SocketAddr::from((p.ip, 0)))?;
+                n.bootstrap(&[router]);
+                self.dht.push(n);
+            }
+        }
+        // Announce once every node has joined, so the closest nodes are known.
+        let mut i = 1;
+        for t in &self.torrents {
+            let count = t
+                .lives
+                .iter()
+                .filter(|p| !p.tracked && p.kind.listens())
+                .take(max_per_torrent)
+                .count();
+            for n in &self.dht[i..i + count] {
+                let lookup = n.get_peers(t.info_hash, &[router]);
+                if n.announce(t.info_hash, self.reactor.port, &lookup) > 0 {
+                    announced += 1;
+                }
+            }
+            i += count;
+        }
+        self.dht_router = Some(router);
+        Ok(announced)
     }
 
     /// The announce URLs of torrent `t` (HTTP first).
@@ -206,16 +276,17 @@ impl Swarm {
     /// and the time it completes (empty when it does not).
     pub fn truth_tsv(&self) -> String {
         let mut out = String::from(
-            "info_hash\tpeer\tkind\tarrive_ms\tleave_ms\tstart_pieces\ttotal\trate\tcompletes_at_ms\tobservable\n",
+            "info_hash\tpeer\tkind\ttracked\tarrive_ms\tleave_ms\tstart_pieces\ttotal\trate\tcompletes_at_ms\tobservable\n",
         );
         for t in &self.torrents {
             for p in &t.lives {
                 let _ = writeln!(
                     out,
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{}\t{}",
                     t.info_hash,
                     self.addr_of(p),
                     p.kind.name(),
+                    u8::from(p.tracked),
                     p.arrive_ms,
                     p.leave_ms,
                     p.start_pieces,
@@ -242,6 +313,9 @@ impl Drop for Swarm {
         if let Some(t) = self.counter.take() {
             let _ = t.join();
         }
+        for n in self.dht.drain(..) {
+            n.join();
+        }
     }
 }
 
@@ -266,7 +340,8 @@ pub fn counts_at(t: &SimTorrent, now: u64) -> (u32, u32, u32) {
 /// A mix of lives for one torrent of `total` pieces over `span_ms`: one peer in `n` of
 /// each role, cycling through every [`Kind`], on addresses from `first_ip` upwards.
 /// Roles: seeders; leechers finishing within the first half; slow ones that never
-/// finish; ones that leave half-way through their download.
+/// finish; ones that leave half-way through their download. One completing peer in 20
+/// (of the first 400) is untracked: only the swarm's DHT knows it.
 pub fn mixed_lives(first_ip: Ipv4Addr, n: u32, total: u32, span_ms: u64) -> Vec<PeerScript> {
     let base = u32::from(first_ip);
     (0..n)
@@ -299,6 +374,8 @@ pub fn mixed_lives(first_ip: Ipv4Addr, n: u32, total: u32, span_ms: u64) -> Vec<
                 leave_ms: leave,
                 start_pieces: start,
                 rate,
+                // A few completing peers of listening kinds are only on the DHT.
+                tracked: !(i % 20 == 1 && i < 400),
             }
         })
         .collect()
@@ -317,6 +394,7 @@ mod tests {
             leave_ms: leave,
             start_pieces: start,
             rate,
+            tracked: true,
         }
     }
 
