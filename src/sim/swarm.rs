@@ -225,12 +225,15 @@ impl Swarm {
         let router = first.local_addr()?;
         self.dht.push(first);
         let mut announced = 0;
+        let mut per_torrent = Vec::new();
         for t in &self.torrents {
-            let untracked = t
+            let untracked: Vec<&PeerScript> = t
                 .lives
                 .iter()
                 .filter(|p| !p.tracked && p.kind.listens())
-                .take(max_per_torrent);
+                .take(max_per_torrent)
+                .collect();
+            per_torrent.push(untracked.len());
             for p in untracked {
                 let n = node(SocketAddr::from((p.ip, 0)))?;
                 n.bootstrap(&[router]);
@@ -239,13 +242,7 @@ impl Swarm {
         }
         // Announce once every node has joined, so the closest nodes are known.
         let mut i = 1;
-        for t in &self.torrents {
-            let count = t
-                .lives
-                .iter()
-                .filter(|p| !p.tracked && p.kind.listens())
-                .take(max_per_torrent)
-                .count();
+        for (t, count) in self.torrents.iter().zip(per_torrent) {
             for n in &self.dht[i..i + count] {
                 let lookup = n.get_peers(t.info_hash, &[router]);
                 if n.announce(t.info_hash, self.reactor.port, &lookup) > 0 {

@@ -20,23 +20,7 @@ import time
 
 import libtorrent as lt
 
-
-def settings(ip_port):
-    ip = ip_port.rsplit(":", 1)[0]
-    return {
-        "listen_interfaces": ip_port,
-        "outgoing_interfaces": ip,
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "dht_bootstrap_nodes": "",
-        "allow_multiple_connections_per_ip": True,
-        "alert_mask": 0,
-        "ignore_limits_on_local_network": False,
-        "announce_to_all_tiers": True,
-        "announce_to_all_trackers": True,
-    }
+from lt_common import settings
 
 
 def main():

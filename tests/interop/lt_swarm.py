@@ -20,24 +20,9 @@ import time
 
 import libtorrent as lt
 
+from lt_common import settings
+
 PIECE = 16 * 1024
-
-
-def settings(ip_port):
-    ip = ip_port.rsplit(":", 1)[0]
-    return {
-        "listen_interfaces": ip_port,
-        "outgoing_interfaces": ip,
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "dht_bootstrap_nodes": "",
-        "allow_multiple_connections_per_ip": True,
-        "alert_mask": 0,
-        # Loopback peers are "local": make the leecher's limit apply to them too.
-        "ignore_limits_on_local_network": False,
-    }
 
 
 def main():
