@@ -10,11 +10,15 @@ BTDA    := target/release/btda
 # Debian packages the build and the tests need. gcc/libc6-dev build the bundled SQLite;
 # mktorrent and transmission-cli make and check torrents independently in the tests;
 # python3-libtorrent, transmission-daemon and aria2 run real seeders and leechers,
-# opentracker a real tracker, for the interop suite.
+# opentracker a real tracker, for the interop suite. R (with RSQLite, ggplot2, maps),
+# LaTeX (latexmk, lmodern) and poppler-utils (pdfinfo, pdftotext for the tests) are
+# for `make stats`.
 DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent opentracker \
-                transmission-daemon aria2
+                transmission-daemon aria2 \
+                r-base-core r-cran-rsqlite r-cran-ggplot2 r-cran-maps r-cran-mapproj \
+                texlive-latex-base texlive-latex-recommended latexmk lmodern poppler-utils
 
-.PHONY: run build import test interop fmt fmt-check lint deps fixtures bench geodata demo
+.PHONY: run build import test interop stats fmt fmt-check lint deps fixtures bench geodata demo
 
 ## run: release build, then measure the torrents of input/ until Ctrl+C
 run: build
@@ -27,6 +31,14 @@ build:
 DEMO_SECONDS ?= 120
 demo: build
 	$(BTDA) demo --seconds $(DEMO_SECONDS) --output $(OUTPUT)
+
+## stats: R figures and report.pdf for the newest run in output/ (or DB=path; SETS=csv
+## with columns torrent,set overrides the size classes); output/<run>/figures, report.pdf
+DB   ?= $(shell ls -t $(OUTPUT)/*.sqlite 2>/dev/null | head -n 1)
+SETS ?=
+stats: deps
+	@if [ -z "$(DB)" ]; then echo "stats: no run database in $(OUTPUT)/ (make run or make demo first, or DB=path)"; exit 1; fi
+	thesis/stats.sh "$(DB)" "$(SETS)"
 
 ## import: check the inputs without measuring
 import: build

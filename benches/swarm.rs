@@ -7,19 +7,29 @@
 
 use std::time::Instant;
 
-const SECONDS: u64 = 60;
-const PEERS: u32 = 5_000;
-const TORRENTS: u8 = 4;
-
 fn main() {
+    // `cargo test --all-targets` runs this without `--bench`: a small smoke run then.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (seconds, peers_each, torrents): (u64, u32, u8) =
+        if full { (60, 5_000, 4) } else { (12, 100, 2) };
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let out = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
-    let demo = btda::sim::demo::run_demo(SECONDS, PEERS, TORRENTS, out.path(), -1)
+    let demo = btda::sim::demo::run_demo(seconds, peers_each, torrents, out.path(), -1)
         .unwrap_or_else(|e| panic!("demo run failed: {e}"));
+    if !full {
+        for (hash, _, seen, got) in &demo.rows {
+            assert!(
+                *seen > 0 && *got > 0,
+                "smoke run confirmed nothing for {hash}"
+            );
+        }
+        println!("swarm bench smoke run: {:?}", demo.rows);
+        return;
+    }
     let wall = started.elapsed().as_secs_f64();
-    let peers = u64::from(PEERS) * u64::from(TORRENTS);
-    println!("## Simulated swarm: {peers} peers, {SECONDS} s (`benches/swarm.rs`)");
+    let peers = u64::from(peers_each) * u64::from(torrents);
+    println!("## Simulated swarm: {peers} peers, {seconds} s (`benches/swarm.rs`)");
     println!();
     println!("| figure | value |");
     println!("|---|---|");

@@ -1,0 +1,202 @@
+//! `make stats` on two runs: one measured on a simulated swarm (`btda demo`) and one
+//! with no peers at all. Every figure's PDF must exist with the expected number of
+//! pages and readable text (its title, or the "No data" notice), with a PNG beside it;
+//! report.pdf must build; and the per-torrent numbers R computed must equal
+//! `btda report --json` (and R's threshold curve at the run's threshold must give
+//! btda's confirmed count).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{signal, wait_with_limit};
+
+/// Each figure, its title text, and its page count given the number of torrents and
+/// of download sets.
+const FIGURES: [(&str, &str); 16] = [
+    ("download_confirmed_scrape", "tracker-reported"),
+    ("download_confirmed_unique", "unique peers"),
+    ("download_each", "Downloads"),
+    ("download_set", "Downloads"),
+    ("source_all_torrents", "Peer sources"),
+    ("source_per_torrent", "Peer sources"),
+    ("visits", "Visits per peer"),
+    ("speed_plot", "Download speed by country"),
+    ("speed_map", "Median download speed by country"),
+    ("location_map", "Peers by country"),
+    ("isp", "Top ISPs"),
+    ("clients", "Client mix"),
+    ("workload", "Workload"),
+    ("threshold", "Confirmed downloads by threshold"),
+    ("tracker_requests", "Tracker requests"),
+    ("timeouts", "Timing of successful visits"),
+];
+
+fn pages(name: &str, torrents: usize, sets: usize) -> usize {
+    match name {
+        "download_each" | "source_per_torrent" => torrents.max(1),
+        "download_set" => sets.max(1),
+        "download_confirmed_scrape" | "download_confirmed_unique" | "visits" | "isp"
+        | "tracker_requests" | "timeouts" => 2,
+        _ => 1,
+    }
+}
+
+fn text_of(pdf: &Path) -> String {
+    let out = Command::new("pdftotext")
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed by `make deps`");
+    assert!(out.status.success(), "pdftotext {}", pdf.display());
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn page_count(pdf: &Path) -> usize {
+    let out = Command::new("pdfinfo").arg(pdf).output().expect("pdfinfo");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no page count for {}", pdf.display()))
+}
+
+/// Runs `make stats DB=…` and checks everything it must write; returns the run folder.
+fn check_stats(db: &Path, torrents: usize, sets: usize) -> PathBuf {
+    let out = Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-s", "stats"])
+        .arg(format!("DB={}", db.display()))
+        .output()
+        .expect("make");
+    assert!(
+        out.status.success(),
+        "make stats failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = db.with_extension("");
+    for (name, title) in FIGURES {
+        let pdf = run.join("figures").join(format!("{name}.pdf"));
+        assert!(pdf.exists(), "{} missing", pdf.display());
+        assert!(
+            run.join("figures").join(format!("{name}.png")).exists(),
+            "{name}.png missing"
+        );
+        assert_eq!(
+            page_count(&pdf),
+            pages(name, torrents, sets),
+            "{name}: pages"
+        );
+        let text = text_of(&pdf);
+        assert!(
+            text.contains(title),
+            "{name}: no \"{title}\" in its text:\n{text}"
+        );
+    }
+    let report = run.join("report.pdf");
+    assert!(report.exists(), "report.pdf missing");
+    let figure_pages: usize = FIGURES
+        .iter()
+        .map(|(n, _)| pages(n, torrents, sets))
+        .sum();
+    assert!(
+        page_count(&report) > figure_pages / 2,
+        "report.pdf is too short"
+    );
+    let text = text_of(&report);
+    for heading in ["Per torrent", "Visit outcomes", "Peer sources", "Figures"] {
+        assert!(text.contains(heading), "report.pdf lacks {heading}");
+    }
+    run
+}
+
+/// numbers.csv (R) against `btda report --json`, torrent by torrent.
+fn check_numbers(db: &Path, run: &Path) -> usize {
+    let json = common::btda()
+        .args(["report", "--json"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(json.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let csv = std::fs::read_to_string(run.join("numbers.csv")).unwrap();
+    let csv = csv.replace('"', "").replace(',', "\t");
+    let rows = common::read_tsv(&csv);
+    let torrents = report["torrents"].as_array().unwrap();
+    assert_eq!(rows.len(), torrents.len());
+    for t in torrents {
+        let hash = t["info_hash"].as_str().unwrap();
+        let row = rows
+            .iter()
+            .find(|r| r["info_hash"] == hash)
+            .unwrap_or_else(|| panic!("{hash} missing from numbers.csv"));
+        let num = |v: &serde_json::Value| v.as_i64().map_or(String::new(), |n| n.to_string());
+        for (r, j) in [
+            ("peers", "peers"),
+            ("visits", "visits"),
+            ("visits_ok", "visits_ok"),
+            ("confirmed", "confirmed"),
+            ("confirmed_strict", "confirmed_strict"),
+            ("tracker_reported", "completed_increase"),
+            ("threshold_confirmed", "confirmed"),
+        ] {
+            assert_eq!(row[r], num(&t[j]), "{hash}: R's {r} vs btda's {j}");
+        }
+    }
+    torrents.len()
+}
+
+#[test]
+fn stats_on_a_simulated_run_and_on_an_empty_one() {
+    // A run measured on a simulated swarm.
+    let sim = tempfile::tempdir().unwrap();
+    let demo = common::btda()
+        .args([
+            "demo",
+            "--seconds",
+            "20",
+            "--peers",
+            "40",
+            "--torrents",
+            "2",
+            "--output",
+        ])
+        .arg(sim.path())
+        .output()
+        .unwrap();
+    assert!(demo.status.success());
+    let db = common::database_in(sim.path()).unwrap();
+    let run = check_stats(&db, 2, 1);
+    assert_eq!(check_numbers(&db, &run), 2);
+    let threshold = text_of(&run.join("figures/threshold.pdf"));
+    assert!(
+        !threshold.contains("No data"),
+        "the simulated run has confirmed downloads"
+    );
+
+    // A run with no peers: one torrent whose tracker is not there, no DHT.
+    let (_root, input, output) = common::run_dirs_with_fixture();
+    std::fs::write(
+        input.join("btda.toml"),
+        "[dht]\nenabled = false\n[peer]\nlisten_address = \"127.93.0.1\"\nlisten_port = 0\n\
+         [tracker]\nstopped_timeout_ms = 300\n[monitor]\nstatistics_interval_secs = 1\n",
+    )
+    .unwrap();
+    let (mut child, _, _lines) = common::start_run(&input, &output);
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&child, "INT");
+    assert_eq!(
+        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    let db = common::database_in(&output).unwrap();
+    let run = check_stats(&db, 1, 1);
+    assert_eq!(check_numbers(&db, &run), 1);
+    for empty in ["visits", "threshold", "clients", "download_each"] {
+        let text = text_of(&run.join(format!("figures/{empty}.pdf")));
+        assert!(text.contains("No data"), "{empty} says it has no data");
+    }
+}

@@ -1,0 +1,332 @@
+# The figures of `make stats`, one function each, named as in the thesis. Each takes
+# the context built by stats.R and returns list(pages = list of ggplots, captions = ...).
+# A figure without data returns a page that says so.
+
+library(ggplot2)
+
+per_torrent_numbers <- function(ctx) {
+  t <- ctx$torrents
+  t$size_gb <- t$total_size / 1e9
+  t
+}
+
+download_confirmed_scrape <- function(ctx) {
+  t <- per_torrent_numbers(ctx)
+  t1 <- t[!is.na(t$tracker_reported) & t$tracker_reported > 0 & t$confirmed > 0 & t$size_gb > 0, ]
+  p1 <- if (nrow(t1) == 0) no_data("Confirmed / tracker-reported downloads by size",
+                                   "no torrent with both confirmed and tracker-reported downloads")
+  else ggplot(t1, aes(size_gb, confirmed / tracker_reported)) + geom_point(size = 2) +
+    scale_x_log10() + scale_y_log10() +
+    labs(title = "Confirmed / tracker-reported downloads by size",
+         x = "torrent size (GB, log)", y = "confirmed / tracker-reported (log)") + theme_btda()
+  t2 <- t[!is.na(t$tracker_reported) & t$tracker_reported > 0 & t$confirmed > 0, ]
+  p2 <- if (nrow(t2) == 0) no_data("Confirmed against tracker-reported downloads",
+                                   "no torrent with both figures above zero")
+  else ggplot(t2, aes(tracker_reported, confirmed)) + geom_abline(linetype = "dashed") +
+    geom_point(size = 2) + scale_x_log10() + scale_y_log10() +
+    labs(title = "Confirmed against tracker-reported downloads",
+         x = "tracker-reported (log)", y = "confirmed (log); dashed: identity") + theme_btda()
+  list(pages = list(p1, p2), captions = c(
+    "Confirmed downloads as a share of the tracker-reported ones (increase of the scrape's downloaded count during the run), per torrent, against torrent size.",
+    "Confirmed against tracker-reported downloads per torrent; the dashed line is equality."))
+}
+
+download_confirmed_unique <- function(ctx) {
+  t <- per_torrent_numbers(ctx)
+  t1 <- t[t$peers > 0 & t$confirmed > 0 & t$size_gb > 0, ]
+  p1 <- if (nrow(t1) == 0) no_data("Confirmed downloads / unique peers by size", "no confirmed downloads")
+  else ggplot(t1, aes(size_gb, confirmed / peers)) + geom_point(size = 2) +
+    scale_x_log10() + scale_y_log10() +
+    labs(title = "Confirmed downloads / unique peers by size",
+         x = "torrent size (GB, log)", y = "confirmed / unique peers (log)") + theme_btda()
+  t2 <- t[t$peers > 0 & t$confirmed > 0, ]
+  p2 <- if (nrow(t2) == 0) no_data("Confirmed downloads against unique peers", "no confirmed downloads")
+  else ggplot(t2, aes(peers, confirmed)) + geom_abline(linetype = "dashed") + geom_point(size = 2) +
+    scale_x_log10() + scale_y_log10() +
+    labs(title = "Confirmed downloads against unique peers",
+         x = "unique peers with a successful visit (log)", y = "confirmed (log); dashed: identity") +
+    theme_btda()
+  list(pages = list(p1, p2), captions = c(
+    "Confirmed downloads as a share of the unique peers btda reached, per torrent, against torrent size.",
+    "Confirmed downloads against unique peers per torrent; the dashed line is equality."))
+}
+
+# Cumulative confirmed and tracker-reported downloads per bin for the torrents `ids`.
+download_series <- function(ctx, ids) {
+  last <- bin_of(ctx, ctx$end)
+  ids_sql <- paste(ids, collapse = ",")
+  c <- q(ctx, paste0("SELECT crossed_at FROM confirmed_download WHERE torrent_id IN (", ids_sql, ")"))
+  conf <- cumulative(bin_of(ctx, c$crossed_at), rep(1, nrow(c)), last)
+  # Tracker-reported: per torrent, the tracker whose scrapes rose most, relative to its
+  # first figure of the run.
+  rep_total <- data.frame(bin = 0:max(0, last), n = 0)
+  for (id in ids) {
+    r <- q(ctx, "SELECT url, at, completed FROM request WHERE torrent_id = ? AND source = 'tracker'
+                 AND ok = 1 AND completed IS NOT NULL ORDER BY at", list(id))
+    if (nrow(r) == 0) next
+    rise <- tapply(r$completed, r$url, function(x) max(x) - min(x))
+    best <- r[r$url == names(rise)[which.max(rise)], ]
+    inc <- diff(c(best$completed[1], best$completed))
+    rep_total$n <- rep_total$n + cumulative(bin_of(ctx, best$at), inc, last)$n
+  }
+  rbind(data.frame(bin = conf$bin, n = conf$n, what = "confirmed (btda)"),
+        data.frame(bin = rep_total$bin, n = rep_total$n, what = "tracker-reported"))
+}
+
+download_plot <- function(ctx, ids, title) {
+  s <- download_series(ctx, ids)
+  if (all(s$n == 0)) return(no_data(title, "no confirmed or tracker-reported downloads"))
+  ggplot(s, aes(bin, n, colour = what)) + geom_step() +
+    labs(title = title, x = ctx$bin$label, y = "downloads (cumulative)", colour = NULL) + theme_btda()
+}
+
+download_each <- function(ctx) {
+  t <- ctx$torrents
+  if (nrow(t) == 0) return(list(pages = list(no_data("Downloads per torrent", "no torrents")),
+                                captions = "Downloads per torrent."))
+  pages <- lapply(seq_len(nrow(t)), function(i) download_plot(ctx, t$id[i], paste("Downloads:", t$name[i])))
+  list(pages = pages, captions = paste0("Cumulative confirmed and tracker-reported downloads of ",
+                                        tex_escape(t$name), " (", substr(t$info_hash, 1, 8), ")."))
+}
+
+download_set <- function(ctx) {
+  t <- ctx$torrents
+  sets <- sort(unique(t$set))
+  if (length(sets) == 0) return(list(pages = list(no_data("Downloads per set", "no torrents")),
+                                     captions = "Downloads per set of torrents."))
+  pages <- lapply(sets, function(s) download_plot(ctx, t$id[t$set == s], paste("Downloads: set", s)))
+  list(pages = pages, captions = paste0("Cumulative confirmed and tracker-reported downloads summed over set ",
+                                        tex_escape(sets), " (", sapply(sets, function(s) sum(t$set == s)),
+                                        " torrents)."))
+}
+
+source_data <- function(ctx, ids = NULL) {
+  where <- if (is.null(ids)) "" else paste0(" AND torrent_id IN (", paste(ids, collapse = ","), ")")
+  r <- q(ctx, paste0("SELECT at, source, coalesce(new_peers, 0) AS new, coalesce(duplicate_peers, 0) AS dup
+                      FROM request WHERE (new_peers IS NOT NULL OR duplicate_peers IS NOT NULL)", where))
+  p <- q(ctx, paste0("SELECT first_seen AS at, 'pex' AS source, 1 AS new, 0 AS dup FROM peer
+                      WHERE source = 'pex'", sub("torrent_id", "peer.torrent_id", where)))
+  r <- rbind(r, p)
+  if (nrow(r) == 0) return(r)
+  r$bin <- bin_of(ctx, r$at)
+  a <- stats::aggregate(cbind(new, dup) ~ bin + source, data = r, FUN = sum)
+  rbind(data.frame(bin = a$bin, source = a$source, kind = "new", n = a$new),
+        data.frame(bin = a$bin, source = a$source, kind = "duplicate", n = a$dup))
+}
+
+source_plot <- function(ctx, ids, title) {
+  d <- source_data(ctx, ids)
+  if (nrow(d) == 0 || sum(d$n) == 0) return(no_data(title, "no peers received"))
+  ggplot(d, aes(bin, n, fill = kind)) + geom_col() + facet_wrap(~source, scales = "free_y") +
+    labs(title = title, x = ctx$bin$label, y = "peer addresses received", fill = NULL) + theme_btda()
+}
+
+source_all_torrents <- function(ctx) {
+  list(pages = list(source_plot(ctx, NULL, "Peer sources, all torrents")),
+       captions = "New and duplicate peer addresses per time bin by source (tracker, DHT, incoming, PEX), all torrents.")
+}
+
+source_per_torrent <- function(ctx) {
+  t <- ctx$torrents
+  if (nrow(t) == 0) return(list(pages = list(no_data("Peer sources per torrent", "no torrents")),
+                                captions = "Peer sources per torrent."))
+  pages <- lapply(seq_len(nrow(t)), function(i) source_plot(ctx, t$id[i], paste("Peer sources:", t$name[i])))
+  list(pages = pages, captions = paste0("New and duplicate peer addresses per time bin by source for ",
+                                        tex_escape(t$name), "."))
+}
+
+visits <- function(ctx) {
+  p <- q(ctx, "SELECT source, visits FROM peer")
+  if (nrow(p) == 0) {
+    n <- no_data("Visits per peer", "no peer with a successful visit")
+    return(list(pages = list(n, n), captions = c("Visits per peer by source.", "ECDF of visits per peer.")))
+  }
+  p$capped <- factor(ifelse(p$visits >= 20, "20+", as.character(p$visits)),
+                     levels = c(as.character(1:19), "20+"))
+  bars <- ggplot(p, aes(capped, fill = source)) + geom_bar(position = "dodge") +
+    labs(title = "Visits per peer", x = "successful visits", y = "peers", fill = "source") + theme_btda()
+  ecdf <- ggplot(p, aes(visits, colour = source)) + stat_ecdf() + scale_x_log10() +
+    labs(title = "Visits per peer (ECDF)", x = "successful visits (log)", y = "share of peers",
+         colour = "source") + theme_btda()
+  list(pages = list(bars, ecdf), captions = c(
+    "Successful visits per peer by the source that first named it, up to 20.",
+    "Empirical distribution of successful visits per peer by source."))
+}
+
+speed_data <- function(ctx) {
+  d <- q(ctx, "SELECT p.country, p.max_speed * t.piece_size / 1000.0 AS kbs FROM peer p
+               JOIN torrent t ON t.id = p.torrent_id
+               WHERE p.max_speed IS NOT NULL AND p.max_speed > 0 AND p.country IS NOT NULL")
+  d
+}
+
+speed_plot <- function(ctx) {
+  d <- speed_data(ctx)
+  if (nrow(d) == 0) return(list(pages = list(no_data("Download speed by country",
+                                                     "no peer with a country and a measured speed")),
+                                captions = "Maximum download speed per peer by country."))
+  top <- names(sort(table(d$country), decreasing = TRUE))[seq_len(min(10, length(unique(d$country))))]
+  d <- d[d$country %in% top, ]
+  d$country <- factor(d$country, levels = top)
+  p <- ggplot(d, aes(country, kbs)) + geom_boxplot(outlier.size = 0.5) + scale_y_log10() +
+    labs(title = "Download speed by country", x = "country (most peers first)",
+         y = "max download speed (kB/s, log)") + theme_btda()
+  list(pages = list(p), captions = "Maximum download speed per peer (between consecutive visits), for the ten countries with most peers.")
+}
+
+world_map <- function(values, title, fill_label, why) {
+  world <- ggplot2::map_data("world")
+  regions <- unique(world$region)
+  iso <- suppressWarnings(maps::iso.alpha(regions, n = 2))
+  world$iso2 <- iso[match(world$region, regions)]
+  world$value <- if (nrow(values) == 0) NA else values$value[match(world$iso2, values$country)]
+  p <- ggplot(world, aes(long, lat, group = group, fill = value)) +
+    geom_polygon(colour = "grey60", linewidth = 0.1) + coord_quickmap() +
+    scale_fill_continuous(trans = "log10", na.value = "grey95") +
+    labs(title = title, x = NULL, y = NULL, fill = fill_label) + theme_btda()
+  if (nrow(values) == 0) p <- p + labs(subtitle = paste("No data:", why))
+  p
+}
+
+speed_map <- function(ctx) {
+  d <- speed_data(ctx)
+  v <- if (nrow(d) == 0) data.frame(country = character(), value = numeric())
+  else stats::setNames(stats::aggregate(d$kbs, list(d$country), stats::median), c("country", "value"))
+  list(pages = list(world_map(v, "Median download speed by country", "kB/s",
+                              "no peer with a country and a measured speed")),
+       captions = "Median of the peers' maximum download speeds per country.")
+}
+
+location_map <- function(ctx) {
+  d <- q(ctx, "SELECT country, count(*) AS value FROM peer WHERE country IS NOT NULL GROUP BY country")
+  list(pages = list(world_map(d, "Peers by country", "peers", "no peer with a country")),
+       captions = "Peers (with a successful visit) per country.")
+}
+
+top_bar <- function(d, title, x, why) {
+  if (nrow(d) == 0) return(no_data(title, why))
+  d <- d[order(-d$n), ][seq_len(min(15, nrow(d))), ]
+  d$label <- factor(d$label, levels = rev(d$label))
+  ggplot(d, aes(label, n)) + geom_col() + coord_flip() +
+    labs(title = title, x = x, y = "peers") + theme_btda()
+}
+
+isp <- function(ctx) {
+  a <- q(ctx, "SELECT as_org AS label, count(*) AS n FROM peer WHERE as_org IS NOT NULL GROUP BY as_org")
+  r <- q(ctx, "SELECT rdns_domain AS label, count(*) AS n FROM peer WHERE rdns_domain IS NOT NULL GROUP BY rdns_domain")
+  list(pages = list(top_bar(a, "Top ISPs by AS organisation", "AS organisation", "no peer with an AS"),
+                    top_bar(r, "Top ISPs by reverse-DNS domain", "domain", "no reverse DNS (geo.reverse_dns off)")),
+       captions = c("The 15 AS organisations with most peers.", "The 15 reverse-DNS domains with most peers."))
+}
+
+clients <- function(ctx) {
+  d <- q(ctx, "SELECT coalesce(client, 'unknown') AS label, count(*) AS n FROM peer GROUP BY 1")
+  list(pages = list(top_bar(d, "Client mix", "client (from the peer id)", "no peer with a successful visit")),
+       captions = "Clients of the peers, decoded from their peer ids (15 most common).")
+}
+
+workload <- function(ctx) {
+  s <- q(ctx, "SELECT * FROM statistic ORDER BY at")
+  if (nrow(s) == 0) return(list(pages = list(no_data("Workload", "no statistic samples")),
+                                captions = "Monitoring samples over time."))
+  cols <- setdiff(names(s), c("id", "at"))
+  long <- do.call(rbind, lapply(cols, function(c)
+    data.frame(t = (s$at - ctx$start) / ctx$bin$size, variable = c, value = as.numeric(s[[c]]))))
+  long <- long[!is.na(long$value), ]
+  p <- ggplot(long, aes(t, value)) + geom_line() + facet_wrap(~variable, scales = "free_y", ncol = 4) +
+    labs(title = "Workload", x = ctx$bin$label, y = NULL) + theme_btda() +
+    theme(strip.text = element_text(size = 7), axis.text = element_text(size = 6))
+  list(pages = list(p), captions = "Every column of the statistic table over time: queue lengths, busy workers, workload, incoming handlers, writer backlog, memory, load, open files, incoming tallies and confirmed downloads.")
+}
+
+# Per peer: the pieces of its first successful visit and the most of any later one; a
+# peer counts at threshold T when first < T <= most later (the confirmed_download rule).
+threshold_peers <- function(ctx) {
+  v <- q(ctx, "SELECT v.peer_id, v.torrent_id, coalesce(v.pieces, 0) AS pieces FROM visit v
+               WHERE v.outcome = 'ok' AND v.peer_id IS NOT NULL ORDER BY v.id")
+  if (nrow(v) == 0) return(data.frame(torrent_id = integer(), first = numeric(), later = numeric()))
+  first <- !duplicated(v$peer_id)
+  f <- v[first, c("peer_id", "torrent_id", "pieces")]
+  rest <- v[!first, ]
+  later <- if (nrow(rest) == 0) numeric() else tapply(rest$pieces, rest$peer_id, max)
+  f$later <- as.numeric(later[as.character(f$peer_id)])
+  f$later[is.na(f$later)] <- -1
+  data.frame(torrent_id = f$torrent_id, first = f$pieces, later = f$later)
+}
+
+threshold_count <- function(peers, torrents, x) {
+  n <- torrents$pieces_count[match(peers$torrent_id, torrents$id)]
+  t <- ceiling(x * n - 1e-9)
+  sum(!is.na(t) & peers$first < t & peers$later >= t)
+}
+
+threshold <- function(ctx) {
+  p <- threshold_peers(ctx)
+  xs <- seq(0.02, 0.98, by = 0.02)
+  d <- data.frame(x = xs, n = sapply(xs, function(x) threshold_count(p, ctx$torrents, x)))
+  if (sum(d$n) == 0) return(list(pages = list(no_data("Confirmed downloads by threshold",
+                                                      "no peer seen below and later above any threshold")),
+                                 captions = "Confirmed downloads as the completion threshold varies."))
+  conf <- if (nrow(ctx$torrents) > 0) ctx$torrents$threshold[1] else 0.98
+  g <- ggplot(d, aes(x, n)) + geom_line() + geom_point(size = 1) +
+    geom_vline(xintercept = conf, linetype = "dashed") +
+    labs(title = "Confirmed downloads by threshold", x = "completion threshold (share of pieces)",
+         y = "confirmed downloads, all torrents") + theme_btda()
+  list(pages = list(g), captions = sprintf("Confirmed downloads computed from the visit rows as the threshold varies from 0.02 to 0.98; dashed: the run's threshold (%.2f).", conf))
+}
+
+tracker_requests <- function(ctx) {
+  r <- q(ctx, "SELECT r.url, t.name, r.kind, r.ok, coalesce(r.error, 'ok') AS error FROM request r
+               JOIN torrent t ON t.id = r.torrent_id WHERE r.source = 'tracker'")
+  if (nrow(r) == 0) {
+    n <- no_data("Tracker requests", "no tracker requests")
+    return(list(pages = list(n, n), captions = c("Tracker requests.", "Tracker errors.")))
+  }
+  r$result <- ifelse(r$ok == 1, "success", "failure")
+  r$where <- paste(substr(r$name, 1, 20), short_url(r$url), sep = " @ ")
+  a <- ggplot(r, aes(where, fill = result)) + geom_bar() + facet_wrap(~kind, scales = "free_x") + coord_flip() +
+    labs(title = "Tracker requests", x = NULL, y = "requests", fill = NULL) + theme_btda() +
+    theme(axis.text.y = element_text(size = 6))
+  f <- r[r$ok == 0, ]
+  b <- if (nrow(f) == 0) no_data("Tracker errors", "every tracker request succeeded")
+  else ggplot(f, aes(error, fill = kind)) + geom_bar() + coord_flip() +
+    labs(title = "Tracker errors", x = "error class", y = "requests", fill = NULL) + theme_btda()
+  list(pages = list(a, b), captions = c("Announce, scrape and stopped requests per torrent and tracker, successes and failures.",
+                                        "Failed tracker requests by error class."))
+}
+
+timeouts <- function(ctx) {
+  v <- q(ctx, "SELECT connect_ms, handshake_ms, max_gap_ms FROM visit WHERE outcome = 'ok'")
+  cfg <- data.frame(metric = c("connect_ms", "handshake_ms", "max_gap_ms"),
+                    limit = c(config_number(ctx$config, "peer", "connect_timeout_ms", 5000),
+                              config_number(ctx$config, "peer", "handshake_timeout_ms", 6000),
+                              config_number(ctx$config, "peer", "silence_timeout_ms", 6000)))
+  long <- do.call(rbind, lapply(cfg$metric, function(m)
+    data.frame(metric = rep(m, nrow(v)), ms = as.numeric(v[[m]]))))
+  long <- long[!is.na(long$ms), ]
+  if (is.null(long) || nrow(long) == 0) {
+    n <- no_data("Timing of successful visits", "no successful visit")
+    return(list(pages = list(n, n), captions = c("Timing of successful visits.", "Share kept by each timeout.")))
+  }
+  e <- ggplot(long, aes(pmax(ms, 1))) + stat_ecdf() + scale_x_log10() +
+    geom_vline(data = cfg, aes(xintercept = limit), linetype = "dashed", colour = "red") +
+    facet_wrap(~metric, scales = "free_x") +
+    labs(title = "Timing of successful visits", x = "ms (log); dashed: configured timeout",
+         y = "share of successful visits") + theme_btda()
+  grid <- c(100, 200, 500, 1000, 2000, 3000, 5000, 8000, 10000, 15000, 20000)
+  kept <- do.call(rbind, lapply(cfg$metric, function(m) {
+    x <- long$ms[long$metric == m]
+    data.frame(metric = m, timeout = grid, kept = sapply(grid, function(g) mean(x <= g)))
+  }))
+  k <- ggplot(kept, aes(timeout, kept, colour = metric)) + geom_line() + geom_point(size = 1) +
+    scale_x_log10() + geom_vline(data = cfg, aes(xintercept = limit, colour = metric), linetype = "dashed") +
+    labs(title = "Share of successful contacts each timeout keeps", x = "timeout (ms, log)",
+         y = "share kept", colour = NULL) + theme_btda()
+  list(pages = list(e, k), captions = c(
+    "Empirical distributions of connect time, handshake time and the longest gap between messages in successful visits; dashed: the run's timeouts.",
+    "The share of successful contacts that would have been kept with each timeout (the calibration the 2015 thesis did by hand)."))
+}
+
+FIGURES <- c("download_confirmed_scrape", "download_confirmed_unique", "download_each", "download_set",
+             "source_all_torrents", "source_per_torrent", "visits", "speed_plot", "speed_map",
+             "location_map", "isp", "clients", "workload", "threshold", "tracker_requests", "timeouts")

@@ -1,0 +1,78 @@
+# The tables of report.tex (LaTeX fragments) and numbers.csv, the per-torrent figures
+# that `btda report --json` must agree with.
+
+fmt_int <- function(x) ifelse(is.na(x), "--", format(x, big.mark = ",", scientific = FALSE, trim = TRUE))
+fmt_pct <- function(x) ifelse(is.na(x) | !is.finite(x), "--", sprintf("%.1f\\,\\%%", 100 * x))
+
+tex_table <- function(header, rows, align) {
+  c(sprintf("\\begin{tabular}{%s}", align), "\\toprule", paste(header, collapse = " & "), "\\\\ \\midrule",
+    if (length(rows) == 0) "\\multicolumn{2}{l}{(none)} \\\\" else paste(rows, "\\\\"),
+    "\\bottomrule", "\\end{tabular}")
+}
+
+torrent_table <- function(ctx) {
+  t <- ctx$torrents
+  rows <- if (nrow(t) == 0) character() else sprintf(
+    "%s & %s & %s & %s & %s & %s & %s & %s",
+    tex_escape(substr(t$name, 1, 28)), ifelse(is.na(t$total_size), "--", sprintf("%.2f", t$total_size / 1e9)),
+    fmt_int(t$peers), fmt_int(t$confirmed), fmt_int(t$confirmed_strict), fmt_int(t$tracker_reported),
+    fmt_pct(t$confirmed / t$tracker_reported), fmt_pct(t$confirmed / t$peers))
+  tex_table(c("torrent", "GB", "unique peers", "confirmed", "strict", "tracker-rep.",
+              "conf./rep.", "conf./peers"), rows, "lrrrrrrr")
+}
+
+outcome_table <- function(ctx) {
+  v <- q(ctx, "SELECT CASE WHEN direction = 'in' THEN 'incoming'
+                           WHEN attempt = 1 THEN 'first' ELSE 'later' END AS contact,
+                      outcome, count(*) AS n FROM visit GROUP BY 1, 2")
+  if (nrow(v) == 0) return(tex_table(c("outcome", "first", "later", "incoming"), character(), "lrrr"))
+  outcomes <- names(sort(tapply(v$n, v$outcome, sum), decreasing = TRUE))
+  share <- function(contact, o) {
+    all <- sum(v$n[v$contact == contact])
+    n <- sum(v$n[v$contact == contact & v$outcome == o])
+    if (all == 0) "--" else sprintf("%s (%s)", fmt_int(n), fmt_pct(n / all))
+  }
+  rows <- sapply(outcomes, function(o) paste(tex_escape(o), share("first", o), share("later", o),
+                                             share("incoming", o), sep = " & "))
+  totals <- sapply(c("first", "later", "incoming"), function(c) fmt_int(sum(v$n[v$contact == c])))
+  tex_table(c("outcome", "first contact", "later contacts", "incoming"),
+            c(rows, paste("\\midrule all", paste(totals, collapse = " & "), sep = " & ")), "lrrr")
+}
+
+source_table <- function(ctx) {
+  s <- q(ctx, "SELECT p.source, count(*) AS peers,
+                      sum(p.crossed_at IS NOT NULL AND p.first_pieces < t.complete_threshold) AS confirmed
+               FROM peer p JOIN torrent t ON t.id = p.torrent_id GROUP BY p.source ORDER BY 2 DESC")
+  rows <- if (nrow(s) == 0) character() else sprintf("%s & %s & %s & %s", tex_escape(s$source), fmt_int(s$peers),
+                                                      fmt_int(s$confirmed), fmt_pct(s$confirmed / sum(s$confirmed)))
+  tex_table(c("source", "peers", "confirmed", "share of confirmed"), rows, "lrrr")
+}
+
+run_lines <- function(ctx) {
+  r <- ctx$run
+  if (nrow(r) == 0) return("No run row in this database.")
+  when <- function(t) if (is.na(t)) "--" else format(as.POSIXct(t, origin = "1970-01-01", tz = "UTC"), "%Y-%m-%d %H:%M UTC")
+  sprintf("Run on %s, btda %s, from %s to %s (%s); %d torrents.", tex_escape(r$hostname[1]),
+          tex_escape(r$version[1]), when(r$started_at[1]), when(r$ended_at[1]),
+          tex_escape(ifelse(is.na(r$end_reason[1]), "not ended", r$end_reason[1])), nrow(ctx$torrents))
+}
+
+write_tables <- function(ctx) {
+  writeLines(c("\\newcommand{\\btdarun}{", run_lines(ctx), "}",
+               "\\newcommand{\\btdatorrents}{", torrent_table(ctx), "}",
+               "\\newcommand{\\btdaoutcomes}{", outcome_table(ctx), "}",
+               "\\newcommand{\\btdasources}{", source_table(ctx), "}"),
+             file.path(ctx$out, "tables.tex"))
+  t <- ctx$torrents
+  p <- threshold_peers(ctx)
+  at_run <- sapply(seq_len(nrow(t)), function(i) {
+    mine <- p[p$torrent_id == t$id[i], ]
+    sum(mine$first < t$complete_threshold[i] & mine$later >= t$complete_threshold[i])
+  })
+  utils::write.csv(data.frame(info_hash = t$info_hash, peers = t$peers, visits = t$visits,
+                              visits_ok = t$visits_ok, confirmed = t$confirmed,
+                              confirmed_strict = t$confirmed_strict,
+                              tracker_reported = t$tracker_reported,
+                              threshold_confirmed = as.integer(at_run)),
+                   file.path(ctx$out, "numbers.csv"), row.names = FALSE, na = "")
+}
