@@ -38,8 +38,12 @@ fn pages(name: &str, torrents: usize, sets: usize) -> usize {
     match name {
         "download_each" | "source_per_torrent" => torrents.max(1),
         "download_set" => sets.max(1),
-        "download_confirmed_scrape" | "download_confirmed_unique" | "visits" | "isp"
-        | "tracker_requests" | "timeouts" => 2,
+        "download_confirmed_scrape"
+        | "download_confirmed_unique"
+        | "visits"
+        | "isp"
+        | "tracker_requests"
+        | "timeouts" => 2,
         _ => 1,
     }
 }
@@ -61,6 +65,23 @@ fn page_count(pdf: &Path) -> usize {
         .find_map(|l| l.strip_prefix("Pages:"))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no page count for {}", pdf.display()))
+}
+
+/// Every font of `pdf` is embedded (`pdffonts`' `emb` column).
+fn assert_fonts_embedded(pdf: &Path) {
+    let out = Command::new("pdffonts")
+        .arg(pdf)
+        .output()
+        .expect("pdffonts");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let fonts: Vec<&str> = text.lines().skip(2).collect();
+    assert!(!fonts.is_empty(), "{}: no fonts", pdf.display());
+    for line in fonts {
+        // name, type (one or two words), encoding, emb, sub, uni, object, ID
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let emb = cols[cols.len() - 5];
+        assert_eq!(emb, "yes", "{}: font not embedded: {line}", pdf.display());
+    }
 }
 
 /// Runs `make stats DB=…` and checks everything it must write; returns the run folder.
@@ -98,10 +119,10 @@ fn check_stats(db: &Path, torrents: usize, sets: usize) -> PathBuf {
     }
     let report = run.join("report.pdf");
     assert!(report.exists(), "report.pdf missing");
-    let figure_pages: usize = FIGURES
-        .iter()
-        .map(|(n, _)| pages(n, torrents, sets))
-        .sum();
+    for pdf in [run.join("figures/timeouts.pdf"), report.clone()] {
+        assert_fonts_embedded(&pdf);
+    }
+    let figure_pages: usize = FIGURES.iter().map(|(n, _)| pages(n, torrents, sets)).sum();
     assert!(
         page_count(&report) > figure_pages / 2,
         "report.pdf is too short"

@@ -100,13 +100,25 @@ download_set <- function(ctx) {
                                         " torrents)."))
 }
 
+# Peer addresses per source and time bin: tracker and DHT from their `request` rows
+# (new and duplicate peers received); incoming from the incoming visits (a peer's first
+# connection in is new when the peer was first heard of that way, every other one a
+# duplicate); PEX from the peers first named by PEX (new only).
 source_data <- function(ctx, ids = NULL) {
-  where <- if (is.null(ids)) "" else paste0(" AND torrent_id IN (", paste(ids, collapse = ","), ")")
+  where <- function(col) if (is.null(ids)) "" else paste0(" AND ", col, " IN (", paste(ids, collapse = ","), ")")
   r <- q(ctx, paste0("SELECT at, source, coalesce(new_peers, 0) AS new, coalesce(duplicate_peers, 0) AS dup
-                      FROM request WHERE (new_peers IS NOT NULL OR duplicate_peers IS NOT NULL)", where))
+                      FROM request WHERE (new_peers IS NOT NULL OR duplicate_peers IS NOT NULL)",
+                     where("torrent_id")))
+  i <- q(ctx, paste0("SELECT v.started_at AS at, 'incoming' AS source,
+                             (v.id = f.first_id AND p.source = 'incoming') AS new,
+                             NOT (v.id = f.first_id AND p.source = 'incoming') AS dup
+                      FROM visit v JOIN peer p ON p.id = v.peer_id
+                      JOIN (SELECT peer_id, min(id) AS first_id FROM visit
+                            WHERE peer_id IS NOT NULL GROUP BY peer_id) f ON f.peer_id = v.peer_id
+                      WHERE v.direction = 'in'", where("v.torrent_id")))
   p <- q(ctx, paste0("SELECT first_seen AS at, 'pex' AS source, 1 AS new, 0 AS dup FROM peer
-                      WHERE source = 'pex'", sub("torrent_id", "peer.torrent_id", where)))
-  r <- rbind(r, p)
+                      WHERE source = 'pex'", where("torrent_id")))
+  r <- rbind(r, i, p)
   if (nrow(r) == 0) return(r)
   r$bin <- bin_of(ctx, r$at)
   a <- stats::aggregate(cbind(new, dup) ~ bin + source, data = r, FUN = sum)
