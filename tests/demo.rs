@@ -7,20 +7,7 @@ mod common;
 #[test]
 fn the_demo_confirms_what_the_simulator_says() {
     let out = tempfile::tempdir().unwrap();
-    let result = common::btda()
-        .args([
-            "demo",
-            "--seconds",
-            "20",
-            "--peers",
-            "40",
-            "--torrents",
-            "2",
-            "--output",
-        ])
-        .arg(out.path())
-        .output()
-        .unwrap();
+    let result = common::demo(out.path(), 20, 40, 2);
     assert!(
         result.status.success(),
         "{}",

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{signal, wait_with_limit};
+use common::wait_with_limit;
 
 const SEEDER: &str = "127.31.0.1:51501";
 const LEECHER: &str = "127.31.0.2:51502";
@@ -86,11 +86,7 @@ fn btda_follows_a_libtorrent_leecher_to_completion() {
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    signal(&btda, "INT");
-    assert_eq!(
-        wait_with_limit(&mut btda, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    common::interrupt_and_wait(&mut btda);
     drop(swarm.stdin.take()); // closing stdin stops the swarm
     let _ = wait_with_limit(&mut swarm, Duration::from_secs(30));
     let client_progress = progress.join().unwrap();

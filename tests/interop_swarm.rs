@@ -25,8 +25,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use common::{signal, wait_with_limit};
-
 const KEY: &str = "0303030303030303030303030303030303030303030303030303030303030303";
 const TRACKER_IP: &str = "127.0.0.20";
 const TRACKER_PORT: u16 = 16970;
@@ -308,11 +306,7 @@ fn btda_measures_a_swarm_of_real_clients() {
     });
     // Time for btda to revisit the ones that just finished.
     std::thread::sleep(Duration::from_secs(8));
-    signal(&btda, "INT");
-    assert_eq!(
-        wait_with_limit(&mut btda, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    common::interrupt_and_wait(&mut btda);
     assert!(
         done,
         "the clients did not finish: libtorrent {} and {} (half), aria2 {} of {PIECES}",

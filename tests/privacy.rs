@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use btda::sim::{Behaviour, FakePeer};
 use btda::torrent::InfoHash;
-use common::{eventually, signal, wait_with_limit};
+use common::eventually;
 
 const KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
 
@@ -48,11 +48,7 @@ fn no_peer_address_reaches_the_disk() {
         .iter()
         .all(|p| p.served() >= 1)));
     std::thread::sleep(Duration::from_millis(800));
-    signal(&child, "INT");
-    assert_eq!(
-        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    common::interrupt_and_wait(&mut child);
 
     let db = common::database_in(&output).unwrap();
     let conn = rusqlite::Connection::open(&db).unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use btda::dht::node::{DhtNode, NodeSettings};
 use btda::sim::{Behaviour, FakePeer};
-use common::{eventually, signal, wait_with_limit};
+use common::eventually;
 
 #[test]
 fn btda_finds_peers_on_the_dht_and_announces_itself() {
@@ -83,11 +83,7 @@ fn btda_finds_peers_on_the_dht_and_announces_itself() {
             .contains(&ours)),
         "btda's announce was not found"
     );
-    signal(&child, "INT");
-    assert_eq!(
-        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    common::interrupt_and_wait(&mut child);
 
     let conn = rusqlite::Connection::open(common::database_in(&output).unwrap()).unwrap();
     let source: String = conn

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use btda::sim::{Behaviour, FakePeer};
 use btda::torrent::InfoHash;
-use common::{eventually, signal, wait_with_limit};
+use common::eventually;
 
 #[test]
 fn a_magnet_with_only_x_pe_is_fetched_analysed_and_reused() {
@@ -49,11 +49,7 @@ fn a_magnet_with_only_x_pe_is_fetched_analysed_and_reused() {
         "the peer was not visited after the metadata"
     );
     std::thread::sleep(Duration::from_millis(800));
-    signal(&child, "INT");
-    assert_eq!(
-        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    common::interrupt_and_wait(&mut child);
 
     let meta = btda::torrent::metainfo::parse(&std::fs::read(&saved).unwrap()).unwrap();
     assert_eq!(
@@ -83,11 +79,7 @@ fn a_magnet_with_only_x_pe_is_fetched_analysed_and_reused() {
     let served = peer.served();
     let (mut child, _, lines) = common::start_run(&input, &output);
     std::thread::sleep(Duration::from_millis(500));
-    signal(&child, "INT");
-    assert_eq!(
-        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    common::interrupt_and_wait(&mut child);
     let summary: String = lines.try_iter().collect::<Vec<_>>().join("\n");
     assert!(
         summary.contains("torrents: 1 (0 waiting for metadata)"),

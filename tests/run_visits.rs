@@ -125,11 +125,7 @@ fn a_low_open_file_limit_shrinks_the_pools_with_a_warning() {
     lines
         .recv_timeout(Duration::from_secs(30))
         .expect("btda run starts");
-    signal(&child, "INT");
-    assert_eq!(
-        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    common::interrupt_and_wait(&mut child);
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(
@@ -181,11 +177,7 @@ fn peers_from_a_tracker_are_visited_by_btda_run() {
         "the tracker's peer was never visited"
     );
     std::thread::sleep(Duration::from_millis(700));
-    signal(&child, "INT");
-    assert_eq!(
-        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    common::interrupt_and_wait(&mut child);
     let conn = rusqlite::Connection::open(common::database_in(&output).unwrap()).unwrap();
     let (source, last): (String, i64) = conn
         .query_row("SELECT source, last_pieces FROM peer", [], |r| {

@@ -16,7 +16,6 @@ use btda::sim::fake_tracker::Served;
 use btda::sim::reactor::{ReactorOptions, SimTorrent};
 use btda::sim::swarm::{Kind, Swarm, TrackerAddrs, mixed_lives};
 use btda::torrent::InfoHash;
-use common::{signal, wait_with_limit};
 
 const KEY: &str = "0202020202020202020202020202020202020202020202020202020202020202";
 const PIECES: u32 = 100;
@@ -87,11 +86,7 @@ fn confirmed_downloads_match_the_simulated_truth() {
     .unwrap();
     let (mut child, _, _lines) = common::start_run(&input, &output);
     std::thread::sleep(Duration::from_millis(SPAN_MS - 1_000));
-    signal(&child, "INT");
-    assert_eq!(
-        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    common::interrupt_and_wait(&mut child);
     let ended_ms = swarm.reactor.now_ms();
     let counters = &swarm.reactor.counters;
     println!("simulator: {counters:?}");

@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{signal, wait_with_limit};
-
 /// Each figure, its title text, and its page count given the number of torrents and
 /// of download sets.
 const FIGURES: [(&str, &str); 16] = [
@@ -174,20 +172,7 @@ fn check_numbers(db: &Path, run: &Path) -> usize {
 fn stats_on_a_simulated_run_and_on_an_empty_one() {
     // A run measured on a simulated swarm.
     let sim = tempfile::tempdir().unwrap();
-    let demo = common::btda()
-        .args([
-            "demo",
-            "--seconds",
-            "20",
-            "--peers",
-            "40",
-            "--torrents",
-            "2",
-            "--output",
-        ])
-        .arg(sim.path())
-        .output()
-        .unwrap();
+    let demo = common::demo(sim.path(), 20, 40, 2);
     assert!(demo.status.success());
     let db = common::database_in(sim.path()).unwrap();
     let run = check_stats(&db, 2, 1);
@@ -208,11 +193,7 @@ fn stats_on_a_simulated_run_and_on_an_empty_one() {
     .unwrap();
     let (mut child, _, _lines) = common::start_run(&input, &output);
     std::thread::sleep(Duration::from_secs(3));
-    signal(&child, "INT");
-    assert_eq!(
-        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    common::interrupt_and_wait(&mut child);
     let db = common::database_in(&output).unwrap();
     let run = check_stats(&db, 1, 1);
     assert_eq!(check_numbers(&db, &run), 1);

@@ -93,6 +93,31 @@ pub fn spawn(args: &[&str]) -> Child {
         .expect("btda starts")
 }
 
+/// Stops a running `btda run` the way Ctrl+C does and checks it exits with 0 within
+/// 30 s.
+pub fn interrupt_and_wait(child: &mut Child) {
+    signal(child, "INT");
+    assert_eq!(
+        wait_with_limit(child, Duration::from_secs(30)).code(),
+        Some(0),
+        "btda did not stop cleanly on SIGINT"
+    );
+}
+
+/// Runs `btda demo` into `out`: `peers` simulated peers on each of `torrents` torrents
+/// for `seconds`.
+pub fn demo(out: &Path, seconds: u32, peers: u32, torrents: u32) -> std::process::Output {
+    btda()
+        .arg("demo")
+        .args(["--seconds", &seconds.to_string()])
+        .args(["--peers", &peers.to_string()])
+        .args(["--torrents", &torrents.to_string()])
+        .arg("--output")
+        .arg(out)
+        .output()
+        .expect("btda demo")
+}
+
 /// Starts `btda run --input … --output …` and waits for its start line; returns the
 /// child, that line and the rest of its stdout.
 pub fn start_run(input: &Path, output: &Path) -> (Child, String, mpsc::Receiver<String>) {
