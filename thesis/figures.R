@@ -80,13 +80,18 @@ download_plot <- function(ctx, ids, title) {
     labs(title = title, x = ctx$bin$label, y = "downloads (cumulative)", colour = NULL) + theme_btda()
 }
 
-download_each <- function(ctx) {
+# One page per torrent drawn by `plot(ctx, torrent_id, title)`, titled "<what>: name",
+# captioned "<caption> name (hash)."; one "no data" page when there is no torrent.
+per_torrent <- function(ctx, plot, what, caption) {
   t <- ctx$torrents
-  if (nrow(t) == 0) return(list(pages = list(no_data("Downloads per torrent", "no torrents")),
-                                captions = "Downloads per torrent."))
-  pages <- lapply(seq_len(nrow(t)), function(i) download_plot(ctx, t$id[i], paste("Downloads:", t$name[i])))
-  list(pages = pages, captions = paste0("Cumulative confirmed and tracker-reported downloads of ",
-                                        tex_escape(t$name), " (", substr(t$info_hash, 1, 8), ")."))
+  if (nrow(t) == 0) return(list(pages = list(no_data(paste(what, "per torrent"), "no torrents")),
+                                captions = paste(what, "per torrent.")))
+  pages <- lapply(seq_len(nrow(t)), function(i) plot(ctx, t$id[i], paste0(what, ": ", t$name[i])))
+  list(pages = pages, captions = paste0(caption, " ", tex_escape(t$name), " (", substr(t$info_hash, 1, 8), ")."))
+}
+
+download_each <- function(ctx) {
+  per_torrent(ctx, download_plot, "Downloads", "Cumulative confirmed and tracker-reported downloads of")
 }
 
 download_set <- function(ctx) {
@@ -139,12 +144,7 @@ source_all_torrents <- function(ctx) {
 }
 
 source_per_torrent <- function(ctx) {
-  t <- ctx$torrents
-  if (nrow(t) == 0) return(list(pages = list(no_data("Peer sources per torrent", "no torrents")),
-                                captions = "Peer sources per torrent."))
-  pages <- lapply(seq_len(nrow(t)), function(i) source_plot(ctx, t$id[i], paste("Peer sources:", t$name[i])))
-  list(pages = pages, captions = paste0("New and duplicate peer addresses per time bin by source for ",
-                                        tex_escape(t$name), "."))
+  per_torrent(ctx, source_plot, "Peer sources", "New and duplicate peer addresses per time bin by source for")
 }
 
 visits <- function(ctx) {
