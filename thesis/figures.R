@@ -4,6 +4,12 @@
 
 library(ggplot2)
 
+# Log axes with the same range on x and y, so the identity line is the diagonal.
+same_log_axes <- function(values) {
+  lims <- range(values) * c(0.8, 1.25)
+  list(scale_x_log10(limits = lims), scale_y_log10(limits = lims), coord_fixed())
+}
+
 per_torrent_numbers <- function(ctx) {
   t <- ctx$torrents
   t$size_gb <- t$total_size / 1e9
@@ -23,7 +29,7 @@ download_confirmed_scrape <- function(ctx) {
   p2 <- if (nrow(t2) == 0) no_data("Confirmed against tracker-reported downloads",
                                    "no torrent with both figures above zero")
   else ggplot(t2, aes(tracker_reported, confirmed)) + geom_abline(linetype = "dashed") +
-    geom_point(size = 2) + scale_x_log10() + scale_y_log10() +
+    geom_point(size = 2) + same_log_axes(c(t2$tracker_reported, t2$confirmed)) +
     labs(title = "Confirmed against tracker-reported downloads",
          x = "tracker-reported (log)", y = "confirmed (log); dashed: identity") + theme_btda()
   list(pages = list(p1, p2), captions = c(
@@ -42,7 +48,7 @@ download_confirmed_unique <- function(ctx) {
   t2 <- t[t$peers > 0 & t$confirmed > 0, ]
   p2 <- if (nrow(t2) == 0) no_data("Confirmed downloads against unique peers", "no confirmed downloads")
   else ggplot(t2, aes(peers, confirmed)) + geom_abline(linetype = "dashed") + geom_point(size = 2) +
-    scale_x_log10() + scale_y_log10() +
+    same_log_axes(c(t2$peers, t2$confirmed)) +
     labs(title = "Confirmed downloads against unique peers",
          x = "unique peers with a successful visit (log)", y = "confirmed (log); dashed: identity") +
     theme_btda()

@@ -304,7 +304,9 @@ impl State {
             if Instant::now() >= next_tick {
                 self.tick();
                 next_tick = Instant::now() + TICK;
-                if let Some(ms) = thread_cpu_ms().filter(|_| self.now_ms() % 1000 < 50) {
+                if self.now_ms() % 1000 < TICK.as_millis() as u64
+                    && let Some(ms) = thread_cpu_ms()
+                {
                     self.counters.cpu_ms.store(ms, Ordering::Relaxed);
                 }
             }
