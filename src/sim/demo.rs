@@ -1,9 +1,8 @@
 //! `btda demo`: the whole pipeline on simulated swarms on loopback, for anyone without
 //! torrents or network at hand. A few torrents, each with its own simulated HTTP and UDP
 //! tracker, a small DHT for the peers no tracker lists, and a mix of scripted peers of
-//! every [`Kind`]; the real `btda run` measures
-//! them, stops through the same shutdown flag as Ctrl+C, and the report is printed next
-//! to the truth.
+//! every [`Kind`]; the real `btda run` measures them, stops through the same shutdown
+//! flag as Ctrl+C, and the report is printed next to the truth.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -49,12 +48,14 @@ pub fn torrent(t: u8, peers: u32, seconds: u64) -> (String, SimTorrent) {
 /// big swarm would set them.
 pub fn config(router: SocketAddr, workers: u32) -> String {
     format!(
-        "[dht]\nenabled = true\nlisten_address = \"127.98.0.1\"\nport = 0\nbootstrap = [\"{router}\"]\n\
+        "[dht]\nenabled = true\nlisten_address = \"{ip}\"\nport = 0\nbootstrap = [\"{router}\"]\n\
          interval_secs = 3\nquery_timeout_ms = 500\n\
-         [peer]\nworkers = {workers}\nlisten_address = \"127.98.0.1\"\nlisten_port = 16881\n\
+         [peer]\nworkers = {workers}\nlisten_address = \"{ip}\"\nlisten_port = {port}\n\
          revisit_delay_secs = 3\nquiet_grace_ms = 200\nsilence_timeout_ms = 1500\nvisit_cap_ms = 2000\nretry_backoff_secs = [2, 4]\n\
          [tracker]\ninterval_secs = 3\nstopped_timeout_ms = 300\n\
-         [monitor]\nstatus_interval_secs = 5\nstatistics_interval_secs = 5\n"
+         [monitor]\nstatus_interval_secs = 5\nstatistics_interval_secs = 5\n",
+        ip = LISTEN.ip(),
+        port = LISTEN.port()
     )
 }
 
@@ -71,7 +72,7 @@ pub struct DemoResult {
     pub wall_secs: f64,
     /// CPU the simulator thread used, s.
     pub simulator_cpu_secs: f64,
-    /// Connections the simulator accepted and dialled.
+    /// Connections the simulator accepted.
     pub accepted: u64,
     /// Connections the simulator's incoming-only peers opened to btda.
     pub dials: u64,
