@@ -119,6 +119,7 @@ fn confirmed_downloads_match_the_simulated_truth() {
     let mut confirmed_truth = 0;
     let mut observable_truth = 0;
     let mut incoming_confirmed = 0;
+    let mut untracked_incoming_confirmed = 0;
     for s in &lives {
         let addr = swarm.addr_of(s);
         let row = rows.get(&keyer.key(&addr));
@@ -145,6 +146,8 @@ fn confirmed_downloads_match_the_simulated_truth() {
                 if crossed {
                     confirmed_truth += 1;
                     incoming_confirmed += i32::from(s.kind == Kind::IncomingOnly);
+                    untracked_incoming_confirmed +=
+                        i32::from(s.kind == Kind::IncomingOnly && !s.tracked);
                 } else {
                     unexplained.push(format!(
                         "{addr} ({}) completed but was not confirmed (row {row:?})",
@@ -164,6 +167,10 @@ fn confirmed_downloads_match_the_simulated_truth() {
         "each completion confirmed exactly once"
     );
     assert!(incoming_confirmed >= 1, "incoming-only peers are counted");
+    assert!(
+        untracked_incoming_confirmed >= 1,
+        "an incoming-only peer no tracker lists is counted under the port it names in `p`"
+    );
     assert!(
         from_dht as usize >= announced,
         "the DHT-only peers were found there: {from_dht} of {announced}"

@@ -496,11 +496,10 @@ impl State {
         let mut out = hs.encode().to_vec();
         if dialling {
             // The extended handshake names the port it listens on (unreachable: NAT).
-            let hello = format!("d1:md e1:pi{}e1:v7:SimPeere", self.closed_port);
             out.extend(
                 Message::Extended {
                     id: 0,
-                    payload: hello.into_bytes(),
+                    payload: nat_hello(self.closed_port),
                 }
                 .encode(),
             );
@@ -684,6 +683,12 @@ impl State {
     }
 }
 
+/// The extended handshake of an incoming-only peer: no extensions, and `p` naming the
+/// port it claims to listen on.
+fn nat_hello(port: u16) -> Vec<u8> {
+    format!("d1:mde1:pi{port}e1:v7:SimPeere").into_bytes()
+}
+
 /// CPU time of the calling thread, ms, from `/proc/thread-self/stat` (utime + stime,
 /// fields 14 and 15, in clock ticks of 10 ms).
 fn thread_cpu_ms() -> Option<u64> {
@@ -714,4 +719,20 @@ fn peer_id(life: usize, kind: Kind) -> [u8; 20] {
     let digits = format!("{life:012}");
     id[8..].copy_from_slice(&digits.as_bytes()[digits.len() - 12..]);
     id
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn incoming_only_peers_name_their_port() {
+        let hello = crate::wire::extended::parse_handshake(&super::nat_hello(45_673)).unwrap();
+        assert_eq!(hello.listen_port, Some(45_673));
+    }
+
+    #[test]
+    fn peer_ids_carry_a_client_prefix_and_the_peer() {
+        let id = super::peer_id(1234, super::Kind::Bitfield);
+        assert_eq!(&id[..8], b"-UT3550-");
+        assert_eq!(&id[8..], b"000000001234");
+    }
 }

@@ -338,7 +338,8 @@ pub fn counts_at(t: &SimTorrent, now: u64) -> (u32, u32, u32) {
 /// each role, cycling through every [`Kind`], on addresses from `first_ip` upwards.
 /// Roles: seeders; leechers finishing within the first half; slow ones that never
 /// finish; ones that leave half-way through their download. One completing peer in 20
-/// (of the first 400) is untracked: only the swarm's DHT knows it.
+/// (of the first 400) is untracked: only the swarm's DHT knows it; so is one
+/// incoming-only completer in five, which btda only learns of when it connects in.
 pub fn mixed_lives(first_ip: Ipv4Addr, n: u32, total: u32, span_ms: u64) -> Vec<PeerScript> {
     let base = u32::from(first_ip);
     (0..n)
@@ -371,8 +372,9 @@ pub fn mixed_lives(first_ip: Ipv4Addr, n: u32, total: u32, span_ms: u64) -> Vec<
                 leave_ms: leave,
                 start_pieces: start,
                 rate,
-                // A few completing peers of listening kinds are only on the DHT.
-                tracked: !(i % 20 == 1 && i < 400),
+                // A few completing peers of listening kinds are only on the DHT, and
+                // some NAT-like ones are known only by connecting in.
+                tracked: !((i % 20 == 1 && i < 400) || (kind == Kind::IncomingOnly && i % 5 == 1)),
             }
         })
         .collect()
