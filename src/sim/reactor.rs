@@ -664,7 +664,7 @@ impl State {
         }
         match socket.connect(&target.into()) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {}
+            Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
             Err(_) => return,
         }
         self.counters.dials.fetch_add(1, Ordering::Relaxed);
@@ -700,10 +700,9 @@ fn thread_cpu_ms() -> Option<u64> {
     Some((utime + stime) * 10)
 }
 
-/// EINPROGRESS on Linux (a non-blocking connect under way).
-const fn libc_einprogress() -> i32 {
-    115
-}
+/// EINPROGRESS on Linux: a non-blocking connect under way (`ErrorKind::InProgress` is
+/// not stable yet).
+const EINPROGRESS: i32 = 115;
 
 /// A peer id whose client prefix varies with the peer, so client figures have a mix.
 fn peer_id(life: usize, kind: Kind) -> [u8; 20] {
