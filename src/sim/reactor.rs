@@ -23,7 +23,7 @@ use socket2::{Domain, Socket, Type};
 
 use super::fake_peer::bitfield;
 use super::fake_tracker::SharedPeers;
-use super::swarm::{Kind, PeerScript};
+use super::swarm::{Kind, PeerScript, counts_at};
 use crate::torrent::InfoHash;
 use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
 use crate::wire::{Handshake, Message};
@@ -126,9 +126,13 @@ impl Reactor {
         let counters = Arc::new(ReactorCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let start = Instant::now();
-        let mut state = State::new(torrents, options, port, closed_port, start)?;
-        state.present.clone_from(&present);
-        state.counters = Arc::clone(&counters);
+        let mut state = State::new(
+            torrents,
+            options,
+            (port, closed_port),
+            start,
+            (present.clone(), Arc::clone(&counters)),
+        )?;
         let st = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("sim-reactor".into())
@@ -225,6 +229,8 @@ struct Life {
 struct State {
     poll: Poll,
     hashes: Vec<(InfoHash, u32)>,
+    /// Each torrent's lives: a contiguous range of `lives`.
+    ranges: Vec<std::ops::Range<usize>>,
     lives: Vec<Life>,
     by_ip: HashMap<Ipv4Addr, Vec<usize>>,
     conns: Vec<Option<Conn>>,
@@ -241,15 +247,17 @@ impl State {
     fn new(
         torrents: Vec<SimTorrent>,
         options: ReactorOptions,
-        port: u16,
-        closed_port: u16,
+        (port, closed_port): (u16, u16),
         start: Instant,
+        (present, counters): (Vec<SharedPeers>, Arc<ReactorCounters>),
     ) -> std::io::Result<Self> {
         let mut lives = Vec::new();
         let mut by_ip: HashMap<Ipv4Addr, Vec<usize>> = HashMap::new();
         let mut hashes = Vec::new();
+        let mut ranges = Vec::new();
         for (t, torrent) in torrents.into_iter().enumerate() {
             hashes.push((torrent.info_hash, torrent.total));
+            ranges.push(lives.len()..lives.len() + torrent.lives.len());
             for script in torrent.lives {
                 by_ip.entry(script.ip).or_default().push(lives.len());
                 lives.push(Life {
@@ -263,6 +271,7 @@ impl State {
         Ok(Self {
             poll: Poll::new()?,
             hashes,
+            ranges,
             lives,
             by_ip,
             conns: Vec::new(),
@@ -271,8 +280,8 @@ impl State {
             port,
             closed_port,
             start,
-            present: Vec::new(),
-            counters: Arc::default(),
+            present,
+            counters,
         })
     }
 
@@ -550,7 +559,9 @@ impl State {
         }
     }
 
-    /// Advances every life: arrivals, departures, dials, and progress on open connections.
+    /// Advances every life: arrivals, departures, dials, progress on open connections,
+    /// and what each torrent's trackers report (peers present, seeders, leechers,
+    /// completions so far).
     fn tick(&mut self) {
         let now = self.now_ms();
         let mut changed = vec![false; self.hashes.len()];
@@ -586,17 +597,23 @@ impl State {
             self.progress(slot, now);
         }
         for (t, changed) in changed.into_iter().enumerate() {
-            if changed && let Some(shared) = self.present.get(t) {
-                let list: Vec<SocketAddr> = self
-                    .lives
+            let (Some(shared), Some(range)) = (self.present.get(t), self.ranges.get(t)) else {
+                continue;
+            };
+            let lives = &self.lives[range.clone()];
+            let (seeders, leechers, downloaded) =
+                counts_at(lives.iter().map(|l| &l.script), self.hashes[t].1, now);
+            let mut view = shared.0.lock();
+            (view.seeders, view.leechers, view.downloaded) = (seeders, leechers, downloaded);
+            if changed {
+                view.peers = lives
                     .iter()
-                    .filter(|l| l.torrent == t && l.here && l.script.tracked)
+                    .filter(|l| l.here && l.script.tracked)
                     .map(|l| {
                         let port = listed_port(l.script.kind, self.port, self.closed_port);
                         SocketAddr::from((l.script.ip, port))
                     })
                     .collect();
-                shared.0.lock().peers = list;
             }
         }
     }

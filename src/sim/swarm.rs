@@ -9,12 +9,9 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::fake_tracker::{
-    FakeHttpTracker, FakeUdpTracker, HttpBehaviour, SharedPeers, UdpBehaviour,
-};
+use super::fake_tracker::{FakeHttpTracker, FakeUdpTracker, HttpBehaviour, UdpBehaviour};
 use super::reactor::{Reactor, ReactorOptions, SimTorrent};
 use crate::dht::node::{DhtNode, NodeSettings};
 
@@ -142,8 +139,8 @@ pub struct Swarm {
     pub dht_router: Option<SocketAddr>,
     dht: Vec<DhtNode>,
     torrents: Vec<SimTorrent>,
+    /// Stops the DHT nodes.
     stop: Arc<AtomicBool>,
-    counter: Option<JoinHandle<()>>,
 }
 
 impl Swarm {
@@ -167,25 +164,6 @@ impl Swarm {
                 None => None,
             });
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let counter = {
-            let (stop, torrents) = (Arc::clone(&stop), torrents.clone());
-            let shared: Vec<SharedPeers> = reactor.present.clone();
-            let start = std::time::Instant::now();
-            std::thread::Builder::new()
-                .name("sim-counts".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let now = start.elapsed().as_millis() as u64;
-                        for (t, view) in torrents.iter().zip(&shared) {
-                            let (s, l, d) = counts_at(t, now);
-                            let mut v = view.0.lock();
-                            (v.seeders, v.leechers, v.downloaded) = (s, l, d);
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                })?
-        };
         Ok(Self {
             reactor,
             http,
@@ -193,8 +171,7 @@ impl Swarm {
             dht_router: None,
             dht: Vec::new(),
             torrents,
-            stop,
-            counter: Some(counter),
+            stop: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -307,27 +284,29 @@ impl Swarm {
 impl Drop for Swarm {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.counter.take() {
-            let _ = t.join();
-        }
         for n in self.dht.drain(..) {
             n.join();
         }
     }
 }
 
-/// Seeders and leechers present at `now`, and completions so far, from the scripts.
-pub fn counts_at(t: &SimTorrent, now: u64) -> (u32, u32, u32) {
+/// Seeders and leechers present at `now`, and completions so far, from the scripts of
+/// one torrent of `total` pieces: what its trackers report.
+pub fn counts_at<'a>(
+    lives: impl IntoIterator<Item = &'a PeerScript>,
+    total: u32,
+    now: u64,
+) -> (u32, u32, u32) {
     let (mut seeders, mut leechers, mut done) = (0, 0, 0);
-    for p in &t.lives {
+    for p in lives {
         if now >= p.arrive_ms && now < p.leave_ms {
-            if p.pieces_at(now, t.total) >= t.total {
+            if p.pieces_at(now, total) >= total {
                 seeders += 1;
             } else {
                 leechers += 1;
             }
         }
-        if p.completes_at(t.total).is_some_and(|ms| ms <= now) {
+        if p.completes_at(total).is_some_and(|ms| ms <= now) {
             done += 1;
         }
     }
@@ -383,7 +362,6 @@ pub fn mixed_lives(first_ip: Ipv4Addr, n: u32, total: u32, span_ms: u64) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::torrent::InfoHash;
 
     fn script(arrive: u64, leave: u64, start: u32, rate: f64) -> PeerScript {
         PeerScript {
@@ -435,18 +413,13 @@ mod tests {
         for k in Kind::ALL {
             assert!(lives.iter().any(|l| l.kind == k), "{k:?} missing");
         }
-        let t = SimTorrent {
-            info_hash: InfoHash([1; 20]),
-            total: 100,
-            lives: lives.clone(),
-        };
         let completing = lives
             .iter()
             .filter(|l| l.completes_at(100).is_some())
             .count();
         assert_eq!(completing, 80, "two roles in five complete");
-        let (s, l, d) = counts_at(&t, 100_000);
+        let (s, l, d) = counts_at(&lives, 100, 100_000);
         assert_eq!((s, l, d), (40 + 80, 40, 80));
-        assert_eq!(counts_at(&t, 0).2, 0);
+        assert_eq!(counts_at(&lives, 100, 0).2, 0);
     }
 }
