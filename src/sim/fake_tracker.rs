@@ -224,18 +224,7 @@ fn serve_http(
             let body = if scrape {
                 scrape_body(&target, counts)
             } else {
-                let p = compact(&view.peers);
-                let mut body = format!(
-                    "d8:completei{}e10:downloadedi{}e10:incompletei{}e8:intervali1e5:peers{}:",
-                    counts.0,
-                    counts.2,
-                    counts.1,
-                    p.len()
-                )
-                .into_bytes();
-                body.extend_from_slice(&p);
-                body.push(b'e');
-                body
+                announce_body(&view.peers, counts, (1, None))
             };
             (200, body)
         }
@@ -246,21 +235,7 @@ fn serve_http(
             peers,
             counts,
             interval,
-        } => {
-            let p = compact(peers);
-            let mut body = format!(
-                "d8:completei{}e10:downloadedi{}e10:incompletei{}e8:intervali{}e",
-                counts.0, counts.2, counts.1, interval.0
-            )
-            .into_bytes();
-            if let Some(min) = interval.1 {
-                body.extend_from_slice(format!("12:min intervali{min}e").as_bytes());
-            }
-            body.extend_from_slice(format!("5:peers{}:", p.len()).as_bytes());
-            body.extend_from_slice(&p);
-            body.push(b'e');
-            (200, body)
-        }
+        } => (200, announce_body(peers, *counts, *interval)),
     };
     let head = format!(
         "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -268,6 +243,28 @@ fn serve_http(
     );
     s.write_all(head.as_bytes())?;
     s.write_all(&body)
+}
+
+/// A compact announce answer: `peers`, `counts` (complete, incomplete, downloaded) and
+/// `interval` (interval, min interval).
+fn announce_body(
+    peers: &[SocketAddr],
+    counts: (u32, u32, u32),
+    interval: (u64, Option<u64>),
+) -> Vec<u8> {
+    let p = compact(peers);
+    let mut body = format!(
+        "d8:completei{}e10:downloadedi{}e10:incompletei{}e8:intervali{}e",
+        counts.0, counts.2, counts.1, interval.0
+    )
+    .into_bytes();
+    if let Some(min) = interval.1 {
+        body.extend_from_slice(format!("12:min intervali{min}e").as_bytes());
+    }
+    body.extend_from_slice(format!("5:peers{}:", p.len()).as_bytes());
+    body.extend_from_slice(&p);
+    body.push(b'e');
+    body
 }
 
 /// A scrape answer giving `counts` (complete, incomplete, downloaded) for every
