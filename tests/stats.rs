@@ -157,6 +157,7 @@ fn check_numbers(db: &Path, run: &Path) -> usize {
             ("peers", "peers"),
             ("visits", "visits"),
             ("visits_ok", "visits_ok"),
+            ("complete_peers", "complete_peers"),
             ("confirmed", "confirmed"),
             ("confirmed_strict", "confirmed_strict"),
             ("tracker_reported", "completed_increase"),

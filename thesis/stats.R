@@ -41,6 +41,8 @@ ctx$torrents <- q(ctx, "
          (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id) AS peers,
          (SELECT count(*) FROM visit v WHERE v.torrent_id = t.id) AS visits,
          (SELECT count(*) FROM visit v WHERE v.torrent_id = t.id AND v.outcome = 'ok') AS visits_ok,
+         (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id
+            AND p.last_pieces >= t.complete_threshold) AS complete_peers,
          (SELECT count(*) FROM confirmed_download c WHERE c.torrent_id = t.id) AS confirmed,
          (SELECT count(*) FROM confirmed_download_strict c WHERE c.torrent_id = t.id) AS confirmed_strict,
          (SELECT max(inc) FROM (SELECT max(CASE WHEN r.ok = 1 THEN r.completed END)

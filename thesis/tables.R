@@ -70,7 +70,8 @@ write_tables <- function(ctx) {
     sum(mine$first < t$complete_threshold[i] & mine$later >= t$complete_threshold[i])
   })
   utils::write.csv(data.frame(info_hash = t$info_hash, peers = t$peers, visits = t$visits,
-                              visits_ok = t$visits_ok, confirmed = t$confirmed,
+                              visits_ok = t$visits_ok, complete_peers = t$complete_peers,
+                              confirmed = t$confirmed,
                               confirmed_strict = t$confirmed_strict,
                               tracker_reported = t$tracker_reported,
                               threshold_confirmed = as.integer(at_run)),
