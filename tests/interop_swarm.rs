@@ -19,10 +19,11 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::Reaped;
 use parking_lot::Mutex;
 
 const KEY: &str = "0303030303030303030303030303030303030303030303030303030303030303";
@@ -39,16 +40,6 @@ const PIECE: u64 = 16 * 1024;
 const PIECES: u64 = 192;
 /// Each leecher's download limit, bytes/s: 192 pieces of 16 KiB take about 75 s.
 const RATE: u64 = 40 * 1024;
-
-/// A child process killed (and reaped) when the test ends, however it ends.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Samples of one client's own progress: (unix seconds, pieces).
 type Progress = Arc<Mutex<Vec<(f64, u64)>>>;

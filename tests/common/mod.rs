@@ -144,16 +144,21 @@ pub fn database_in(output: &Path) -> Option<PathBuf> {
         .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
 }
 
-pub struct Opentracker {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
+/// A child process killed (by PID) and reaped when it goes out of scope, however the
+/// test ends.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
-impl Drop for Opentracker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A running opentracker and the folder it is chrooted into (kept until it stops).
+pub struct Opentracker {
+    _child: Reaped,
+    _dir: tempfile::TempDir,
 }
 
 /// Starts Debian's opentracker on `ip:port` (HTTP and UDP) serving only `hashes`. The
@@ -197,7 +202,10 @@ pub fn start_opentracker(ip: &str, port: u16, hashes: &[btda::torrent::InfoHash]
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Opentracker { child, _dir: dir }
+    Opentracker {
+        _child: Reaped(child),
+        _dir: dir,
+    }
 }
 
 /// A temporary root with `input/` holding `a.torrent` (the committed 4-piece mktorrent
