@@ -272,14 +272,16 @@ threshold_peers <- function(ctx) {
   data.frame(torrent_id = f$torrent_id, first = f$pieces, later = f$later)
 }
 
+# Peers confirmed when each peer's threshold in pieces is `t` (NA: never).
+confirmed_at <- function(peers, t) sum(!is.na(t) & peers$first < t & peers$later >= t)
+
 threshold_count <- function(peers, torrents, x) {
   n <- torrents$pieces_count[match(peers$torrent_id, torrents$id)]
-  t <- ceiling(x * n - 1e-9)
-  sum(!is.na(t) & peers$first < t & peers$later >= t)
+  confirmed_at(peers, ceiling(x * n - 1e-9))
 }
 
 threshold <- function(ctx) {
-  p <- threshold_peers(ctx)
+  p <- ctx$threshold_peers
   xs <- seq(0.02, 0.98, by = 0.02)
   d <- data.frame(x = xs, n = sapply(xs, function(x) threshold_count(p, ctx$torrents, x)))
   if (sum(d$n) == 0) return(list(pages = list(no_data("Confirmed downloads by threshold",

@@ -64,10 +64,10 @@ write_tables <- function(ctx) {
                "\\newcommand{\\btdasources}{", source_table(ctx), "}"),
              file.path(ctx$out, "tables.tex"))
   t <- ctx$torrents
-  p <- threshold_peers(ctx)
+  p <- ctx$threshold_peers
   at_run <- sapply(seq_len(nrow(t)), function(i) {
     mine <- p[p$torrent_id == t$id[i], ]
-    sum(mine$first < t$complete_threshold[i] & mine$later >= t$complete_threshold[i])
+    confirmed_at(mine, rep(t$complete_threshold[i], nrow(mine)))
   })
   utils::write.csv(data.frame(info_hash = t$info_hash, peers = t$peers, visits = t$visits,
                               visits_ok = t$visits_ok, complete_peers = t$complete_peers,
