@@ -202,10 +202,36 @@ pub fn start_opentracker(ip: &str, port: u16, hashes: &[btda::torrent::InfoHash]
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Opentracker {
+    let tracker = Opentracker {
         _child: Reaped(child),
         _dir: dir,
+    };
+    // opentracker listens before a thread of its own has read the whitelist: until then
+    // it refuses every hash. Announce a probe peer until a peer list comes back, then
+    // take the probe out with `stopped` (which leaves no peer and no completion behind).
+    if let Some(hash) = hashes.first() {
+        let escaped: String = hash.0.iter().map(|b| format!("%{b:02X}")).collect();
+        let url = format!(
+            "http://{addr}/announce?info_hash={escaped}&peer_id=-PROBE0-000000000000\
+             &port=1&uploaded=0&downloaded=0&left=1&compact=1"
+        );
+        let answer = |event: &str| {
+            attohttpc::get(format!("{url}{event}"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .and_then(|r| r.text())
+                .unwrap_or_default()
+        };
+        while !answer("").contains("5:peers") {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "opentracker did not load its whitelist"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        answer("&event=stopped");
     }
+    tracker
 }
 
 /// A temporary root with `input/` holding `a.torrent` (the committed 4-piece mktorrent
