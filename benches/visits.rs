@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use btda::schedule::{PeerKeyer, PeerQueue, Policy, Source};
+use btda::book::{PeerKeyer, PeerQueue, Source};
+use btda::schedule::Policy;
 use btda::sim::{Behaviour, FakePeer, Harness, HarnessOptions};
 use btda::torrent::InfoHash;
 
@@ -152,7 +153,7 @@ fn main() {
         backoff: vec![],
         cooldown: Duration::ZERO,
     };
-    let queue = PeerQueue::new(vec![Some(980)], policy, PeerKeyer::random());
+    let queue = PeerQueue::new(vec![Some(980)], policy, PeerKeyer::random()).allow_private(true);
     for i in 0..100_000u32 {
         let addr = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881));
         queue.add(0, addr, Source::Tracker);

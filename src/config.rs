@@ -81,8 +81,10 @@ pub struct Peer {
     pub handshake_timeout_ms: u64,
     /// Longest silence between messages before the visit ends, ms.
     pub silence_timeout_ms: u64,
-    /// Quiet time after the initial piece state before the visit ends, ms.
-    pub quiet_grace_ms: u64,
+    /// How long a visit goes on after the first piece-state message, ms (the state
+    /// window; `quiet_grace_ms`, its old name, is still read).
+    #[serde(alias = "quiet_grace_ms")]
+    pub state_window_ms: u64,
     /// Longest visit, ms.
     pub visit_cap_ms: u64,
     /// Delay before revisiting an unfinished peer, s.
@@ -95,6 +97,12 @@ pub struct Peer {
     pub max_message_bytes: u32,
     /// Address the listener binds to.
     pub listen_address: String,
+    /// Source address of outgoing peer connections and of the UDP tracker sockets
+    /// ("" = the listen address when it is a specific one, else the system's choice).
+    pub outgoing_address: String,
+    /// Dial loopback, private, link-local and other non-global addresses that trackers,
+    /// the DHT or PEX name (tests and the demo on loopback; off on a real network).
+    pub allow_private_addresses: bool,
     /// Port the listener binds to and announces (0 = no listener).
     pub listen_port: u16,
     /// Incoming connections handled at once.
@@ -105,6 +113,22 @@ pub struct Peer {
     pub metadata_fetch_secs: u64,
 }
 
+impl Peer {
+    /// The source address of outgoing connections: `outgoing_address`, else the listen
+    /// address when it is a specific one, else `None` (the system chooses).
+    pub fn source_ip(&self) -> Option<std::net::IpAddr> {
+        let configured = if self.outgoing_address.is_empty() {
+            &self.listen_address
+        } else {
+            &self.outgoing_address
+        };
+        configured
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .filter(|ip| !ip.is_unspecified())
+    }
+}
+
 impl Default for Peer {
     fn default() -> Self {
         Self {
@@ -113,13 +137,15 @@ impl Default for Peer {
             connect_timeout_ms: 5_000,
             handshake_timeout_ms: 6_000,
             silence_timeout_ms: 6_000,
-            quiet_grace_ms: 1_000,
+            state_window_ms: 1_000,
             visit_cap_ms: 20_000,
             revisit_delay_secs: 180,
             retry_backoff_secs: vec![60, 300, 900],
             drop_cooldown_secs: 3_600,
             max_message_bytes: 1 << 20,
             listen_address: "0.0.0.0".into(),
+            outgoing_address: String::new(),
+            allow_private_addresses: false,
             listen_port: 6881,
             incoming_handlers: 64,
             max_metadata_bytes: 8 << 20,
@@ -471,6 +497,7 @@ impl Config {
             ("peer.handshake_timeout_ms", p.handshake_timeout_ms),
             ("peer.silence_timeout_ms", p.silence_timeout_ms),
             ("peer.visit_cap_ms", p.visit_cap_ms),
+            ("peer.state_window_ms", p.state_window_ms),
             (
                 "monitor.statistics_interval_secs",
                 self.monitor.statistics_interval_secs,
@@ -485,6 +512,14 @@ impl Config {
                 "peer.listen_address",
                 p.listen_address.clone(),
                 "must be an IP address",
+            ));
+        }
+        if !p.outgoing_address.is_empty() && p.outgoing_address.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(invalid(
+                "peer.outgoing_address",
+                p.outgoing_address.clone(),
+                "must be an IP address or empty",
             ));
         }
         if !self.privacy.key.is_empty() && self.privacy.peer_key().is_none() {

@@ -4,6 +4,7 @@
 //! The library holds everything; `src/main.rs` is only the command line. See
 //! `../shared/DESIGN.md` for the architecture and the counting rules.
 
+pub mod book;
 pub mod clock;
 pub mod config;
 pub mod dht;

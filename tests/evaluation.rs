@@ -49,7 +49,7 @@ impl H {
                 connect_timeout_ms: 1000,
                 handshake_timeout_ms: 800,
                 silence_timeout_ms: 1000,
-                quiet_grace_ms: grace_ms,
+                state_window_ms: grace_ms,
                 visit_cap_ms: 3000,
                 incoming_handlers: 4,
                 ..btda::config::Peer::default()

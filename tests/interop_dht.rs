@@ -75,7 +75,7 @@ fn btda_and_libtorrent_find_each_other_on_the_dht() {
     let input = dir.path().join("input");
     std::fs::write(
         input.join("btda.toml"),
-        "[peer]\nworkers = 2\nlisten_address = \"127.35.0.101\"\nlisten_port = 16891\n\
+        "[peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.35.0.101\"\nlisten_port = 16891\n\
          [dht]\nlisten_address = \"127.35.0.101\"\nport = 16892\nbootstrap = [\"127.35.0.100:16890\"]\n\
          interval_secs = 2\nquery_timeout_ms = 500\n",
     )

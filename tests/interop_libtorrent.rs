@@ -60,8 +60,8 @@ fn btda_follows_a_libtorrent_leecher_to_completion() {
     std::fs::write(
         input.join("btda.toml"),
         format!(
-            "[dht]\nenabled = false\n[peer]\nworkers = 4\nlisten_address = \"127.31.0.3\"\nlisten_port = 0\n\
-             revisit_delay_secs = 2\nquiet_grace_ms = 300\nretry_backoff_secs = [1, 2, 5]\n\
+            "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 4\nlisten_address = \"127.31.0.3\"\nlisten_port = 0\n\
+             revisit_delay_secs = 2\nstate_window_ms = 300\nretry_backoff_secs = [1, 2, 5]\n\
              [[torrents]]\ninfo_hash = \"{hash}\"\npeers = [\"{SEEDER}\", \"{LEECHER}\"]\n"
         ),
     )

@@ -57,7 +57,7 @@ fn fetch_with_btda(root: &Path, magnet: &str, net: u8) -> btda::torrent::Metainf
     std::fs::write(input.join("magnet.txt"), format!("{magnet}\n")).unwrap();
     std::fs::write(
         input.join("btda.toml"),
-        format!("[dht]\nenabled = false\n[peer]\nworkers = 2\nlisten_address = \"127.{net}.0.100\"\nlisten_port = 0\n[tracker]\nstopped_timeout_ms = 500\n"),
+        format!("[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.{net}.0.100\"\nlisten_port = 0\n[tracker]\nstopped_timeout_ms = 500\n"),
     )
     .unwrap();
     let (mut child, _, _lines) = common::start_run(&input, &output);

@@ -34,7 +34,7 @@ fn no_peer_address_reaches_the_disk() {
     std::fs::write(
         input.join("btda.toml"),
         format!(
-            "[dht]\nenabled = false\n[peer]\nworkers = 2\nlisten_address = \"127.78.0.100\"\nlisten_port = 0\n\
+            "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.78.0.100\"\nlisten_port = 0\n\
              [geo]\ncity = [\"{}\"]\nasn = [\"{}\"]\n[privacy]\nkey = \"{KEY}\"\n\
              [[torrents]]\ninfo_hash = \"{hash}\"\npeers = [{}]\n",
             geo.join("GeoIP2-City-Test.mmdb").display(),

@@ -64,7 +64,7 @@ fn btda_finds_peers_on_the_dht_and_announces_itself() {
     std::fs::write(
         input.join("btda.toml"),
         format!(
-            "[peer]\nworkers = 2\nlisten_address = \"127.75.0.100\"\nlisten_port = 16882\n\
+            "[peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.75.0.100\"\nlisten_port = 16882\n\
              [dht]\nlisten_address = \"127.75.0.100\"\nport = 0\nbootstrap = [\"{first}\"]\n\
              interval_secs = 1\nquery_timeout_ms = 500\n"
         ),

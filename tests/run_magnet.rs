@@ -35,7 +35,7 @@ fn a_magnet_with_only_x_pe_is_fetched_analysed_and_reused() {
         format!("magnet:?xt=urn:btih:{hash}&dn=Pending&x.pe={}\n", peer.addr),
     )
     .unwrap();
-    std::fs::write(input.join("btda.toml"), "[dht]\nenabled = false\n[peer]\nworkers = 2\nlisten_address = \"127.76.0.100\"\nlisten_port = 0\n").unwrap();
+    std::fs::write(input.join("btda.toml"), "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.76.0.100\"\nlisten_port = 0\n").unwrap();
 
     let (mut child, first, _lines) = common::start_run(&input, &output);
     assert!(first.starts_with("btda: analysing 1 torrents"), "{first}");

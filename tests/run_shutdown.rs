@@ -32,7 +32,7 @@ fn input_dir(root: &Path) -> PathBuf {
     .unwrap();
     std::fs::write(
         input.join("btda.toml"),
-        "[monitor]\nstatus_interval_secs = 1\n[dht]\nenabled = false\n[peer]\nworkers = 8\nlisten_address = \"127.0.0.1\"\nlisten_port = 0\n",
+        "[monitor]\nstatus_interval_secs = 1\n[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 8\nlisten_address = \"127.0.0.1\"\nlisten_port = 0\n",
     )
     .unwrap();
     input

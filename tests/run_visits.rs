@@ -34,8 +34,8 @@ fn a_leecher_given_in_the_config_is_confirmed_by_btda_run() {
         input.join("btda.toml"),
         format!(
             "[monitor]\nstatus_interval_secs = 1\nstatistics_interval_secs = 1\n\
-             [dht]\nenabled = false\n[peer]\nworkers = 4\nlisten_address = \"127.20.0.100\"\nlisten_port = 0\n\
-             revisit_delay_secs = 1\nquiet_grace_ms = 200\nsilence_timeout_ms = 1000\n\
+             [dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 4\nlisten_address = \"127.20.0.100\"\nlisten_port = 0\n\
+             revisit_delay_secs = 1\nstate_window_ms = 200\nsilence_timeout_ms = 1000\n\
              [[torrents]]\ninfo_hash = \"{hash}\"\npeers = [\"{}\", \"{}\"]\n",
             leecher.addr, seeder.addr
         ),
@@ -105,7 +105,7 @@ fn a_low_open_file_limit_shrinks_the_pools_with_a_warning() {
     .unwrap();
     std::fs::write(
         input.join("btda.toml"),
-        "[dht]\nenabled = false\n[peer]\nlisten_address = \"127.21.0.1\"\nlisten_port = 0\n",
+        "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nlisten_address = \"127.21.0.1\"\nlisten_port = 0\n",
     )
     .unwrap();
     // 1,024 workers by default, but only 200 descriptors (soft and hard) allowed.
@@ -168,7 +168,7 @@ fn peers_from_a_tracker_are_visited_by_btda_run() {
     let seeder = FakePeer::start(seeder_at, hash, 3, 3, Behaviour::HaveAll).unwrap();
     std::fs::write(
         input.join("btda.toml"),
-        "[dht]\nenabled = false\n[peer]\nworkers = 2\nlisten_address = \"127.22.0.3\"\nlisten_port = 16881\n[tracker]\nstopped_timeout_ms = 500\n",
+        "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.22.0.3\"\nlisten_port = 16881\n[tracker]\nstopped_timeout_ms = 500\n",
     )
     .unwrap();
     let (mut child, _, _lines) = common::start_run(&input, &output);

@@ -75,8 +75,8 @@ fn confirmed_downloads_match_the_simulated_truth() {
         input.join("btda.toml"),
         format!(
             "[dht]\nenabled = true\nlisten_address = \"{}\"\nport = 0\nbootstrap = [\"{router}\"]\n\
-             interval_secs = 1\nquery_timeout_ms = 500\n[peer]\nworkers = 16\nlisten_address = \"{}\"\nlisten_port = {}\n\
-             revisit_delay_secs = 1\nquiet_grace_ms = 150\nsilence_timeout_ms = 1000\nvisit_cap_ms = 1000\nretry_backoff_secs = [1, 1, 1]\n\
+             interval_secs = 1\nquery_timeout_ms = 500\n[peer]\nallow_private_addresses = true\nworkers = 16\nlisten_address = \"{}\"\nlisten_port = {}\n\
+             revisit_delay_secs = 1\nstate_window_ms = 150\nsilence_timeout_ms = 1000\nvisit_cap_ms = 1000\nretry_backoff_secs = [1, 1, 1]\n\
              [tracker]\ninterval_secs = 1\nstopped_timeout_ms = 1000\n[privacy]\nkey = \"{KEY}\"\n",
             listen.ip(),
             listen.ip(),

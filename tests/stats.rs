@@ -188,7 +188,7 @@ fn stats_on_a_simulated_run_and_on_an_empty_one() {
     let (_root, input, output) = common::run_dirs_with_fixture();
     std::fs::write(
         input.join("btda.toml"),
-        "[dht]\nenabled = false\n[peer]\nlisten_address = \"127.93.0.1\"\nlisten_port = 0\n\
+        "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nlisten_address = \"127.93.0.1\"\nlisten_port = 0\n\
          [tracker]\nstopped_timeout_ms = 300\n[monitor]\nstatistics_interval_secs = 1\n",
     )
     .unwrap();

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use btda::schedule::{PeerKeyer, PeerQueue, Policy};
+use btda::book::{PeerKeyer, PeerQueue};
+use btda::schedule::Policy;
 use btda::sim::fake_tracker::{
     FakeHttpTracker, FakeUdpTracker, HttpBehaviour, UdpBehaviour, percent_decode,
 };
@@ -144,6 +145,7 @@ fn every_tracker_is_announced_scraped_and_classified() {
     ));
     let stop = Arc::new(AtomicBool::new(false));
     let me = Announcer {
+        source_ip: Some("127.0.0.1".parse().unwrap()),
         peer_id: *b"-BD0100-trackertest1",
         port: 51413,
         key: 0x0102_0304,

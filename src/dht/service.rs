@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::krpc::{NodeId, NodeInfo};
 use super::node::{DhtNode, NodeSettings};
-use crate::schedule::{Added, PeerQueue, Source};
+use crate::book::{Added, PeerQueue, Source};
 use crate::store::{Record, RecordSender, RequestRow};
 use crate::torrent::InfoHash;
 

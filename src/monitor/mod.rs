@@ -92,6 +92,12 @@ impl Monitor {
             incoming_refused_busy: Some(s.incoming_refused_busy.load(Ordering::Relaxed)),
             incoming_unknown: Some(s.incoming_unknown.load(Ordering::Relaxed)),
             confirmed: Some(q.confirmed),
+            peers_reached: Some(q.reached),
+            self_connections: Some(s.self_connections.load(Ordering::Relaxed)),
+            own_addresses_skipped: Some(q.ours),
+            not_global_tracker: Some(q.not_global_tracker),
+            not_global_dht: Some(q.not_global_dht),
+            not_global_pex: Some(q.not_global_pex),
         }
     }
 

@@ -14,7 +14,7 @@ use super::outcome::Outcome;
 use super::visit::{
     Identity, Timeouts, TorrentLookup, VisitReport, visit_incoming, visit_outgoing,
 };
-use crate::schedule::{Added, PeerQueue, Recorded, Source, VisitResult};
+use crate::book::{Added, PeerQueue, Recorded, Source, VisitResult};
 use crate::store::{Record, RecordSender, VisitRow};
 use crate::torrent::InfoHash;
 use crate::wire::StateKind;
@@ -42,6 +42,8 @@ pub struct EngineStats {
     pub pex_new: AtomicU64,
     /// Peers learned by PEX that were already known.
     pub pex_duplicate: AtomicU64,
+    /// Connections that turned out to be btda itself (our peer id), both directions.
+    pub self_connections: AtomicU64,
 }
 
 /// One analysed torrent, as the engine needs it.
@@ -74,6 +76,8 @@ pub struct Engine {
     pub listen_port: u16,
     /// Cap on messages.
     pub max_message: u32,
+    /// Source address of outgoing connections.
+    pub source_ip: Option<std::net::IpAddr>,
     /// Timeouts.
     pub timeouts: Timeouts,
     /// Set when the run stops.
@@ -125,6 +129,7 @@ impl Engine {
             peer_id,
             listen_port: peer.listen_port,
             max_message: peer.max_message_bytes,
+            source_ip: peer.source_ip(),
             timeouts: Timeouts::from_config(peer),
             stop,
             stats: EngineStats::default(),
@@ -159,6 +164,7 @@ impl Engine {
             listen_port: self.listen_port,
             version: &self.version,
             max_message: self.max_message,
+            source_ip: self.source_ip,
         }
     }
 
@@ -167,7 +173,7 @@ impl Engine {
         while let Some(job) = self.queue.next_job() {
             let began = Instant::now();
             self.stats.workers_busy.fetch_add(1, Ordering::Relaxed);
-            let started_at = crate::clock::unix_now();
+            let started_ms = crate::clock::unix_now_ms();
             let slot = &self.torrents[job.peer.torrent as usize];
             let pieces = slot.pieces.load(Ordering::Relaxed);
             let report = visit_outgoing(
@@ -178,15 +184,20 @@ impl Engine {
                 &self.timeouts,
                 &self.stop,
             );
-            let recorded = self.queue.finish(&job, to_result(&report));
-            self.store(
-                job.peer.torrent,
-                started_at,
-                "out",
-                Some(job.attempt),
-                &report,
-                &recorded,
-            );
+            let recorded = self.queue.finish(&job, to_result(&report, started_ms));
+            self.learn(&report);
+            if report.outcome == Outcome::Myself {
+                self.stats.self_connections.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.store(
+                    job.peer.torrent,
+                    started_ms.div_euclid(1000),
+                    "out",
+                    Some(job.attempt),
+                    &report,
+                    &recorded,
+                );
+            }
             for addr in &report.pex {
                 let counter = match self.queue.add(job.peer.torrent, *addr, Source::Pex) {
                     Added::New => &self.stats.pex_new,
@@ -201,11 +212,31 @@ impl Engine {
         }
     }
 
-    /// Handles one accepted connection.
+    /// What a peer told us about ourselves: the `yourip` of its extended handshake is
+    /// an external address of ours (so our port there is never queued).
+    fn learn(&self, report: &VisitReport) {
+        if let Some(ip) = report.extensions.as_ref().and_then(|e| e.your_ip) {
+            self.queue.learn_own_ip(ip);
+        }
+    }
+
+    /// Handles one accepted connection. While it is open, the peers at its IP are not
+    /// dialled (one connection per peer at a time).
     pub fn handle_incoming(&self, stream: std::net::TcpStream, from: SocketAddr) {
-        let started_at = crate::clock::unix_now();
+        self.queue.incoming_started(from.ip());
+        self.incoming_visit(stream, from);
+        self.queue.incoming_ended(from.ip());
+    }
+
+    fn incoming_visit(&self, stream: std::net::TcpStream, from: SocketAddr) {
+        let started_ms = crate::clock::unix_now_ms();
         let (info_hash, report) =
             visit_incoming(stream, self, &self.identity(), &self.timeouts, &self.stop);
+        if report.outcome == Outcome::Myself {
+            self.stats.self_connections.fetch_add(1, Ordering::Relaxed);
+            return; // btda dialled itself: nothing to store
+        }
+        self.learn(&report);
         let torrent = info_hash.and_then(|h| self.by_hash.get(&h).copied());
         let Some(torrent) = torrent.filter(|_| report.outcome != Outcome::UnknownInfoHash) else {
             if report.outcome == Outcome::UnknownInfoHash {
@@ -214,18 +245,21 @@ impl Engine {
             return; // not one of our torrents: nothing to attribute it to
         };
         let listen_port = report.extensions.as_ref().and_then(|e| e.listen_port);
-        let recorded = match to_result(&report) {
+        let recorded = match to_result(&report, started_ms) {
             result @ VisitResult::Success { .. } => {
                 self.queue
                     .record_incoming(torrent, from.ip(), listen_port, result)
             }
-            _ => Recorded {
-                peer_id: None,
-                row: None,
-                crossed_now: false,
-            },
+            _ => Recorded::default(),
         };
-        self.store(torrent, started_at, "in", None, &report, &recorded);
+        self.store(
+            torrent,
+            started_ms.div_euclid(1000),
+            "in",
+            None,
+            &report,
+            &recorded,
+        );
     }
 
     fn store(
@@ -255,6 +289,7 @@ impl Engine {
             handshake_ms: r.handshake_ms,
             duration_ms: Some(r.duration_ms),
             pieces: r.pieces,
+            first_pieces: r.first_state.map(|(p, _)| p),
             state: r.state.map(StateKind::as_str),
             messages: Some(r.messages),
             max_gap_ms: r.max_gap_ms,
@@ -263,22 +298,36 @@ impl Engine {
     }
 }
 
-/// What the queue needs from a visit report.
-pub fn to_result(r: &VisitReport) -> VisitResult {
+/// What the queue needs from a visit report of a visit that began at `started_ms` (Unix
+/// ms) and ends now: its observations are the count at the first piece-state message and
+/// at the end; one of 0 pieces for state `none`; none for state `invalid`.
+pub fn to_result(r: &VisitReport, started_ms: i64) -> VisitResult {
     match (r.outcome, r.pieces) {
         (Outcome::Ok, Some(pieces)) => {
             let client = r.peer_id.map(|id| {
                 let c = crate::wire::client::identify(&id);
                 (c.name, c.version)
             });
+            let end_ms = crate::clock::unix_now_ms().max(started_ms);
+            let observations = match (r.state, r.first_state) {
+                (Some(StateKind::Invalid), _) => Vec::new(),
+                (_, Some((first, after_ms))) => vec![
+                    ((started_ms + i64::from(after_ms)).min(end_ms), first),
+                    (end_ms, pieces),
+                ],
+                _ => vec![(end_ms, pieces)],
+            };
             VisitResult::Success {
-                end_ms: crate::clock::unix_now_ms(),
-                pieces,
-                with_state: r.state.is_some_and(|s| s != StateKind::None),
+                observations,
+                with_state: r
+                    .state
+                    .is_some_and(|s| !matches!(s, StateKind::None | StateKind::Invalid)),
                 client,
                 client_v: r.extensions.as_ref().and_then(|e| e.client.clone()),
+                peer_id: r.peer_id,
             }
         }
+        (Outcome::Myself, _) => VisitResult::Myself,
         (o, _) if o.is_local() => VisitResult::Retry,
         _ => VisitResult::Failure,
     }

@@ -38,7 +38,8 @@ pub fn fetch_metadata(
     stop: &AtomicBool,
 ) -> Result<Vec<u8>, FetchError> {
     let start = Instant::now();
-    let mut s = connect(addr, t.connect).map_err(|e| FetchError(format!("connect: {e}")))?;
+    let mut s =
+        connect(addr, t.connect, me.source_ip).map_err(|e| FetchError(format!("connect: {e}")))?;
     let _ = s.set_write_timeout(Some(t.handshake));
     s.write_all(&Handshake::ours(info_hash, me.peer_id).encode())
         .map_err(|e| FetchError(e.to_string()))?;
@@ -52,6 +53,9 @@ pub fn fetch_metadata(
         });
     }
     let hs = Handshake::parse(&theirs).map_err(|e| FetchError(e.to_string()))?;
+    if hs.peer_id == me.peer_id {
+        return fail("our own address");
+    }
     if hs.info_hash != info_hash {
         return fail("info-hash mismatch");
     }

@@ -34,6 +34,9 @@ pub enum Outcome {
     Interrupted,
     /// A failure on btda's side (e.g. out of file descriptors); not held against the peer.
     LocalError,
+    /// The handshake carried our own peer id: btda reached itself (a tracker or the DHT
+    /// listed our address). Closed at once; no peer is stored.
+    Myself,
 }
 
 impl Outcome {
@@ -54,6 +57,7 @@ impl Outcome {
             Self::UnknownInfoHash => "unknown_infohash",
             Self::Interrupted => "interrupted",
             Self::LocalError => "local_error",
+            Self::Myself => "self",
         }
     }
 

@@ -29,8 +29,10 @@ pub struct Timeouts {
     pub handshake: Duration,
     /// Longest silence between messages.
     pub silence: Duration,
-    /// Quiet time after the initial piece state.
-    pub quiet_grace: Duration,
+    /// How long a visit goes on after the first piece-state message (the state window):
+    /// a downloading peer sends haves without pause, so waiting for quiet would hold
+    /// the worker to the cap.
+    pub state_window: Duration,
     /// Longest visit.
     pub cap: Duration,
 }
@@ -43,7 +45,7 @@ impl Timeouts {
             connect: ms(p.connect_timeout_ms),
             handshake: ms(p.handshake_timeout_ms),
             silence: ms(p.silence_timeout_ms),
-            quiet_grace: ms(p.quiet_grace_ms),
+            state_window: ms(p.state_window_ms),
             cap: ms(p.visit_cap_ms),
         }
     }
@@ -60,6 +62,8 @@ pub struct Identity<'a> {
     pub version: &'a str,
     /// Cap on message length from the configuration.
     pub max_message: u32,
+    /// Source address of outgoing connections (None: the system chooses).
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 /// Everything measured in one visit; becomes a `visit` row.
@@ -75,6 +79,9 @@ pub struct VisitReport {
     pub duration_ms: u32,
     /// Pieces known at the end (None if the handshake failed).
     pub pieces: Option<u32>,
+    /// Pieces known right after the first valid piece-state message (the visit's first
+    /// observation), and when it came, ms after the visit started.
+    pub first_state: Option<(u32, u32)>,
     /// Which message set the piece state.
     pub state: Option<StateKind>,
     /// Messages received after the handshake.
@@ -99,6 +106,7 @@ impl VisitReport {
             handshake_ms: None,
             duration_ms: ms_since(start),
             pieces: None,
+            first_state: None,
             state: None,
             messages: 0,
             max_gap_ms: None,
@@ -112,6 +120,10 @@ impl VisitReport {
 
 fn ms_since(t: Instant) -> u32 {
     u32::try_from(t.elapsed().as_millis()).unwrap_or(u32::MAX)
+}
+
+fn ms_between(from: Instant, to: Instant) -> u32 {
+    u32::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u32::MAX)
 }
 
 pub(crate) enum ReadError {
@@ -163,9 +175,17 @@ fn handshake_failure(e: ReadError) -> Outcome {
     }
 }
 
-/// Connects with a timeout (socket2), so the connect time can be measured and bounded.
-pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+/// Connects with a timeout (socket2), so the connect time can be measured and bounded,
+/// from `source` when given and of the same address family as `addr`.
+pub fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    source: Option<std::net::IpAddr>,
+) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if let Some(ip) = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+        socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
+    }
     socket.connect_timeout(&SockAddr::from(addr), timeout)?;
     socket.set_tcp_nodelay(true)?;
     Ok(socket.into())
@@ -181,7 +201,7 @@ pub fn visit_outgoing(
     stop: &AtomicBool,
 ) -> VisitReport {
     let start = Instant::now();
-    let mut stream = match connect(addr, t.connect) {
+    let mut stream = match connect(addr, t.connect, me.source_ip) {
         Ok(s) => s,
         Err(e) => return VisitReport::failed(Outcome::of_connect_error(&e), start),
     };
@@ -210,6 +230,11 @@ pub fn visit_outgoing(
             return report;
         }
     };
+    if hs.peer_id == me.peer_id {
+        report.outcome = Outcome::Myself; // a tracker or the DHT listed our own address
+        report.duration_ms = ms_since(start);
+        return report;
+    }
     if hs.info_hash != info_hash {
         report.outcome = Outcome::InfoHashMismatch;
         report.duration_ms = ms_since(start);
@@ -269,12 +294,18 @@ pub fn visit_incoming(
         report.outcome = Outcome::WrongProtocol;
         return (Some(info_hash), report);
     };
+    if hs.peer_id == me.peer_id {
+        report.outcome = Outcome::Myself;
+        report.duration_ms = ms_since(start);
+        return (Some(info_hash), report);
+    }
     exchange(&mut stream, &hs, pieces, me, t, stop, start, &mut report);
     (Some(info_hash), report)
 }
 
 /// After both handshakes: send our extended handshake (and have_none), then read
-/// messages until the piece state is known, the peer falls quiet, or the cap.
+/// messages until the answer is known: at once on a complete set, else the state window
+/// after the first piece-state message, else the silence timeout, never past the cap.
 #[allow(clippy::too_many_arguments)]
 fn exchange(
     stream: &mut TcpStream,
@@ -311,6 +342,7 @@ fn exchange(
     let mut decoder = MessageDecoder::new(me.max_message.min(needed.max(64 * 1024)));
     let mut state = PieceState::new(pieces);
     let mut last = Instant::now();
+    let mut first_state_at: Option<Instant> = None;
     let mut max_gap = Duration::ZERO;
     let mut buf = vec![0u8; 16 * 1024];
     let outcome = 'visit: loop {
@@ -323,11 +355,11 @@ fn exchange(
         }
         let now = Instant::now();
         let mut deadline = (start + t.cap).min(last + t.silence);
-        if state.known() {
-            deadline = deadline.min(last + t.quiet_grace);
+        if let Some(first) = first_state_at {
+            deadline = deadline.min(first + t.state_window);
         }
         if now >= deadline {
-            break Outcome::Ok; // quiet after the state, silent (state none), or the cap
+            break Outcome::Ok; // the state window, silence (state none), or the cap
         }
         if stream
             .set_read_timeout(Some((deadline - now).min(POLL)))
@@ -403,6 +435,10 @@ fn exchange(
                     }
                 }
                 _ => {}
+            }
+            if first_state_at.is_none() && state.known() {
+                first_state_at = Some(arrived);
+                report.first_state = Some((state.count(), ms_between(start, arrived)));
             }
             if state.known() && state.is_complete() {
                 break 'visit Outcome::Ok; // a full set is the whole answer: end at once

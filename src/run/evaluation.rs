@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::magnets::MagnetService;
+use crate::book::{PeerKeyer, PeerQueue, Source};
 use crate::config::Config;
 use crate::dht::service::{DhtService, DhtTorrent};
 use crate::monitor::{Monitor, statistics_loop};
 use crate::peer::engine::{self, Running};
 use crate::peer::{Engine, TorrentSlot};
-use crate::schedule::{PeerKeyer, PeerQueue, Policy, Source};
+use crate::schedule::Policy;
 use crate::store::{RecordSender, WriterStats};
 use crate::torrent::{InfoHash, Torrent};
 use crate::tracker::service::{Announcer, TrackedTorrent, TrackerService};
@@ -85,7 +86,10 @@ pub fn start(
         .privacy
         .peer_key()
         .map_or_else(PeerKeyer::random, PeerKeyer::new);
+    let listen_ip = p.listen_address.parse::<std::net::IpAddr>().ok();
     let mut queue = PeerQueue::new(thresholds, Policy::from_config(p), keyer)
+        .allow_private(p.allow_private_addresses)
+        .with_own_address(p.listen_port, listen_ip)
         .with_geo(geo, config.privacy.store_prefix);
     let mut rdns_results = None;
     if config.geo.reverse_dns {
@@ -169,6 +173,7 @@ pub fn start(
         })
         .collect();
     let me = Announcer {
+        source_ip: p.source_ip(),
         peer_id,
         port: peer_cfg.listen_port,
         key: rand::random(),

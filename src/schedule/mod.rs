@@ -1,14 +1,11 @@
-//! Scheduling: which peer to visit when, and what its visits add up to.
+//! Scheduling: which peer to visit when. Knows due times, visit states and the retry
+//! policy, nothing of what visits found (that is [`crate::book`]).
 
-pub mod identity;
 pub mod policy;
-pub mod progress;
-pub mod queue;
+pub mod scheduler;
 
-pub use identity::{PeerAddr, PeerKeyer, Source};
 pub use policy::{Next, Policy};
-pub use progress::Progress;
-pub use queue::{Added, Job, PeerQueue, QueueCounts, Recorded, VisitResult};
+pub use scheduler::{Added, Ended, Reach, Scheduler, State};
 
 #[cfg(test)]
 pub(crate) mod tests_support {

@@ -9,7 +9,8 @@ pub enum Next {
     After(Duration),
     /// At or above the threshold: nothing more to learn.
     Finished,
-    /// Failed at every backoff step: stop trying (it may come back after a cool-down).
+    /// Failed at every backoff step and not kept: stop trying (it comes back when a
+    /// source lists it again after the cool-down).
     Drop,
 }
 
@@ -20,7 +21,8 @@ pub struct Policy {
     pub revisit_delay: Duration,
     /// After the 1st, 2nd, … failure in a row.
     pub backoff: Vec<Duration>,
-    /// How long a dropped peer is ignored.
+    /// How long a dropped peer is ignored; also how long a listing keeps a reached peer
+    /// from being dropped.
     pub cooldown: Duration,
 }
 
@@ -47,11 +49,16 @@ impl Policy {
         }
     }
 
-    /// After the `failures_in_row`-th failure in a row (1 for the first).
-    pub fn after_failure(&self, failures_in_row: u32) -> Next {
+    /// After the `failures_in_row`-th failure in a row (1 for the first). A peer that
+    /// is `kept` (reached before and still listed by a source) is retried at the last
+    /// backoff step for as long as that holds; any other is dropped after the last step.
+    pub fn after_failure(&self, failures_in_row: u32, kept: bool) -> Next {
         match self.backoff.get(failures_in_row.saturating_sub(1) as usize) {
             Some(&d) => Next::After(d),
-            None => Next::Drop,
+            None => match self.backoff.last() {
+                Some(&d) if kept => Next::After(d),
+                _ => Next::Drop,
+            },
         }
     }
 }
@@ -68,8 +75,18 @@ mod tests {
             Next::After(Duration::from_secs(180))
         );
         assert_eq!(p.after_success(true), Next::Finished);
-        assert_eq!(p.after_failure(1), Next::After(Duration::from_secs(60)));
-        assert_eq!(p.after_failure(3), Next::After(Duration::from_secs(900)));
-        assert_eq!(p.after_failure(4), Next::Drop);
+        assert_eq!(
+            p.after_failure(1, false),
+            Next::After(Duration::from_secs(60))
+        );
+        assert_eq!(
+            p.after_failure(3, false),
+            Next::After(Duration::from_secs(900))
+        );
+        assert_eq!(p.after_failure(4, false), Next::Drop);
+        assert_eq!(
+            p.after_failure(9, true),
+            Next::After(Duration::from_secs(900))
+        );
     }
 }

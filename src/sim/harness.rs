@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::book::{PeerKeyer, PeerQueue, Source};
 use crate::peer::engine::{self, Running};
 use crate::peer::{Engine, TorrentSlot};
-use crate::schedule::{PeerKeyer, PeerQueue, Policy, Source};
+use crate::schedule::Policy;
 use crate::store::{Record, StoreError, TorrentRow, Writer, WriterSettings};
 use crate::torrent::InfoHash;
 
@@ -71,11 +72,10 @@ impl Harness {
             backoff: o.backoff.clone(),
             cooldown: Duration::from_secs(3600),
         };
-        let queue = Arc::new(PeerQueue::new(
-            vec![Some(o.threshold)],
-            policy,
-            PeerKeyer::random(),
-        ));
+        let queue = Arc::new(
+            PeerQueue::new(vec![Some(o.threshold)], policy, PeerKeyer::random())
+                .allow_private(true),
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let mut cfg = o.peer.clone();
         cfg.listen_port = listener

@@ -117,7 +117,10 @@ pub struct VisitRow {
     pub duration_ms: Option<u32>,
     /// Pieces known at the end.
     pub pieces: Option<u32>,
-    /// `bitfield` / `have_all` / `have_none` / `haves` / `none`.
+    /// Pieces known at the first valid piece-state message (the visit's first
+    /// observation).
+    pub first_pieces: Option<u32>,
+    /// `bitfield` / `have_all` / `have_none` / `haves` / `none` / `invalid`.
     pub state: Option<&'static str>,
     /// Messages received.
     pub messages: Option<u32>,
@@ -197,6 +200,18 @@ pub struct StatisticRow {
     pub incoming_unknown: Option<u64>,
     /// Confirmed downloads so far.
     pub confirmed: Option<u64>,
+    /// Peers reached at least once.
+    pub peers_reached: Option<u64>,
+    /// Connections that were btda itself, so far.
+    pub self_connections: Option<u64>,
+    /// Addresses of ours that sources named, not queued, so far.
+    pub own_addresses_skipped: Option<u64>,
+    /// Non-global addresses not dialled, from trackers / the DHT / PEX, so far.
+    pub not_global_tracker: Option<u64>,
+    /// … from the DHT.
+    pub not_global_dht: Option<u64>,
+    /// … from peer exchange.
+    pub not_global_pex: Option<u64>,
 }
 
 /// Everything the writer thread can be asked to store.
@@ -318,8 +333,8 @@ impl Record {
                 .prepare_cached(
                     "INSERT INTO visit (peer_id, torrent_id, started_at, direction, outcome,
                         connect_ms, handshake_ms, duration_ms, pieces, state, messages, max_gap_ms,
-                        attempt, invalid_messages)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                        attempt, invalid_messages, first_pieces)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?
                 .execute(params![
                     v.peer_id,
@@ -335,7 +350,8 @@ impl Record {
                     v.messages,
                     v.max_gap_ms,
                     v.attempt,
-                    v.invalid_messages
+                    v.invalid_messages,
+                    v.first_pieces
                 ])
                 .map(drop),
             Record::Request(r) => conn
@@ -369,8 +385,10 @@ impl Record {
                     "INSERT INTO statistic (at, peers_known, peers_due, peers_in_flight,
                         workers_busy, workload, incoming_active, writer_backlog, rss_mb, load_avg,
                         open_fds, incoming_accepted, incoming_refused_busy, incoming_unknown,
-                        confirmed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                        confirmed, peers_reached, self_connections, own_addresses_skipped,
+                        not_global_tracker, not_global_dht, not_global_pex)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                        ?16, ?17, ?18, ?19, ?20, ?21)",
                 )?
                 .execute(params![
                     s.at,
@@ -387,7 +405,13 @@ impl Record {
                     s.incoming_accepted,
                     s.incoming_refused_busy,
                     s.incoming_unknown,
-                    s.confirmed
+                    s.confirmed,
+                    s.peers_reached,
+                    s.self_connections,
+                    s.own_addresses_skipped,
+                    s.not_global_tracker,
+                    s.not_global_dht,
+                    s.not_global_pex
                 ])
                 .map(drop),
         }

@@ -52,15 +52,15 @@ CREATE TABLE IF NOT EXISTS peer (
     longitude     REAL,
     asn           INTEGER,
     as_org        TEXT,
-    first_seen    INTEGER NOT NULL,       -- first successful visit
-    first_pieces  INTEGER NOT NULL,
-    last_seen     INTEGER NOT NULL,       -- latest successful visit
+    first_seen    INTEGER NOT NULL,       -- first observation (first state message of the first successful visit)
+    first_pieces  INTEGER NOT NULL,       -- pieces at the first observation
+    last_seen     INTEGER NOT NULL,       -- latest observation (end of the latest successful visit)
     last_pieces   INTEGER NOT NULL,
-    max_speed     REAL,                   -- pieces per second between consecutive visits
+    max_speed     REAL,                   -- pieces per second between consecutive observations
     visits        INTEGER NOT NULL,       -- successful visits
     failed_visits INTEGER NOT NULL,
-    crossed_at    INTEGER,                -- first visit at/above T after one below T
-    crossed_strict INTEGER NOT NULL DEFAULT 0, -- 1 if a below-T visit had a piece-state message
+    crossed_at    INTEGER,                -- first observation at/above T after one below T (same visit or later)
+    crossed_strict INTEGER NOT NULL DEFAULT 0, -- 1 if a below-T observation came from a piece-state message
     network       TEXT,                   -- /24 or /48, only with privacy.store_prefix
     rdns_domain   TEXT,                   -- registrable domain of the host name (geo.reverse_dns)
     UNIQUE (torrent_id, peer_key)
@@ -77,11 +77,12 @@ CREATE TABLE IF NOT EXISTS visit (
     handshake_ms INTEGER,
     duration_ms  INTEGER,
     pieces       INTEGER,                -- pieces known at the end of the visit
-    state        TEXT CHECK (state IN ('bitfield', 'have_all', 'have_none', 'haves', 'none')),
+    state        TEXT CHECK (state IN ('bitfield', 'have_all', 'have_none', 'haves', 'none', 'invalid')),
     messages     INTEGER,
     max_gap_ms   INTEGER,
     attempt      INTEGER,                -- 1 = first contact with the peer; NULL for incoming
-    invalid_messages INTEGER             -- piece-state messages ignored as invalid
+    invalid_messages INTEGER,            -- piece-state messages ignored as invalid
+    first_pieces INTEGER                 -- pieces at the first valid piece-state message (NULL: none came)
 );
 CREATE INDEX IF NOT EXISTS visit_torrent ON visit (torrent_id);
 CREATE INDEX IF NOT EXISTS visit_peer ON visit (peer_id);
@@ -123,7 +124,13 @@ CREATE TABLE IF NOT EXISTS statistic (
     incoming_accepted     INTEGER,       -- cumulative since the start
     incoming_refused_busy INTEGER,       -- cumulative: closed at once, all handlers busy
     incoming_unknown      INTEGER,       -- cumulative: info-hash not analysed
-    confirmed       INTEGER              -- confirmed downloads so far
+    confirmed       INTEGER,             -- confirmed downloads so far
+    peers_reached   INTEGER,             -- peers that answered at least once
+    self_connections INTEGER,            -- cumulative: connections that were btda itself
+    own_addresses_skipped INTEGER,       -- cumulative: our own address named by a source
+    not_global_tracker INTEGER,          -- cumulative: non-global addresses not dialled, by source
+    not_global_dht  INTEGER,
+    not_global_pex  INTEGER
 );
 
 CREATE VIEW IF NOT EXISTS confirmed_download AS
@@ -138,8 +145,7 @@ SELECT p.id AS peer_id,
        p.crossed_at
 FROM peer p
 JOIN torrent t ON t.id = p.torrent_id
-WHERE p.crossed_at IS NOT NULL
-  AND p.first_pieces < t.complete_threshold;
+WHERE p.crossed_at IS NOT NULL;
 
 CREATE VIEW IF NOT EXISTS confirmed_download_strict AS
 SELECT * FROM confirmed_download c

@@ -29,6 +29,8 @@ pub struct ClientSettings {
     pub udp_retransmit: Vec<Duration>,
     /// Host name resolution.
     pub dns_timeout: Duration,
+    /// Source address of UDP requests (used when its family matches the tracker's).
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 /// Resolves `host:port` on a helper thread so that a hanging resolver costs at most
@@ -198,12 +200,11 @@ impl TrackerClient {
         build: impl Fn(u64, u32) -> Vec<u8>,
         parse: impl Fn(&[u8], u32) -> Result<Option<T>, TrackerError>,
     ) -> Result<T, TrackerError> {
-        let bind: SocketAddr = if addr.is_ipv6() {
-            "[::]:0".parse()
-        } else {
-            "0.0.0.0:0".parse()
-        }
-        .map_err(|_| TrackerError::Io("bind address".into()))?;
+        let bind = match self.settings.source_ip {
+            Some(ip) if ip.is_ipv6() == addr.is_ipv6() => SocketAddr::new(ip, 0),
+            _ if addr.is_ipv6() => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+            _ => SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0)),
+        };
         let socket = socket2::Socket::new(
             socket2::Domain::for_address(addr),
             socket2::Type::DGRAM,

@@ -153,6 +153,15 @@ fn read_announce(d: &Dict<'_, '_>) -> Result<AnnounceReply, TrackerError> {
             .ok()
             .flatten()
             .map(|w| String::from_utf8_lossy(w).chars().take(200).collect()),
+        external_ip: d
+            .bytes("external ip")
+            .ok()
+            .flatten()
+            .and_then(|b| match b.len() {
+                4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
+                16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
+                _ => None,
+            }),
     })
 }
 
@@ -262,6 +271,10 @@ mod tests {
             "[::1]:6883".parse().unwrap(),
         ];
         assert_eq!(r.peers, want);
+        assert_eq!(r.external_ip, None);
+        let ext =
+            parse_announce(b"d8:intervali60e5:peers0:11:external ip4:\x51\x02\x45\xa0e").unwrap();
+        assert_eq!(ext.external_ip, Some("81.2.69.160".parse().unwrap()));
         let dicts = b"d8:intervali60e5:peersld2:ip9:127.0.0.47:peer id20:xxxxxxxxxxxxxxxxxxxx4:porti7000eed2:ip3:bad4:porti1eeee";
         assert_eq!(
             parse_announce(dicts).unwrap().peers,

@@ -80,6 +80,8 @@ pub struct AnnounceReply {
     pub peers: Vec<SocketAddr>,
     /// `warning message`.
     pub warning: Option<String>,
+    /// BEP 24 `external ip`: our address as the tracker sees it.
+    pub external_ip: Option<std::net::IpAddr>,
 }
 
 /// A tracker's counts for one torrent in a scrape.

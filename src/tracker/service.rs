@@ -17,7 +17,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::client::{ClientSettings, TrackerClient};
 use super::{AnnounceParams, Event, TrackerError};
-use crate::schedule::{Added, PeerQueue, Source};
+use crate::book::{Added, PeerQueue, Source};
 use crate::store::{Record, RecordSender, RequestRow};
 use crate::torrent::InfoHash;
 
@@ -46,6 +46,9 @@ pub struct Announcer {
     pub port: u16,
     /// Random key for this run.
     pub key: u32,
+    /// Source address of UDP tracker requests (None: the system chooses). HTTP requests
+    /// go out from the system's choice: attohttpc cannot bind a source address.
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 struct Slot {
@@ -92,6 +95,7 @@ pub fn client_settings(c: &crate::config::Tracker) -> ClientSettings {
             .map(|&m| Duration::from_millis(m))
             .collect(),
         dns_timeout: Duration::from_millis(c.dns_timeout_ms),
+        source_ip: None,
     }
 }
 
@@ -141,7 +145,10 @@ impl TrackerService {
             jobs: jobs.into_iter().map(Mutex::new).collect(),
             heap: Mutex::new(heap),
             wake: Condvar::new(),
-            client: TrackerClient::new(client_settings(config)),
+            client: TrackerClient::new(ClientSettings {
+                source_ip: me.source_ip,
+                ..client_settings(config)
+            }),
             config: config.clone(),
             me,
             queue,
@@ -176,6 +183,7 @@ impl TrackerService {
         }
         let budget = Duration::from_millis(self.shared.config.stopped_timeout_ms);
         let mut settings = client_settings(&self.shared.config);
+        settings.source_ip = self.shared.me.source_ip;
         settings.http_timeout = budget;
         settings.dns_timeout = budget;
         settings.udp_retransmit = vec![budget];
@@ -325,6 +333,9 @@ impl Shared {
             };
             match result {
                 Ok(reply) => {
+                    if let Some(ip) = reply.external_ip {
+                        self.queue.learn_own_ip(ip); // BEP 24: never queue ourselves
+                    }
                     let (mut new, mut dup) = (0, 0);
                     for peer in &reply.peers {
                         match self.queue.add(slot.index, *peer, Source::Tracker) {

@@ -126,6 +126,7 @@ pub fn parse_announce(
         completed: None,
         peers,
         warning: None,
+        external_ip: None,
     }))
 }
 

@@ -18,6 +18,9 @@ pub enum StateKind {
     HaveAll,
     /// The last reset was `have_none`.
     HaveNone,
+    /// Only invalid piece-state messages arrived (wrong bitfield length, spare bits,
+    /// haves out of range): a contact, but no observation of the pieces.
+    Invalid,
 }
 
 impl StateKind {
@@ -29,6 +32,7 @@ impl StateKind {
             Self::Bitfield => "bitfield",
             Self::HaveAll => "have_all",
             Self::HaveNone => "have_none",
+            Self::Invalid => "invalid",
         }
     }
 }
@@ -155,9 +159,14 @@ impl PieceState {
         self.count == self.pieces
     }
 
-    /// Which message set the state.
+    /// Which message set the state ([`StateKind::Invalid`] when every piece-state
+    /// message was invalid).
     pub fn kind(&self) -> StateKind {
-        self.kind
+        if self.kind == StateKind::None && self.invalid > 0 {
+            StateKind::Invalid
+        } else {
+            self.kind
+        }
     }
 
     /// Whether any piece-state message arrived (a `have` counts).
@@ -228,6 +237,23 @@ mod tests {
         assert_eq!(s.count(), 10);
         assert_eq!(s.invalid(), 3);
         assert!(s.is_complete());
+    }
+
+    #[test]
+    fn only_invalid_messages_are_their_own_state() {
+        let mut s = PieceState::new(10);
+        assert!(s.bitfield(&[0xff, 0xff]).is_err());
+        assert!(s.have(99).is_err());
+        assert_eq!(
+            (s.kind(), s.known(), s.count()),
+            (StateKind::Invalid, false, 0)
+        );
+        assert_eq!(s.kind().as_str(), "invalid");
+        s.have(2).unwrap();
+        assert_eq!(
+            (s.kind(), s.known(), s.count()),
+            (StateKind::Haves, true, 1)
+        );
     }
 
     #[test]

@@ -260,10 +260,10 @@ pub fn column(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
 }
 
 /// The peer keyer btda uses for `privacy.key = hex`.
-pub fn keyer(hex: &str) -> btda::schedule::PeerKeyer {
+pub fn keyer(hex: &str) -> btda::book::PeerKeyer {
     let privacy = btda::config::Privacy {
         key: hex.to_string(),
         ..Default::default()
     };
-    btda::schedule::PeerKeyer::new(privacy.peer_key().expect("64 hex characters"))
+    btda::book::PeerKeyer::new(privacy.peer_key().expect("64 hex characters"))
 }

@@ -1,0 +1,498 @@
+//! The peer book: who each peer is and what its visits showed.
+//!
+//! Identity (a peer is dialled at (IP, port); an incoming connection is matched by
+//! (IP, BEP 10 `p`), else by the peer id of an earlier visit, else by IP when exactly one
+//! known peer has it; one client seen under two addresses is joined by its peer id),
+//! progress and crossings, database ids, geo and reverse-DNS enrichment and the keyed
+//! hash that is a peer's only name on disk. It knows nothing of due times: the
+//! scheduler ([`crate::schedule`]) does, and [`PeerQueue`] puts the two under one lock.
+
+pub mod identity;
+pub mod progress;
+pub mod queue;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+pub use crate::schedule::Added;
+pub use identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
+pub use progress::Progress;
+pub use queue::{Job, PeerQueue, QueueCounts};
+
+use crate::store::PeerRow;
+
+/// The result of a visit, as the book and the scheduler need it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VisitResult {
+    /// The peer answered.
+    Success {
+        /// The visit's observations in time order: (Unix ms, pieces) at the first
+        /// piece-state message and at the end; one (the end, 0 pieces) for state `none`;
+        /// none for state `invalid`.
+        observations: Vec<(i64, u32)>,
+        /// Whether any valid piece-state message arrived (false: state `none`/`invalid`).
+        with_state: bool,
+        /// Client decoded from the peer id (name, version).
+        client: Option<(String, Option<String>)>,
+        /// BEP 10 `v`.
+        client_v: Option<String>,
+        /// The peer id from the handshake (kept in memory only, to join addresses).
+        peer_id: Option<[u8; 20]>,
+    },
+    /// Connect, handshake or protocol failure.
+    Failure,
+    /// A failure on btda's side (shutdown, no file descriptors): retried without penalty.
+    Retry,
+    /// The handshake carried our own peer id.
+    Myself,
+}
+
+/// What the caller must store after a visit.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Recorded {
+    /// Database id of the peer (None until its first observation).
+    pub peer_id: Option<i64>,
+    /// The updated `peer` row, when the peer has one.
+    pub row: Option<PeerRow>,
+    /// True if this visit made the peer a confirmed download.
+    pub crossed_now: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    source: Source,
+    progress: Progress,
+    db_id: Option<i64>,
+    client: Option<(String, Option<String>)>,
+    client_v: Option<String>,
+    geo: Option<crate::geo::GeoInfo>,
+    domain: Option<String>,
+    peer_id: Option<[u8; 20]>,
+}
+
+impl Entry {
+    fn new(source: Source) -> Self {
+        Self {
+            source,
+            progress: Progress::default(),
+            db_id: None,
+            client: None,
+            client_v: None,
+            geo: None,
+            domain: None,
+            peer_id: None,
+        }
+    }
+}
+
+/// Own external addresses remembered at most (from `yourip` and trackers).
+const MAX_OWN_IPS: usize = 16;
+
+/// Every known peer's identity and progress. Not synchronised: [`PeerQueue`] holds it
+/// under its lock.
+pub struct PeerBook {
+    entries: HashMap<PeerAddr, Entry>,
+    by_ip: HashMap<(u32, IpAddr), Vec<u16>>,
+    by_id: HashMap<(u32, [u8; 20]), PeerAddr>,
+    alias: HashMap<PeerAddr, PeerAddr>,
+    own_ips: HashSet<IpAddr>,
+    own: HashSet<SocketAddr>,
+    own_port: u16,
+    keyer: PeerKeyer,
+    geo: Option<std::sync::Arc<crate::geo::Geo>>,
+    store_prefix: bool,
+    rdns: Option<crate::geo::rdns::RdnsPool<PeerAddr>>,
+    next_db_id: i64,
+    confirmed: u64,
+}
+
+impl PeerBook {
+    /// An empty book whose peers are keyed on disk with `keyer`.
+    pub fn new(keyer: PeerKeyer) -> Self {
+        Self {
+            entries: HashMap::new(),
+            by_ip: HashMap::new(),
+            by_id: HashMap::new(),
+            alias: HashMap::new(),
+            own_ips: HashSet::new(),
+            own: HashSet::new(),
+            own_port: 0,
+            keyer,
+            geo: None,
+            store_prefix: false,
+            rdns: None,
+            next_db_id: 1,
+            confirmed: 0,
+        }
+    }
+
+    /// Looks peers up in `geo` at their first observation; with `store_prefix` records
+    /// their /24 or /48 network.
+    pub fn set_geo(&mut self, geo: std::sync::Arc<crate::geo::Geo>, store_prefix: bool) {
+        self.geo = Some(geo);
+        self.store_prefix = store_prefix;
+    }
+
+    /// Asks `pool` for each peer's domain at its first observation.
+    pub fn set_rdns(&mut self, pool: crate::geo::rdns::RdnsPool<PeerAddr>) {
+        self.rdns = Some(pool);
+    }
+
+    /// Our listen port, and our listen address when it is a specific one.
+    pub fn set_own(&mut self, port: u16, ip: Option<IpAddr>) {
+        self.own_port = port;
+        if let Some(ip) = ip.filter(|ip| !ip.is_unspecified()) {
+            self.own_ips.insert(ip);
+        }
+    }
+
+    /// Remembers an external address of ours (BEP 10 `yourip`, a tracker's `external
+    /// ip`); at most a few are kept, so a lying peer cannot grow the set.
+    pub fn learn_own_ip(&mut self, ip: IpAddr) {
+        if self.own_ips.len() < MAX_OWN_IPS {
+            self.own_ips.insert(ip);
+        }
+    }
+
+    /// Remembers an address that answered with our own peer id.
+    pub fn mark_ours(&mut self, addr: SocketAddr) {
+        if self.own.len() < 1024 {
+            self.own.insert(addr);
+        }
+    }
+
+    /// Whether `addr` is ours: an address that answered with our peer id, or one of our
+    /// IPs with our listen port.
+    pub fn is_ours(&self, addr: &SocketAddr) -> bool {
+        self.own.contains(addr)
+            || (self.own_port != 0
+                && addr.port() == self.own_port
+                && self.own_ips.contains(&addr.ip()))
+    }
+
+    /// Adds a peer if unknown; true when it was new.
+    pub fn know(&mut self, peer: PeerAddr, source: Source) -> bool {
+        if self.entries.contains_key(&peer) {
+            return false;
+        }
+        self.entries.insert(peer, Entry::new(source));
+        self.by_ip
+            .entry((peer.torrent, peer.addr.ip()))
+            .or_default()
+            .push(peer.addr.port());
+        true
+    }
+
+    /// The peer whose progress `peer`'s visits count for (itself, or the address of the
+    /// same client it was joined to).
+    pub fn canonical(&self, peer: PeerAddr) -> PeerAddr {
+        self.alias.get(&peer).copied().unwrap_or(peer)
+    }
+
+    /// The known peer an incoming connection from `ip` belongs to, or a new one (source
+    /// `incoming`, at (ip, `p`) or (ip, 0)). Matched by (IP, `p`), else by the peer id
+    /// of an earlier visit, else by IP alone only when exactly one known peer has that
+    /// IP and no `p` or peer id says otherwise. Returns the peer and whether it is new.
+    pub fn match_incoming(
+        &mut self,
+        torrent: u32,
+        ip: IpAddr,
+        p: Option<u16>,
+        peer_id: Option<[u8; 20]>,
+    ) -> (PeerAddr, bool) {
+        let at = |port| PeerAddr {
+            torrent,
+            addr: SocketAddr::new(ip, port),
+        };
+        if let Some(port) = p.filter(|&port| port != 0)
+            && self.entries.contains_key(&at(port))
+        {
+            return (self.canonical(at(port)), false);
+        }
+        if let Some(id) = peer_id
+            && let Some(&known) = self.by_id.get(&(torrent, id))
+        {
+            return (self.canonical(known), false);
+        }
+        let ports = self
+            .by_ip
+            .get(&(torrent, ip))
+            .map_or(&[][..], Vec::as_slice);
+        if p.is_none()
+            && let [only] = ports
+        {
+            let peer = at(*only);
+            let same_client = self
+                .entries
+                .get(&self.canonical(peer))
+                .is_some_and(|e| e.peer_id.is_none() || peer_id.is_none() || e.peer_id == peer_id);
+            if same_client {
+                return (self.canonical(peer), false);
+            }
+        }
+        let peer = at(p.unwrap_or(0));
+        let new = self.know(peer, Source::Incoming);
+        (self.canonical(peer), new)
+    }
+
+    /// Records a visit of `peer` (an address as dialled or matched). A peer id seen
+    /// before under another address of the same torrent joins this address to that peer
+    /// when this address has no observation of its own yet. Returns what to store, the
+    /// peer the visit counted for, and whether the address was joined now.
+    pub fn record(
+        &mut self,
+        peer: PeerAddr,
+        threshold: u32,
+        result: &VisitResult,
+    ) -> (Recorded, PeerAddr, bool) {
+        let mut canon = self.canonical(peer);
+        let mut joined = false;
+        if let VisitResult::Success {
+            peer_id: Some(id), ..
+        } = result
+        {
+            let key = (peer.torrent, *id);
+            match self.by_id.get(&key).map(|&k| self.canonical(k)) {
+                Some(other)
+                    if other != canon
+                        && self.entries.get(&canon).is_some_and(|e| e.db_id.is_none()) =>
+                {
+                    self.alias.insert(peer, other);
+                    canon = other;
+                    joined = true;
+                }
+                Some(_) => {}
+                None => {
+                    self.by_id.insert(key, canon);
+                }
+            }
+        }
+        let Some(e) = self.entries.get_mut(&canon) else {
+            return (Recorded::default(), canon, joined);
+        };
+        let mut crossed_now = false;
+        match result {
+            VisitResult::Success {
+                observations,
+                with_state,
+                client,
+                client_v,
+                peer_id,
+            } => {
+                let before = e.progress.crossed_at;
+                e.progress.success(observations, *with_state, threshold);
+                crossed_now = before.is_none() && e.progress.crossed_at.is_some();
+                if client.is_some() {
+                    e.client.clone_from(client);
+                }
+                if client_v.is_some() {
+                    e.client_v.clone_from(client_v);
+                }
+                if peer_id.is_some() {
+                    e.peer_id = *peer_id;
+                }
+                if e.db_id.is_none() && e.progress.first.is_some() {
+                    e.db_id = Some(self.next_db_id);
+                    self.next_db_id += 1;
+                    e.geo = self.geo.as_ref().map(|geo| geo.lookup(canon.addr.ip()));
+                    if let Some(pool) = &self.rdns {
+                        pool.request(canon, canon.addr.ip());
+                    }
+                }
+            }
+            VisitResult::Failure => e.progress.failure(),
+            VisitResult::Retry | VisitResult::Myself => {}
+        }
+        if crossed_now {
+            self.confirmed += 1;
+        }
+        let e = &self.entries[&canon];
+        let recorded = Recorded {
+            peer_id: e.db_id,
+            row: e.db_id.and_then(|id| self.row(id, &canon, e)),
+            crossed_now,
+        };
+        (recorded, canon, joined)
+    }
+
+    /// Whether `peer`'s latest observation is at or above T.
+    pub fn complete(&self, peer: PeerAddr, threshold: u32) -> bool {
+        self.entries
+            .get(&self.canonical(peer))
+            .is_some_and(|e| e.progress.complete(threshold))
+    }
+
+    /// Records a peer's reverse-DNS domain; returns its database id for an update.
+    pub fn set_domain(&mut self, peer: &PeerAddr, domain: String) -> Option<i64> {
+        let e = self.entries.get_mut(peer)?;
+        e.domain = Some(domain);
+        e.db_id
+    }
+
+    /// Confirmed downloads so far.
+    pub fn confirmed(&self) -> u64 {
+        self.confirmed
+    }
+
+    fn row(&self, id: i64, peer: &PeerAddr, e: &Entry) -> Option<PeerRow> {
+        let (first_ms, first_pieces) = e.progress.first?;
+        let (last_ms, last_pieces) = e.progress.last?;
+        Some(PeerRow {
+            id,
+            torrent_id: i64::from(peer.torrent) + 1,
+            peer_key: self.keyer.key(&peer.addr),
+            source: e.source.as_str(),
+            client: e.client.as_ref().map(|c| c.0.clone()),
+            client_version: e.client.as_ref().and_then(|c| c.1.clone()),
+            client_v: e.client_v.clone(),
+            first_seen: first_ms.div_euclid(1000),
+            first_pieces,
+            last_seen: last_ms.div_euclid(1000),
+            last_pieces,
+            max_speed: e.progress.max_speed,
+            visits: e.progress.visits,
+            failed_visits: e.progress.failed_visits,
+            crossed_at: e.progress.crossed_at.map(|ms| ms.div_euclid(1000)),
+            crossed_strict: e.progress.crossed_strict(),
+            geo: e.geo.clone().unwrap_or_default(),
+            network: self.store_prefix.then(|| network_of(&peer.addr.ip())),
+            rdns_domain: e.domain.clone(),
+        })
+    }
+}
+
+/// The /24 (IPv4) or /48 (IPv6) network of an address, as text.
+pub fn network_of(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(ip: [u8; 4], port: u16) -> PeerAddr {
+        PeerAddr {
+            torrent: 0,
+            addr: SocketAddr::from((ip, port)),
+        }
+    }
+
+    fn seen(pieces: u32, at: i64, id: u8) -> VisitResult {
+        VisitResult::Success {
+            observations: vec![(at, pieces)],
+            with_state: true,
+            client: None,
+            client_v: None,
+            peer_id: Some([id; 20]),
+        }
+    }
+
+    #[test]
+    fn networks_hide_the_host() {
+        assert_eq!(network_of(&"81.2.69.160".parse().unwrap()), "81.2.69.0/24");
+        assert_eq!(
+            network_of(&"2001:db8:1:2::9".parse().unwrap()),
+            "2001:db8:1::/48"
+        );
+    }
+
+    #[test]
+    fn incoming_peers_behind_one_nat_are_told_apart() {
+        let mut b = PeerBook::new(PeerKeyer::new([0; 32]));
+        let nat = [127, 5, 0, 1];
+        b.know(peer(nat, 6881), Source::Tracker);
+        b.know(peer(nat, 7000), Source::Tracker);
+        b.record(peer(nat, 6881), 10, &seen(1, 1, 1));
+        // `p` names the second peer.
+        assert_eq!(
+            b.match_incoming(0, nat.into(), Some(7000), Some([2; 20])),
+            (peer(nat, 7000), false)
+        );
+        // No `p`, but the peer id of an earlier visit.
+        assert_eq!(
+            b.match_incoming(0, nat.into(), None, Some([1; 20])),
+            (peer(nat, 6881), false)
+        );
+        // Neither: two known peers share the IP, so it is a new peer, not a guess.
+        assert_eq!(
+            b.match_incoming(0, nat.into(), None, Some([3; 20])),
+            (peer(nat, 0), true)
+        );
+        // An unknown `p` is a new peer at that port.
+        assert_eq!(
+            b.match_incoming(0, nat.into(), Some(9000), Some([4; 20])),
+            (peer(nat, 9000), true)
+        );
+    }
+
+    #[test]
+    fn one_known_peer_on_an_ip_matches_unless_its_id_differs() {
+        let mut b = PeerBook::new(PeerKeyer::new([0; 32]));
+        let ip = [127, 6, 0, 1];
+        b.know(peer(ip, 6881), Source::Tracker);
+        assert_eq!(
+            b.match_incoming(0, ip.into(), None, Some([1; 20])).0,
+            peer(ip, 6881)
+        );
+        b.record(peer(ip, 6881), 10, &seen(1, 1, 1));
+        assert_eq!(
+            b.match_incoming(0, ip.into(), None, Some([9; 20])),
+            (peer(ip, 0), true),
+            "another client behind the same IP"
+        );
+    }
+
+    #[test]
+    fn one_client_under_two_addresses_counts_once() {
+        let mut b = PeerBook::new(PeerKeyer::new([0; 32]));
+        let v4 = peer([127, 7, 0, 1], 6881);
+        let other = peer([127, 7, 0, 2], 6881);
+        b.know(v4, Source::Tracker);
+        b.know(other, Source::Dht);
+        let (r, _, joined) = b.record(v4, 10, &seen(2, 1_000, 7));
+        assert_eq!((r.peer_id, joined), (Some(1), false));
+        let (r, canon, joined) = b.record(other, 10, &seen(10, 2_000, 7));
+        assert_eq!(
+            (canon, joined, r.peer_id, r.crossed_now),
+            (v4, true, Some(1), true)
+        );
+        assert_eq!(b.confirmed(), 1);
+        let (r, canon, _) = b.record(other, 10, &seen(10, 3_000, 7));
+        assert_eq!((canon, r.crossed_now, b.confirmed()), (v4, false, 1));
+        // An incoming connection from a third address with the same id: the same peer.
+        assert_eq!(
+            b.match_incoming(0, [127, 7, 0, 3].into(), None, Some([7; 20])),
+            (v4, false)
+        );
+    }
+
+    #[test]
+    fn own_addresses_and_invalid_visits() {
+        let mut b = PeerBook::new(PeerKeyer::new([0; 32]));
+        b.set_own(6881, Some("0.0.0.0".parse().unwrap()));
+        assert!(!b.is_ours(&"1.2.3.4:6881".parse().unwrap()));
+        b.learn_own_ip("1.2.3.4".parse().unwrap());
+        assert!(b.is_ours(&"1.2.3.4:6881".parse().unwrap()));
+        assert!(!b.is_ours(&"1.2.3.4:6882".parse().unwrap()));
+        let p = peer([127, 8, 0, 1], 1);
+        b.know(p, Source::Pex);
+        let invalid = VisitResult::Success {
+            observations: vec![],
+            with_state: false,
+            client: None,
+            client_v: None,
+            peer_id: None,
+        };
+        let (r, _, _) = b.record(p, 10, &invalid);
+        assert_eq!(r, Recorded::default(), "no observation, no row");
+    }
+}

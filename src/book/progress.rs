@@ -1,0 +1,149 @@
+//! A peer's progress over its observations, and the confirmed-download rule.
+//!
+//! Pure bookkeeping: observations (Unix ms, pieces) go in, the `peer` row's figures come
+//! out. A successful visit makes up to two observations: the piece count at its first
+//! piece-state message and at its end. A peer observed below T and at or above T at a
+//! later observation — in the same visit or a later one — crossed: one confirmed
+//! download, at the time of that later observation.
+
+/// What the visits of one peer showed so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// First observation (Unix ms) and its pieces.
+    pub first: Option<(i64, u32)>,
+    /// Latest observation (Unix ms) and its pieces.
+    pub last: Option<(i64, u32)>,
+    /// Successful visits (an `invalid` one too, though it observes nothing).
+    pub visits: u32,
+    /// Failed visits.
+    pub failed_visits: u32,
+    /// Highest pieces per second between consecutive observations.
+    pub max_speed: Option<f64>,
+    /// When the peer was first observed at or above T after an observation below T.
+    pub crossed_at: Option<i64>,
+    /// Whether any observation was below T.
+    pub below: bool,
+    /// Whether a below-T observation came from a real piece-state message (not state
+    /// `none`); the strict count requires it.
+    pub below_with_state: bool,
+}
+
+impl Progress {
+    /// Records a successful visit and its observations in time order. `with_state` is
+    /// false for a visit in which the peer sent no piece-state message (state `none`,
+    /// observed as 0 pieces); a visit whose state messages were all invalid passes no
+    /// observation at all.
+    pub fn success(&mut self, observations: &[(i64, u32)], with_state: bool, threshold: u32) {
+        for &(at_ms, pieces) in observations {
+            self.observe(at_ms, pieces, with_state, threshold);
+        }
+        self.visits += 1;
+    }
+
+    fn observe(&mut self, at_ms: i64, pieces: u32, with_state: bool, threshold: u32) {
+        if let Some((prev_at, prev_pieces)) = self.last {
+            let dt = (at_ms - prev_at) as f64 / 1000.0;
+            if dt > 0.0 && pieces > prev_pieces {
+                let speed = f64::from(pieces - prev_pieces) / dt;
+                self.max_speed = Some(self.max_speed.map_or(speed, |m| m.max(speed)));
+            }
+        }
+        if pieces < threshold {
+            self.below = true;
+            self.below_with_state |= with_state;
+        } else if self.below && self.crossed_at.is_none() {
+            self.crossed_at = Some(at_ms);
+        }
+        if self.first.is_none() {
+            self.first = Some((at_ms, pieces));
+        }
+        self.last = Some((at_ms, pieces));
+    }
+
+    /// Records a failed visit.
+    pub fn failure(&mut self) {
+        self.failed_visits += 1;
+    }
+
+    /// Whether the latest observation was at or above T (the peer is not revisited).
+    pub fn complete(&self, threshold: u32) -> bool {
+        self.last.is_some_and(|(_, p)| p >= threshold)
+    }
+
+    /// A confirmed download under the strict rule (the below-T evidence was a real
+    /// piece-state message, not silence).
+    pub fn crossed_strict(&self) -> bool {
+        self.crossed_at.is_some() && self.below_with_state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leecher_crossing_once() {
+        let mut p = Progress::default();
+        p.success(&[(0, 10)], true, 98);
+        p.success(&[(180_000, 50)], true, 98);
+        assert!(p.crossed_at.is_none() && !p.complete(98));
+        p.success(&[(360_000, 98)], true, 98);
+        assert_eq!(p.crossed_at, Some(360_000));
+        p.success(&[(540_000, 100)], true, 98); // later visits do not move the crossing
+        assert_eq!(p.crossed_at, Some(360_000));
+        assert_eq!(p.visits, 4);
+        assert_eq!(p.first, Some((0, 10)));
+        assert!(p.crossed_strict());
+        // 48 pieces in 180 s is the fastest step.
+        assert!((p.max_speed.unwrap() - 48.0 / 180.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_crossing_inside_one_visit_counts() {
+        let mut p = Progress::default();
+        p.success(&[(1_000, 90), (2_000, 100)], true, 98);
+        assert_eq!(p.crossed_at, Some(2_000));
+        assert_eq!((p.first, p.last), (Some((1_000, 90)), Some((2_000, 100))));
+        assert_eq!(p.max_speed, Some(10.0));
+        assert!(p.crossed_strict() && p.complete(98));
+    }
+
+    #[test]
+    fn seeder_from_the_start_never_crosses() {
+        let mut p = Progress::default();
+        p.success(&[(0, 100), (900, 100)], true, 98);
+        assert!(p.complete(98));
+        assert!(p.crossed_at.is_none());
+        assert_eq!(p.max_speed, None);
+    }
+
+    #[test]
+    fn silent_zero_counts_leniently_only() {
+        let mut p = Progress::default();
+        p.success(&[(0, 0)], false, 5);
+        p.success(&[(1000, 5)], true, 5);
+        assert_eq!(p.crossed_at, Some(1000));
+        assert!(!p.crossed_strict());
+    }
+
+    #[test]
+    fn an_invalid_visit_is_a_contact_but_no_sighting() {
+        let mut p = Progress::default();
+        p.success(&[], false, 5);
+        p.success(&[(1000, 5)], true, 5);
+        assert_eq!(p.visits, 2);
+        assert_eq!(p.crossed_at, None, "no observation below T");
+        assert_eq!(p.first, Some((1000, 5)));
+    }
+
+    #[test]
+    fn no_division_by_zero_and_no_negative_speed() {
+        let mut p = Progress::default();
+        p.success(&[(5, 1)], true, 10);
+        p.success(&[(5, 3)], true, 10); // same millisecond
+        p.success(&[(10, 2)], true, 10); // fewer pieces (a re-check)
+        assert_eq!(p.max_speed, None);
+        p.failure();
+        assert_eq!((p.visits, p.failed_visits), (3, 1));
+    }
+}

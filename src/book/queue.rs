@@ -1,0 +1,621 @@
+//! The `PeerQueue`: the scheduler and the peer book under one lock, and the workers'
+//! wait for the next due peer.
+//!
+//! One `parking_lot::Mutex` guards both; one `Condvar` wakes workers. Exactly one idle
+//! worker sleeps until the earliest due time (the "timed waiter"); the others sleep
+//! until notified, so a thousand idle workers do not all wake for one due peer. Workers
+//! wake when a peer is due or a new one arrives, never on a fixed tick (the 2015 tool
+//! slept 40 s, so its revisits drifted).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
+use super::{PeerBook, Recorded, VisitResult};
+use crate::schedule::scheduler::{Ended, Popped, Scheduler, State};
+use crate::schedule::{Added, Policy};
+
+/// A visit handed to a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Job {
+    /// Whom to visit.
+    pub peer: PeerAddr,
+    /// 1 for the first attempt at this peer, then 2, 3, …
+    pub attempt: u32,
+    /// T in pieces for the peer's torrent.
+    pub threshold: u32,
+}
+
+/// Snapshot counts for the status line and the `statistic` table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Peers known.
+    pub known: u64,
+    /// Waiting peers whose due time has passed.
+    pub due: u64,
+    /// Visits under way.
+    pub in_flight: u64,
+    /// Peers at or above T (or merged into another address of the same client).
+    pub finished: u64,
+    /// Peers dropped after failing.
+    pub dropped: u64,
+    /// Peers reached at least once.
+    pub reached: u64,
+    /// Confirmed downloads so far.
+    pub confirmed: u64,
+    /// Non-global addresses not dialled, from trackers.
+    pub not_global_tracker: u64,
+    /// … from the DHT.
+    pub not_global_dht: u64,
+    /// … from peer exchange.
+    pub not_global_pex: u64,
+    /// Addresses of ours that sources named, not queued.
+    pub ours: u64,
+}
+
+struct Inner {
+    sched: Scheduler<PeerAddr>,
+    book: PeerBook,
+    thresholds: Vec<Option<u32>>,
+    /// Incoming connections under way, per remote IP: its peers are not dialled then.
+    incoming: HashMap<IpAddr, u32>,
+    timed_waiter: Option<Instant>,
+    closed: bool,
+    allow_private: bool,
+    not_global: [u64; 3],
+    ours: u64,
+}
+
+/// The shared queue of peers to visit.
+pub struct PeerQueue {
+    inner: Mutex<Inner>,
+    wake: Condvar,
+}
+
+impl PeerQueue {
+    /// A queue for torrents with these thresholds (None: metadata pending).
+    pub fn new(thresholds: Vec<Option<u32>>, policy: Policy, keyer: PeerKeyer) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                sched: Scheduler::new(policy),
+                book: PeerBook::new(keyer),
+                thresholds,
+                incoming: HashMap::new(),
+                timed_waiter: None,
+                closed: false,
+                allow_private: false,
+                not_global: [0; 3],
+                ours: 0,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Dial addresses that are not globally routable even when a tracker, the DHT or
+    /// PEX names them (tests and the demo run on loopback).
+    pub fn allow_private(self, allow: bool) -> Self {
+        self.inner.lock().allow_private = allow;
+        self
+    }
+
+    /// Our listen port and, when specific, our listen address: never queued.
+    pub fn with_own_address(self, port: u16, ip: Option<IpAddr>) -> Self {
+        self.inner.lock().book.set_own(port, ip);
+        self
+    }
+
+    /// Asks `pool` for the domain of each peer at its first observation; answers go
+    /// to [`Self::set_domain`].
+    pub fn with_rdns(self, pool: crate::geo::rdns::RdnsPool<PeerAddr>) -> Self {
+        self.inner.lock().book.set_rdns(pool);
+        self
+    }
+
+    /// Looks peers up in `geo` (once each) and, with `store_prefix`, records their /24
+    /// or /48 network.
+    pub fn with_geo(self, geo: std::sync::Arc<crate::geo::Geo>, store_prefix: bool) -> Self {
+        self.inner.lock().book.set_geo(geo, store_prefix);
+        self
+    }
+
+    /// Records a peer's reverse-DNS domain; returns its database id for an update.
+    pub fn set_domain(&self, peer: &PeerAddr, domain: String) -> Option<i64> {
+        self.inner.lock().book.set_domain(peer, domain)
+    }
+
+    /// Remembers an external address of ours (BEP 10 `yourip`, a tracker's `external
+    /// ip`): our port there is never queued.
+    pub fn learn_own_ip(&self, ip: IpAddr) {
+        self.inner.lock().book.learn_own_ip(ip);
+    }
+
+    /// Adds a peer reported by a source; new peers are due at once. Addresses that are
+    /// ours are never queued; trackers, the DHT and PEX may not name non-global ones
+    /// unless private addresses are allowed.
+    pub fn add(&self, torrent: u32, addr: SocketAddr, source: Source) -> Added {
+        let now = Instant::now();
+        let peer = PeerAddr { torrent, addr };
+        let mut g = self.inner.lock();
+        let Some(&threshold) = g.thresholds.get(torrent as usize) else {
+            return Added::Duplicate;
+        };
+        let learned = match source {
+            Source::Tracker => Some(0),
+            Source::Dht => Some(1),
+            Source::Pex => Some(2),
+            Source::Incoming | Source::Manual => None,
+        };
+        if let Some(i) = learned
+            && !g.allow_private
+            && !is_dialable_global(&addr)
+        {
+            g.not_global[i] += 1;
+            return Added::NotGlobal;
+        }
+        if addr.port() == 0 {
+            return Added::NotGlobal;
+        }
+        if g.book.is_ours(&addr) {
+            g.ours += 1;
+            g.sched.set_ours(peer, now);
+            return Added::Ours;
+        }
+        g.book.know(peer, source);
+        let added = g.sched.add(peer, now, threshold.is_some());
+        if added == Added::New && threshold.is_some() {
+            drop(g);
+            self.wake.notify_one();
+        }
+        added
+    }
+
+    /// Blocks until a peer is due and hands it out; `None` once the queue is closed. A
+    /// peer with another connection open (an incoming one from its IP) waits: clients
+    /// that allow one connection per IP would refuse a second.
+    pub fn next_job(&self) -> Option<Job> {
+        let mut g = self.inner.lock();
+        loop {
+            if g.closed {
+                return None;
+            }
+            let now = Instant::now();
+            let inner = &mut *g;
+            let incoming = &inner.incoming;
+            let popped = inner
+                .sched
+                .pop_due(now, |p| incoming.contains_key(&p.addr.ip()));
+            match popped {
+                Popped::Visit(peer, attempt) => {
+                    let threshold = g.thresholds.get(peer.torrent as usize).copied().flatten();
+                    let Some(threshold) = threshold else {
+                        // Metadata pending (cannot happen: such peers are parked).
+                        g.sched.finish(peer, Ended::Retry, now);
+                        continue;
+                    };
+                    if g.sched.has_pending() {
+                        self.wake.notify_one(); // let another worker watch the next due time
+                    }
+                    return Some(Job {
+                        peer,
+                        attempt,
+                        threshold,
+                    });
+                }
+                Popped::Wait(None) => self.wake.wait(&mut g),
+                Popped::Wait(Some(due)) => {
+                    if g.timed_waiter.is_none_or(|t| due < t) {
+                        g.timed_waiter = Some(due);
+                        self.wake.wait_until(&mut g, due);
+                        if g.timed_waiter == Some(due) {
+                            g.timed_waiter = None;
+                        }
+                    } else {
+                        self.wake.wait(&mut g);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the result of an outgoing visit handed out by [`Self::next_job`] and
+    /// schedules the peer's next visit.
+    pub fn finish(&self, job: &Job, result: VisitResult) -> Recorded {
+        let now = Instant::now();
+        let mut g = self.inner.lock();
+        let (recorded, ended) = match &result {
+            VisitResult::Myself => {
+                g.book.mark_ours(job.peer.addr);
+                g.ours += 1;
+                (Recorded::default(), Ended::Ours)
+            }
+            VisitResult::Retry => (Recorded::default(), Ended::Retry),
+            VisitResult::Failure => {
+                let (r, _, _) = g.book.record(job.peer, job.threshold, &result);
+                (r, Ended::Failed)
+            }
+            VisitResult::Success { .. } => {
+                let (r, canon, joined) = g.book.record(job.peer, job.threshold, &result);
+                let mut complete = g.book.complete(canon, job.threshold);
+                if complete && canon != job.peer {
+                    g.sched.set_finished(&canon);
+                }
+                // Joined to an address that is visited itself: visit only that one.
+                if joined
+                    && matches!(
+                        g.sched.state(&canon),
+                        Some(State::Waiting(_) | State::InFlight | State::Finished)
+                    )
+                {
+                    complete = true;
+                }
+                (r, Ended::Reached { complete })
+            }
+        };
+        g.sched.finish(job.peer, ended, now);
+        let notify = g.sched.has_pending();
+        drop(g);
+        if notify {
+            self.wake.notify_one();
+        }
+        recorded
+    }
+
+    /// An incoming connection from `ip` begins: its peers are not dialled meanwhile.
+    pub fn incoming_started(&self, ip: IpAddr) {
+        *self.inner.lock().incoming.entry(ip).or_insert(0) += 1;
+    }
+
+    /// The incoming connection from `ip` is closed.
+    pub fn incoming_ended(&self, ip: IpAddr) {
+        let mut g = self.inner.lock();
+        if let Some(n) = g.incoming.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                g.incoming.remove(&ip);
+            }
+        }
+    }
+
+    /// Records a successful incoming visit, matched to a known peer by (IP, `p`), the
+    /// peer id of an earlier visit, or the IP when only one known peer has it; otherwise
+    /// it is a new peer with source `incoming`, revisited actively when it named its
+    /// listen port.
+    pub fn record_incoming(
+        &self,
+        torrent: u32,
+        ip: IpAddr,
+        listen_port: Option<u16>,
+        result: VisitResult,
+    ) -> Recorded {
+        let now = Instant::now();
+        let mut g = self.inner.lock();
+        let Some(threshold) = g.thresholds.get(torrent as usize).copied().flatten() else {
+            return Recorded::default();
+        };
+        let VisitResult::Success { peer_id, .. } = &result else {
+            return Recorded::default();
+        };
+        let (peer, created) = g.book.match_incoming(torrent, ip, listen_port, *peer_id);
+        if created {
+            g.sched.add(peer, now, false);
+        }
+        let (recorded, canon, _) = g.book.record(peer, threshold, &result);
+        let complete = g.book.complete(canon, threshold);
+        let dialable = canon.addr.port() != 0 && !g.book.is_ours(&canon.addr);
+        let scheduled = g.sched.after_incoming(canon, complete, dialable, now);
+        drop(g);
+        if scheduled {
+            self.wake.notify_one();
+        }
+        recorded
+    }
+
+    /// Sets the threshold of a torrent whose metadata just arrived and schedules the
+    /// peers that were parked waiting for it.
+    pub fn set_threshold(&self, torrent: u32, threshold: u32) {
+        let now = Instant::now();
+        let mut g = self.inner.lock();
+        let Some(slot) = g.thresholds.get_mut(torrent as usize) else {
+            return;
+        };
+        *slot = Some(threshold);
+        g.sched
+            .release_parked(now, |p| p.torrent == torrent && p.addr.port() != 0);
+        drop(g);
+        self.wake.notify_all();
+    }
+
+    /// Addresses of a torrent's peers parked while its metadata is pending (candidates
+    /// for fetching that metadata), at most `max`.
+    pub fn parked_peers(&self, torrent: u32, max: usize) -> Vec<SocketAddr> {
+        let g = self.inner.lock();
+        g.sched
+            .parked(max, |p| p.torrent == torrent && p.addr.port() != 0)
+            .into_iter()
+            .map(|p| p.addr)
+            .collect()
+    }
+
+    /// Wakes every worker and makes [`Self::next_job`] return `None` from now on.
+    pub fn close(&self) {
+        self.inner.lock().closed = true;
+        self.wake.notify_all();
+    }
+
+    /// Counts for monitoring (walks the map; call every few seconds, not per visit).
+    pub fn counts(&self) -> QueueCounts {
+        let g = self.inner.lock();
+        let s = g.sched.counts(Instant::now());
+        QueueCounts {
+            known: s.known,
+            due: s.due,
+            in_flight: s.in_flight,
+            finished: s.finished,
+            dropped: s.dropped,
+            reached: s.reached,
+            confirmed: g.book.confirmed(),
+            not_global_tracker: g.not_global[0],
+            not_global_dht: g.not_global[1],
+            not_global_pex: g.not_global[2],
+            ours: g.ours,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn queue(revisit_ms: u64, backoff_ms: &[u64]) -> PeerQueue {
+        let policy = Policy {
+            revisit_delay: Duration::from_millis(revisit_ms),
+            backoff: backoff_ms
+                .iter()
+                .map(|&m| Duration::from_millis(m))
+                .collect(),
+            cooldown: Duration::from_secs(3600),
+        };
+        PeerQueue::new(vec![Some(10), None], policy, PeerKeyer::new([0; 32])).allow_private(true)
+    }
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, i], 6881))
+    }
+
+    fn ok(pieces: u32, end_ms: i64) -> VisitResult {
+        VisitResult::Success {
+            observations: vec![(end_ms, pieces)],
+            with_state: true,
+            client: None,
+            client_v: None,
+            peer_id: None,
+        }
+    }
+
+    #[test]
+    fn reverse_dns_domains_reach_the_peer_row() {
+        let resolver: crate::geo::rdns::Resolver =
+            Arc::new(|_| Some("h-1.pool.example.net".into()));
+        let (pool, results) =
+            crate::geo::rdns::RdnsPool::start(resolver, 1, 100, Duration::from_secs(1));
+        let q = queue(10_000, &[10]).with_rdns(pool);
+        q.add(0, addr(8), Source::Tracker);
+        let job = q.next_job().unwrap();
+        assert_eq!(q.finish(&job, ok(1, 1)).row.unwrap().rdns_domain, None);
+        let (peer, domain) = results.recv_timeout(Duration::from_secs(2)).unwrap();
+        assert_eq!((peer, domain.as_deref()), (job.peer, Some("example.net")));
+        assert_eq!(q.set_domain(&peer, domain.unwrap()), Some(1));
+        let rec = q.record_incoming(0, addr(8).ip(), None, ok(2, 2));
+        assert_eq!(rec.row.unwrap().rdns_domain.as_deref(), Some("example.net"));
+    }
+
+    #[test]
+    fn duplicates_and_unknown_torrents() {
+        let q = queue(10, &[10]);
+        assert_eq!(q.add(0, addr(2), Source::Tracker), Added::New);
+        assert_eq!(q.add(0, addr(2), Source::Dht), Added::Duplicate);
+        assert_eq!(
+            q.add(1, addr(2), Source::Tracker),
+            Added::New,
+            "parked: metadata pending"
+        );
+        assert_eq!(q.add(7, addr(2), Source::Tracker), Added::Duplicate);
+        assert_eq!(q.counts().known, 2);
+    }
+
+    #[test]
+    fn non_global_and_own_addresses_are_not_queued() {
+        let policy = Policy::from_config(&crate::config::Peer::default());
+        let q = PeerQueue::new(vec![Some(10)], policy, PeerKeyer::new([0; 32]))
+            .with_own_address(6881, Some("81.2.69.160".parse().unwrap()));
+        for (a, s) in [
+            ("127.0.0.1:6881", Source::Tracker),
+            ("10.0.0.1:6881", Source::Dht),
+            ("192.168.0.9:6881", Source::Pex),
+            ("169.254.0.1:1", Source::Pex),
+            ("8.8.8.8:0", Source::Tracker),
+        ] {
+            assert_eq!(q.add(0, a.parse().unwrap(), s), Added::NotGlobal, "{a}");
+        }
+        assert_eq!(
+            q.add(0, "10.0.0.1:6881".parse().unwrap(), Source::Manual),
+            Added::New,
+            "given by hand"
+        );
+        assert_eq!(
+            q.add(0, "81.2.69.160:6881".parse().unwrap(), Source::Tracker),
+            Added::Ours
+        );
+        q.learn_own_ip("81.2.69.161".parse().unwrap());
+        assert_eq!(
+            q.add(0, "81.2.69.161:6881".parse().unwrap(), Source::Dht),
+            Added::Ours
+        );
+        assert_eq!(
+            q.add(0, "81.2.69.161:6882".parse().unwrap(), Source::Dht),
+            Added::New
+        );
+        let c = q.counts();
+        assert_eq!(
+            (
+                c.not_global_tracker,
+                c.not_global_dht,
+                c.not_global_pex,
+                c.ours
+            ),
+            (2, 1, 2, 2)
+        );
+    }
+
+    #[test]
+    fn an_address_that_answers_with_our_id_is_never_visited_again() {
+        let q = queue(10, &[10]);
+        q.add(0, addr(9), Source::Tracker);
+        let job = q.next_job().unwrap();
+        assert_eq!(q.finish(&job, VisitResult::Myself), Recorded::default());
+        assert_eq!(q.add(0, addr(9), Source::Dht), Added::Ours);
+        assert_eq!((q.counts().ours, q.counts().known), (2, 1));
+    }
+
+    #[test]
+    fn leecher_is_revisited_until_it_crosses_once() {
+        let q = queue(30, &[10]);
+        q.add(0, addr(2), Source::Tracker);
+        let job = q.next_job().unwrap();
+        assert_eq!(job.attempt, 1);
+        let r = q.finish(&job, ok(3, 1_000));
+        assert_eq!(r.peer_id, Some(1));
+        assert!(!r.crossed_now);
+        let start = Instant::now();
+        let job = q.next_job().unwrap();
+        assert!(
+            start.elapsed() >= Duration::from_millis(25),
+            "revisit waited for its due time"
+        );
+        let r = q.finish(&job, ok(10, 200_000));
+        assert!(r.crossed_now);
+        let row = r.row.unwrap();
+        assert_eq!(
+            (
+                row.first_pieces,
+                row.last_pieces,
+                row.visits,
+                row.crossed_at
+            ),
+            (3, 10, 2, Some(200))
+        );
+        assert_eq!(q.counts().finished, 1);
+        assert_eq!(q.counts().confirmed, 1);
+        // Finished: nothing more is due, so a close is what ends the wait.
+        let q = Arc::new(q);
+        let q2 = Arc::clone(&q);
+        let waiter = std::thread::spawn(move || q2.next_job());
+        std::thread::sleep(Duration::from_millis(50));
+        q.close();
+        assert_eq!(waiter.join().unwrap(), None);
+    }
+
+    #[test]
+    fn failures_back_off_then_drop_then_cool_down() {
+        let q = queue(10, &[5, 5]);
+        q.add(0, addr(3), Source::Tracker);
+        for _ in 0..3 {
+            let job = q.next_job().unwrap();
+            let r = q.finish(&job, VisitResult::Failure);
+            assert_eq!(r.peer_id, None);
+        }
+        assert_eq!(q.counts().dropped, 1);
+        assert_eq!(q.add(0, addr(3), Source::Tracker), Added::CoolingDown);
+    }
+
+    #[test]
+    fn a_peer_is_not_dialled_while_it_is_connected_in() {
+        let q = queue(10, &[10]);
+        q.incoming_started(addr(4).ip());
+        q.add(0, addr(4), Source::Tracker);
+        let q = Arc::new(q);
+        let q2 = Arc::clone(&q);
+        let start = Instant::now();
+        let waiter = std::thread::spawn(move || q2.next_job());
+        std::thread::sleep(Duration::from_millis(300));
+        q.incoming_ended(addr(4).ip());
+        let job = waiter.join().unwrap().unwrap();
+        assert_eq!(job.peer.addr, addr(4));
+        assert!(start.elapsed() >= crate::schedule::scheduler::BUSY_DELAY);
+    }
+
+    #[test]
+    fn incoming_peers_match_by_ip_and_are_counted_once() {
+        let q = queue(10_000, &[10]);
+        q.add(0, addr(4), Source::Tracker);
+        let job = q.next_job().unwrap();
+        q.finish(&job, ok(2, 1_000));
+        // The same host connects in from another port and shows completion.
+        let r = q.record_incoming(0, addr(4).ip(), None, ok(10, 5_000));
+        assert_eq!(r.peer_id, Some(1), "matched to the known peer");
+        assert!(r.crossed_now);
+        let c = q.counts();
+        assert_eq!((c.known, c.confirmed, c.finished), (1, 1, 1));
+        // An unknown incoming peer with a listen port becomes a new, revisitable peer.
+        let r = q.record_incoming(0, addr(5).ip(), Some(7000), ok(1, 1_000));
+        assert_eq!(r.peer_id, Some(2));
+        assert_eq!(r.row.unwrap().source, "incoming");
+        assert_eq!(
+            q.add(0, SocketAddr::from(([127, 0, 0, 5], 7000)), Source::Pex),
+            Added::Duplicate
+        );
+    }
+
+    #[test]
+    fn parked_peers_are_released_when_metadata_arrives() {
+        let q = queue(10, &[10]);
+        q.add(1, addr(6), Source::Dht);
+        q.add(1, addr(7), Source::Tracker);
+        let mut parked = q.parked_peers(1, 10);
+        parked.sort();
+        assert_eq!(parked, vec![addr(6), addr(7)]);
+        q.set_threshold(1, 5);
+        let job = q.next_job().unwrap();
+        assert_eq!((job.peer.torrent, job.threshold), (1, 5));
+        assert!(q.parked_peers(1, 10).is_empty());
+    }
+
+    #[test]
+    fn many_waiting_workers_all_get_work_and_all_stop() {
+        let q = Arc::new(queue(1_000_000, &[1_000_000]));
+        let workers: Vec<_> = (0..16)
+            .map(|_| {
+                let q = Arc::clone(&q);
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while let Some(job) = q.next_job() {
+                        q.finish(&job, ok(1, 1));
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        for i in 0..200u32 {
+            q.add(
+                0,
+                SocketAddr::from(([127, 1, (i / 200) as u8, (i % 200) as u8 + 1], 1)),
+                Source::Dht,
+            );
+        }
+        assert!(crate::schedule::tests_support::eventually(|| q
+            .counts()
+            .in_flight
+            == 0
+            && q.counts().known == 200
+            && q.counts().due == 0));
+        q.close();
+        let total: u32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert_eq!(total, 200);
+    }
+}

@@ -1,0 +1,508 @@
+//! Due times and visit states of every peer, with no knowledge of what a visit found
+//! beyond "reached, finished or failed": the peer book ([`crate::book`]) keeps that.
+//!
+//! A min-heap of due times with lazy deletion (a popped entry whose due time no longer
+//! matches the peer's state is stale and skipped), and one slot per peer with its state,
+//! attempts, failures in a row, whether it was ever reached, and when a source last
+//! listed it.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use super::policy::{Next, Policy};
+
+/// What became of a peer reported by a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// Not known before (or back after its cool-down): scheduled now.
+    New,
+    /// Already known (counted as a duplicate).
+    Duplicate,
+    /// Dropped recently; ignored until its cool-down ends.
+    CoolingDown,
+    /// One of btda's own addresses: never queued.
+    Ours,
+    /// Not a globally routable address (or port 0), from a source that may not name one.
+    NotGlobal,
+}
+
+/// Where a peer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Due at this time.
+    Waiting(Instant),
+    /// A visit is under way.
+    InFlight,
+    /// Known but not visited actively (incoming peer without a listen port, or a
+    /// torrent whose metadata is pending).
+    Parked,
+    /// At or above T, or merged into another address of the same client.
+    Finished,
+    /// Failed at every backoff step; ignored until this time.
+    Dropped(Instant),
+    /// btda itself: never visited.
+    Ours,
+}
+
+/// Whether btda ever got an answer from a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Not tried yet.
+    Unknown,
+    /// Tried, never answered.
+    Never,
+    /// Answered at least once.
+    Reached,
+}
+
+/// How a visit ended, as far as scheduling cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The peer answered; `complete` if it is at or above T (not visited again) or
+    /// its address was merged into another one that is visited instead.
+    Reached {
+        /// Nothing more to learn at this address.
+        complete: bool,
+    },
+    /// Connect, handshake or protocol failure.
+    Failed,
+    /// A failure on btda's side: retried without counting against the peer.
+    Retry,
+    /// The address is btda's own.
+    Ours,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    state: State,
+    attempts: u32,
+    failures_in_row: u32,
+    reach: Reach,
+    listed: Instant,
+}
+
+/// Counts by state (walks every slot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Peers known.
+    pub known: u64,
+    /// Waiting peers whose due time has passed.
+    pub due: u64,
+    /// Visits under way.
+    pub in_flight: u64,
+    /// Peers finished.
+    pub finished: u64,
+    /// Peers dropped.
+    pub dropped: u64,
+    /// Peers reached at least once.
+    pub reached: u64,
+}
+
+/// What [`Scheduler::pop_due`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Popped<K> {
+    /// Visit this peer now; `attempt` counts from 1.
+    Visit(K, u32),
+    /// Nothing due; the earliest due time, if any.
+    Wait(Option<Instant>),
+}
+
+/// How long a peer that is busy (another connection with it open) waits.
+pub const BUSY_DELAY: Duration = Duration::from_secs(1);
+
+/// The scheduler for peers keyed by `K`.
+#[derive(Debug)]
+pub struct Scheduler<K> {
+    heap: BinaryHeap<Reverse<(Instant, K)>>,
+    slots: HashMap<K, Slot>,
+    policy: Policy,
+    in_flight: u64,
+}
+
+impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
+    /// An empty scheduler.
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            slots: HashMap::new(),
+            policy,
+            in_flight: 0,
+        }
+    }
+
+    /// The retry and revisit policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// A source lists `k`: new peers are due now (`active`) or parked; a dropped peer
+    /// whose cool-down has passed is tried again. Every listing is remembered, so a peer
+    /// that was reached before is not dropped while a source still lists it.
+    pub fn add(&mut self, k: K, now: Instant, active: bool) -> Added {
+        let state = if active {
+            State::Waiting(now)
+        } else {
+            State::Parked
+        };
+        match self.slots.get_mut(&k) {
+            None => {
+                self.slots.insert(
+                    k,
+                    Slot {
+                        state,
+                        attempts: 0,
+                        failures_in_row: 0,
+                        reach: Reach::Unknown,
+                        listed: now,
+                    },
+                );
+                if active {
+                    self.heap.push(Reverse((now, k)));
+                }
+                Added::New
+            }
+            Some(s) => {
+                s.listed = now;
+                match s.state {
+                    State::Ours => Added::Ours,
+                    State::Dropped(until) if now < until => Added::CoolingDown,
+                    State::Dropped(_) => {
+                        s.state = state;
+                        s.failures_in_row = 0;
+                        if active {
+                            self.heap.push(Reverse((now, k)));
+                        }
+                        Added::New
+                    }
+                    _ => Added::Duplicate,
+                }
+            }
+        }
+    }
+
+    /// Whether `k` is known.
+    pub fn contains(&self, k: &K) -> bool {
+        self.slots.contains_key(k)
+    }
+
+    /// The state of `k`.
+    pub fn state(&self, k: &K) -> Option<State> {
+        self.slots.get(k).map(|s| s.state)
+    }
+
+    /// Whether `k` was ever reached.
+    pub fn reach(&self, k: &K) -> Option<Reach> {
+        self.slots.get(k).map(|s| s.reach)
+    }
+
+    /// Takes the next due peer for which `busy` is false and marks it in flight; a busy
+    /// one is put back [`BUSY_DELAY`] later.
+    pub fn pop_due(&mut self, now: Instant, mut busy: impl FnMut(&K) -> bool) -> Popped<K> {
+        while let Some(&Reverse((due, k))) = self.heap.peek() {
+            if due > now {
+                return Popped::Wait(Some(due));
+            }
+            self.heap.pop();
+            let Some(s) = self.slots.get_mut(&k) else {
+                continue;
+            };
+            if s.state != State::Waiting(due) {
+                continue; // stale heap entry
+            }
+            if busy(&k) {
+                let later = now + BUSY_DELAY;
+                s.state = State::Waiting(later);
+                self.heap.push(Reverse((later, k)));
+                continue;
+            }
+            s.state = State::InFlight;
+            s.attempts += 1;
+            self.in_flight += 1;
+            return Popped::Visit(k, s.attempts);
+        }
+        Popped::Wait(None)
+    }
+
+    /// Whether any entry is in the heap (a worker may watch the next due time).
+    pub fn has_pending(&self) -> bool {
+        !self.heap.is_empty()
+    }
+
+    /// Schedules `k` after a visit handed out by [`Self::pop_due`].
+    pub fn finish(&mut self, k: K, ended: Ended, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let Some(s) = self.slots.get_mut(&k) else {
+            return;
+        };
+        let next = match ended {
+            Ended::Reached { complete } => {
+                s.failures_in_row = 0;
+                s.reach = Reach::Reached;
+                self.policy.after_success(complete)
+            }
+            Ended::Failed => {
+                s.failures_in_row += 1;
+                if s.reach == Reach::Unknown {
+                    s.reach = Reach::Never;
+                }
+                let listed = now.saturating_duration_since(s.listed) < self.policy.cooldown;
+                self.policy
+                    .after_failure(s.failures_in_row, s.reach == Reach::Reached && listed)
+            }
+            Ended::Retry => {
+                s.attempts = s.attempts.saturating_sub(1);
+                Next::After(
+                    self.policy
+                        .backoff
+                        .first()
+                        .copied()
+                        .unwrap_or(self.policy.revisit_delay),
+                )
+            }
+            Ended::Ours => {
+                s.state = State::Ours;
+                return;
+            }
+        };
+        match next {
+            Next::After(delay) => {
+                let due = now + delay;
+                s.state = State::Waiting(due);
+                self.heap.push(Reverse((due, k)));
+            }
+            Next::Finished => s.state = State::Finished,
+            Next::Drop => s.state = State::Dropped(now + self.policy.cooldown),
+        }
+    }
+
+    /// After an incoming visit of `k` (known or just added parked): a complete peer is
+    /// finished; a parked one that can be dialled is revisited after the revisit delay.
+    /// Returns true when it was scheduled.
+    pub fn after_incoming(&mut self, k: K, complete: bool, dialable: bool, now: Instant) -> bool {
+        let Some(s) = self.slots.get_mut(&k) else {
+            return false;
+        };
+        s.reach = Reach::Reached;
+        match s.state {
+            State::Waiting(_) | State::Parked | State::Dropped(_) if complete => {
+                s.state = State::Finished;
+                false
+            }
+            State::Parked | State::Dropped(_) if dialable => {
+                let due = now + self.policy.revisit_delay;
+                s.state = State::Waiting(due);
+                s.failures_in_row = 0;
+                self.heap.push(Reverse((due, k)));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks `k` finished (merged into another address, or complete).
+    pub fn set_finished(&mut self, k: &K) {
+        if let Some(s) = self.slots.get_mut(k)
+            && s.state != State::InFlight
+        {
+            s.state = State::Finished;
+        }
+    }
+
+    /// Marks `k` as btda's own address (adding it if unknown): never visited.
+    pub fn set_ours(&mut self, k: K, now: Instant) {
+        let slot = self.slots.entry(k).or_insert(Slot {
+            state: State::Ours,
+            attempts: 0,
+            failures_in_row: 0,
+            reach: Reach::Unknown,
+            listed: now,
+        });
+        if slot.state != State::InFlight {
+            slot.state = State::Ours;
+        }
+    }
+
+    /// Makes every parked peer that `release` picks due now; returns how many.
+    pub fn release_parked(&mut self, now: Instant, mut release: impl FnMut(&K) -> bool) -> usize {
+        let mut n = 0;
+        for (k, s) in self.slots.iter_mut() {
+            if s.state == State::Parked && release(k) {
+                s.state = State::Waiting(now);
+                self.heap.push(Reverse((now, *k)));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Parked peers that `pick` accepts, at most `max`.
+    pub fn parked(&self, max: usize, mut pick: impl FnMut(&K) -> bool) -> Vec<K> {
+        self.slots
+            .iter()
+            .filter(|(k, s)| s.state == State::Parked && pick(k))
+            .map(|(k, _)| *k)
+            .take(max)
+            .collect()
+    }
+
+    /// Counts by state.
+    pub fn counts(&self, now: Instant) -> StateCounts {
+        let mut c = StateCounts {
+            known: self.slots.len() as u64,
+            in_flight: self.in_flight,
+            ..StateCounts::default()
+        };
+        for s in self.slots.values() {
+            match s.state {
+                State::Waiting(due) if due <= now => c.due += 1,
+                State::Finished => c.finished += 1,
+                State::Dropped(_) => c.dropped += 1,
+                _ => {}
+            }
+            c.reached += u64::from(s.reach == Reach::Reached);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            revisit_delay: Duration::from_secs(180),
+            backoff: vec![Duration::from_secs(60), Duration::from_secs(300)],
+            cooldown: Duration::from_secs(1800),
+        }
+    }
+
+    fn pop(s: &mut Scheduler<u32>, now: Instant) -> Popped<u32> {
+        s.pop_due(now, |_| false)
+    }
+
+    #[test]
+    fn due_order_revisits_and_finish() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(policy());
+        assert_eq!(s.add(1, t0, true), Added::New);
+        assert_eq!(s.add(2, t0 + Duration::from_secs(1), true), Added::New);
+        assert_eq!(s.add(1, t0, true), Added::Duplicate);
+        assert_eq!(pop(&mut s, t0), Popped::Visit(1, 1));
+        assert_eq!(
+            pop(&mut s, t0),
+            Popped::Wait(Some(t0 + Duration::from_secs(1)))
+        );
+        s.finish(1, Ended::Reached { complete: false }, t0);
+        assert_eq!(
+            s.state(&1),
+            Some(State::Waiting(t0 + Duration::from_secs(180)))
+        );
+        assert_eq!(
+            pop(&mut s, t0 + Duration::from_secs(2)),
+            Popped::Visit(2, 1)
+        );
+        s.finish(2, Ended::Reached { complete: true }, t0);
+        assert_eq!(s.state(&2), Some(State::Finished));
+        assert_eq!(
+            pop(&mut s, t0 + Duration::from_secs(180)),
+            Popped::Visit(1, 2)
+        );
+        assert_eq!(s.counts(t0).in_flight, 1);
+    }
+
+    #[test]
+    fn never_reached_peers_drop_and_come_back_after_the_cool_down() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(policy());
+        s.add(7, t0, true);
+        let mut now = t0;
+        for _ in 0..3 {
+            let Popped::Visit(k, _) = pop(&mut s, now + Duration::from_secs(1000)) else {
+                panic!("due")
+            };
+            now += Duration::from_secs(1000);
+            s.finish(k, Ended::Failed, now);
+        }
+        assert_eq!(s.reach(&7), Some(Reach::Never));
+        assert!(matches!(s.state(&7), Some(State::Dropped(_))));
+        assert_eq!(
+            s.add(7, now + Duration::from_secs(10), true),
+            Added::CoolingDown
+        );
+        assert_eq!(s.add(7, now + Duration::from_secs(1801), true), Added::New);
+    }
+
+    #[test]
+    fn reached_peers_are_not_dropped_while_listed() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(policy());
+        s.add(7, t0, true);
+        assert_eq!(pop(&mut s, t0), Popped::Visit(7, 1));
+        s.finish(7, Ended::Reached { complete: false }, t0);
+        let mut now = t0;
+        for _ in 0..6 {
+            now += Duration::from_secs(400);
+            s.add(7, now, true); // the tracker keeps listing it
+            let Popped::Visit(k, _) = pop(&mut s, now) else {
+                panic!("due at {now:?}")
+            };
+            s.finish(k, Ended::Failed, now);
+            assert!(
+                matches!(s.state(&7), Some(State::Waiting(_))),
+                "retried, not dropped"
+            );
+        }
+        // No source lists it any more: after the cool-down it is dropped.
+        now += Duration::from_secs(2000);
+        let Popped::Visit(k, _) = pop(&mut s, now) else {
+            panic!("due")
+        };
+        s.finish(k, Ended::Failed, now);
+        assert!(matches!(s.state(&7), Some(State::Dropped(_))));
+    }
+
+    #[test]
+    fn busy_peers_wait_and_ours_are_never_visited() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(policy());
+        s.add(1, t0, true);
+        assert_eq!(s.pop_due(t0, |_| true), Popped::Wait(Some(t0 + BUSY_DELAY)));
+        assert_eq!(pop(&mut s, t0 + BUSY_DELAY), Popped::Visit(1, 1));
+        s.finish(1, Ended::Ours, t0);
+        assert_eq!(s.add(1, t0, true), Added::Ours);
+        s.set_ours(2, t0);
+        assert_eq!(s.add(2, t0, true), Added::Ours);
+        assert_eq!(
+            pop(&mut s, t0 + Duration::from_secs(999)),
+            Popped::Wait(None)
+        );
+    }
+
+    #[test]
+    fn retries_do_not_count_and_parked_peers_are_released() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(policy());
+        s.add(3, t0, false);
+        assert_eq!(pop(&mut s, t0), Popped::Wait(None));
+        assert_eq!(s.parked(10, |_| true), vec![3]);
+        assert_eq!(s.release_parked(t0, |&k| k == 3), 1);
+        assert_eq!(pop(&mut s, t0), Popped::Visit(3, 1));
+        s.finish(3, Ended::Retry, t0);
+        assert_eq!(
+            pop(&mut s, t0 + Duration::from_secs(60)),
+            Popped::Visit(3, 1)
+        );
+        assert!(
+            s.after_incoming(4, false, true, t0) == false,
+            "unknown peer"
+        );
+        s.add(4, t0, false);
+        assert!(s.after_incoming(4, false, true, t0));
+        s.add(5, t0, false);
+        assert!(!s.after_incoming(5, true, true, t0));
+        assert_eq!(s.state(&5), Some(State::Finished));
+    }
+}
