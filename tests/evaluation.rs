@@ -381,7 +381,12 @@ fn connect_in(
     socket.connect(&to.into()).unwrap();
     let mut s: std::net::TcpStream = socket.into();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut hs = btda::wire::Handshake::ours(hash, *b"-qB4630-incoming0001");
+    // Every host its own client, with its own peer id.
+    let mut id = *b"-qB4630-incoming0000";
+    if let std::net::IpAddr::V4(v4) = from {
+        id[16..].copy_from_slice(&v4.octets());
+    }
+    let mut hs = btda::wire::Handshake::ours(hash, id);
     if listen_port.is_none() {
         hs.reserved = [0; 8];
     }

@@ -257,23 +257,33 @@ workload <- function(ctx) {
   list(pages = list(p), captions = "Every column of the statistic table over time: queue lengths, busy workers, workload, incoming handlers, writer backlog, memory, load, open files, incoming tallies and confirmed downloads.")
 }
 
-# Per peer: the pieces of its first successful visit and the most of any later one; a
-# peer counts at threshold T when first < T <= most later (the confirmed_download rule).
+# Per observation of a peer (each ok visit observes the count at its first piece-state
+# message, when it recorded one, and at its end; state `none` is 0 pieces and `invalid`
+# observes nothing): `lo`, the smallest earlier observation of that peer, and `hi`, this
+# one. A peer counts at threshold T when some row has lo < T <= hi: seen below T and at or
+# above T later, in the same visit or a later one (the confirmed_download rule).
 threshold_peers <- function(ctx) {
-  v <- q(ctx, "SELECT v.peer_id, v.torrent_id, coalesce(v.pieces, 0) AS pieces FROM visit v
-               WHERE v.outcome = 'ok' AND v.peer_id IS NOT NULL ORDER BY v.id")
-  if (nrow(v) == 0) return(data.frame(torrent_id = integer(), first = numeric(), later = numeric()))
-  first <- !duplicated(v$peer_id)
-  f <- v[first, c("peer_id", "torrent_id", "pieces")]
-  rest <- v[!first, ]
-  later <- if (nrow(rest) == 0) numeric() else tapply(rest$pieces, rest$peer_id, max)
-  f$later <- as.numeric(later[as.character(f$peer_id)])
-  f$later[is.na(f$later)] <- -1
-  data.frame(torrent_id = f$torrent_id, first = f$pieces, later = f$later)
+  v <- q(ctx, "SELECT v.peer_id, v.torrent_id, v.first_pieces AS f, coalesce(v.pieces, 0) AS pieces
+               FROM visit v WHERE v.outcome = 'ok' AND v.peer_id IS NOT NULL
+               AND coalesce(v.state, '') <> 'invalid' ORDER BY v.id")
+  empty <- data.frame(peer_id = integer(), torrent_id = integer(), lo = numeric(), hi = numeric())
+  if (nrow(v) == 0) return(empty)
+  n <- nrow(v)
+  o <- rbind(data.frame(peer_id = v$peer_id, torrent_id = v$torrent_id, k = 2 * seq_len(n) - 1, p = v$f),
+             data.frame(peer_id = v$peer_id, torrent_id = v$torrent_id, k = 2 * seq_len(n), p = v$pieces))
+  o <- o[!is.na(o$p), ]
+  o <- o[order(o$peer_id, o$k), ]
+  lo <- ave(as.numeric(o$p), o$peer_id, FUN = function(x) c(Inf, cummin(x)[-length(x)]))
+  d <- data.frame(peer_id = o$peer_id, torrent_id = o$torrent_id, lo = lo, hi = as.numeric(o$p))
+  d <- d[is.finite(d$lo) & d$lo < d$hi, ]
+  if (nrow(d) == 0) empty else d
 }
 
-# Peers confirmed when each peer's threshold in pieces is `t` (NA: never).
-confirmed_at <- function(peers, t) sum(!is.na(t) & peers$first < t & peers$later >= t)
+# Peers confirmed when each row's threshold in pieces is `t` (NA: never).
+confirmed_at <- function(peers, t) {
+  hit <- !is.na(t) & peers$lo < t & peers$hi >= t
+  length(unique(peers$peer_id[hit]))
+}
 
 threshold_count <- function(peers, torrents, x) {
   n <- torrents$pieces_count[match(peers$torrent_id, torrents$id)]

@@ -73,8 +73,8 @@ last_seen <- q(ctx, "SELECT max(m) AS m FROM (SELECT max(started_at) AS m FROM v
 ctx$start <- if (nrow(ctx$run) > 0) ctx$run$started_at[1] else 0
 ctx$end <- max(c(ctx$start, if (nrow(ctx$run) > 0) ctx$run$ended_at[1] else NA, last_seen), na.rm = TRUE)
 ctx$bin <- time_bins(ctx$start, ctx$end)
-# Per peer: first and best later piece count, read once for the threshold figure and
-# numbers.csv.
+# Per peer and observation: the lowest earlier count and this one, read once for the
+# threshold figure and numbers.csv.
 ctx$threshold_peers <- threshold_peers(ctx)
 
 manifest <- NULL

@@ -192,7 +192,8 @@ impl PeerBook {
     /// The known peer an incoming connection from `ip` belongs to, or a new one (source
     /// `incoming`, at (ip, `p`) or (ip, 0)). Matched by (IP, `p`), else by the peer id
     /// of an earlier visit, else by IP alone only when exactly one known peer has that
-    /// IP and no `p` or peer id says otherwise. Returns the peer and whether it is new.
+    /// IP and no `p` names another port (a client that randomises its peer id per
+    /// connection then still lands on its row). Returns the peer and whether it is new.
     pub fn match_incoming(
         &mut self,
         torrent: u32,
@@ -221,14 +222,7 @@ impl PeerBook {
         if p.is_none()
             && let [only] = ports
         {
-            let peer = at(*only);
-            let same_client = self
-                .entries
-                .get(&self.canonical(peer))
-                .is_some_and(|e| e.peer_id.is_none() || peer_id.is_none() || e.peer_id == peer_id);
-            if same_client {
-                return (self.canonical(peer), false);
-            }
+            return (self.canonical(at(*only)), false);
         }
         let peer = at(p.unwrap_or(0));
         let new = self.know(peer, Source::Incoming);
@@ -435,19 +429,20 @@ mod tests {
     }
 
     #[test]
-    fn one_known_peer_on_an_ip_matches_unless_its_id_differs() {
+    fn one_known_peer_on_an_ip_matches_by_ip_unless_p_names_another_port() {
         let mut b = PeerBook::new(PeerKeyer::new([0; 32]));
         let ip = [127, 6, 0, 1];
         b.know(peer(ip, 6881), Source::Tracker);
-        assert_eq!(
-            b.match_incoming(0, ip.into(), None, Some([1; 20])).0,
-            peer(ip, 6881)
-        );
         b.record(peer(ip, 6881), 10, &seen(1, 1, 1));
         assert_eq!(
             b.match_incoming(0, ip.into(), None, Some([9; 20])),
-            (peer(ip, 0), true),
-            "another client behind the same IP"
+            (peer(ip, 6881), false),
+            "a randomised peer id falls back to the address"
+        );
+        assert_eq!(
+            b.match_incoming(0, ip.into(), Some(7000), Some([9; 20])),
+            (peer(ip, 7000), true),
+            "another client behind the same IP names its own port"
         );
     }
 

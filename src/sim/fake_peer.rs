@@ -85,6 +85,7 @@ impl FakePeer {
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
+        let peer_id = fake_peer_id(&addr);
         let have = Arc::new(AtomicU32::new(pieces));
         let served = Arc::new(AtomicU32::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -97,6 +98,7 @@ impl FakePeer {
                         Ok((stream, _)) => {
                             let _ = stream.set_nonblocking(false);
                             let script = Script {
+                                peer_id,
                                 info_hash,
                                 total,
                                 pieces: h.load(Ordering::Relaxed),
@@ -143,10 +145,24 @@ impl Drop for FakePeer {
 }
 
 struct Script {
+    peer_id: [u8; 20],
     info_hash: InfoHash,
     total: u32,
     pieces: u32,
     behaviour: Behaviour,
+}
+
+/// A peer id of Transmission's style, one per fake peer (from its address), as every
+/// real client has its own.
+fn fake_peer_id(addr: &SocketAddr) -> [u8; 20] {
+    let mut id = *b"-TR3000-000000000000";
+    let digits = format!("{:012x}", {
+        let mut h = sha1_smol::Sha1::new();
+        h.update(addr.to_string().as_bytes());
+        u64::from_be_bytes(h.digest().bytes()[..8].try_into().unwrap_or([0; 8])) >> 16
+    });
+    id[8..].copy_from_slice(&digits.as_bytes()[..12]);
+    id
 }
 
 /// A bitfield with the first `n` of `total` pieces set.
@@ -171,7 +187,7 @@ impl Script {
         } else {
             self.info_hash
         };
-        let mut hs = Handshake::ours(hash, *b"-TR3000-fakepeer0001");
+        let mut hs = Handshake::ours(hash, self.peer_id);
         hs.reserved[FAST_BIT.0] &= !FAST_BIT.1;
         if self.behaviour == Behaviour::HaveAll {
             hs.reserved[FAST_BIT.0] |= FAST_BIT.1;
