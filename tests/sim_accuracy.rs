@@ -1,10 +1,13 @@
 //! Accuracy against a simulated swarm with known truth: 80 peers of every behaviour
 //! (have_all seeders, bitfield and no-bitfield leechers, re-sent bitfields, batched
-//! haves, NAT-like peers that only connect in, closed ports, silent peers) behind a
-//! simulated HTTP and UDP tracker and, for a few of them, only on a loopback DHT.
-//! Every completion btda can observe is confirmed exactly once; no other peer is; the
-//! tracker figures in `request` are exactly what the trackers served. The test prints
-//! truth and btda side by side.
+//! haves, NAT-like peers that only connect in and others behind the same IP, closed
+//! ports, silent peers, peers that stream haves without pause, refuse a second
+//! connection from one IP, refuse while busy, or send only invalid bitfields) behind a
+//! simulated HTTP and UDP tracker that also lists btda's own address and, for a few of
+//! them, only on a loopback DHT; plus one NAT-like peer that crosses T inside its first
+//! visit. Every completion btda can observe is confirmed exactly once, per kind; no
+//! other peer is; the tracker figures in `request` are exactly what the trackers
+//! served. The test prints truth and btda side by side.
 
 mod common;
 
@@ -14,13 +17,18 @@ use std::time::Duration;
 
 use btda::sim::fake_tracker::Served;
 use btda::sim::reactor::{ReactorOptions, SimTorrent};
-use btda::sim::swarm::{Kind, Swarm, TrackerAddrs, mixed_lives};
+use btda::sim::swarm::{Kind, PeerScript, Swarm, TrackerAddrs, mixed_lives};
 use btda::torrent::InfoHash;
 
 const KEY: &str = "0202020202020202020202020202020202020202020202020202020202020202";
 const PIECES: u32 = 100;
 const SPAN_MS: u64 = 16_000;
 const LISTEN: &str = "127.91.0.2:16891";
+/// T for 100 pieces at the default threshold 0.98.
+const T: u32 = 98;
+/// btda's state window and visit cap in this test, ms.
+const WINDOW_MS: u64 = 800;
+const CAP_MS: u64 = 2_000;
 
 #[test]
 fn confirmed_downloads_match_the_simulated_truth() {
@@ -31,7 +39,19 @@ fn confirmed_downloads_match_the_simulated_truth() {
         "x".repeat(PIECES as usize * 20)
     );
     let hash = InfoHash::of_info_bytes(info.as_bytes());
-    let lives = mixed_lives(Ipv4Addr::new(127, 90, 0, 1), 80, PIECES, SPAN_MS);
+    let mut lives = mixed_lives(Ipv4Addr::new(127, 90, 0, 1), 80, PIECES, SPAN_MS);
+    // Connects in at 95 of 100 pieces and streams ten pieces a second: its first visit
+    // goes from below T to T and above while btda listens.
+    let in_visit = PeerScript {
+        ip: Ipv4Addr::new(127, 90, 1, 1),
+        kind: Kind::IncomingOnly,
+        arrive_ms: 2_000,
+        leave_ms: SPAN_MS * 2,
+        start_pieces: T - 3,
+        rate: 10.0,
+        tracked: false,
+    };
+    lives.push(in_visit.clone());
     let sim = SimTorrent {
         info_hash: hash,
         total: PIECES,
@@ -46,6 +66,9 @@ fn confirmed_downloads_match_the_simulated_truth() {
         dial_every_ms: 1_500,
         batch_every_ms: 700,
         hold_ms: 3_000,
+        busy: (3_000, 6_000),
+        // Real trackers list the announcer too.
+        also_listed: vec![LISTEN.parse().unwrap()],
         ..ReactorOptions::default()
     };
     let mut swarm = Swarm::start(vec![sim], &trackers, options).unwrap();
@@ -76,7 +99,7 @@ fn confirmed_downloads_match_the_simulated_truth() {
         format!(
             "[dht]\nenabled = true\nlisten_address = \"{}\"\nport = 0\nbootstrap = [\"{router}\"]\n\
              interval_secs = 1\nquery_timeout_ms = 500\n[peer]\nallow_private_addresses = true\nworkers = 16\nlisten_address = \"{}\"\nlisten_port = {}\n\
-             revisit_delay_secs = 1\nstate_window_ms = 150\nsilence_timeout_ms = 1000\nvisit_cap_ms = 1000\nretry_backoff_secs = [1, 1, 1]\n\
+             revisit_delay_secs = 1\nstate_window_ms = {WINDOW_MS}\nsilence_timeout_ms = 1000\nvisit_cap_ms = {CAP_MS}\nretry_backoff_secs = [1, 1, 1]\n\
              [tracker]\ninterval_secs = 1\nstopped_timeout_ms = 1000\n[privacy]\nkey = \"{KEY}\"\n",
             listen.ip(),
             listen.ip(),
@@ -120,6 +143,7 @@ fn confirmed_downloads_match_the_simulated_truth() {
     let mut observable_truth = 0;
     let mut incoming_confirmed = 0;
     let mut untracked_incoming_confirmed = 0;
+    let mut per_kind: std::collections::BTreeMap<&str, (u32, u32)> = Default::default();
     for s in &lives {
         let addr = swarm.addr_of(s);
         let row = rows.get(&keyer.key(&addr));
@@ -143,6 +167,9 @@ fn confirmed_downloads_match_the_simulated_truth() {
             Some(_) if !s.kind.observable() => {}
             Some(_) => {
                 observable_truth += 1;
+                let k = per_kind.entry(s.kind.name()).or_default();
+                k.0 += 1;
+                k.1 += u32::from(crossed);
                 if crossed {
                     confirmed_truth += 1;
                     incoming_confirmed += i32::from(s.kind == Kind::IncomingOnly);
@@ -161,7 +188,103 @@ fn confirmed_downloads_match_the_simulated_truth() {
         "truth: {observable_truth} observable completions; btda {confirmed} confirmed \
          ({confirmed_truth} of them true, {incoming_confirmed} incoming-only)"
     );
+    for (kind, (truth, got)) in &per_kind {
+        println!("kind {kind:<16} observable completions {truth:>3}  confirmed {got:>3}");
+    }
     assert!(unexplained.is_empty(), "{unexplained:#?}");
+    for kind in ["streaming_haves", "one_conn_per_ip", "busy", "nat_group"] {
+        let (truth, got) = per_kind.get(kind).copied().unwrap_or_default();
+        assert!(
+            truth >= 1 && got == truth,
+            "{kind}: {got} of {truth} confirmed"
+        );
+    }
+
+    // The NAT-like peer that crossed T inside its first visit: confirmed by that visit.
+    let key = keyer.key(&swarm.addr_of(&in_visit));
+    let first: (Option<i64>, i64, String) = conn
+        .query_row(
+            "SELECT v.first_pieces, v.pieces, v.direction FROM visit v JOIN peer p ON p.id = v.peer_id
+             WHERE p.peer_key = ?1 AND v.outcome = 'ok' ORDER BY v.id LIMIT 1",
+            [&key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    println!("in-visit crossing: first visit {first:?}");
+    assert!(
+        first.0.is_some_and(|f| f < i64::from(T)) && first.1 >= i64::from(T) && first.2 == "in",
+        "first visit went from below T to T or above: {first:?}"
+    );
+    assert!(
+        rows.get(&key).and_then(|r| r.2).is_some(),
+        "and it is confirmed"
+    );
+
+    // Visits of peers that stream haves end with the state window, not the cap.
+    let streaming: Vec<String> = lives
+        .iter()
+        .filter(|l| l.kind == Kind::StreamingHaves)
+        .map(|l| keyer.key(&swarm.addr_of(l)))
+        .collect();
+    let mut durations = Vec::new();
+    for key in &streaming {
+        let d: Vec<i64> = common::column(
+            &conn,
+            &format!(
+                "SELECT v.duration_ms FROM visit v JOIN peer p ON p.id = v.peer_id
+                 WHERE p.peer_key = '{key}' AND v.outcome = 'ok' AND v.first_pieces IS NOT NULL
+                 AND v.pieces < {PIECES}"
+            ),
+        );
+        durations.extend(d);
+    }
+    durations.sort_unstable();
+    println!(
+        "streaming visits below complete: {} durations {durations:?}",
+        durations.len()
+    );
+    assert!(
+        !durations.is_empty(),
+        "streaming peers were visited mid-download"
+    );
+    assert!(
+        durations
+            .iter()
+            .all(|&d| d < (WINDOW_MS + CAP_MS) as i64 / 2 + 200),
+        "a streaming visit ran to the cap"
+    );
+
+    // btda itself: listed by the trackers, never queued, never a peer.
+    let (own_skipped, selfs): (i64, i64) = conn
+        .query_row(
+            "SELECT max(own_addresses_skipped), max(self_connections) FROM statistic",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let btda_rows = common::column::<i64>(
+        &conn,
+        "SELECT count(*) FROM peer WHERE client_v LIKE 'btda%'",
+    );
+    println!("own address skipped {own_skipped}, self connections {selfs}");
+    assert!(own_skipped >= 1, "the trackers' listing of btda was seen");
+    assert_eq!((selfs, btda_rows[0]), (0, 0), "btda never visited itself");
+
+    // Clients that allow one connection per IP never had to refuse btda.
+    let refused = counters
+        .refused_second
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        refused <= 1,
+        "one-connection-per-IP peers refused btda {refused} times"
+    );
+    assert!(
+        counters
+            .busy_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1,
+        "busy peers refused while busy"
+    );
     assert_eq!(
         confirmed, confirmed_truth,
         "each completion confirmed exactly once"
@@ -171,9 +294,14 @@ fn confirmed_downloads_match_the_simulated_truth() {
         untracked_incoming_confirmed >= 1,
         "an incoming-only peer no tracker lists is counted under the port it names in `p`"
     );
+    // A silent peer never answers a visit, so it has no peer row to carry `dht`.
+    let silent_on_dht = lives
+        .iter()
+        .filter(|l| !l.tracked && l.kind == Kind::Silent)
+        .count();
     assert!(
-        from_dht as usize >= announced,
-        "the DHT-only peers were found there: {from_dht} of {announced}"
+        from_dht as usize + silent_on_dht >= announced,
+        "the DHT-only peers were found there: {from_dht} (+{silent_on_dht} silent) of {announced}"
     );
     assert!(observable_truth >= 20, "the mix completes enough peers");
 

@@ -53,6 +53,13 @@ pub struct ReactorOptions {
     pub batch_every_ms: u64,
     /// Longest an incoming-only peer keeps its own connection open, ms.
     pub hold_ms: u64,
+    /// How often a streaming peer sends a have, ms.
+    pub stream_every_ms: u64,
+    /// When a busy peer starts refusing, ms after its arrival, and for how long.
+    pub busy: (u64, u64),
+    /// Addresses every tracker lists besides the peers present (btda's own address, as
+    /// real trackers list the announcer itself).
+    pub also_listed: Vec<SocketAddr>,
 }
 
 impl Default for ReactorOptions {
@@ -63,6 +70,9 @@ impl Default for ReactorOptions {
             dial_every_ms: 3_000,
             batch_every_ms: 1_000,
             hold_ms: 10_000,
+            stream_every_ms: 100,
+            busy: (2_000, 5_000),
+            also_listed: Vec::new(),
         }
     }
 }
@@ -88,12 +98,19 @@ pub struct ReactorCounters {
     pub overflows: AtomicU64,
     /// CPU time the simulator thread used, ms (Linux; updated once a second).
     pub cpu_ms: AtomicU64,
+    /// Connections a one-connection-per-IP peer refused: a second one from an IP it
+    /// was already connected to.
+    pub refused_second: AtomicU64,
+    /// Connections a busy peer refused.
+    pub busy_refused: AtomicU64,
 }
 
 /// A running simulator thread.
 pub struct Reactor {
     /// The port listening peers answer on.
     pub port: u16,
+    /// The second port, where `nat_group` peers listen.
+    pub alt_port: u16,
     /// The port closed-port and incoming-only peers are listed at (nobody listens).
     pub closed_port: u16,
     /// What happened so far.
@@ -106,6 +123,7 @@ pub struct Reactor {
 }
 
 const LISTENER: Token = Token(usize::MAX);
+const ALT_LISTENER: Token = Token(usize::MAX - 1);
 /// Output a connection may queue before it is dropped (bitfields are small).
 const OUT_CAP: usize = 1 << 20;
 /// How often lives are advanced.
@@ -117,11 +135,16 @@ impl Reactor {
         let listener = loopback_socket(options.port)?;
         listener.listen(1024)?;
         let port = port_of(&listener)?;
+        let alt = loopback_socket(0)?;
+        alt.listen(1024)?;
+        let alt_port = port_of(&alt)?;
         // Holds the closed port for the reactor's life; never listens.
         let closed = loopback_socket(0)?;
         let closed_port = port_of(&closed)?;
         listener.set_nonblocking(true)?;
+        alt.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener.into());
+        let alt = TcpListener::from_std(alt.into());
         let present: Vec<SharedPeers> = torrents.iter().map(|_| SharedPeers::default()).collect();
         let counters = Arc::new(ReactorCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -129,7 +152,11 @@ impl Reactor {
         let mut state = State::new(
             torrents,
             options,
-            (port, closed_port),
+            Ports {
+                main: port,
+                alt: alt_port,
+                closed: closed_port,
+            },
             start,
             (present.clone(), Arc::clone(&counters)),
         )?;
@@ -138,12 +165,13 @@ impl Reactor {
             .name("sim-reactor".into())
             .spawn(move || {
                 let _closed = closed;
-                if let Err(e) = state.run(listener, &st) {
+                if let Err(e) = state.run(listener, alt, &st) {
                     log::error!("simulator stopped: {e}");
                 }
             })?;
         Ok(Self {
             port,
+            alt_port,
             closed_port,
             counters,
             present,
@@ -160,7 +188,15 @@ impl Reactor {
 
     /// The address at which a peer of `kind` on `ip` is listed.
     pub fn addr_of(&self, ip: Ipv4Addr, kind: Kind) -> SocketAddr {
-        SocketAddr::from((ip, listed_port(kind, self.port, self.closed_port)))
+        SocketAddr::from((
+            ip,
+            Ports {
+                main: self.port,
+                alt: self.alt_port,
+                closed: self.closed_port,
+            }
+            .listed(kind),
+        ))
     }
 }
 
@@ -173,8 +209,24 @@ impl Drop for Reactor {
     }
 }
 
-fn listed_port(kind: Kind, port: u16, closed_port: u16) -> u16 {
-    if kind.listens() { port } else { closed_port }
+/// The simulator's ports: where most peers listen, where `nat_group` peers listen,
+/// and where peers that do not listen are listed.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    main: u16,
+    alt: u16,
+    closed: u16,
+}
+
+impl Ports {
+    /// The port at which a peer of `kind` is listed (and listens, if it does).
+    fn listed(self, kind: Kind) -> u16 {
+        match kind {
+            Kind::NatGroup => self.alt,
+            k if k.listens() => self.main,
+            _ => self.closed,
+        }
+    }
 }
 
 /// A TCP socket on `0.0.0.0:port` that only sees the loopback device.
@@ -210,6 +262,9 @@ struct Conn {
     /// The simulated peer (index into `State::lives`), once known.
     life: Option<usize>,
     local: Ipv4Addr,
+    local_port: u16,
+    remote: std::net::IpAddr,
+    last_stream_ms: u64,
     phase: Phase,
     head: Vec<u8>,
     out: Vec<u8>,
@@ -236,8 +291,9 @@ struct State {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     options: ReactorOptions,
-    port: u16,
-    closed_port: u16,
+    ports: Ports,
+    /// Open connections per (simulated peer's IP, other side's IP).
+    pairs: HashMap<(Ipv4Addr, std::net::IpAddr), u32>,
     start: Instant,
     present: Vec<SharedPeers>,
     counters: Arc<ReactorCounters>,
@@ -247,7 +303,7 @@ impl State {
     fn new(
         torrents: Vec<SimTorrent>,
         options: ReactorOptions,
-        (port, closed_port): (u16, u16),
+        ports: Ports,
         start: Instant,
         (present, counters): (Vec<SharedPeers>, Arc<ReactorCounters>),
     ) -> std::io::Result<Self> {
@@ -277,8 +333,8 @@ impl State {
             conns: Vec::new(),
             free: Vec::new(),
             options,
-            port,
-            closed_port,
+            ports,
+            pairs: HashMap::new(),
             start,
             present,
             counters,
@@ -289,10 +345,18 @@ impl State {
         self.start.elapsed().as_millis() as u64
     }
 
-    fn run(&mut self, mut listener: TcpListener, stop: &AtomicBool) -> std::io::Result<()> {
+    fn run(
+        &mut self,
+        mut listener: TcpListener,
+        mut alt: TcpListener,
+        stop: &AtomicBool,
+    ) -> std::io::Result<()> {
         self.poll
             .registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        self.poll
+            .registry()
+            .register(&mut alt, ALT_LISTENER, Interest::READABLE)?;
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now();
         while !stop.load(Ordering::Relaxed) {
@@ -306,6 +370,8 @@ impl State {
             for event in &events {
                 if event.token() == LISTENER {
                     self.accept_all(&listener);
+                } else if event.token() == ALT_LISTENER {
+                    self.accept_all(&alt);
                 } else {
                     self.serve(event.token().0, event.is_writable());
                 }
@@ -345,6 +411,7 @@ impl State {
             self.free.push(slot);
             return None;
         }
+        *self.pairs.entry((conn.local, conn.remote)).or_insert(0) += 1;
         self.conns[slot] = Some(conn);
         Some(slot)
     }
@@ -353,31 +420,74 @@ impl State {
         if let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) {
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.free.push(slot);
+            if let Some(n) = self.pairs.get_mut(&(c.local, c.remote)) {
+                *n -= 1;
+                if *n == 0 {
+                    self.pairs.remove(&(c.local, c.remote));
+                }
+            }
+        }
+    }
+
+    /// The present listening peer at `local:port` (for torrent `hash`, when known).
+    fn listening_at(&self, local: Ipv4Addr, port: u16, hash: Option<&InfoHash>) -> Option<usize> {
+        self.by_ip.get(&local).and_then(|ls| {
+            ls.iter().copied().find(|&l| {
+                let life = &self.lives[l];
+                life.here
+                    && life.script.kind.listens()
+                    && self.ports.listed(life.script.kind) == port
+                    && hash.is_none_or(|h| self.hashes[life.torrent].0 == *h)
+            })
+        })
+    }
+
+    /// Whether the peer `life` refuses a connection from `remote` now: a busy peer in
+    /// its busy time, or a one-connection-per-IP peer already connected with `remote`.
+    fn refuses(&self, life: usize, remote: std::net::IpAddr, now: u64) -> bool {
+        let l = &self.lives[life];
+        match l.script.kind {
+            Kind::Busy => {
+                let (from, span) = self.options.busy;
+                let begin = l.script.arrive_ms + from;
+                if now >= begin && now < begin + span {
+                    self.counters.busy_refused.fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+                false
+            }
+            Kind::OneConnPerIp if self.pairs.contains_key(&(l.script.ip, remote)) => {
+                self.counters.refused_second.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
         }
     }
 
     fn accept_all(&mut self, listener: &TcpListener) {
         loop {
             match listener.accept() {
-                Ok((stream, _)) => {
+                Ok((stream, remote)) => {
                     self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-                    let local = match stream.local_addr() {
-                        Ok(SocketAddr::V4(a)) => *a.ip(),
+                    let (local, local_port) = match stream.local_addr() {
+                        Ok(SocketAddr::V4(a)) => (*a.ip(), a.port()),
                         _ => continue,
                     };
-                    let present = self.by_ip.get(&local).is_some_and(|ls| {
-                        ls.iter()
-                            .any(|&l| self.lives[l].here && self.lives[l].script.kind.listens())
-                    });
-                    if !present {
+                    let now = self.now_ms();
+                    let Some(life) = self.listening_at(local, local_port, None) else {
                         self.counters.absent.fetch_add(1, Ordering::Relaxed);
                         continue; // dropped: closed at once
+                    };
+                    if self.refuses(life, remote.ip(), now) {
+                        continue; // closed at once, as a client at its limit does
                     }
-                    let now = self.now_ms();
                     let slot = self.add(Conn {
                         stream,
                         life: None,
                         local,
+                        local_port,
+                        remote: remote.ip(),
+                        last_stream_ms: now,
                         phase: Phase::Handshake,
                         head: Vec::with_capacity(HANDSHAKE_LEN),
                         out: Vec::new(),
@@ -457,16 +567,8 @@ impl State {
                 let Ok((_, hash)) = Handshake::parse_head(&head) else {
                     return self.close(slot);
                 };
-                let local = c.local;
-                let life = self.by_ip.get(&local).and_then(|ls| {
-                    ls.iter().copied().find(|&l| {
-                        let life = &self.lives[l];
-                        life.here
-                            && life.script.kind.listens()
-                            && self.hashes[life.torrent].0 == hash
-                    })
-                });
-                let Some(life) = life else {
+                let (local, local_port) = (c.local, c.local_port);
+                let Some(life) = self.listening_at(local, local_port, Some(&hash)) else {
                     return self.close(slot);
                 };
                 self.counters.handshakes.fetch_add(1, Ordering::Relaxed);
@@ -504,11 +606,12 @@ impl State {
         }
         let mut out = hs.encode().to_vec();
         if dialling {
-            // The extended handshake names the port it listens on (unreachable: NAT).
+            // The extended handshake names the port it listens on (for an incoming-only
+            // peer an unreachable one: NAT).
             out.extend(
                 Message::Extended {
                     id: 0,
-                    payload: nat_hello(self.closed_port),
+                    payload: nat_hello(self.ports.listed(kind)),
                 }
                 .encode(),
             );
@@ -517,6 +620,7 @@ impl State {
             Kind::HaveAll if have >= total => Some(Message::HaveAll),
             Kind::HaveAll if have == 0 => Some(Message::HaveNone),
             Kind::NoBitfield if have == 0 => None,
+            Kind::BadBitfield if have < total => Some(Message::Bitfield(invalid_bitfield(total))),
             _ => Some(Message::Bitfield(bitfield(total, have))),
         };
         if let Some(m) = first {
@@ -576,9 +680,16 @@ impl State {
                     left.push(i);
                 }
             }
-            if here && l.script.kind == Kind::IncomingOnly && now >= l.next_dial_ms {
+            if here && l.script.kind.dials() && now >= l.next_dial_ms {
                 l.next_dial_ms = now + self.options.dial_every_ms;
-                dials.push(i);
+                // A client already connected with btda does not dial it again.
+                let connected = self
+                    .options
+                    .dial
+                    .is_some_and(|to| self.pairs.contains_key(&(l.script.ip, to.ip())));
+                if l.script.kind == Kind::IncomingOnly || !connected {
+                    dials.push(i);
+                }
             }
         }
         if !left.is_empty() {
@@ -609,10 +720,8 @@ impl State {
                 view.peers = lives
                     .iter()
                     .filter(|l| l.here && l.script.tracked)
-                    .map(|l| {
-                        let port = listed_port(l.script.kind, self.port, self.closed_port);
-                        SocketAddr::from((l.script.ip, port))
-                    })
+                    .map(|l| SocketAddr::from((l.script.ip, self.ports.listed(l.script.kind))))
+                    .chain(self.options.also_listed.iter().copied())
                     .collect();
             }
         }
@@ -630,9 +739,8 @@ impl State {
         }
         let Some(life) = c.life else { return };
         let l = &self.lives[life];
-        if l.script.kind == Kind::IncomingOnly
-            && now.saturating_sub(c.opened_ms) > self.options.hold_ms
-        {
+        let dialled = c.local_port == 0; // our own connection to btda
+        if dialled && now.saturating_sub(c.opened_ms) > self.options.hold_ms {
             return self.close(slot);
         }
         if c.phase != Phase::Open {
@@ -640,10 +748,45 @@ impl State {
         }
         let total = self.hashes[l.torrent].1;
         let have = l.script.pieces_at(now, total);
+        let batch_due = now.saturating_sub(c.last_batch_ms) >= self.options.batch_every_ms;
+        match l.script.kind {
+            Kind::StreamingHaves => {
+                if now.saturating_sub(c.last_stream_ms) < self.options.stream_every_ms {
+                    return;
+                }
+                c.last_stream_ms = now;
+                if have > c.told {
+                    for i in c.told..have {
+                        c.out.extend(Message::Have(i).encode());
+                    }
+                    c.told = have;
+                } else if c.told > 0 {
+                    c.out.extend(Message::Have(c.told - 1).encode()); // nothing new: repeat
+                } else {
+                    return;
+                }
+                self.counters.haves.fetch_add(1, Ordering::Relaxed);
+                return self.flush(slot);
+            }
+            Kind::BadBitfield => {
+                if !batch_due || c.told >= total {
+                    return;
+                }
+                let m = if have >= total {
+                    c.told = total;
+                    Message::Bitfield(bitfield(total, total))
+                } else {
+                    Message::Bitfield(invalid_bitfield(total))
+                };
+                c.out.extend(m.encode());
+                c.last_batch_ms = now;
+                return self.flush(slot);
+            }
+            _ => {}
+        }
         if have <= c.told {
             return;
         }
-        let batch_due = now.saturating_sub(c.last_batch_ms) >= self.options.batch_every_ms;
         match l.script.kind {
             Kind::BatchedHaves | Kind::ResendBitfield if !batch_due => return,
             Kind::ResendBitfield => c
@@ -690,6 +833,9 @@ impl State {
             stream: TcpStream::from_std(std_stream),
             life: Some(life),
             local: ip,
+            local_port: 0,
+            remote: target.ip(),
+            last_stream_ms: now,
             phase: Phase::Connecting,
             head: Vec::with_capacity(HANDSHAKE_LEN),
             out: Vec::new(),
@@ -698,6 +844,11 @@ impl State {
             opened_ms: now,
         });
     }
+}
+
+/// A bitfield two bytes too long: invalid for any torrent of `total` pieces.
+fn invalid_bitfield(total: u32) -> Vec<u8> {
+    vec![0xff; (total as usize).div_ceil(8) + 2]
 }
 
 /// The extended handshake of an incoming-only peer: no extensions, and `p` naming the

@@ -32,23 +32,44 @@ pub enum Kind {
     /// Behind NAT: never listens, connects in to btda and names its (unreachable) port
     /// in the extended handshake's `p`.
     IncomingOnly,
+    /// Shares its IP with the incoming-only peer before it in the mix (a home NAT):
+    /// listens on the simulator's second port.
+    NatGroup,
     /// Listed by the tracker, but its port is closed.
     ClosedPort,
     /// Accepts connections and never sends a byte.
     Silent,
+    /// A downloading client that never falls quiet: a bitfield, then a have every
+    /// 100 ms (a repeated one when no new piece came).
+    StreamingHaves,
+    /// Refuses a second concurrent connection from an IP it is already connected to
+    /// (Transmission, qBittorrent, rtorrent, libtorrent's default); it also connects to
+    /// btda itself, naming its real port in `p`.
+    OneConnPerIp,
+    /// Accepts a first contact, then refuses every connection for a while (a client at
+    /// its connection limit), then accepts again.
+    Busy,
+    /// Sends only invalid bitfields (wrong length) until it is complete: its progress
+    /// cannot be observed, so its completion is never confirmed.
+    BadBitfield,
 }
 
 impl Kind {
     /// Every kind, for mixes and reports.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 13] = [
         Kind::HaveAll,
         Kind::Bitfield,
         Kind::NoBitfield,
         Kind::ResendBitfield,
         Kind::BatchedHaves,
         Kind::IncomingOnly,
+        Kind::NatGroup, // right after IncomingOnly: shares its IPs
         Kind::ClosedPort,
         Kind::Silent,
+        Kind::StreamingHaves,
+        Kind::OneConnPerIp,
+        Kind::Busy,
+        Kind::BadBitfield,
     ];
 
     /// Whether it accepts connections.
@@ -56,9 +77,14 @@ impl Kind {
         !matches!(self, Kind::IncomingOnly | Kind::ClosedPort)
     }
 
+    /// Whether it connects to btda on its own.
+    pub fn dials(self) -> bool {
+        matches!(self, Kind::IncomingOnly | Kind::OneConnPerIp)
+    }
+
     /// Whether btda can ever learn its pieces (by connecting out or by being dialled).
     pub fn observable(self) -> bool {
-        !matches!(self, Kind::ClosedPort | Kind::Silent)
+        !matches!(self, Kind::ClosedPort | Kind::Silent | Kind::BadBitfield)
     }
 
     /// Its name in truth files and reports.
@@ -70,8 +96,13 @@ impl Kind {
             Kind::ResendBitfield => "resend_bitfield",
             Kind::BatchedHaves => "batched_haves",
             Kind::IncomingOnly => "incoming_only",
+            Kind::NatGroup => "nat_group",
             Kind::ClosedPort => "closed_port",
             Kind::Silent => "silent",
+            Kind::StreamingHaves => "streaming_haves",
+            Kind::OneConnPerIp => "one_conn_per_ip",
+            Kind::Busy => "busy",
+            Kind::BadBitfield => "bad_bitfield",
         }
     }
 }
@@ -222,7 +253,20 @@ impl Swarm {
         for (t, count) in self.torrents.iter().zip(per_torrent) {
             for n in &self.dht[i..i + count] {
                 let lookup = n.get_peers(t.info_hash, &[router]);
-                if n.announce(t.info_hash, self.reactor.port, &lookup) > 0 {
+                let port = n
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| match a.ip() {
+                        std::net::IpAddr::V4(ip) => t
+                            .lives
+                            .iter()
+                            .find(|p| p.ip == ip && p.kind.listens() && !p.tracked),
+                        std::net::IpAddr::V6(_) => None,
+                    })
+                    .map_or(self.reactor.port, |p| {
+                        self.reactor.addr_of(p.ip, p.kind).port()
+                    });
+                if n.announce(t.info_hash, port, &lookup) > 0 {
                     announced += 1;
                 }
             }
@@ -319,12 +363,18 @@ pub fn counts_at<'a>(
 /// finish; ones that leave half-way through their download. One completing peer in 20
 /// (of the first 400) is untracked: only the swarm's DHT knows it; so is one
 /// incoming-only completer in five, which btda only learns of when it connects in.
+/// Each `nat_group` peer shares its IP with the incoming-only peer five places before
+/// it: two clients behind one address, told apart only by their ports.
 pub fn mixed_lives(first_ip: Ipv4Addr, n: u32, total: u32, span_ms: u64) -> Vec<PeerScript> {
     let base = u32::from(first_ip);
     (0..n)
         .map(|i| {
-            let ip = Ipv4Addr::from(base + i);
             let kind = Kind::ALL[(i as usize / 5) % Kind::ALL.len()];
+            let ip = if kind == Kind::NatGroup && i >= 5 {
+                Ipv4Addr::from(base + i - 5)
+            } else {
+                Ipv4Addr::from(base + i)
+            };
             let arrive = span_ms * u64::from(i % 10) / 40; // within the first quarter
             let finish_in = span_ms / 4 + span_ms * u64::from(i % 7) / 40;
             let (leave, start, rate) = match i % 5 {
@@ -412,6 +462,19 @@ mod tests {
         let lives = mixed_lives(Ipv4Addr::new(127, 1, 0, 1), 200, 100, 60_000);
         for k in Kind::ALL {
             assert!(lives.iter().any(|l| l.kind == k), "{k:?} missing");
+        }
+        for nat in lives.iter().filter(|l| l.kind == Kind::NatGroup) {
+            let behind: Vec<Kind> = lives
+                .iter()
+                .filter(|l| l.ip == nat.ip)
+                .map(|l| l.kind)
+                .collect();
+            assert_eq!(
+                behind,
+                vec![Kind::IncomingOnly, Kind::NatGroup],
+                "{}",
+                nat.ip
+            );
         }
         let completing = lives
             .iter()

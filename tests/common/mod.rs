@@ -249,14 +249,14 @@ pub fn run_dirs_with_fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (root, input, output)
 }
 
-/// The first column of every row of `sql`, as text.
-pub fn column(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+/// The first column of every row of `sql`.
+pub fn column<T: rusqlite::types::FromSql>(conn: &rusqlite::Connection, sql: &str) -> Vec<T> {
     conn.prepare(sql)
         .expect("valid SQL")
         .query_map([], |r| r.get(0))
         .expect("query runs")
         .collect::<Result<_, _>>()
-        .expect("text column")
+        .expect("column of that type")
 }
 
 /// The peer keyer btda uses for `privacy.key = hex`.
