@@ -39,6 +39,12 @@ struct H {
 
 impl H {
     fn new(grace_ms: u64, listener: Option<std::net::TcpListener>) -> Self {
+        Self::with(grace_ms, listener, true)
+    }
+
+    /// With `allow_private` false, addresses that PEX names on loopback are refused as
+    /// on a real network (peers added by hand still are visited).
+    fn with(grace_ms: u64, listener: Option<std::net::TcpListener>, allow_private: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let options = HarnessOptions {
             info_hash: HASH,
@@ -52,6 +58,7 @@ impl H {
                 state_window_ms: grace_ms,
                 visit_cap_ms: 3000,
                 incoming_handlers: 4,
+                allow_private_addresses: allow_private,
                 ..btda::config::Peer::default()
             },
             revisit: Duration::from_millis(300),
@@ -473,4 +480,74 @@ fn incoming_peers_are_matched_counted_once_and_unknown_hashes_refused() {
         (source.as_str(), client.as_str()),
         ("incoming", "qBittorrent/4.6.3")
     );
+}
+
+#[test]
+fn btda_never_counts_itself() {
+    // Listening on 127.18.1.1 but not told that this address is ours: only the peer id
+    // in the handshakes can tell.
+    let listener = engine::bind_listener(SocketAddr::from(([127, 18, 1, 1], 0))).unwrap();
+    let me = listener.local_addr().unwrap();
+    let h = H::new(150, Some(listener));
+    h.add(me);
+    h.wait_for(
+        "both ends of the self-connection",
+        Duration::from_secs(10),
+        |e| e.stats.self_connections.load(Ordering::Relaxed) >= 2,
+    );
+    let q = h.engine().queue.clone();
+    assert_eq!(
+        q.add(0, me, btda::book::Source::Tracker),
+        btda::book::Added::Ours,
+        "never queued again"
+    );
+    assert_eq!(q.counts().ours, 2, "found by its peer id, then named again");
+    let conn = h.finish();
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM peer"),
+        0,
+        "no peer row for btda"
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM visit"),
+        0,
+        "no visit of itself"
+    );
+}
+
+#[test]
+fn pex_cannot_steer_btda_to_non_global_addresses() {
+    let h = H::with(150, None, false);
+    let victim = fake(19, 2, PIECES, Behaviour::HaveAll);
+    let gossip = fake(
+        19,
+        1,
+        5,
+        Behaviour::Pex {
+            // Loopback and unspecified only: a test never names an address it could
+            // reach outside this machine, even if the filter failed.
+            peers: vec![
+                victim.addr,
+                SocketAddr::from(([127, 19, 0, 3], 6881)),
+                SocketAddr::from(([0, 0, 0, 0], victim.addr.port())),
+            ],
+        },
+    );
+    h.add(gossip.addr);
+    h.wait_for("the pex message read", Duration::from_secs(10), |e| {
+        e.queue.counts().not_global_pex >= 3
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let c = h.engine().queue.counts();
+    // Three per visit of the gossiping peer (it is revisited).
+    assert!(c.not_global_pex >= 3 && c.not_global_pex % 3 == 0, "{c:?}");
+    assert_eq!(c.known, 1, "{c:?}");
+    assert_eq!(
+        victim.served(),
+        0,
+        "the addresses PEX named were not dialled"
+    );
+    let conn = h.finish();
+    let sources: Vec<String> = common::column(&conn, "SELECT source FROM peer");
+    assert_eq!(sources, vec!["manual"]);
 }

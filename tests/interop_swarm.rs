@@ -11,7 +11,9 @@
 //! (libtorrent's status, aria2's and Transmission's RPC) at the time of the visit.
 //!
 //! Transmission announces from 127.0.0.1 (it cannot bind its tracker requests), so it
-//! is the client that owns 127.0.0.1.
+//! is the client that owns 127.0.0.1. btda has its own address (listen and outgoing
+//! source), as a measuring host does; libtorrent keeps its default of one connection
+//! per IP, and btda must not appear among the peers it counts.
 
 mod common;
 
@@ -374,6 +376,26 @@ fn btda_measures_a_swarm_of_real_clients() {
         .query_row("SELECT count(*) FROM confirmed_download", [], |r| r.get(0))
         .unwrap();
     assert_eq!(confirmed, 2, "{report:?}");
+
+    // btda, on its own 127.x source address, never counted itself: opentracker lists it,
+    // and it was skipped as ours.
+    let btda_rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM peer WHERE client_v LIKE 'btda%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (own, selfs): (Option<i64>, Option<i64>) = conn
+        .query_row(
+            "SELECT max(own_addresses_skipped), max(self_connections) FROM statistic",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    println!("btda rows {btda_rows}, own address skipped {own:?}, self connections {selfs:?}");
+    assert_eq!(btda_rows, 0, "no peer row for btda itself");
+    assert_eq!(selfs, Some(0), "btda never connected to itself");
 
     // opentracker's scrape figures are recorded.
     let scrapes: Vec<(i64, i64, Option<i64>)> = conn

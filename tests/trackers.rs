@@ -138,11 +138,9 @@ fn every_tracker_is_announced_scraped_and_classified() {
         backoff: vec![],
         cooldown: Duration::ZERO,
     };
-    let queue = Arc::new(PeerQueue::new(
-        vec![Some(1), Some(1)],
-        policy,
-        PeerKeyer::random(),
-    ));
+    let queue = Arc::new(
+        PeerQueue::new(vec![Some(1), Some(1)], policy, PeerKeyer::random()).allow_private(true),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let me = Announcer {
         source_ip: Some("127.0.0.1".parse().unwrap()),

@@ -180,7 +180,8 @@ fn lookup_one(
     for p in &lookup.peers {
         match queue.add(t.index, *p, Source::Dht) {
             Added::New => new += 1,
-            _ => dup += 1,
+            Added::Duplicate | Added::CoolingDown => dup += 1,
+            Added::Ours | Added::NotGlobal => {} // counted in the statistic rows
         }
     }
     let announced = if port != 0 {

@@ -201,7 +201,8 @@ impl Engine {
             for addr in &report.pex {
                 let counter = match self.queue.add(job.peer.torrent, *addr, Source::Pex) {
                     Added::New => &self.stats.pex_new,
-                    _ => &self.stats.pex_duplicate,
+                    Added::Duplicate | Added::CoolingDown => &self.stats.pex_duplicate,
+                    Added::Ours | Added::NotGlobal => continue, // counted by the queue
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
             }
@@ -290,6 +291,7 @@ impl Engine {
             duration_ms: Some(r.duration_ms),
             pieces: r.pieces,
             first_pieces: r.first_state.map(|(p, _)| p),
+            first_state_ms: r.first_state.map(|(_, ms)| ms),
             state: r.state.map(StateKind::as_str),
             messages: Some(r.messages),
             max_gap_ms: r.max_gap_ms,

@@ -51,6 +51,13 @@ pub enum Behaviour {
     HugeMessage,
     /// A bitfield of the wrong length, then valid haves for its pieces.
     BadBitfieldThenHaves,
+    /// A downloading client: a bitfield of its pieces, then a have every `every_ms`
+    /// (the next missing piece, a repeat once it has all) for as long as the
+    /// connection stays open. Such a peer never falls quiet.
+    StreamingHaves {
+        /// Time between haves, ms.
+        every_ms: u64,
+    },
     /// Serves this `info` dictionary over ut_metadata, then a full bitfield.
     Metadata {
         /// The raw info dictionary.
@@ -229,6 +236,23 @@ impl Script {
                 for i in 0..self.pieces {
                     send(&mut s, Message::Have(i))?;
                 }
+            }
+            Behaviour::StreamingHaves { every_ms } => {
+                send(&mut s, Message::Bitfield(bitfield(self.total, self.pieces)))?;
+                let mut next = self.pieces;
+                // Ends when btda closes (the write fails), on stop, or after a minute.
+                for _ in 0..(60_000 / every_ms.max(&1)) {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(*every_ms));
+                    send(
+                        &mut s,
+                        Message::Have(next.min(self.total.saturating_sub(1))),
+                    )?;
+                    next += 1;
+                }
+                return Ok(());
             }
             Behaviour::Metadata { info } => return serve_metadata(&mut s, info, self.total, stop),
             Behaviour::Pex { peers } => {

@@ -74,7 +74,7 @@ impl Harness {
         };
         let queue = Arc::new(
             PeerQueue::new(vec![Some(o.threshold)], policy, PeerKeyer::random())
-                .allow_private(true),
+                .allow_private(o.peer.allow_private_addresses),
         );
         let stop = Arc::new(AtomicBool::new(false));
         let mut cfg = o.peer.clone();

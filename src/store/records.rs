@@ -120,6 +120,8 @@ pub struct VisitRow {
     /// Pieces known at the first valid piece-state message (the visit's first
     /// observation).
     pub first_pieces: Option<u32>,
+    /// When that first piece-state message came, ms after the visit started.
+    pub first_state_ms: Option<u32>,
     /// `bitfield` / `have_all` / `have_none` / `haves` / `none` / `invalid`.
     pub state: Option<&'static str>,
     /// Messages received.
@@ -333,8 +335,8 @@ impl Record {
                 .prepare_cached(
                     "INSERT INTO visit (peer_id, torrent_id, started_at, direction, outcome,
                         connect_ms, handshake_ms, duration_ms, pieces, state, messages, max_gap_ms,
-                        attempt, invalid_messages, first_pieces)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                        attempt, invalid_messages, first_pieces, first_state_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )?
                 .execute(params![
                     v.peer_id,
@@ -351,7 +353,8 @@ impl Record {
                     v.max_gap_ms,
                     v.attempt,
                     v.invalid_messages,
-                    v.first_pieces
+                    v.first_pieces,
+                    v.first_state_ms
                 ])
                 .map(drop),
             Record::Request(r) => conn

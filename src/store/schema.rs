@@ -82,7 +82,8 @@ CREATE TABLE IF NOT EXISTS visit (
     max_gap_ms   INTEGER,
     attempt      INTEGER,                -- 1 = first contact with the peer; NULL for incoming
     invalid_messages INTEGER,            -- piece-state messages ignored as invalid
-    first_pieces INTEGER                 -- pieces at the first valid piece-state message (NULL: none came)
+    first_pieces INTEGER,                -- pieces at the first valid piece-state message (NULL: none came)
+    first_state_ms INTEGER               -- when it came, ms after the visit started (the state window runs from here)
 );
 CREATE INDEX IF NOT EXISTS visit_torrent ON visit (torrent_id);
 CREATE INDEX IF NOT EXISTS visit_peer ON visit (peer_id);

@@ -340,7 +340,8 @@ impl Shared {
                     for peer in &reply.peers {
                         match self.queue.add(slot.index, *peer, Source::Tracker) {
                             Added::New => new += 1,
-                            _ => dup += 1,
+                            Added::Duplicate | Added::CoolingDown => dup += 1,
+                            Added::Ours | Added::NotGlobal => {} // in the statistic rows
                         }
                     }
                     row.ok = true;

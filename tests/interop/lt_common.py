@@ -13,7 +13,9 @@ def settings(ip_port):
         "enable_upnp": False,
         "enable_natpmp": False,
         "dht_bootstrap_nodes": "",
-        "allow_multiple_connections_per_ip": True,
+        # libtorrent's default: one connection per IP, as real swarms run it. btda must
+        # never hold two connections with a client at once.
+        "allow_multiple_connections_per_ip": False,
         "alert_mask": 0,
         # Loopback peers are "local": make download limits apply to them too.
         "ignore_limits_on_local_network": False,
