@@ -495,10 +495,7 @@ mod tests {
             pop(&mut s, t0 + Duration::from_secs(60)),
             Popped::Visit(3, 1)
         );
-        assert!(
-            s.after_incoming(4, false, true, t0) == false,
-            "unknown peer"
-        );
+        assert!(!s.after_incoming(4, false, true, t0), "unknown peer");
         s.add(4, t0, false);
         assert!(s.after_incoming(4, false, true, t0));
         s.add(5, t0, false);

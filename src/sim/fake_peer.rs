@@ -239,9 +239,9 @@ impl Script {
             }
             Behaviour::StreamingHaves { every_ms } => {
                 send(&mut s, Message::Bitfield(bitfield(self.total, self.pieces)))?;
-                let mut next = self.pieces;
                 // Ends when btda closes (the write fails), on stop, or after a minute.
-                for _ in 0..(60_000 / every_ms.max(&1)) {
+                let rounds = 60_000 / (*every_ms).max(1);
+                for next in (self.pieces..).take(rounds as usize) {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
@@ -250,7 +250,6 @@ impl Script {
                         &mut s,
                         Message::Have(next.min(self.total.saturating_sub(1))),
                     )?;
-                    next += 1;
                 }
                 return Ok(());
             }
