@@ -183,7 +183,7 @@ fn main() {
         queue.add(0, addr, Source::Tracker);
     }
     let with_peers = rss_mb() - before;
-    assert_eq!(queue.counts().known, 100_000);
+    assert_eq!(queue.counts().peers.known, 100_000);
 
     let rows = vec![
         round("seeders (have_all), 64 workers", 64, (0..PEERS).map(seeder)),

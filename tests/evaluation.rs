@@ -127,7 +127,7 @@ fn seeders_end_at_once_and_are_not_revisited() {
     h.add(have_all.addr);
     h.add(bitfield.addr);
     h.wait_for("both seeders finished", Duration::from_secs(10), |e| {
-        e.queue.counts().finished == 2
+        e.queue.counts().peers.finished == 2
     });
     std::thread::sleep(Duration::from_millis(700)); // two revisit delays: nothing more happens
     assert_eq!((have_all.served(), bitfield.served()), (1, 1));
@@ -295,7 +295,7 @@ fn failing_peers_are_classified_retried_and_dropped() {
     }
     // One attempt and two backoff retries each, then dropped.
     h.wait_for("all dropped", Duration::from_secs(20), |e| {
-        e.queue.counts().dropped == 5
+        e.queue.counts().peers.dropped == 5
     });
     let conn = h.finish();
     let mut outcomes: Vec<(String, i64)> = conn
@@ -540,8 +540,11 @@ fn pex_cannot_steer_btda_to_non_global_addresses() {
     std::thread::sleep(Duration::from_millis(500));
     let c = h.engine().queue.counts();
     // Three per visit of the gossiping peer (it is revisited).
-    assert!(c.not_global_pex >= 3 && c.not_global_pex.is_multiple_of(3), "{c:?}");
-    assert_eq!(c.known, 1, "{c:?}");
+    assert!(
+        c.not_global_pex >= 3 && c.not_global_pex.is_multiple_of(3),
+        "{c:?}"
+    );
+    assert_eq!(c.peers.known, 1, "{c:?}");
     assert_eq!(
         victim.served(),
         0,

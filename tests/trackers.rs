@@ -322,5 +322,5 @@ fn every_tracker_is_announced_scraped_and_classified() {
 
     // Peers from the trackers reached the queue: 3 × 2 (HTTP), 3 (UDP) for each torrent,
     // and the one whole entry of the odd compact string.
-    assert_eq!(queue.counts().known, 3 * 2 + 3 + 3 + 1);
+    assert_eq!(queue.counts().peers.known, 3 * 2 + 3 + 3 + 1);
 }

@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 use super::{PeerBook, Recorded, VisitResult};
-use crate::schedule::scheduler::{Ended, Popped, Scheduler, State};
+use crate::schedule::scheduler::{Ended, Popped, Scheduler, State, StateCounts};
 use crate::schedule::{Added, Policy};
 
 /// A visit handed to a worker.
@@ -32,18 +32,8 @@ pub struct Job {
 /// Snapshot counts for the status line and the `statistic` table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueCounts {
-    /// Peers known.
-    pub known: u64,
-    /// Waiting peers whose due time has passed.
-    pub due: u64,
-    /// Visits under way.
-    pub in_flight: u64,
-    /// Peers at or above T (or merged into another address of the same client).
-    pub finished: u64,
-    /// Peers dropped after failing.
-    pub dropped: u64,
-    /// Peers reached at least once.
-    pub reached: u64,
+    /// Peers by scheduling state (known, due, in flight, finished, dropped, reached).
+    pub peers: StateCounts,
     /// Confirmed downloads so far.
     pub confirmed: u64,
     /// Non-global addresses not dialled, from trackers.
@@ -348,14 +338,8 @@ impl PeerQueue {
     /// Counts for monitoring (walks the map; call every few seconds, not per visit).
     pub fn counts(&self) -> QueueCounts {
         let g = self.inner.lock();
-        let s = g.sched.counts(Instant::now());
         QueueCounts {
-            known: s.known,
-            due: s.due,
-            in_flight: s.in_flight,
-            finished: s.finished,
-            dropped: s.dropped,
-            reached: s.reached,
+            peers: g.sched.counts(Instant::now()),
             confirmed: g.book.confirmed(),
             not_global_tracker: g.not_global[0],
             not_global_dht: g.not_global[1],
@@ -425,7 +409,7 @@ mod tests {
             "parked: metadata pending"
         );
         assert_eq!(q.add(7, addr(2), Source::Tracker), Added::Duplicate);
-        assert_eq!(q.counts().known, 2);
+        assert_eq!(q.counts().peers.known, 2);
     }
 
     #[test]
@@ -479,7 +463,7 @@ mod tests {
         let job = q.next_job().unwrap();
         assert_eq!(q.finish(&job, VisitResult::Myself), Recorded::default());
         assert_eq!(q.add(0, addr(9), Source::Dht), Added::Ours);
-        assert_eq!((q.counts().ours, q.counts().known), (2, 1));
+        assert_eq!((q.counts().ours, q.counts().peers.known), (2, 1));
     }
 
     #[test]
@@ -509,7 +493,7 @@ mod tests {
             ),
             (3, 10, 2, Some(200))
         );
-        assert_eq!(q.counts().finished, 1);
+        assert_eq!(q.counts().peers.finished, 1);
         assert_eq!(q.counts().confirmed, 1);
         // Finished: nothing more is due, so a close is what ends the wait.
         let q = Arc::new(q);
@@ -529,7 +513,7 @@ mod tests {
             let r = q.finish(&job, VisitResult::Failure);
             assert_eq!(r.peer_id, None);
         }
-        assert_eq!(q.counts().dropped, 1);
+        assert_eq!(q.counts().peers.dropped, 1);
         assert_eq!(q.add(0, addr(3), Source::Tracker), Added::CoolingDown);
     }
 
@@ -560,7 +544,7 @@ mod tests {
         assert_eq!(r.peer_id, Some(1), "matched to the known peer");
         assert!(r.crossed_now);
         let c = q.counts();
-        assert_eq!((c.known, c.confirmed, c.finished), (1, 1, 1));
+        assert_eq!((c.peers.known, c.confirmed, c.peers.finished), (1, 1, 1));
         // An unknown incoming peer with a listen port becomes a new, revisitable peer.
         let r = q.record_incoming(0, addr(5).ip(), Some(7000), ok(1, 1_000));
         assert_eq!(r.peer_id, Some(2));
@@ -608,12 +592,10 @@ mod tests {
                 Source::Dht,
             );
         }
-        assert!(crate::schedule::tests_support::eventually(|| q
-            .counts()
-            .in_flight
-            == 0
-            && q.counts().known == 200
-            && q.counts().due == 0));
+        assert!(crate::schedule::tests_support::eventually(|| {
+            let c = q.counts().peers;
+            c.in_flight == 0 && c.known == 200 && c.due == 0
+        }));
         q.close();
         let total: u32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
         assert_eq!(total, 200);

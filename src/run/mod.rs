@@ -285,7 +285,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         files,
         torrents: torrents.len(),
         pending_metadata,
-        peers: counts.known,
+        peers: counts.peers.known,
         visits: visits.0,
         visits_ok: visits.1,
         confirmed: counts.confirmed,

@@ -102,6 +102,8 @@ pub fn run_demo(
     }
     let options = ReactorOptions {
         dial: Some(LISTEN),
+        // Real trackers list the announcer too: btda must skip its own address.
+        also_listed: vec![LISTEN],
         ..ReactorOptions::default()
     };
     let mut swarm =
