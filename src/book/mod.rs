@@ -183,6 +183,11 @@ impl PeerBook {
         true
     }
 
+    /// Known peers of `torrent` at `ip` (several behind a NAT).
+    pub fn peers_at(&self, torrent: u32, ip: IpAddr) -> usize {
+        self.by_ip.get(&(torrent, ip)).map_or(0, Vec::len)
+    }
+
     /// The peer whose progress `peer`'s visits count for (itself, or the address of the
     /// same client it was joined to).
     pub fn canonical(&self, peer: PeerAddr) -> PeerAddr {

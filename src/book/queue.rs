@@ -163,8 +163,9 @@ impl PeerQueue {
     }
 
     /// Blocks until a peer is due and hands it out; `None` once the queue is closed. A
-    /// peer with another connection open (an incoming one from its IP) waits: clients
-    /// that allow one connection per IP would refuse a second.
+    /// peer with another connection open (an incoming one from its IP, when it is the
+    /// only known peer there) waits: clients that allow one connection per IP would
+    /// refuse a second.
     pub fn next_job(&self) -> Option<Job> {
         let mut g = self.inner.lock();
         loop {
@@ -172,11 +173,17 @@ impl PeerQueue {
                 return None;
             }
             let now = Instant::now();
-            let inner = &mut *g;
-            let incoming = &inner.incoming;
-            let popped = inner
-                .sched
-                .pop_due(now, |p| incoming.contains_key(&p.addr.ip()));
+            let Inner {
+                sched,
+                book,
+                incoming,
+                ..
+            } = &mut *g;
+            // An incoming connection from an IP with several known peers (a NAT) is
+            // most likely one of the others: only a lone peer waits for it to end.
+            let popped = sched.pop_due(now, |p| {
+                incoming.contains_key(&p.addr.ip()) && book.peers_at(p.torrent, p.addr.ip()) <= 1
+            });
             match popped {
                 Popped::Visit(peer, attempt) => {
                     let threshold = g.thresholds.get(peer.torrent as usize).copied().flatten();
@@ -531,6 +538,25 @@ mod tests {
         let job = waiter.join().unwrap().unwrap();
         assert_eq!(job.peer.addr, addr(4));
         assert!(start.elapsed() >= crate::schedule::scheduler::BUSY_DELAY);
+    }
+
+    #[test]
+    fn peers_behind_a_nat_are_dialled_while_another_one_is_connected_in() {
+        let q = queue(10, &[10]);
+        let nat = |port| SocketAddr::from(([127, 0, 0, 12], port));
+        q.add(0, nat(6881), Source::Tracker);
+        q.add(0, nat(6882), Source::Tracker);
+        q.incoming_started(nat(1).ip());
+        let a = q.next_job().unwrap();
+        let b = q.next_job().unwrap();
+        let mut got = [a.peer.addr, b.peer.addr];
+        got.sort();
+        assert_eq!(
+            got,
+            [nat(6881), nat(6882)],
+            "no wait: the incoming one is a third"
+        );
+        q.incoming_ended(nat(1).ip());
     }
 
     #[test]
