@@ -174,7 +174,7 @@ pub fn run_demo(
     let _ = writeln!(
         out,
         "\nconfirmed downloads next to the simulator's truth (completions during the run; \
-         observable = not behind a closed port or silent; kinds: {}):",
+         observable = not behind a closed port, silent or sending only invalid bitfields; kinds: {}):",
         Kind::ALL.map(Kind::name).join(", ")
     );
     let mut rows = Vec::new();
