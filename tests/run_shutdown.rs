@@ -261,3 +261,88 @@ fn unknown_config_keys_are_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("status_intervall_secs"), "{stderr}");
 }
+
+/// Ctrl+C while an announce hangs on a tracker that never answers and fast peers are
+/// due every second: the queue closes first, so no visit starts after the signal, and
+/// the hanging announce does not hold the exit up beyond the stopped budget.
+#[test]
+fn sigint_starts_no_new_visit_and_a_hanging_tracker_does_not_hold_exit() {
+    use btda::sim::fake_tracker::{FakeHttpTracker, HttpBehaviour};
+    use btda::sim::{Behaviour, FakePeer};
+    const PIECES: u32 = 40;
+    let info = format!(
+        "d6:lengthi{}e4:name4:hang12:piece lengthi16384e6:pieces{}:{}e",
+        PIECES * 16384,
+        PIECES * 20,
+        "h".repeat(PIECES as usize * 20)
+    );
+    let hash = btda::torrent::InfoHash::of_info_bytes(info.as_bytes());
+    let tracker =
+        FakeHttpTracker::start("127.23.0.1:0".parse().unwrap(), HttpBehaviour::Silent).unwrap();
+    let peers: Vec<FakePeer> = (1..=20u8)
+        .map(|i| {
+            FakePeer::start(
+                std::net::SocketAddr::from(([127, 23, 1, i], 0)),
+                hash,
+                PIECES,
+                PIECES / 2,
+                Behaviour::Bitfield,
+            )
+            .unwrap()
+        })
+        .collect();
+    let (_root, input, output) = common::run_dirs_with_fixture();
+    std::fs::remove_file(input.join("a.torrent")).unwrap();
+    let url = tracker.url();
+    std::fs::write(
+        input.join("hang.torrent"),
+        format!("d8:announce{}:{url}4:info{info}e", url.len()),
+    )
+    .unwrap();
+    let list: Vec<String> = peers.iter().map(|p| format!("\"{}\"", p.addr)).collect();
+    std::fs::write(
+        input.join("btda.toml"),
+        format!(
+            "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 8\n\
+             listen_address = \"127.23.0.100\"\nlisten_port = 0\nrevisit_delay_secs = 1\n\
+             state_window_ms = 100\nvisit_cap_ms = 3000\n\
+             [tracker]\nhttp_timeout_ms = 20000\nstopped_timeout_ms = 500\n\
+             [[torrents]]\ninfo_hash = \"{}\"\npeers = [{}]\n",
+            hash.to_hex(),
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+    let (mut child, _, _lines) = common::start_run(&input, &output);
+    let db = database_in(&output).unwrap();
+    // Let the peers be visited a few times, the announce hanging all along.
+    std::thread::sleep(Duration::from_millis(3_500));
+    assert!(
+        !tracker.requests.lock().is_empty(),
+        "the announce is under way"
+    );
+    let signalled = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let t0 = std::time::Instant::now();
+    signal(&child, "INT");
+    let status = wait_with_limit(&mut child, Duration::from_secs(30));
+    let took = t0.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        took < Duration::from_millis(3_000 + 2_000),
+        "exit took {took:?}: longer than the visit cap + 2 s"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (before, after): (i64, i64) = conn
+        .query_row(
+            "SELECT sum(started_at <= ?1), sum(started_at > ?1) FROM visit",
+            [signalled],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    println!("visits before the signal {before}, after {after}; exit in {took:?}");
+    assert!(before >= 20, "the peers were visited: {before}");
+    assert_eq!(after, 0, "visits started after the signal");
+}

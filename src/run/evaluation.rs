@@ -266,10 +266,13 @@ fn add_manual_peers(queue: &PeerQueue, torrents: &[Torrent], config: &Config) ->
 }
 
 impl Evaluation {
-    /// Stops in order: trackers get `stopped`, the queue closes, visits in flight end
-    /// (they watch the stop flag), the listener and the statistics thread finish. Call
-    /// after the stop flag is set.
+    /// Stops in order: the queue closes first (no new visit starts), trackers get
+    /// `stopped` (never waiting on an announce in flight longer than
+    /// `tracker.stopped_timeout_ms`), the other sources stop, visits in flight end (they
+    /// watch the stop flag), the listener and the statistics thread finish. Call after
+    /// the stop flag is set.
     pub fn stop(self) {
+        self.engine.queue.close();
         self.trackers.stop();
         if let Some(dht) = self.dht {
             dht.join();
@@ -280,7 +283,6 @@ impl Evaluation {
         if let Some(r) = self.rdns {
             let _ = r.join();
         }
-        self.engine.queue.close();
         self.running.join();
         let _ = self.statistics.join();
     }

@@ -73,7 +73,9 @@ struct Shared {
     config: crate::config::Tracker,
     me: Announcer,
     queue: Arc<PeerQueue>,
-    db: RecordSender,
+    /// Taken away at stop, so a thread still waiting on a dead tracker cannot keep the
+    /// writer open; its late answer is not recorded.
+    db: Mutex<Option<RecordSender>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -152,7 +154,7 @@ impl TrackerService {
             config: config.clone(),
             me,
             queue,
-            db,
+            db: Mutex::new(Some(db)),
             stop,
         });
         let threads = (0..config.threads.min(shared.jobs.len()))
@@ -173,26 +175,42 @@ impl TrackerService {
     }
 
     /// Stops the loop (the stop flag must be set), then sends `stopped` to every tracker
-    /// that was announced to, all in parallel, within `stopped_timeout_ms`. The helper
-    /// threads hold no database sender, so one stuck on a dead tracker cannot keep the
-    /// writer from closing; their late answers are simply not recorded.
+    /// that was announced to, all in parallel, all within `stopped_timeout_ms`: an
+    /// announce still in flight never holds shutdown longer. A tracker whose announce is
+    /// still under way then gets no `stopped`; the threads still waiting are left to end
+    /// on their own and, like the `stopped` helpers, can no longer reach the writer.
     pub fn stop(self) {
         self.shared.wake.notify_all();
-        for t in self.threads {
-            let _ = t.join();
-        }
         let budget = Duration::from_millis(self.shared.config.stopped_timeout_ms);
+        let deadline = Instant::now() + budget;
+        self.send_stopped(budget, deadline);
+        for t in self.threads {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                log::info!("a tracker request is still under way at shutdown; not waiting for it");
+            }
+        }
+        self.shared.db.lock().take();
+    }
+
+    fn send_stopped(&self, budget: Duration, deadline: Instant) {
         let mut settings = client_settings(&self.shared.config);
         settings.source_ip = self.shared.me.source_ip;
         settings.http_timeout = budget;
         settings.dns_timeout = budget;
         settings.udp_retransmit = vec![budget];
         let client = Arc::new(TrackerClient::new(settings));
-        let deadline = Instant::now() + budget;
         let (tx, rx) = std::sync::mpsc::channel();
         let mut pending = 0;
         for job in &self.shared.jobs {
-            let job = job.lock();
+            // A job locked past the deadline has an announce in flight: no `stopped`.
+            let Some(job) = job.try_lock_until(deadline) else {
+                continue;
+            };
             let requests: Vec<(u32, AnnounceParams)> = job
                 .slots
                 .iter()
@@ -225,7 +243,7 @@ impl TrackerService {
         while let Ok((index, url, error, took)) =
             rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            let _ = self.shared.db.send(Record::Request(RequestRow {
+            self.shared.record(Record::Request(RequestRow {
                 torrent_id: Some(i64::from(index) + 1),
                 at: crate::clock::unix_now(),
                 source: "tracker",
@@ -244,6 +262,14 @@ impl TrackerService {
 impl Shared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sends a record to the writer unless the service was stopped.
+    fn record(&self, r: Record) {
+        let db = self.db.lock().clone();
+        if let Some(db) = db {
+            let _ = db.send(r);
+        }
     }
 
     fn work(&self) {
@@ -378,7 +404,7 @@ impl Shared {
                     }
                 }
             }
-            let _ = self.db.send(Record::Request(row));
+            self.record(Record::Request(row));
         }
         if announced && !self.stopping() {
             self.scrape(&url, &job.slots);
@@ -420,14 +446,14 @@ impl Shared {
                                 Some("malformed response: torrent missing from the scrape".into())
                         }
                     }
-                    let _ = self.db.send(Record::Request(r));
+                    self.record(Record::Request(r));
                 }
             }
             Err(e) => {
                 for slot in slots {
                     let mut r = row(slot);
                     r.error = Some(e.class());
-                    let _ = self.db.send(Record::Request(r));
+                    self.record(Record::Request(r));
                 }
             }
         }
