@@ -15,6 +15,7 @@ pub mod run;
 pub mod schedule;
 pub mod sim;
 pub mod store;
+pub mod text;
 pub mod torrent;
 pub mod tracker;
 pub mod wire;

@@ -122,10 +122,25 @@ fn main() -> ExitCode {
     match execute(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("btda: {e:#}");
+            eprintln!("btda: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: errors that already quote
+/// their source (`cannot create …: Read-only file system (os error 30)`) are not
+/// followed by the same text again.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 fn execute(cli: &Cli) -> Result<ExitCode> {
@@ -229,7 +244,10 @@ fn import(input: &Path, config: &Config) -> Result<ExitCode> {
         eprintln!("skipped {skipped}");
     }
     for merged in &report.merged {
-        eprintln!("warning: {merged}");
+        eprintln!("warning: {}", btda::text::escape_control(merged));
+    }
+    for refused in &report.refused_urls {
+        eprintln!("warning: {refused}");
     }
     println!("info_hash\tname\tpieces\tpiece_size\ttotal_size\ttrackers\tsource");
     for t in &report.torrents {
@@ -244,11 +262,16 @@ fn import(input: &Path, config: &Config) -> Result<ExitCode> {
         println!(
             "{}\t{}\t{pieces}\t{piece_size}\t{total}\t{}\t{}",
             t.info_hash,
-            t.name.replace(['\t', '\n'], " "),
+            btda::text::escape_control(&t.name),
             if t.trackers.is_empty() {
                 "-".to_string()
             } else {
-                t.trackers.join(",")
+                let urls: Vec<String> = t
+                    .trackers
+                    .iter()
+                    .map(|u| btda::text::escape_control(u))
+                    .collect();
+                urls.join(",")
             },
             t.source.kind()
         );
@@ -323,4 +346,22 @@ fn writer_load(database: &Path, records: u64, config: &Config) -> Result<ExitCod
         summary.committed, summary.batches
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn os_errors_are_said_once() {
+        let e = anyhow::Error::new(btda::run::RunError::Output {
+            path: "/ro/out".into(),
+            source: std::io::Error::from_raw_os_error(30),
+        });
+        let text = super::error_text(&e);
+        assert_eq!(text.matches("(os error 30)").count(), 1, "{text}");
+        let chained = anyhow::Error::new(std::io::Error::from_raw_os_error(2)).context("reading x");
+        assert_eq!(
+            super::error_text(&chained),
+            format!("reading x: {}", std::io::Error::from_raw_os_error(2))
+        );
+    }
 }

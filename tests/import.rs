@@ -200,3 +200,94 @@ fn nothing_valid_exits_non_zero() {
         "{stderr}"
     );
 }
+
+/// A FIFO, a symlink to /dev/zero and a directory named like torrents are skipped at
+/// once with a reason (a FIFO used to block import forever, /dev/zero to eat memory).
+#[test]
+fn special_files_are_skipped_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path();
+    std::fs::copy(
+        fixtures().join("inputs/mktorrent-single.torrent"),
+        input.join("good.torrent"),
+    )
+    .unwrap();
+    let fifo = input.join("fifo.torrent");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success(),
+        "mkfifo"
+    );
+    std::os::unix::fs::symlink("/dev/zero", input.join("zero.torrent")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", input.join("magnet.txt")).unwrap();
+    let start = std::time::Instant::now();
+    let (ok, stdout, stderr) = import(input);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "import took {:?}",
+        start.elapsed()
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(read_tsv(&stdout).len(), 1, "{stdout}");
+    for (name, why) in [
+        ("fifo.torrent", "a FIFO"),
+        ("zero.torrent", "a device"),
+        ("magnet.txt", "a device"),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("skipped") && l.contains(name) && l.contains(why)),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+/// Tracker URLs and names with control characters cannot forge output rows: URLs with
+/// control characters or white space are refused with a reason, names are printed with
+/// controls escaped, and `torrent.trackers` is a JSON array.
+#[test]
+fn injected_urls_and_names_are_refused_or_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path();
+    let info = "d6:lengthi16384e4:name14:ev\til\nname\x1b[1m12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+    let bad =
+        "http://127.0.0.1:1/a\n0000000000000000000000000000000000000000\tforged\t1\t1\t1\t-\tfile";
+    std::fs::write(
+        input.join("evil.torrent"),
+        format!(
+            "d8:announce{}:{bad}13:announce-listll{}:{bad}el23:http://127.0.0.1:2/goodee4:info{info}e",
+            bad.len(),
+            bad.len()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("magnet.txt"),
+        "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&dn=x%0Ay&tr=http%3A%2F%2F127.0.0.1%3A3%2Fa%0Aforged%09row&tr=udp%3A%2F%2F127.0.0.1%3A4\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = import(input);
+    assert!(ok, "{stderr}");
+    let rows = read_tsv(&stdout);
+    assert_eq!(rows.len(), 2, "one row per torrent:\n{stdout}");
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains("forged\t"),
+        "{stdout}"
+    );
+    let evil = rows.iter().find(|r| r["source"] == "file").unwrap();
+    assert_eq!(evil["name"], "ev\\til\\nname\\u{1b}[1m");
+    assert_eq!(evil["trackers"], "http://127.0.0.1:2/good");
+    let magnet = rows.iter().find(|r| r["source"] == "magnet").unwrap();
+    assert_eq!(magnet["trackers"], "udp://127.0.0.1:4");
+    assert_eq!(
+        stderr
+            .matches("refused: contains control characters")
+            .count(),
+        2,
+        "the file's URL (announce and list, merged) and the magnet's: {stderr}"
+    );
+}

@@ -346,3 +346,26 @@ fn sigint_starts_no_new_visit_and_a_hanging_tracker_does_not_hold_exit() {
     assert!(before >= 20, "the peers were visited: {before}");
     assert_eq!(after, 0, "visits started after the signal");
 }
+
+/// An output folder that cannot be created: one clear line, the OS error said once.
+#[test]
+fn an_unusable_output_folder_is_reported_once() {
+    let root = tempfile::tempdir().unwrap();
+    let input = input_dir(root.path());
+    let blocker = root.path().join("a-file");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let out = common::btda()
+        .args(["run", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(blocker.join("out"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("btda: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(line.matches("os error").count(), 1, "{line}");
+}

@@ -135,7 +135,10 @@ fn torrent(id: i64, hash: char, pieces: u32, t: u32) -> Record {
         complete_threshold: Some(t),
         threshold: 0.98,
         source: "file",
-        trackers: vec![],
+        trackers: vec![
+            format!("http://x/{id}\nnot a row"),
+            "udp://y:1/announce".into(),
+        ],
         private: false,
         added_at: 1,
     })
@@ -240,6 +243,15 @@ fn report_counts_confirmed_downloads_from_the_view() {
         String::from_utf8_lossy(&out.stderr)
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // `torrent.trackers` is a JSON array: a URL with a newline stays one element.
+    let stored: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT trackers FROM torrent WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let urls: Vec<String> = serde_json::from_str(&stored).unwrap();
+    assert_eq!(urls, ["http://x/1\nnot a row", "udp://y:1/announce"]);
     let t = &json["torrents"];
     assert_eq!(t[0]["confirmed"], 2);
     assert_eq!(t[0]["complete_peers"], 3);

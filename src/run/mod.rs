@@ -162,7 +162,10 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         log::warn!("skipped {skipped}");
     }
     for merged in &imported.merged {
-        log::warn!("{merged}");
+        log::warn!("{}", crate::text::escape_control(merged));
+    }
+    for refused in &imported.refused_urls {
+        log::warn!("{refused}");
     }
 
     let in_input = |p: &String| {

@@ -285,7 +285,7 @@ impl Record {
                     t.complete_threshold,
                     t.threshold,
                     t.source,
-                    t.trackers.join("\n"),
+                    serde_json::to_string(&t.trackers).unwrap_or_else(|_| "[]".into()),
                     t.private,
                     t.added_at
                 ])

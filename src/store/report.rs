@@ -231,7 +231,7 @@ pub fn render_text(report: &Report) -> String {
         .map(|t| {
             [
                 t.info_hash.clone(),
-                truncate(&t.name, 40),
+                truncate(&crate::text::escape_control(&t.name), 40),
                 opt(t.pieces_count),
                 opt(t.complete_threshold),
                 t.peers.to_string(),
@@ -271,13 +271,13 @@ pub fn render_text(report: &Report) -> String {
         out.push_str(&format!(
             "\ntrackers of {} ({}):\n",
             &t.info_hash[..8],
-            truncate(&t.name, 40)
+            truncate(&crate::text::escape_control(&t.name), 40)
         ));
         for f in &t.trackers {
             let n = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
             out.push_str(&format!(
                 "  {}  announces {}/{} ok  scrape: {} seeders, {} leechers, {} completed (+{} over the run)\n",
-                f.url,
+                crate::text::escape_control(&f.url),
                 f.announces_ok,
                 f.announces,
                 n(f.seeders),
@@ -287,7 +287,10 @@ pub fn render_text(report: &Report) -> String {
             ));
         }
         if let (Some(inc), Some(url)) = (t.completed_increase, &t.completed_increase_tracker) {
-            out.push_str(&format!("  largest completed increase: +{inc} ({url})\n"));
+            out.push_str(&format!(
+                "  largest completed increase: +{inc} ({})\n",
+                crate::text::escape_control(url)
+            ));
         }
     }
     let total: i64 = report.torrents.iter().map(|t| t.confirmed).sum();

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS torrent (
     complete_threshold INTEGER,               -- T in pieces: ceil(threshold × pieces_count)
     threshold          REAL NOT NULL,         -- the configured fraction
     source             TEXT NOT NULL CHECK (source IN ('file', 'magnet')),
-    trackers           TEXT NOT NULL,         -- one URL per line, in order
+    trackers           TEXT NOT NULL,         -- JSON array of the URLs, in order
     private            INTEGER NOT NULL DEFAULT 0,
     added_at           INTEGER NOT NULL       -- when the run took it up
 );

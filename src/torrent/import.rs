@@ -24,9 +24,12 @@ pub struct Skipped {
 
 impl std::fmt::Display for Skipped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Paths and reasons can carry bytes from the input: shown with controls escaped.
+        let path = crate::text::escape_control(&self.path.display().to_string());
+        let reason = crate::text::escape_control(&self.reason);
         match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.reason),
-            None => write!(f, "{}: {}", self.path.display(), self.reason),
+            Some(line) => write!(f, "{path}:{line}: {reason}"),
+            None => write!(f, "{path}: {reason}"),
         }
     }
 }
@@ -40,6 +43,8 @@ pub struct ImportReport {
     pub skipped: Vec<Skipped>,
     /// Inputs merged into an earlier one with the same info-hash (warnings).
     pub merged: Vec<String>,
+    /// Tracker URLs refused (control characters or white space), with their input.
+    pub refused_urls: Vec<String>,
 }
 
 /// Loads every `*.torrent` below `input` (recursively, sorted by path) and then the links
@@ -63,8 +68,19 @@ pub fn import_inputs(input: &Path, max_file_bytes: u64) -> std::io::Result<Impor
     }
 
     let magnets = input.join(MAGNET_FILE);
-    if magnets.is_file() {
-        let text = std::fs::read(&magnets)?;
+    let magnet_text = match read_regular(&magnets, MAX_MAGNET_FILE_BYTES) {
+        Ok(text) => Some(text),
+        Err(ReadError::Missing) => None,
+        Err(e) => {
+            report.skipped.push(Skipped {
+                path: magnets.clone(),
+                line: None,
+                reason: e.to_string(),
+            });
+            None
+        }
+    };
+    if let Some(text) = magnet_text {
         for (i, line) in String::from_utf8_lossy(&text).lines().enumerate() {
             let line_text = line.trim();
             if line_text.is_empty() || line_text.starts_with('#') {
@@ -84,7 +100,82 @@ pub fn import_inputs(input: &Path, max_file_bytes: u64) -> std::io::Result<Impor
             }
         }
     }
+    for t in &mut report.torrents {
+        let before = std::mem::take(&mut t.trackers);
+        for url in before {
+            match crate::text::url_problem(&url) {
+                None => t.trackers.push(url),
+                Some(why) => report.refused_urls.push(format!(
+                    "{}: tracker URL \"{}\" refused: {why}",
+                    describe(&t.source),
+                    crate::text::escape_control(&url)
+                )),
+            }
+        }
+    }
     Ok(report)
+}
+
+/// Largest `magnet.txt` read.
+const MAX_MAGNET_FILE_BYTES: u64 = 16 << 20;
+
+/// Why an input file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// It does not exist.
+    #[error("no such file")]
+    Missing,
+    /// A FIFO, device, socket or directory: never read (a FIFO would block, a device
+    /// such as /dev/zero never ends).
+    #[error("not a regular file ({0}); skipped unread")]
+    NotRegular(&'static str),
+    /// Longer than the cap.
+    #[error("file is over the limit of {0} bytes (import.max_torrent_bytes)")]
+    TooLarge(u64),
+    /// The read failed.
+    #[error("{0}")]
+    Io(std::io::Error),
+}
+
+/// Reads a regular file of at most `max_bytes`. It is opened without blocking and
+/// checked on the open descriptor (so a FIFO or device swapped in after a check is still
+/// caught), and the cap applies to the bytes actually read, not to what the metadata
+/// says (0 for a device).
+pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    /// O_NONBLOCK on Linux: opening a FIFO with no writer must not wait.
+    const O_NONBLOCK: i32 = 0o4000;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ReadError::Missing,
+            _ => ReadError::Io(e),
+        })?;
+    let kind = file.metadata().map_err(ReadError::Io)?.file_type();
+    if !kind.is_file() {
+        return Err(ReadError::NotRegular(if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_dir() {
+            "a directory"
+        } else {
+            "not a plain file"
+        }));
+    }
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(ReadError::TooLarge(max_bytes));
+    }
+    Ok(bytes)
 }
 
 fn collect_torrent_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -105,13 +196,7 @@ fn collect_torrent_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<
 }
 
 fn load_torrent_file(path: &Path, max_bytes: u64) -> Result<Torrent, String> {
-    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if size > max_bytes {
-        return Err(format!(
-            "file is {size} bytes, over the limit of {max_bytes} (import.max_torrent_bytes)"
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = read_regular(path, max_bytes).map_err(|e| e.to_string())?;
     let meta = metainfo::parse(&bytes).map_err(|e| e.to_string())?;
     Ok(Torrent::from_metainfo(meta, path.to_path_buf()))
 }
