@@ -228,6 +228,33 @@ pub struct Dht {
     pub max_queries: usize,
     /// Queries per second the node may send in all.
     pub rate_per_sec: u32,
+    /// Folder for the node id and routing table kept between runs: "" = the XDG state
+    /// directory (`$XDG_STATE_HOME/btda`, else `~/.local/state/btda`), "none" = keep
+    /// nothing. Never the output folder: node addresses are not results to share.
+    pub state_dir: String,
+}
+
+impl Dht {
+    /// Where the DHT state file lives, if anywhere.
+    pub fn state_path(&self) -> Option<std::path::PathBuf> {
+        const FILE: &str = "dht_state.txt";
+        match self.state_dir.as_str() {
+            "none" => None,
+            "" => {
+                let xdg = std::env::var_os("XDG_STATE_HOME")
+                    .map(std::path::PathBuf::from)
+                    .filter(|p| p.is_absolute());
+                let home = || {
+                    std::env::var_os("HOME")
+                        .map(std::path::PathBuf::from)
+                        .filter(|p| p.is_absolute())
+                        .map(|h| h.join(".local/state"))
+                };
+                xdg.or_else(home).map(|d| d.join("btda").join(FILE))
+            }
+            dir => Some(std::path::Path::new(dir).join(FILE)),
+        }
+    }
 }
 
 impl Privacy {
@@ -257,6 +284,7 @@ impl Default for Dht {
             query_timeout_ms: 2000,
             max_queries: 200,
             rate_per_sec: 200,
+            state_dir: String::new(),
         }
     }
 }
@@ -432,6 +460,12 @@ impl Config {
         if !c.privacy.key.is_empty() {
             c.privacy.key = "(set, not stored)".into();
         }
+        // DHT nodes given as addresses are other people's hosts: names are kept.
+        for b in &mut c.dht.bootstrap {
+            if b.parse::<std::net::SocketAddr>().is_ok() {
+                *b = "(address not stored)".into();
+            }
+        }
         format!(
             "# {given} peer addresses given by hand are not stored\n{}",
             c.to_toml()
@@ -573,6 +607,42 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod dht_state_tests {
+    use super::Dht;
+
+    #[test]
+    fn the_dht_state_lives_outside_the_output_folder() {
+        let at = |dir: &str| {
+            Dht {
+                state_dir: dir.into(),
+                ..Dht::default()
+            }
+            .state_path()
+        };
+        assert_eq!(at("none"), None);
+        assert_eq!(
+            at("/var/lib/btda"),
+            Some(std::path::PathBuf::from("/var/lib/btda/dht_state.txt"))
+        );
+        if std::env::var_os("XDG_STATE_HOME").is_some() || std::env::var_os("HOME").is_some() {
+            let p = at("").expect("a default state folder");
+            assert!(
+                p.ends_with("btda/dht_state.txt") && p.is_absolute(),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bootstrap_addresses_are_not_stored_but_names_are() {
+        let mut c = super::Config::default();
+        c.dht.bootstrap = vec!["127.0.0.9:6881".into(), "router.example.org:6881".into()];
+        let stored = c.to_stored_toml();
+        assert!(!stored.contains("127.0.0.9") && stored.contains("router.example.org"));
     }
 }
 

@@ -1,6 +1,7 @@
-//! Privacy: a finished run's database and log (default verbosity) hold no peer address,
-//! peer keys are keyed hashes with the configured key, and the geolocation databases in
-//! use are recorded in the `run` row.
+//! Privacy: a finished run's output folder (database, log at default verbosity, anything
+//! else) holds no peer address and no DHT node address, peer keys are keyed hashes with
+//! the configured key, and the geolocation databases in use are recorded in the `run`
+//! row.
 
 mod common;
 
@@ -30,11 +31,29 @@ fn no_peer_address_reaches_the_disk() {
         })
         .collect();
     let list: Vec<String> = peers.iter().map(|p| format!("\"{}\"", p.addr)).collect();
+    // A DHT node for btda to join: its address must not reach output/ either.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let node = btda::dht::node::DhtNode::start(
+        "127.77.2.1:0".parse().unwrap(),
+        [7; 20],
+        &[],
+        btda::dht::node::NodeSettings {
+            alpha: 3,
+            query_timeout: Duration::from_millis(300),
+            max_queries: 20,
+            rate_per_sec: 100,
+        },
+        std::sync::Arc::clone(&stop),
+    )
+    .unwrap();
+    let node_addr = node.local_addr().unwrap();
     let geo = common::fixtures().join("geo");
     std::fs::write(
         input.join("btda.toml"),
         format!(
-            "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.78.0.100\"\nlisten_port = 0\n\
+            "[dht]\nenabled = true\nlisten_address = \"127.78.0.100\"\nport = 0\nbootstrap = [\"{node_addr}\"]\n\
+             interval_secs = 1\nquery_timeout_ms = 300\n\
+             [peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.78.0.100\"\nlisten_port = 0\n\
              [geo]\ncity = [\"{}\"]\nasn = [\"{}\"]\n[privacy]\nkey = \"{KEY}\"\n\
              [[torrents]]\ninfo_hash = \"{hash}\"\npeers = [{}]\n",
             geo.join("GeoIP2-City-Test.mmdb").display(),
@@ -47,8 +66,14 @@ fn no_peer_address_reaches_the_disk() {
     assert!(eventually(Duration::from_secs(20), || peers
         .iter()
         .all(|p| p.served() >= 1)));
+    assert!(
+        eventually(Duration::from_secs(20), || !node.nodes().is_empty()),
+        "btda joined the DHT node"
+    );
     std::thread::sleep(Duration::from_millis(800));
     common::interrupt_and_wait(&mut child);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    node.join();
 
     let db = common::database_in(&output).unwrap();
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -80,9 +105,19 @@ fn no_peer_address_reaches_the_disk() {
             .filter_map(Result::ok)
             .map(|e| e.path()),
     );
+    assert!(
+        !output.join(btda::dht::service::STATE_FILE).exists(),
+        "no DHT state in output/"
+    );
     for file in files {
         let bytes = std::fs::read(&file).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
+        let node_ip = node_addr.ip().to_string();
+        assert!(
+            !text.contains(&node_ip) && !bytes.windows(4).any(|w| w == [127, 77, 2, 1]),
+            "{} contains the DHT node address {node_ip}",
+            file.display()
+        );
         for p in &peers {
             let ip = p.addr.ip().to_string();
             assert!(

@@ -42,6 +42,7 @@ fn btda_finds_peers_on_the_dht_and_announces_itself() {
     let root = tempfile::tempdir().unwrap();
     let input = root.path().join("input");
     let output = root.path().join("output");
+    let state_dir = root.path().join("state");
     std::fs::create_dir_all(&input).unwrap();
     std::fs::copy(
         common::fixtures().join("inputs/hand/non-canonical.torrent"),
@@ -66,7 +67,8 @@ fn btda_finds_peers_on_the_dht_and_announces_itself() {
         format!(
             "[peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.75.0.100\"\nlisten_port = 16882\n\
              [dht]\nlisten_address = \"127.75.0.100\"\nport = 0\nbootstrap = [\"{first}\"]\n\
-             interval_secs = 1\nquery_timeout_ms = 500\n"
+             interval_secs = 1\nquery_timeout_ms = 500\nstate_dir = \"{}\"\n",
+            state_dir.display()
         ),
     )
     .unwrap();
@@ -101,8 +103,12 @@ fn btda_finds_peers_on_the_dht_and_announces_itself() {
         ok && queried > 0 && received >= 1,
         "{ok} {queried} {received}"
     );
-    let state = btda::dht::service::load_state(&output.join(btda::dht::service::STATE_FILE))
-        .expect("state saved");
+    let state = btda::dht::service::load_state(&state_dir.join(btda::dht::service::STATE_FILE))
+        .expect("state saved in dht.state_dir");
     assert!(!state.1.is_empty(), "the routing table was saved");
+    assert!(
+        !output.join(btda::dht::service::STATE_FILE).exists(),
+        "no DHT state in the output folder"
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
 }

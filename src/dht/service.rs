@@ -14,7 +14,7 @@ use crate::book::{Added, PeerQueue, Source};
 use crate::store::{Record, RecordSender, RequestRow};
 use crate::torrent::InfoHash;
 
-/// Name of the saved state in the output folder.
+/// Name of the saved state file (in `dht.state_dir`, never in the output folder).
 pub const STATE_FILE: &str = "dht_state.txt";
 
 /// A torrent to look up: its index and info-hash (private torrents are left out, BEP 27).
@@ -69,7 +69,7 @@ impl DhtService {
         announce_port: u16,
         queue: Arc<PeerQueue>,
         db: RecordSender,
-        state: PathBuf,
+        state: Option<PathBuf>,
         stop: Arc<AtomicBool>,
     ) -> Self {
         let config = config.clone();
@@ -80,7 +80,7 @@ impl DhtService {
                 announce_port,
                 &queue,
                 &db,
-                &state,
+                state.as_deref(),
                 &stop,
             )
         });
@@ -99,7 +99,7 @@ fn run(
     announce_port: u16,
     queue: &PeerQueue,
     db: &RecordSender,
-    state: &Path,
+    state: Option<&Path>,
     stop: &Arc<AtomicBool>,
 ) {
     let settings = NodeSettings {
@@ -108,7 +108,9 @@ fn run(
         max_queries: config.max_queries,
         rate_per_sec: config.rate_per_sec,
     };
-    let (id, known) = load_state(state).unwrap_or_else(|| (rand::random(), Vec::new()));
+    let (id, known) = state
+        .and_then(load_state)
+        .unwrap_or_else(|| (rand::random(), Vec::new()));
     let bind = SocketAddr::new(
         config.listen_address.parse().unwrap_or([0, 0, 0, 0].into()),
         config.port,
@@ -154,8 +156,14 @@ fn run(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    if let Err(e) = save_state(state, &node.id(), &node.nodes()) {
-        log::warn!("DHT: cannot save {}: {e}", state.display());
+    if let Some(state) = state {
+        let saved = state
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| save_state(state, &node.id(), &node.nodes()));
+        if let Err(e) = saved {
+            log::warn!("DHT: cannot save {}: {e}", state.display());
+        }
     }
     node.join();
 }

@@ -202,7 +202,7 @@ pub fn start(
             peer_cfg.listen_port,
             Arc::clone(&queue),
             db.clone(),
-            output.join(crate::dht::service::STATE_FILE),
+            config.dht.state_path(),
             shutdown.flag(),
         )
     });

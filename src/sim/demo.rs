@@ -48,7 +48,7 @@ pub fn torrent(t: u8, peers: u32, seconds: u64) -> (String, SimTorrent) {
 /// big swarm would set them.
 pub fn config(router: SocketAddr, workers: u32) -> String {
     format!(
-        "[dht]\nenabled = true\nlisten_address = \"{ip}\"\nport = 0\nbootstrap = [\"{router}\"]\n\
+        "[dht]\nenabled = true\nlisten_address = \"{ip}\"\nport = 0\nbootstrap = [\"{router}\"]\nstate_dir = \"none\"\n\
          interval_secs = 3\nquery_timeout_ms = 500\n\
          [peer]\nallow_private_addresses = true\nworkers = {workers}\nlisten_address = \"{ip}\"\nlisten_port = {port}\n\
          revisit_delay_secs = 3\nstate_window_ms = 200\nsilence_timeout_ms = 1500\nvisit_cap_ms = 2000\nretry_backoff_secs = [2, 4]\n\

@@ -7,9 +7,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The btda binary cargo built for these tests.
+/// The btda binary cargo built for these tests, with a state directory of its own
+/// (`XDG_STATE_HOME`), so no test reads or writes the user's DHT state, and no test's
+/// loopback DHT nodes reach another's.
 pub fn btda() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_btda"))
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let state = std::env::temp_dir().join(format!("btda-test-state-{}-{n}", std::process::id()));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_btda"));
+    c.env("XDG_STATE_HOME", state);
+    c
 }
 
 /// The committed fixture folder.
