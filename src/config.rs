@@ -375,6 +375,12 @@ pub struct Writer {
     pub batch_records: usize,
     /// Longest time a record waits before its transaction commits, in milliseconds.
     pub batch_interval_ms: u64,
+    /// How long commits may keep failing (full disk, I/O error, a lock held from
+    /// outside) before btda stops, in seconds. Meanwhile nothing is dropped.
+    pub max_stall_secs: u64,
+    /// Largest database in SQLite pages (4 KiB each); 0 = no limit. A full database is
+    /// handled like a full disk.
+    pub max_page_count: u64,
 }
 
 /// Terminal output.
@@ -407,6 +413,8 @@ impl Default for Writer {
             channel_capacity: 65_536,
             batch_records: 10_000,
             batch_interval_ms: 500,
+            max_stall_secs: 600,
+            max_page_count: 0,
         }
     }
 }
@@ -532,6 +540,7 @@ impl Config {
             ("peer.silence_timeout_ms", p.silence_timeout_ms),
             ("peer.visit_cap_ms", p.visit_cap_ms),
             ("peer.state_window_ms", p.state_window_ms),
+            ("writer.max_stall_secs", self.writer.max_stall_secs),
             (
                 "monitor.statistics_interval_secs",
                 self.monitor.statistics_interval_secs,

@@ -158,7 +158,13 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
             };
             let outcome = btda::run::run(&opts, &shutdown)?;
             print!("{}", outcome.summary());
-            Ok(ExitCode::SUCCESS)
+            match &outcome.failure {
+                None => Ok(ExitCode::SUCCESS),
+                Some(why) => {
+                    eprintln!("btda: the run stopped because {why}");
+                    Ok(ExitCode::from(2))
+                }
+            }
         }
         Command::Import => {
             logging::init(None, verbosity)?;

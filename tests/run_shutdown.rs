@@ -369,3 +369,100 @@ fn an_unusable_output_folder_is_reported_once() {
         .unwrap_or_else(|| panic!("{stderr}"));
     assert_eq!(line.matches("os error").count(), 1, "{line}");
 }
+
+/// A run whose database fills up (SQLite's page limit standing in for a full disk): the
+/// status line says writing fails; when it keeps failing past `writer.max_stall_secs`,
+/// or on Ctrl+C meanwhile, btda stops with a non-zero exit, a clear message, and a
+/// database whose peer rows add up to their visit rows.
+#[test]
+fn a_full_database_stops_the_run_with_a_clear_error() {
+    use btda::sim::{Behaviour, FakePeer};
+    for (stall_secs, interrupt) in [(2, false), (600, true)] {
+        let hash =
+            btda::torrent::InfoHash::parse("be8df057e534fb76e0340a7445936fe58671ac84").unwrap();
+        let peers: Vec<FakePeer> = (1..=20u8)
+            .map(|i| {
+                FakePeer::start(
+                    std::net::SocketAddr::from(([127, 24, 1, i], 0)),
+                    hash,
+                    4,
+                    1,
+                    Behaviour::Bitfield,
+                )
+                .unwrap()
+            })
+            .collect();
+        let (_root, input, output) = common::run_dirs_with_fixture();
+        let list: Vec<String> = peers.iter().map(|p| format!("\"{}\"", p.addr)).collect();
+        std::fs::write(
+            input.join("btda.toml"),
+            format!(
+                "[dht]\nenabled = false\n[monitor]\nstatus_interval_secs = 1\n\
+                 [writer]\nmax_page_count = 16\nmax_stall_secs = {stall_secs}\n\
+                 [peer]\nallow_private_addresses = true\nworkers = 8\n\
+                 listen_address = \"127.24.0.100\"\nlisten_port = 0\nrevisit_delay_secs = 1\n\
+                 state_window_ms = 50\n\
+                 [[torrents]]\ninfo_hash = \"{}\"\npeers = [{}]\n",
+                hash.to_hex(),
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+        let (mut child, _, lines) = common::start_run(&input, &output);
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let t0 = std::time::Instant::now();
+        while !seen.contains("DATABASE WRITES FAILING") {
+            let mut line = String::new();
+            if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap_or(0) == 0
+                || t0.elapsed() > Duration::from_secs(60)
+            {
+                break;
+            }
+            seen.push_str(&line);
+        }
+        assert!(seen.contains("DATABASE WRITES FAILING"), "{seen}");
+        if interrupt {
+            signal(&child, "INT");
+        }
+        let status = wait_with_limit(&mut child, Duration::from_secs(30));
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+        let summary: Vec<String> = lines.try_iter().collect();
+        let summary = summary.join("\n");
+        assert_eq!(status.code(), Some(2), "{summary}\n{rest}");
+        assert!(
+            rest.contains("the run stopped because database writes failed")
+                && rest.contains("full"),
+            "{rest}"
+        );
+        assert!(
+            summary.contains("NOT ALL RECORDS WERE WRITTEN"),
+            "{summary}"
+        );
+        let conn = rusqlite::Connection::open(database_in(&output).unwrap()).unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        let mismatched: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM peer p WHERE p.visits <>
+                   (SELECT count(*) FROM visit v WHERE v.peer_id = p.id AND v.outcome = 'ok')
+                 OR p.failed_visits <> (SELECT count(*) FROM visit v WHERE v.peer_id = p.id
+                   AND v.outcome NOT IN ('ok', 'interrupted', 'local_error'))",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(mismatched, 0);
+        // The summary's figures are the database's.
+        let visits: i64 = conn
+            .query_row("SELECT count(*) FROM visit", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            summary.contains(&format!("visits: {visits} (")),
+            "{summary}"
+        );
+    }
+}

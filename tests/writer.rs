@@ -304,3 +304,144 @@ fn report_counts_confirmed_downloads_from_the_view() {
         "{text}"
     );
 }
+
+/// Sends `visits` visits for each of `peers` peers from four threads, each visit with
+/// its peer's updated row in one record (as the engine does); returns how many sends
+/// the writer accepted.
+fn send_peer_visits(writer: &Writer, peers: i64, visits: u32) -> Vec<std::thread::JoinHandle<u64>> {
+    (0..4)
+        .map(|t| {
+            let s = writer.sender();
+            std::thread::spawn(move || {
+                let mut accepted = 0;
+                for v in 1..=visits {
+                    for id in (1 + t..=peers).step_by(4) {
+                        let sent = s.send(Record::PeerVisit {
+                            peer: Some(Box::new(PeerRow {
+                                id,
+                                torrent_id: 1,
+                                peer_key: format!("key-{id}"),
+                                source: "tracker",
+                                first_seen: 1,
+                                first_pieces: 0,
+                                last_seen: i64::from(v),
+                                last_pieces: v,
+                                visits: v,
+                                ..PeerRow::default()
+                            })),
+                            visit: VisitRow {
+                                peer_id: Some(id),
+                                torrent_id: 1,
+                                started_at: i64::from(v),
+                                direction: "out",
+                                outcome: "ok",
+                                pieces: Some(v),
+                                ..VisitRow::default()
+                            },
+                        });
+                        if sent.is_err() {
+                            return accepted; // the writer gave up
+                        }
+                        accepted += 1;
+                    }
+                }
+                accepted
+            })
+        })
+        .collect()
+}
+
+/// Every peer row counts exactly its visit rows, and the file is sound.
+fn assert_consistent(path: &std::path::Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let mismatched: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM peer p WHERE p.visits <>
+               (SELECT count(*) FROM visit v WHERE v.peer_id = p.id AND v.outcome = 'ok')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        mismatched, 0,
+        "peer rows whose visits differ from their visit rows"
+    );
+    conn.query_row(
+        "SELECT (SELECT count(*) FROM peer), (SELECT count(*) FROM visit)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+fn small_writer(path: &std::path::Path, max_stall: Duration, pages: u64) -> Writer {
+    Writer::start(
+        path,
+        WriterSettings {
+            channel_capacity: 2_000,
+            batch_records: 500,
+            batch_interval: Duration::from_millis(50),
+            max_stall,
+            max_page_count: pages,
+        },
+    )
+    .unwrap()
+}
+
+/// A database that fills up (SQLite's page limit, as a full disk): the writer keeps the
+/// records, the senders wait on the full channel, the stall is reported; once there is
+/// room again everything arrives and every peer row adds up.
+#[test]
+fn a_full_database_loses_nothing_when_space_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.sqlite");
+    let writer = small_writer(&path, Duration::from_secs(120), 60);
+    let stats = writer.stats();
+    let senders = send_peer_visits(&writer, 400, 40);
+    assert!(
+        common::eventually(Duration::from_secs(30), || stats.stalled().is_some()),
+        "the database never filled"
+    );
+    // Back-pressure: the senders wait instead of piling records up in memory.
+    std::thread::sleep(Duration::from_millis(1_000));
+    let (stalled_for, why) = stats.stalled().expect("still stalled");
+    assert!(why.contains("full"), "{why}");
+    assert!(stalled_for >= Duration::from_millis(900), "{stalled_for:?}");
+    let backlog = stats.backlog();
+    assert!(
+        backlog <= 2_000 + 500 + 4,
+        "memory is bounded by the channel and one batch: {backlog}"
+    );
+    assert!(senders.iter().any(|s| !s.is_finished()), "senders wait");
+    writer.limit_pages(None); // space comes back
+    let accepted: u64 = senders.into_iter().map(|s| s.join().unwrap()).sum();
+    assert!(stats.stalled().is_none(), "writing works again");
+    let summary = writer.finish().unwrap();
+    assert_eq!(accepted, 400 * 40);
+    assert_eq!((summary.lost, summary.gave_up.clone()), (0, None));
+    assert_eq!(summary.committed, 400 * 40);
+    assert_eq!(assert_consistent(&path), (400, 400 * 40));
+}
+
+/// When the database stays full past `max_stall`, the writer gives up: the senders are
+/// released, the loss is counted, and what was committed still adds up.
+#[test]
+fn a_database_that_stays_full_ends_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stuck.sqlite");
+    let writer = small_writer(&path, Duration::from_millis(1_500), 60);
+    let stats = writer.stats();
+    let senders = send_peer_visits(&writer, 400, 40);
+    let accepted: u64 = senders.into_iter().map(|s| s.join().unwrap()).sum();
+    assert!(stats.gave_up());
+    let summary = writer.finish().unwrap();
+    let why = summary.gave_up.clone().expect("gave up");
+    assert!(why.contains("database writes failed"), "{why}");
+    assert!(summary.lost > 0 && accepted < 400 * 40, "{summary:?}");
+    let (_, visits) = assert_consistent(&path);
+    assert_eq!(visits as u64, summary.committed);
+}

@@ -299,7 +299,10 @@ impl PeerBook {
                     }
                 }
             }
-            VisitResult::Failure => e.progress.failure(),
+            // Counted once the peer has a row: an earlier failed visit's row has no peer
+            // id, so `failed_visits` always equals the failed rows that name the peer.
+            VisitResult::Failure if e.db_id.is_some() => e.progress.failure(),
+            VisitResult::Failure => {}
             VisitResult::Retry | VisitResult::Myself => {}
         }
         if crossed_now {

@@ -120,8 +120,15 @@ impl Monitor {
         } else {
             "-".into()
         };
+        let stalled = match self.writer.stalled() {
+            Some((d, why)) => format!(
+                " | DATABASE WRITES FAILING for {} s ({why}); waiting, nothing lost yet",
+                d.as_secs()
+            ),
+            None => String::new(),
+        };
         format!(
-            "[{}] torrents {torrents} ({pending} waiting for metadata) | peers {} ({} due, {} complete) | visits/s {rate:.1} | ok {success} | confirmed {} | incoming {} | db backlog {}",
+            "[{}] torrents {torrents} ({pending} waiting for metadata) | peers {} ({} due, {} complete) | visits/s {rate:.1} | ok {success} | confirmed {} | incoming {} | db backlog {}{stalled}",
             crate::clock::format_duration(self.started.elapsed().as_secs() as i64),
             q.peers.known,
             q.peers.due,

@@ -276,10 +276,7 @@ impl Engine {
         if r.outcome == Outcome::Ok {
             self.stats.visits_ok.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(row) = &rec.row {
-            let _ = self.db.send(Record::Peer(row.clone()));
-        }
-        let _ = self.db.send(Record::Visit(VisitRow {
+        let visit = VisitRow {
             peer_id: rec.peer_id,
             torrent_id: i64::from(torrent) + 1,
             started_at,
@@ -296,7 +293,11 @@ impl Engine {
             messages: Some(r.messages),
             max_gap_ms: r.max_gap_ms,
             invalid_messages: Some(r.invalid),
-        }));
+        };
+        let _ = self.db.send(Record::PeerVisit {
+            peer: rec.row.clone().map(Box::new),
+            visit,
+        });
     }
 }
 

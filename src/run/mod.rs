@@ -13,7 +13,6 @@ pub mod shutdown;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -74,7 +73,8 @@ pub enum RunError {
     Store(#[from] StoreError),
 }
 
-/// What a finished run reports.
+/// What a finished run reports. The peer, visit and confirmed figures are read back
+/// from the database after it was closed, so the summary never disagrees with it.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     /// The run's database and log.
@@ -83,14 +83,19 @@ pub struct RunOutcome {
     pub torrents: usize,
     /// Of which magnet links still waiting for metadata.
     pub pending_metadata: usize,
-    /// Peers known at the end.
+    /// Peers known at the end (in memory, observed or not).
+    pub peers_known: u64,
+    /// Peers with a row in the database.
     pub peers: u64,
-    /// Visits made.
+    /// Visit rows.
     pub visits: u64,
     /// Of which successful.
     pub visits_ok: u64,
-    /// Confirmed downloads.
+    /// Confirmed downloads in the database (`confirmed_download`).
     pub confirmed: u64,
+    /// Set when the run could not keep its records (the writer gave up): btda then
+    /// exits non-zero with this message.
+    pub failure: Option<String>,
     /// Why the run ended.
     pub end_reason: String,
     /// Wall-clock length in seconds.
@@ -100,17 +105,18 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
-    /// The summary printed when the run ends.
+    /// The summary printed when the run ends (figures as the database holds them).
     pub fn summary(&self) -> String {
-        format!(
+        let mut text = format!(
             "btda run ended ({}) after {}\n  torrents: {} ({} waiting for metadata)\n  \
-             peers: {}, visits: {} ({} ok), confirmed downloads: {}\n  \
+             peers: {} observed ({} known), visits: {} ({} ok), confirmed downloads: {}\n  \
              database: {} ({} records in {} transactions, {} refused)\n  log: {}\n",
             self.end_reason,
             crate::clock::format_duration(self.seconds),
             self.torrents,
             self.pending_metadata,
             self.peers,
+            self.peers_known,
             self.visits,
             self.visits_ok,
             self.confirmed,
@@ -119,7 +125,15 @@ impl RunOutcome {
             self.writer.batches,
             self.writer.failed,
             self.files.log.display(),
-        )
+        );
+        if let Some(why) = &self.failure {
+            text.push_str(&format!(
+                "  NOT ALL RECORDS WERE WRITTEN: {why}; {} records lost. The database is \
+                 consistent up to the last commit.\n",
+                self.writer.lost
+            ));
+        }
+        text
     }
 }
 
@@ -184,7 +198,12 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
     ));
     let (geo_city, geo_asn) = geo.describe();
 
-    let writer = Writer::start(&files.database, WriterSettings::from(&opts.config.writer))?;
+    let writer = Writer::start_with_stop(
+        &files.database,
+        WriterSettings::from(&opts.config.writer),
+        shutdown.flag(),
+    )?;
+    let writer_stats = writer.stats();
     let db = writer.sender();
     db.send(Record::RunStart(RunStart {
         started_at,
@@ -249,53 +268,92 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
     );
     let interval = Duration::from_secs(opts.config.monitor.status_interval_secs);
     let mut since = (Instant::now(), 0);
-    while !shutdown.requested() {
-        if interval.is_zero() {
-            shutdown.wait(Duration::from_secs(3600));
-            continue;
-        }
-        if shutdown.wait(interval) {
+    let mut next_status = Instant::now() + interval;
+    while !shutdown.requested() && !writer_stats.gave_up() {
+        // Short waits: a writer that gave up must stop the run soon.
+        if shutdown.wait(Duration::from_millis(500)) || writer_stats.gave_up() {
             break;
         }
-        eprintln!("{}", monitor.status_line(torrents.len(), &mut since));
+        if !interval.is_zero() && Instant::now() >= next_status {
+            eprintln!("{}", monitor.status_line(torrents.len(), &mut since));
+            next_status = Instant::now() + interval;
+        }
+    }
+    let writer_failed = writer_stats.gave_up();
+    if writer_failed {
+        eprintln!(
+            "btda: stopping: the database cannot be written ({})",
+            writer_stats.last_error()
+        );
+        shutdown.request(); // the same ordered stop as Ctrl+C
     }
 
     log::info!("stop requested; shutting down");
     let engine = Arc::clone(&evaluation.engine);
     drop(monitor);
     evaluation.stop();
-    let visits = (
-        engine.stats.visits.load(Ordering::Relaxed),
-        engine.stats.visits_ok.load(Ordering::Relaxed),
-    );
     let counts = engine.queue.counts();
     let pending_metadata = engine.pending_metadata();
     drop(engine);
-    let end_reason = "signal".to_string();
-    db.send(Record::RunEnd {
+    let mut end_reason = if writer_failed {
+        format!("database writes failed: {}", writer_stats.last_error())
+    } else {
+        "signal".to_string()
+    };
+    // May fail when the writer gave up; the run row then keeps no end.
+    let _ = db.send(Record::RunEnd {
         ended_at: crate::clock::unix_now(),
         reason: end_reason.clone(),
-    })?;
+    });
     drop(db);
     let summary = writer.finish()?;
     log::info!(
-        "database closed: {} records in {} transactions, {} refused",
+        "database closed: {} records in {} transactions, {} refused, {} lost",
         summary.committed,
         summary.batches,
-        summary.failed
+        summary.failed,
+        summary.lost
     );
+    let failure = summary.gave_up.clone();
+    if let Some(why) = &failure {
+        end_reason = format!("database writes failed: {why}");
+        log::error!("run ended without all its records: {why}");
+    }
+    let stored = read_back(&files.database);
     Ok(RunOutcome {
         files,
         torrents: torrents.len(),
         pending_metadata,
-        peers: counts.peers.known,
-        visits: visits.0,
-        visits_ok: visits.1,
-        confirmed: counts.confirmed,
+        peers_known: counts.peers.known,
+        peers: stored.0,
+        visits: stored.1,
+        visits_ok: stored.2,
+        confirmed: stored.3,
+        failure,
         end_reason,
         seconds: started.elapsed().as_secs() as i64,
         writer: summary,
     })
+}
+
+/// Peer rows, visit rows, ok visit rows and confirmed downloads as the closed database
+/// holds them (zeros, with a warning, if it cannot be read).
+fn read_back(database: &Path) -> (u64, u64, u64, u64) {
+    match crate::store::report::read(database) {
+        Ok(r) => r.torrents.iter().fold((0, 0, 0, 0), |a, t| {
+            let n = |v: i64| u64::try_from(v).unwrap_or(0);
+            (
+                a.0 + n(t.peers),
+                a.1 + n(t.visits),
+                a.2 + n(t.visits_ok),
+                a.3 + n(t.confirmed),
+            )
+        }),
+        Err(e) => {
+            log::error!("cannot read the database back for the summary: {e}");
+            (0, 0, 0, 0)
+        }
+    }
 }
 
 /// The `torrent` row for a torrent with program-assigned `id`.

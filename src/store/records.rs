@@ -241,6 +241,15 @@ pub enum Record {
     },
     /// A visit.
     Visit(VisitRow),
+    /// A visit and the peer row it updated, written in one transaction, so that a
+    /// database cut short (a forced stop, a full disk) never has a peer row counting a
+    /// visit row that is not there.
+    PeerVisit {
+        /// The peer's row after the visit, if it has one.
+        peer: Option<Box<PeerRow>>,
+        /// The visit.
+        visit: VisitRow,
+    },
     /// A request.
     Request(RequestRow),
     /// A monitoring sample.
@@ -292,12 +301,30 @@ impl Record {
                 .map(drop),
             Record::Peer(p) => conn
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO peer (id, torrent_id, peer_key, source, client, client_v,
+                    // A snapshot never overwrites a newer one: two visits of one peer
+                    // (one out, one in) may reach the writer in either order.
+                    "INSERT INTO peer (id, torrent_id, peer_key, source, client, client_v,
                         country, continent, city, latitude, longitude, asn, as_org, first_seen,
                         first_pieces, last_seen, last_pieces, max_speed, visits, failed_visits,
                         crossed_at, client_version, crossed_strict, network, rdns_domain)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                     ON CONFLICT(id) DO UPDATE SET torrent_id = excluded.torrent_id,
+                        peer_key = excluded.peer_key, source = excluded.source,
+                        client = excluded.client, client_v = excluded.client_v,
+                        country = excluded.country, continent = excluded.continent,
+                        city = excluded.city, latitude = excluded.latitude,
+                        longitude = excluded.longitude, asn = excluded.asn,
+                        as_org = excluded.as_org, first_seen = excluded.first_seen,
+                        first_pieces = excluded.first_pieces, last_seen = excluded.last_seen,
+                        last_pieces = excluded.last_pieces, max_speed = excluded.max_speed,
+                        visits = excluded.visits, failed_visits = excluded.failed_visits,
+                        crossed_at = excluded.crossed_at,
+                        client_version = excluded.client_version,
+                        crossed_strict = excluded.crossed_strict, network = excluded.network,
+                        rdns_domain = coalesce(excluded.rdns_domain, peer.rdns_domain)
+                     WHERE excluded.visits + excluded.failed_visits
+                           >= peer.visits + peer.failed_visits",
                 )?
                 .execute(params![
                     p.id,
@@ -331,6 +358,12 @@ impl Record {
                 .prepare_cached("UPDATE peer SET rdns_domain = ?2 WHERE id = ?1")?
                 .execute(params![id, domain])
                 .map(drop),
+            Record::PeerVisit { peer, visit } => {
+                if let Some(p) = peer {
+                    Record::Peer((**p).clone()).apply(conn)?;
+                }
+                Record::Visit(visit.clone()).apply(conn)
+            }
             Record::Visit(v) => conn
                 .prepare_cached(
                     "INSERT INTO visit (peer_id, torrent_id, started_at, direction, outcome,

@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS peer (
     last_pieces   INTEGER NOT NULL,
     max_speed     REAL,                   -- pieces per second between consecutive observations
     visits        INTEGER NOT NULL,       -- successful visits
-    failed_visits INTEGER NOT NULL,
+    failed_visits INTEGER NOT NULL,       -- failed visits since the first observation (earlier ones name no peer)
     crossed_at    INTEGER,                -- first observation at/above T after one below T (same visit or later)
     crossed_strict INTEGER NOT NULL DEFAULT 0, -- 1 if a below-T observation came from a piece-state message
     network       TEXT,                   -- /24 or /48, only with privacy.store_prefix
