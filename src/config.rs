@@ -37,9 +37,56 @@ pub enum ConfigError {
         /// The value as written.
         value: String,
         /// The allowed range.
-        why: &'static str,
+        why: String,
     },
 }
+
+/// Allowed range of every number in the configuration (key, least, most). Durations stay
+/// far below what `Instant` arithmetic can hold; counts stay within what a 2-core machine
+/// with a 20,000-file limit can run.
+pub const RANGES: &[(&str, u64, u64)] = &[
+    ("import.max_torrent_bytes", 1, 1 << 32),
+    ("writer.channel_capacity", 1, 10_000_000),
+    ("writer.batch_records", 1, 1_000_000),
+    ("writer.batch_interval_ms", 1, 60_000),
+    ("writer.max_stall_secs", 1, 604_800),
+    ("writer.max_page_count", 0, 4_294_967_294),
+    ("monitor.status_interval_secs", 0, 86_400),
+    ("monitor.statistics_interval_secs", 1, 86_400),
+    ("peer.workers", 1, 16_384),
+    ("peer.worker_stack_kib", 64, 65_536),
+    ("peer.connect_timeout_ms", 1, 600_000),
+    ("peer.handshake_timeout_ms", 1, 600_000),
+    ("peer.silence_timeout_ms", 1, 600_000),
+    ("peer.state_window_ms", 1, 600_000),
+    ("peer.visit_cap_ms", 1, 3_600_000),
+    ("peer.revisit_delay_secs", 1, 604_800),
+    ("peer.retry_backoff_secs", 1, 604_800),
+    ("peer.drop_cooldown_secs", 0, 31_536_000),
+    ("peer.max_message_bytes", 16 * 1024 + 13, 1 << 30),
+    ("peer.incoming_handlers", 1, 16_384),
+    ("peer.max_metadata_bytes", 1, 1 << 30),
+    ("peer.metadata_fetch_secs", 1, 3_600),
+    ("tracker.threads", 1, 1_024),
+    ("tracker.interval_secs", 1, 604_800),
+    ("tracker.max_min_interval_secs", 0, 604_800),
+    ("tracker.retry_backoff_secs", 1, 604_800),
+    ("tracker.numwant", 0, 10_000),
+    ("tracker.http_timeout_ms", 1, 600_000),
+    ("tracker.max_redirects", 0, 20),
+    ("tracker.max_response_bytes", 1, 1 << 30),
+    ("tracker.udp_retransmit_ms", 1, 600_000),
+    ("tracker.dns_timeout_ms", 1, 600_000),
+    ("tracker.stopped_timeout_ms", 1, 600_000),
+    ("dht.interval_secs", 1, 604_800),
+    ("dht.alpha", 1, 64),
+    ("dht.query_timeout_ms", 1, 600_000),
+    ("dht.max_queries", 1, 100_000),
+    ("dht.rate_per_sec", 1, 100_000),
+    ("geo.rdns_threads", 1, 1_024),
+    ("geo.rdns_per_sec", 1, 100_000),
+    ("geo.rdns_timeout_ms", 1, 600_000),
+];
 
 /// All of btda's settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -480,13 +527,101 @@ impl Config {
         )
     }
 
+    /// Every number within its documented range ([`RANGES`]): an absurd value is an
+    /// error naming the key, the value and the range instead of a panic or an overflow
+    /// later (a 100 GB thread stack, 10^11 threads, a duration past the end of time).
+    fn check_ranges(&self, origin: &str) -> Result<(), ConfigError> {
+        let (w, m, p, t, d, g) = (
+            &self.writer,
+            &self.monitor,
+            &self.peer,
+            &self.tracker,
+            &self.dht,
+            &self.geo,
+        );
+        let n = |v: usize| v as u64;
+        let mut values: Vec<(&'static str, u64)> = vec![
+            ("import.max_torrent_bytes", self.import.max_torrent_bytes),
+            ("writer.channel_capacity", n(w.channel_capacity)),
+            ("writer.batch_records", n(w.batch_records)),
+            ("writer.batch_interval_ms", w.batch_interval_ms),
+            ("writer.max_stall_secs", w.max_stall_secs),
+            ("writer.max_page_count", w.max_page_count),
+            ("monitor.status_interval_secs", m.status_interval_secs),
+            (
+                "monitor.statistics_interval_secs",
+                m.statistics_interval_secs,
+            ),
+            ("peer.workers", n(p.workers)),
+            ("peer.worker_stack_kib", n(p.worker_stack_kib)),
+            ("peer.connect_timeout_ms", p.connect_timeout_ms),
+            ("peer.handshake_timeout_ms", p.handshake_timeout_ms),
+            ("peer.silence_timeout_ms", p.silence_timeout_ms),
+            ("peer.state_window_ms", p.state_window_ms),
+            ("peer.visit_cap_ms", p.visit_cap_ms),
+            ("peer.revisit_delay_secs", p.revisit_delay_secs),
+            ("peer.drop_cooldown_secs", p.drop_cooldown_secs),
+            ("peer.max_message_bytes", u64::from(p.max_message_bytes)),
+            ("peer.incoming_handlers", n(p.incoming_handlers)),
+            ("peer.max_metadata_bytes", p.max_metadata_bytes),
+            ("peer.metadata_fetch_secs", p.metadata_fetch_secs),
+            ("tracker.threads", n(t.threads)),
+            ("tracker.interval_secs", t.interval_secs),
+            ("tracker.max_min_interval_secs", t.max_min_interval_secs),
+            ("tracker.numwant", u64::from(t.numwant)),
+            ("tracker.http_timeout_ms", t.http_timeout_ms),
+            ("tracker.max_redirects", u64::from(t.max_redirects)),
+            ("tracker.max_response_bytes", n(t.max_response_bytes)),
+            ("tracker.dns_timeout_ms", t.dns_timeout_ms),
+            ("tracker.stopped_timeout_ms", t.stopped_timeout_ms),
+            ("dht.interval_secs", d.interval_secs),
+            ("dht.alpha", n(d.alpha)),
+            ("dht.query_timeout_ms", d.query_timeout_ms),
+            ("dht.max_queries", n(d.max_queries)),
+            ("dht.rate_per_sec", u64::from(d.rate_per_sec)),
+            ("geo.rdns_threads", n(g.rdns_threads)),
+            ("geo.rdns_per_sec", u64::from(g.rdns_per_sec)),
+            ("geo.rdns_timeout_ms", g.rdns_timeout_ms),
+        ];
+        values.extend(
+            p.retry_backoff_secs
+                .iter()
+                .map(|&v| ("peer.retry_backoff_secs", v)),
+        );
+        values.extend(
+            t.retry_backoff_secs
+                .iter()
+                .map(|&v| ("tracker.retry_backoff_secs", v)),
+        );
+        values.extend(
+            t.udp_retransmit_ms
+                .iter()
+                .map(|&v| ("tracker.udp_retransmit_ms", v)),
+        );
+        for (key, v) in values {
+            let Some(&(_, min, max)) = RANGES.iter().find(|r| r.0 == key) else {
+                continue;
+            };
+            if !(min..=max).contains(&v) {
+                return Err(ConfigError::Invalid {
+                    path: origin.to_string(),
+                    key,
+                    value: v.to_string(),
+                    why: format!("must be between {min} and {max}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |key, value: String, why| ConfigError::Invalid {
+        let invalid = |key, value: String, why: &str| ConfigError::Invalid {
             path: origin.to_string(),
             key,
             value,
-            why,
+            why: why.to_string(),
         };
+        self.check_ranges(origin)?;
         let t = self.analysis.threshold;
         if !(t > 0.0 && t <= 1.0) {
             return Err(invalid(
@@ -565,6 +700,13 @@ impl Config {
                 "must be an IP address or empty",
             ));
         }
+        if self.dht.listen_address.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid(
+                "dht.listen_address",
+                self.dht.listen_address.clone(),
+                "must be an IP address",
+            ));
+        }
         if !self.privacy.key.is_empty() && self.privacy.peer_key().is_none() {
             return Err(invalid(
                 "privacy.key",
@@ -616,6 +758,84 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::{Config, ConfigError, RANGES};
+
+    fn refused(text: &str) -> (String, String, String) {
+        match Config::parse(text, "t.toml") {
+            Err(ConfigError::Invalid {
+                key, value, why, ..
+            }) => (key.to_string(), value, why),
+            other => panic!("{text}: not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn absurd_values_are_refused_with_key_value_and_range() {
+        for (text, key) in [
+            (
+                "[peer]\nworker_stack_kib = 100000000",
+                "peer.worker_stack_kib",
+            ),
+            ("[peer]\nworkers = 100000000000", "peer.workers"),
+            (
+                "[monitor]\nstatus_interval_secs = 18446744073709551615",
+                "monitor.status_interval_secs",
+            ),
+            (
+                "[monitor]\nstatistics_interval_secs = 18446744073709551615",
+                "monitor.statistics_interval_secs",
+            ),
+            (
+                "[peer]\nrevisit_delay_secs = 18446744073709551615",
+                "peer.revisit_delay_secs",
+            ),
+            ("[peer]\nrevisit_delay_secs = 0", "peer.revisit_delay_secs"),
+            (
+                "[peer]\nretry_backoff_secs = [60, 18446744073709551615]",
+                "peer.retry_backoff_secs",
+            ),
+            (
+                "[tracker]\nudp_retransmit_ms = [0]",
+                "tracker.udp_retransmit_ms",
+            ),
+            ("[dht]\nalpha = 0", "dht.alpha"),
+            ("[writer]\nmax_stall_secs = 0", "writer.max_stall_secs"),
+        ] {
+            let (k, value, why) = refused(text);
+            assert_eq!(k, key, "{text}");
+            assert!(why.starts_with("must be between "), "{why}");
+            assert!(text.contains(&value), "{value} named");
+        }
+        let (k, _, why) = refused("[dht]\nlisten_address = \"not an address\"");
+        assert_eq!(
+            (k.as_str(), why.as_str()),
+            ("dht.listen_address", "must be an IP address")
+        );
+    }
+
+    #[test]
+    fn every_range_names_a_real_key_and_holds_its_default() {
+        let defaults: toml::Value = toml::from_str(&Config::default().to_toml()).unwrap();
+        for (key, min, max) in RANGES {
+            let (section, name) = key.split_once('.').unwrap();
+            let v = defaults
+                .get(section)
+                .and_then(|s| s.get(name))
+                .unwrap_or_else(|| panic!("{key} is not a config key"));
+            let values: Vec<i64> = match v {
+                toml::Value::Integer(i) => vec![*i],
+                toml::Value::Array(a) => a.iter().filter_map(toml::Value::as_integer).collect(),
+                other => panic!("{key} is not a number: {other:?}"),
+            };
+            for n in values {
+                assert!((*min..=*max).contains(&(n as u64)), "default {key} = {n}");
+            }
+        }
     }
 }
 
