@@ -26,16 +26,29 @@ fn a_magnet_with_only_x_pe_is_fetched_analysed_and_reused() {
     )
     .unwrap();
 
+    // A tracker that lists nobody: it only records what btda tells it.
+    let tracker = btda::sim::fake_tracker::FakeHttpTracker::start(
+        "127.76.0.2:0".parse().unwrap(),
+        btda::sim::fake_tracker::HttpBehaviour::Normal {
+            peers: vec![],
+            counts: (1, 0, 0),
+            interval: (1, None),
+        },
+    )
+    .unwrap();
     let root = tempfile::tempdir().unwrap();
     let input = root.path().join("input");
     let output = root.path().join("output");
     std::fs::create_dir_all(&input).unwrap();
     std::fs::write(
         input.join("magnet.txt"),
-        format!("magnet:?xt=urn:btih:{hash}&dn=Pending&x.pe={}\n", peer.addr),
+        format!(
+            "magnet:?xt=urn:btih:{hash}&dn=Pending&x.pe={}&tr=http%3A%2F%2F{}%2Fannounce\n",
+            peer.addr, tracker.addr
+        ),
     )
     .unwrap();
-    std::fs::write(input.join("btda.toml"), "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.76.0.100\"\nlisten_port = 0\n").unwrap();
+    std::fs::write(input.join("btda.toml"), "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.76.0.100\"\nlisten_port = 0\n[tracker]\ninterval_secs = 1\nstopped_timeout_ms = 500\n").unwrap();
 
     let (mut child, first, _lines) = common::start_run(&input, &output);
     assert!(first.starts_with("btda: analysing 1 torrents"), "{first}");
@@ -47,6 +60,34 @@ fn a_magnet_with_only_x_pe_is_fetched_analysed_and_reused() {
     assert!(
         eventually(Duration::from_secs(20), || peer.served() >= 2),
         "the peer was not visited after the metadata"
+    );
+    // Trackers are told `left` = 1 GiB while the size is unknown, then the real share
+    // (left_share 0.5 of 16,384,000 bytes) once the metadata is in.
+    let lefts = || -> Vec<String> {
+        tracker
+            .requests
+            .lock()
+            .iter()
+            .filter(|r| r.starts_with("/announce"))
+            .filter_map(|r| {
+                r.split('&')
+                    .find_map(|kv| kv.strip_prefix("left="))
+                    .map(String::from)
+            })
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || lefts()
+            .iter()
+            .any(|l| l == "8192000")),
+        "the real left was never announced: {:?}",
+        lefts()
+    );
+    assert_eq!(
+        lefts()[0],
+        "1073741824",
+        "before the metadata: {:?}",
+        lefts()
     );
     std::thread::sleep(Duration::from_millis(800));
     common::interrupt_and_wait(&mut child);

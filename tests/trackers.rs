@@ -108,13 +108,11 @@ fn every_tracker_is_announced_scraped_and_classified() {
         TrackedTorrent {
             index: 0,
             info_hash: A,
-            size: SIZE,
             trackers: all_a,
         },
         TrackedTorrent {
             index: 1,
             info_hash: B,
-            size: SIZE,
             trackers: vec![u_good.url()],
         },
     ];
@@ -148,8 +146,13 @@ fn every_tracker_is_announced_scraped_and_classified() {
         port: 51413,
         key: 0x0102_0304,
     };
+    let registry = std::sync::Arc::new(btda::torrent::registry::TorrentRegistry::new([
+        (A, Some((100, SIZE))),
+        (B, Some((100, SIZE))),
+    ]));
     let service = TrackerService::start(
         &torrents,
+        registry,
         &config,
         me,
         Arc::clone(&queue),

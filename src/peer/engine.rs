@@ -1,10 +1,9 @@
 //! The evaluation engine: worker threads visiting peers from the `PeerQueue`, the
 //! listener for incoming peers, and the shared counters they keep.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use super::visit::{
 use crate::book::{Added, PeerQueue, Recorded, Source, VisitResult};
 use crate::store::{Record, RecordSender, VisitRow};
 use crate::torrent::InfoHash;
+use crate::torrent::registry::TorrentRegistry;
 use crate::wire::StateKind;
 
 /// Counters shared by workers, the listener and the monitor.
@@ -46,30 +46,14 @@ pub struct EngineStats {
     pub self_connections: AtomicU64,
 }
 
-/// One analysed torrent, as the engine needs it.
-#[derive(Debug, Clone, Copy)]
-pub struct TorrentSlot {
-    /// Its info-hash.
-    pub info_hash: InfoHash,
-    /// Its pieces count (None while metadata is pending).
-    pub pieces: Option<u32>,
-}
-
-/// Pieces count of a torrent, settable when a magnet's metadata arrives (0 = unknown).
-#[derive(Debug)]
-struct Slot {
-    info_hash: InfoHash,
-    pieces: AtomicU32,
-}
-
 /// Everything the engine's threads share.
 pub struct Engine {
     /// The peers.
     pub queue: Arc<PeerQueue>,
     /// The database writer.
     pub db: RecordSender,
-    torrents: Vec<Slot>,
-    by_hash: HashMap<InfoHash, u32>,
+    /// The analysed torrents (pieces counts and sizes, which magnets fill in).
+    pub torrents: Arc<TorrentRegistry>,
     /// Our peer id, for this run.
     pub peer_id: [u8; 20],
     /// Announced listen port.
@@ -89,13 +73,7 @@ pub struct Engine {
 
 impl TorrentLookup for Engine {
     fn pieces_of(&self, info_hash: &InfoHash) -> Option<u32> {
-        let i = *self.by_hash.get(info_hash)?;
-        let n = self
-            .torrents
-            .get(i as usize)?
-            .pieces
-            .load(Ordering::Relaxed);
-        (n > 0).then_some(n)
+        self.torrents.pieces(self.torrents.index_of(info_hash)?)
     }
 }
 
@@ -104,28 +82,15 @@ impl Engine {
     pub fn new(
         queue: Arc<PeerQueue>,
         db: RecordSender,
-        torrents: Vec<TorrentSlot>,
+        torrents: Arc<TorrentRegistry>,
         peer: &crate::config::Peer,
         peer_id: [u8; 20],
         stop: Arc<AtomicBool>,
     ) -> Self {
-        let by_hash = torrents
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.info_hash, i as u32))
-            .collect();
-        let torrents = torrents
-            .into_iter()
-            .map(|t| Slot {
-                info_hash: t.info_hash,
-                pieces: AtomicU32::new(t.pieces.unwrap_or(0)),
-            })
-            .collect();
         Self {
             queue,
             db,
             torrents,
-            by_hash,
             peer_id,
             listen_port: peer.listen_port,
             max_message: peer.max_message_bytes,
@@ -137,24 +102,14 @@ impl Engine {
         }
     }
 
-    /// Records the pieces count of a torrent whose metadata just arrived.
-    pub fn set_pieces(&self, torrent: u32, pieces: u32) {
-        if let Some(slot) = self.torrents.get(torrent as usize) {
-            slot.pieces.store(pieces, Ordering::Relaxed);
-        }
-    }
-
     /// Torrents whose pieces count is still unknown (magnet metadata pending).
     pub fn pending_metadata(&self) -> usize {
-        self.torrents
-            .iter()
-            .filter(|s| s.pieces.load(Ordering::Relaxed) == 0)
-            .count()
+        self.torrents.pending()
     }
 
     /// Info-hash of a torrent.
     pub fn info_hash(&self, torrent: u32) -> Option<InfoHash> {
-        self.torrents.get(torrent as usize).map(|s| s.info_hash)
+        self.torrents.info_hash(torrent)
     }
 
     /// What btda says about itself to peers.
@@ -174,11 +129,16 @@ impl Engine {
             let began = Instant::now();
             self.stats.workers_busy.fetch_add(1, Ordering::Relaxed);
             let started_ms = crate::clock::unix_now_ms();
-            let slot = &self.torrents[job.peer.torrent as usize];
-            let pieces = slot.pieces.load(Ordering::Relaxed);
+            let torrent = job.peer.torrent;
+            let (Some(info_hash), Some(pieces)) = (
+                self.torrents.info_hash(torrent),
+                self.torrents.pieces(torrent),
+            ) else {
+                continue; // cannot happen: peers of pending torrents are parked
+            };
             let report = visit_outgoing(
                 job.peer.addr,
-                slot.info_hash,
+                info_hash,
                 pieces,
                 &self.identity(),
                 &self.timeouts,
@@ -238,7 +198,7 @@ impl Engine {
             return; // btda dialled itself: nothing to store
         }
         self.learn(&report);
-        let torrent = info_hash.and_then(|h| self.by_hash.get(&h).copied());
+        let torrent = info_hash.and_then(|h| self.torrents.index_of(&h));
         let Some(torrent) = torrent.filter(|_| report.outcome != Outcome::UnknownInfoHash) else {
             if report.outcome == Outcome::UnknownInfoHash {
                 self.stats.incoming_unknown.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,6 @@ pub mod metadata;
 pub mod outcome;
 pub mod visit;
 
-pub use engine::{Engine, EngineStats, Running, TorrentSlot};
+pub use engine::{Engine, EngineStats, Running};
 pub use outcome::Outcome;
 pub use visit::{Identity, Timeouts, VisitReport};

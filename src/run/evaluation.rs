@@ -10,10 +10,11 @@ use crate::book::{PeerKeyer, PeerQueue, Source};
 use crate::config::Config;
 use crate::dht::service::{DhtService, DhtTorrent};
 use crate::monitor::{Monitor, statistics_loop};
+use crate::peer::Engine;
 use crate::peer::engine::{self, Running};
-use crate::peer::{Engine, TorrentSlot};
 use crate::schedule::Policy;
 use crate::store::{RecordSender, WriterStats};
+use crate::torrent::registry::TorrentRegistry;
 use crate::torrent::{InfoHash, Torrent};
 use crate::tracker::service::{Announcer, TrackedTorrent, TrackerService};
 
@@ -117,13 +118,12 @@ pub fn start(
             }
         })
     });
-    let slots = torrents
-        .iter()
-        .map(|t| TorrentSlot {
-            info_hash: t.info_hash,
-            pieces: t.metainfo.as_ref().map(|m| m.pieces_count),
-        })
-        .collect();
+    let registry = Arc::new(TorrentRegistry::new(torrents.iter().map(|t| {
+        (
+            t.info_hash,
+            t.metainfo.as_ref().map(|m| (m.pieces_count, m.total_size)),
+        )
+    })));
 
     let listener = if p.listen_port == 0 {
         None
@@ -148,7 +148,7 @@ pub fn start(
     let engine = Arc::new(Engine::new(
         Arc::clone(&queue),
         db.clone(),
-        slots,
+        Arc::clone(&registry),
         &peer_cfg,
         peer_id,
         shutdown.flag(),
@@ -168,7 +168,6 @@ pub fn start(
         .map(|(i, t)| TrackedTorrent {
             index: i as u32,
             info_hash: t.info_hash,
-            size: t.metainfo.as_ref().map_or(0, |m| m.total_size),
             trackers: t.trackers.clone(),
         })
         .collect();
@@ -180,6 +179,7 @@ pub fn start(
     };
     let trackers = TrackerService::start(
         &tracked,
+        Arc::clone(&registry),
         &config.tracker,
         me,
         Arc::clone(&queue),

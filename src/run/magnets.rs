@@ -161,7 +161,10 @@ fn join_run(
         config,
         crate::clock::unix_now(),
     )));
-    engine.set_pieces(index, meta.pieces_count);
+    // One update: visits read the pieces count, trackers the size (the real `left`).
+    engine
+        .torrents
+        .set_metadata(index, meta.pieces_count, meta.total_size);
     engine.queue.set_threshold(
         index,
         crate::torrent::threshold_pieces(config.analysis.threshold, meta.pieces_count),

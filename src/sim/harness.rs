@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::book::{PeerKeyer, PeerQueue, Source};
+use crate::peer::Engine;
 use crate::peer::engine::{self, Running};
-use crate::peer::{Engine, TorrentSlot};
 use crate::schedule::Policy;
 use crate::store::{Record, StoreError, TorrentRow, Writer, WriterSettings};
 use crate::torrent::InfoHash;
+use crate::torrent::registry::TorrentRegistry;
 
 /// Settings of a harness.
 #[derive(Debug, Clone)]
@@ -85,10 +86,10 @@ impl Harness {
         let engine = Arc::new(Engine::new(
             queue,
             writer.sender(),
-            vec![TorrentSlot {
-                info_hash: o.info_hash,
-                pieces: Some(o.pieces),
-            }],
+            Arc::new(TorrentRegistry::new([(
+                o.info_hash,
+                Some((o.pieces, u64::from(o.pieces) * 16384)),
+            )])),
             &cfg,
             crate::wire::handshake::our_peer_id(rand::random()),
             Arc::clone(&stop),

@@ -6,6 +6,7 @@ pub mod import;
 pub mod info_hash;
 pub mod magnet;
 pub mod metainfo;
+pub mod registry;
 
 pub use import::{ImportReport, Skipped, import_inputs};
 pub use info_hash::InfoHash;

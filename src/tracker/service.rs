@@ -20,6 +20,7 @@ use super::{AnnounceParams, Event, TrackerError};
 use crate::book::{Added, PeerQueue, Source};
 use crate::store::{Record, RecordSender, RequestRow};
 use crate::torrent::InfoHash;
+use crate::torrent::registry::TorrentRegistry;
 
 /// One torrent as the tracker loop needs it.
 #[derive(Debug, Clone)]
@@ -28,8 +29,6 @@ pub struct TrackedTorrent {
     pub index: u32,
     /// Its info-hash.
     pub info_hash: InfoHash,
-    /// Content bytes (0 while metadata is pending).
-    pub size: u64,
     /// Its tracker URLs.
     pub trackers: Vec<String>,
 }
@@ -54,7 +53,6 @@ pub struct Announcer {
 struct Slot {
     index: u32,
     info_hash: InfoHash,
-    size: u64,
     next: Instant,
     started: bool,
     failures: u32,
@@ -76,6 +74,8 @@ struct Shared {
     /// Taken away at stop, so a thread still waiting on a dead tracker cannot keep the
     /// writer open; its late answer is not recorded.
     db: Mutex<Option<RecordSender>>,
+    /// Sizes, read at each announce (a magnet's arrives with its metadata).
+    registry: Arc<TorrentRegistry>,
     stop: Arc<AtomicBool>,
 }
 
@@ -105,6 +105,7 @@ impl TrackerService {
     /// Starts announcing to every tracker of every torrent (at once, then on schedule).
     pub fn start(
         torrents: &[TrackedTorrent],
+        registry: Arc<TorrentRegistry>,
         config: &crate::config::Tracker,
         me: Announcer,
         queue: Arc<PeerQueue>,
@@ -128,7 +129,6 @@ impl TrackerService {
                 let slot = Slot {
                     index: t.index,
                     info_hash: t.info_hash,
-                    size: t.size,
                     next: now,
                     started: false,
                     failures: 0,
@@ -152,6 +152,7 @@ impl TrackerService {
                 ..client_settings(config)
             }),
             config: config.clone(),
+            registry,
             me,
             queue,
             db: Mutex::new(Some(db)),
@@ -305,10 +306,11 @@ impl Shared {
     }
 
     fn params(&self, slot: &Slot, event: Event) -> AnnounceParams {
-        let share = |f: f64| (slot.size as f64 * f) as u64;
+        let size = self.registry.size(slot.index).unwrap_or(0);
+        let share = |f: f64| (size as f64 * f) as u64;
         // Size unknown (magnet metadata pending): announce as a leecher, so that trackers
         // return the seeders that can give the metadata.
-        let left = if slot.size == 0 {
+        let left = if size == 0 {
             UNKNOWN_LEFT
         } else {
             share(self.config.left_share)
@@ -318,7 +320,7 @@ impl Shared {
             peer_id: self.me.peer_id,
             port: self.me.port,
             uploaded: share(self.config.uploaded_share),
-            downloaded: slot.size.saturating_sub(left),
+            downloaded: size.saturating_sub(left),
             left,
             numwant: self.config.numwant,
             key: self.me.key,
