@@ -7,7 +7,7 @@ use torrust_bencode::{BMutAccess, BencodeMut, ben_bytes, ben_int, ben_map};
 
 use crate::torrent::InfoHash;
 use crate::torrent::bencode::{self, Dict, as_bytes, list_items};
-use crate::wire::extended::compact_v4;
+use crate::wire::compact::{decode_v4 as compact_v4, encode_one};
 
 /// Largest datagram accepted (a KRPC message fits in one UDP packet).
 pub const MAX_PACKET: usize = 1500;
@@ -136,21 +136,14 @@ pub fn encode_nodes(nodes: &[NodeInfo]) -> Vec<u8> {
     let mut out = Vec::with_capacity(nodes.len() * 26);
     for n in nodes {
         out.extend_from_slice(&n.id);
-        out.extend_from_slice(&n.addr.ip().octets());
-        out.extend_from_slice(&n.addr.port().to_be_bytes());
+        out.extend(encode_one(&SocketAddr::V4(n.addr)));
     }
     out
 }
 
+/// A peer for a `values` list: IPv4 only (BEP 5; IPv6 is BEP 32's).
 fn compact_peer(addr: &SocketAddr) -> Option<Vec<u8>> {
-    match addr {
-        SocketAddr::V4(v4) => {
-            let mut b = v4.ip().octets().to_vec();
-            b.extend_from_slice(&v4.port().to_be_bytes());
-            Some(b)
-        }
-        SocketAddr::V6(_) => None,
-    }
+    addr.is_ipv4().then(|| encode_one(addr))
 }
 
 impl Message {

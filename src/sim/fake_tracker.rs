@@ -150,15 +150,9 @@ impl Drop for FakeHttpTracker {
     }
 }
 
+/// IPv4 peers in compact form (the fake trackers serve no `peers6`).
 fn compact(peers: &[SocketAddr]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for p in peers {
-        if let SocketAddr::V4(v4) = p {
-            out.extend_from_slice(&v4.ip().octets());
-            out.extend_from_slice(&v4.port().to_be_bytes());
-        }
-    }
-    out
+    crate::wire::compact::encode(peers).0
 }
 
 fn serve_http(

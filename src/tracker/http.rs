@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::{AnnounceParams, AnnounceReply, ScrapeCounts, TrackerError};
 use crate::torrent::InfoHash;
 use crate::torrent::bencode::{self, Dict, as_bytes, list_items};
-use crate::wire::extended::{compact_v4, compact_v6};
+use crate::wire::compact::{decode_v4 as compact_v4, decode_v6 as compact_v6};
 
 /// Nesting limit for tracker responses (flat dictionaries and peer lists).
 const MAX_DEPTH: usize = 8;

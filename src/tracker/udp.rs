@@ -3,7 +3,7 @@
 
 use super::{AnnounceParams, AnnounceReply, ScrapeCounts, TrackerError};
 use crate::torrent::InfoHash;
-use crate::wire::extended::{compact_v4, compact_v6};
+use crate::wire::compact::{decode_v4 as compact_v4, decode_v6 as compact_v6};
 
 /// The protocol id of a connect request.
 pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;

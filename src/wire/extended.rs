@@ -4,6 +4,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use torrust_bencode::{BMutAccess, BencodeMut, ben_bytes, ben_int, ben_map};
 
+use super::compact;
 use crate::torrent::bencode::{self, Dict};
 
 /// Extended message id under which btda wants ut_metadata messages.
@@ -126,51 +127,19 @@ pub fn parse_pex(payload: &[u8]) -> Result<Vec<SocketAddr>, ExtensionError> {
     let d = Dict::new(&value, "")?;
     let mut peers = Vec::new();
     if let Some(v4) = d.bytes("added")? {
-        peers.extend(compact_v4(v4));
+        peers.extend(compact::decode_v4(v4));
     }
     if let Some(v6) = d.bytes("added6")? {
-        peers.extend(compact_v6(v6));
+        peers.extend(compact::decode_v6(v6));
     }
     peers.retain(|p| p.port() != 0);
     peers.truncate(MAX_PEX_PEERS);
     Ok(peers)
 }
 
-/// Compact IPv4 peers: 4 address bytes and 2 port bytes each; a partial tail is ignored.
-pub fn compact_v4(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
-    bytes.chunks_exact(6).map(|c| {
-        SocketAddr::from((
-            Ipv4Addr::new(c[0], c[1], c[2], c[3]),
-            u16::from_be_bytes([c[4], c[5]]),
-        ))
-    })
-}
-
-/// Compact IPv6 peers: 16 address bytes and 2 port bytes each.
-pub fn compact_v6(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
-    bytes.chunks_exact(18).map(|c| {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&c[..16]);
-        SocketAddr::from((Ipv6Addr::from(a), u16::from_be_bytes([c[16], c[17]])))
-    })
-}
-
 /// Builds a ut_pex payload (for tests and the simulator).
 pub fn build_pex(added: &[SocketAddr]) -> Vec<u8> {
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
-    for a in added {
-        match a {
-            SocketAddr::V4(s) => {
-                v4.extend_from_slice(&s.ip().octets());
-                v4.extend_from_slice(&s.port().to_be_bytes());
-            }
-            SocketAddr::V6(s) => {
-                v6.extend_from_slice(&s.ip().octets());
-                v6.extend_from_slice(&s.port().to_be_bytes());
-            }
-        }
-    }
+    let (v4, v6) = compact::encode(added);
     ben_map! { "added" => ben_bytes!(v4), "added6" => ben_bytes!(v6) }.encode()
 }
 

@@ -3,6 +3,7 @@
 //! `crate::peer` own the sockets and timeouts.
 
 pub mod client;
+pub mod compact;
 pub mod extended;
 pub mod handshake;
 pub mod message;
