@@ -11,6 +11,7 @@ pub mod dht;
 pub mod geo;
 pub mod monitor;
 pub mod peer;
+pub mod resolve;
 pub mod run;
 pub mod schedule;
 pub mod sim;

@@ -128,7 +128,7 @@ fn run(
         .iter()
         .filter_map(|b| {
             let (host, port) = b.rsplit_once(':')?;
-            crate::tracker::client::resolve(host, port.parse().ok()?, timeout)
+            crate::resolve::resolve(host, port.parse().ok()?, timeout)
                 .ok()?
                 .into_iter()
                 .find(SocketAddr::is_ipv4)

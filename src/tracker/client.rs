@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::sync::mpsc;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -33,29 +32,12 @@ pub struct ClientSettings {
     pub source_ip: Option<std::net::IpAddr>,
 }
 
-/// Resolves `host:port` on a helper thread so that a hanging resolver costs at most
-/// `timeout` (the lookup itself cannot be cancelled; its thread ends on its own).
+/// Resolves `host:port` within `timeout` ([`crate::resolve`]), as a tracker error.
 pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, TrackerError> {
-    if let Ok(ip) = host
-        .trim_matches(|c| c == '[' || c == ']')
-        .parse::<std::net::IpAddr>()
-    {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let (tx, rx) = mpsc::channel();
-    let name = format!("{host}:{port}");
-    std::thread::Builder::new()
-        .name("dns".into())
-        .spawn(move || {
-            let _ = tx.send(name.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
-        })
-        .map_err(|e| TrackerError::Io(e.to_string()))?;
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(TrackerError::Dns("no address".into())),
-        Ok(Err(e)) => Err(TrackerError::Dns(e.to_string())),
-        Err(_) => Err(TrackerError::Dns("timeout".into())),
-    }
+    crate::resolve::resolve(host, port, timeout).map_err(|e| match e {
+        crate::resolve::ResolveError::Thread(why) => TrackerError::Io(why),
+        other => TrackerError::Dns(other.to_string()),
+    })
 }
 
 fn io_error(e: &std::io::Error) -> TrackerError {
