@@ -155,7 +155,7 @@ fn every_tracker_is_announced_scraped_and_classified() {
         registry,
         &config,
         me,
-        Arc::clone(&queue),
+        Arc::clone(&queue) as Arc<dyn btda::book::PeerSink>,
         writer.sender(),
         Arc::clone(&stop),
     );

@@ -10,6 +10,7 @@
 pub mod identity;
 pub mod progress;
 pub mod queue;
+pub mod sink;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +19,7 @@ pub use crate::schedule::Added;
 pub use identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 pub use progress::Progress;
 pub use queue::{Job, PeerQueue, QueueCounts};
+pub use sink::{Offered, PeerSink};
 
 use crate::store::PeerRow;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::krpc::{NodeId, NodeInfo};
 use super::node::{DhtNode, NodeSettings};
-use crate::book::{Added, PeerQueue, Source};
+use crate::book::{PeerSink, Source};
 use crate::store::{Record, RecordSender, RequestRow};
 use crate::torrent::InfoHash;
 
@@ -67,7 +67,7 @@ impl DhtService {
         config: &crate::config::Dht,
         torrents: Vec<DhtTorrent>,
         announce_port: u16,
-        queue: Arc<PeerQueue>,
+        queue: Arc<dyn PeerSink>,
         db: RecordSender,
         state: Option<PathBuf>,
         stop: Arc<AtomicBool>,
@@ -78,7 +78,7 @@ impl DhtService {
                 &config,
                 &torrents,
                 announce_port,
-                &queue,
+                queue.as_ref(),
                 &db,
                 state.as_deref(),
                 &stop,
@@ -97,7 +97,7 @@ fn run(
     config: &crate::config::Dht,
     torrents: &[DhtTorrent],
     announce_port: u16,
-    queue: &PeerQueue,
+    queue: &dyn PeerSink,
     db: &RecordSender,
     state: Option<&Path>,
     stop: &Arc<AtomicBool>,
@@ -172,7 +172,7 @@ fn lookup_one(
     node: &DhtNode,
     t: &DhtTorrent,
     port: u16,
-    queue: &PeerQueue,
+    queue: &dyn PeerSink,
     db: &RecordSender,
     bootstrap: &[SocketAddr],
 ) {
@@ -184,14 +184,8 @@ fn lookup_one(
         &[]
     };
     let lookup = node.get_peers(t.info_hash, extra);
-    let (mut new, mut dup) = (0, 0);
-    for p in &lookup.peers {
-        match queue.add(t.index, *p, Source::Dht) {
-            Added::New => new += 1,
-            Added::Duplicate | Added::CoolingDown => dup += 1,
-            Added::Ours | Added::NotGlobal => {} // counted in the statistic rows
-        }
-    }
+    let offered = queue.offer(t.index, &lookup.peers, Source::Dht);
+    let (new, dup) = (offered.new, offered.duplicate);
     let announced = if port != 0 {
         node.announce(t.info_hash, port, &lookup)
     } else {

@@ -13,7 +13,7 @@ use super::outcome::Outcome;
 use super::visit::{
     Identity, Timeouts, TorrentLookup, VisitReport, visit_incoming, visit_outgoing,
 };
-use crate::book::{Added, PeerQueue, Recorded, Source, VisitResult};
+use crate::book::{PeerQueue, PeerSink, Recorded, Source, VisitResult};
 use crate::store::{Record, RecordSender, VisitRow};
 use crate::torrent::InfoHash;
 use crate::torrent::registry::TorrentRegistry;
@@ -158,14 +158,12 @@ impl Engine {
                     &recorded,
                 );
             }
-            for addr in &report.pex {
-                let counter = match self.queue.add(job.peer.torrent, *addr, Source::Pex) {
-                    Added::New => &self.stats.pex_new,
-                    Added::Duplicate | Added::CoolingDown => &self.stats.pex_duplicate,
-                    Added::Ours | Added::NotGlobal => continue, // counted by the queue
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
+            let offered = self.queue.offer(job.peer.torrent, &report.pex, Source::Pex);
+            let s = &self.stats;
+            s.pex_new
+                .fetch_add(u64::from(offered.new), Ordering::Relaxed);
+            s.pex_duplicate
+                .fetch_add(u64::from(offered.duplicate), Ordering::Relaxed);
             self.stats
                 .busy_ns
                 .fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);

@@ -182,7 +182,7 @@ pub fn start(
         Arc::clone(&registry),
         &config.tracker,
         me,
-        Arc::clone(&queue),
+        Arc::clone(&queue) as Arc<dyn crate::book::PeerSink>,
         db.clone(),
         shutdown.flag(),
     );
@@ -200,7 +200,7 @@ pub fn start(
             &config.dht,
             public,
             peer_cfg.listen_port,
-            Arc::clone(&queue),
+            Arc::clone(&queue) as Arc<dyn crate::book::PeerSink>,
             db.clone(),
             config.dht.state_path(),
             shutdown.flag(),

@@ -17,7 +17,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::client::{ClientSettings, TrackerClient};
 use super::{AnnounceParams, Event, TrackerError};
-use crate::book::{Added, PeerQueue, Source};
+use crate::book::{PeerSink, Source};
 use crate::store::{Record, RecordSender, RequestRow};
 use crate::torrent::InfoHash;
 use crate::torrent::registry::TorrentRegistry;
@@ -70,7 +70,7 @@ struct Shared {
     client: TrackerClient,
     config: crate::config::Tracker,
     me: Announcer,
-    queue: Arc<PeerQueue>,
+    queue: Arc<dyn PeerSink>,
     /// Taken away at stop, so a thread still waiting on a dead tracker cannot keep the
     /// writer open; its late answer is not recorded.
     db: Mutex<Option<RecordSender>>,
@@ -108,7 +108,7 @@ impl TrackerService {
         registry: Arc<TorrentRegistry>,
         config: &crate::config::Tracker,
         me: Announcer,
-        queue: Arc<PeerQueue>,
+        queue: Arc<dyn PeerSink>,
         db: RecordSender,
         stop: Arc<AtomicBool>,
     ) -> Self {
@@ -364,18 +364,11 @@ impl Shared {
                     if let Some(ip) = reply.external_ip {
                         self.queue.learn_own_ip(ip); // BEP 24: never queue ourselves
                     }
-                    let (mut new, mut dup) = (0, 0);
-                    for peer in &reply.peers {
-                        match self.queue.add(slot.index, *peer, Source::Tracker) {
-                            Added::New => new += 1,
-                            Added::Duplicate | Added::CoolingDown => dup += 1,
-                            Added::Ours | Added::NotGlobal => {} // in the statistic rows
-                        }
-                    }
+                    let offered = self.queue.offer(slot.index, &reply.peers, Source::Tracker);
                     row.ok = true;
                     row.received_peers = Some(reply.peers.len() as u32);
-                    row.new_peers = Some(new);
-                    row.duplicate_peers = Some(dup);
+                    row.new_peers = Some(offered.new);
+                    row.duplicate_peers = Some(offered.duplicate);
                     (row.seeders, row.leechers, row.completed) =
                         (reply.seeders, reply.leechers, reply.completed);
                     row.error = reply.warning.map(|w| format!("warning: {w}"));
