@@ -14,6 +14,7 @@ pub mod peer;
 pub mod resolve;
 pub mod run;
 pub mod schedule;
+pub mod shutdown;
 pub mod sim;
 pub mod store;
 pub mod text;

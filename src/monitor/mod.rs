@@ -146,7 +146,7 @@ pub fn statistics_loop(
     mut monitor: Monitor,
     db: crate::store::RecordSender,
     interval: Duration,
-    stop: &crate::run::Shutdown,
+    stop: &crate::shutdown::Shutdown,
 ) {
     loop {
         let stopping = stop.wait(interval);

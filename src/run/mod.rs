@@ -1,15 +1,16 @@
 //! `btda run`: the measurement's start-up, main loop and ordered shutdown.
 //!
-//! Start-up loads the inputs, chooses the output files, starts logging and the writer
-//! and records the `run` and `torrent` rows. The main thread then prints a status line
-//! every few seconds until Ctrl+C, and shuts down in order: record the end, drain the
-//! writer, print a summary. (Sources and peer evaluation join this loop in later steps.)
+//! Start-up loads the inputs, chooses the output files, starts logging and the writer,
+//! records the `run` and `torrent` rows and starts the evaluation (workers, listener,
+//! trackers, DHT, magnets, statistics; `evaluation.rs`). The main thread then prints a
+//! status line every few seconds until Ctrl+C (or until the database cannot be written),
+//! and shuts down in order: the evaluation stops (queue first), the end is recorded, the
+//! writer drains, and the summary is read back from the database.
 
 pub mod evaluation;
 pub mod files;
 pub mod logging;
 pub mod magnets;
-pub mod shutdown;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,8 +22,8 @@ use crate::store::{
 };
 use crate::torrent::{ImportReport, Torrent, import_inputs};
 
+pub use crate::shutdown::Shutdown;
 pub use files::RunFiles;
-pub use shutdown::Shutdown;
 
 /// What `btda run` needs to start.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@ pub mod fake_peer;
 pub mod fake_tracker;
 pub mod harness;
 pub mod reactor;
+pub mod script;
 pub mod swarm;
 
 pub use fake_peer::{Behaviour, FakePeer};

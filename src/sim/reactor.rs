@@ -23,7 +23,7 @@ use socket2::{Domain, Socket, Type};
 
 use super::fake_peer::bitfield;
 use super::fake_tracker::SharedPeers;
-use super::swarm::{Kind, PeerScript, counts_at};
+use super::script::{Kind, PeerScript, counts_at};
 use crate::torrent::InfoHash;
 use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
 use crate::wire::{Handshake, Message};

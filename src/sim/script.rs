@@ -1,0 +1,161 @@
+//! A simulated peer's script: how it talks ([`Kind`]) and its life ([`PeerScript`]),
+//! from which the ground truth follows. Shared by the event loop that plays the scripts
+//! ([`super::reactor`]) and the swarms that hold them ([`super::swarm`]).
+
+use std::net::Ipv4Addr;
+
+/// How a simulated peer behaves on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Fast extension: `have_all` when complete, `have_none` when empty, else a
+    /// bitfield; haves as it progresses (libtorrent, qBittorrent).
+    HaveAll,
+    /// A bitfield (even an empty one), then a have per new piece.
+    Bitfield,
+    /// No bitfield while it has no piece (BEP 3 allows it), then haves.
+    NoBitfield,
+    /// Sends a whole new bitfield instead of haves, at most once per batch period.
+    ResendBitfield,
+    /// A bitfield, then its haves in batches once per batch period.
+    BatchedHaves,
+    /// Behind NAT: never listens, connects in to btda and names its (unreachable) port
+    /// in the extended handshake's `p`.
+    IncomingOnly,
+    /// Shares its IP with the incoming-only peer before it in the mix (a home NAT):
+    /// listens on the simulator's second port.
+    NatGroup,
+    /// Listed by the tracker, but its port is closed.
+    ClosedPort,
+    /// Accepts connections and never sends a byte.
+    Silent,
+    /// A downloading client that never falls quiet: a bitfield, then a have every
+    /// 100 ms (a repeated one when no new piece came).
+    StreamingHaves,
+    /// Refuses a second concurrent connection from an IP it is already connected to
+    /// (Transmission, qBittorrent, rtorrent, libtorrent's default); it also connects to
+    /// btda itself, naming its real port in `p`.
+    OneConnPerIp,
+    /// Accepts a first contact, then refuses every connection for a while (a client at
+    /// its connection limit), then accepts again.
+    Busy,
+    /// Sends only invalid bitfields (wrong length) until it is complete: its progress
+    /// cannot be observed, so its completion is never confirmed.
+    BadBitfield,
+}
+
+impl Kind {
+    /// Every kind, for mixes and reports.
+    pub const ALL: [Kind; 13] = [
+        Kind::HaveAll,
+        Kind::Bitfield,
+        Kind::NoBitfield,
+        Kind::ResendBitfield,
+        Kind::BatchedHaves,
+        Kind::IncomingOnly,
+        Kind::NatGroup, // right after IncomingOnly: shares its IPs
+        Kind::ClosedPort,
+        Kind::Silent,
+        Kind::StreamingHaves,
+        Kind::OneConnPerIp,
+        Kind::Busy,
+        Kind::BadBitfield,
+    ];
+
+    /// Whether it accepts connections.
+    pub fn listens(self) -> bool {
+        !matches!(self, Kind::IncomingOnly | Kind::ClosedPort)
+    }
+
+    /// Whether it connects to btda on its own.
+    pub fn dials(self) -> bool {
+        matches!(self, Kind::IncomingOnly | Kind::OneConnPerIp)
+    }
+
+    /// Whether btda can ever learn its pieces (by connecting out or by being dialled).
+    pub fn observable(self) -> bool {
+        !matches!(self, Kind::ClosedPort | Kind::Silent | Kind::BadBitfield)
+    }
+
+    /// Its name in truth files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::HaveAll => "have_all",
+            Kind::Bitfield => "bitfield",
+            Kind::NoBitfield => "no_bitfield",
+            Kind::ResendBitfield => "resend_bitfield",
+            Kind::BatchedHaves => "batched_haves",
+            Kind::IncomingOnly => "incoming_only",
+            Kind::NatGroup => "nat_group",
+            Kind::ClosedPort => "closed_port",
+            Kind::Silent => "silent",
+            Kind::StreamingHaves => "streaming_haves",
+            Kind::OneConnPerIp => "one_conn_per_ip",
+            Kind::Busy => "busy",
+            Kind::BadBitfield => "bad_bitfield",
+        }
+    }
+}
+
+/// One peer's life, times in milliseconds from the start of the swarm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerScript {
+    /// Its address (each peer on its own 127.x.y.z; the port is the simulator's).
+    pub ip: Ipv4Addr,
+    /// How it talks.
+    pub kind: Kind,
+    /// When it appears (listens, is listed by the tracker, dials).
+    pub arrive_ms: u64,
+    /// When it leaves.
+    pub leave_ms: u64,
+    /// Pieces at arrival.
+    pub start_pieces: u32,
+    /// Download rate, pieces per second.
+    pub rate: f64,
+    /// Whether the trackers list it; an untracked peer is announced on the swarm's DHT
+    /// instead (when the swarm has one), so btda can only find it there.
+    pub tracked: bool,
+}
+
+impl PeerScript {
+    /// Pieces at `t_ms` (0 before arrival), out of `total`.
+    pub fn pieces_at(&self, t_ms: u64, total: u32) -> u32 {
+        if t_ms < self.arrive_ms {
+            return 0;
+        }
+        let grown = self.rate * (t_ms - self.arrive_ms) as f64 / 1000.0;
+        (f64::from(self.start_pieces) + grown).min(f64::from(total)) as u32
+    }
+
+    /// When it completes, if it does while present: the ground truth of a download.
+    pub fn completes_at(&self, total: u32) -> Option<u64> {
+        if self.start_pieces >= total || self.rate <= 0.0 {
+            return None; // a seeder from the start, or never progressing
+        }
+        let ms = self.arrive_ms
+            + ((f64::from(total - self.start_pieces) / self.rate) * 1000.0).ceil() as u64;
+        (ms < self.leave_ms).then_some(ms)
+    }
+}
+
+/// Seeders and leechers present at `now`, and completions so far, from the scripts of
+/// one torrent of `total` pieces: what its trackers report.
+pub fn counts_at<'a>(
+    lives: impl IntoIterator<Item = &'a PeerScript>,
+    total: u32,
+    now: u64,
+) -> (u32, u32, u32) {
+    let (mut seeders, mut leechers, mut done) = (0, 0, 0);
+    for p in lives {
+        if now >= p.arrive_ms && now < p.leave_ms {
+            if p.pieces_at(now, total) >= total {
+                seeders += 1;
+            } else {
+                leechers += 1;
+            }
+        }
+        if p.completes_at(total).is_some_and(|ms| ms <= now) {
+            done += 1;
+        }
+    }
+    (seeders, leechers, done)
+}
