@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::visit::{Identity, ReadError, Timeouts, connect, read_exact_by};
+use super::visit::{Identity, Timeouts, open_outgoing};
 use crate::torrent::InfoHash;
 use crate::wire::extended::{self, OUR_UT_METADATA};
-use crate::wire::handshake::{EXTENSION_BIT, HANDSHAKE_LEN};
+use crate::wire::handshake::EXTENSION_BIT;
 use crate::wire::metadata::{self, Assembler, MetadataMessage};
-use crate::wire::{Handshake, Message, MessageDecoder};
+use crate::wire::{Message, MessageDecoder};
 
 /// Requests in flight at once.
 const OUTSTANDING: usize = 4;
@@ -38,27 +38,10 @@ pub fn fetch_metadata(
     stop: &AtomicBool,
 ) -> Result<Vec<u8>, FetchError> {
     let start = Instant::now();
-    let mut s =
-        connect(addr, t.connect, me.source_ip).map_err(|e| FetchError(format!("connect: {e}")))?;
-    let _ = s.set_write_timeout(Some(t.handshake));
-    s.write_all(&Handshake::ours(info_hash, me.peer_id).encode())
-        .map_err(|e| FetchError(e.to_string()))?;
-    let mut theirs = [0u8; HANDSHAKE_LEN];
-    if let Err(e) = read_exact_by(&mut s, &mut theirs, Instant::now() + t.handshake, stop) {
-        return fail(match e {
-            ReadError::Timeout => "handshake timeout",
-            ReadError::Closed => "closed in handshake",
-            ReadError::Stopped => "stopped",
-            ReadError::Io(_) => "handshake failed",
-        });
-    }
-    let hs = Handshake::parse(&theirs).map_err(|e| FetchError(e.to_string()))?;
-    if hs.peer_id == me.peer_id {
-        return fail("our own address");
-    }
-    if hs.info_hash != info_hash {
-        return fail("info-hash mismatch");
-    }
+    // The same connection path as a visit, with the same outcome names.
+    let opened = open_outgoing(addr, info_hash, me, t, stop)
+        .map_err(|e| FetchError(e.outcome.as_str().to_string()))?;
+    let (mut s, hs) = (opened.stream, opened.theirs);
     if !hs.supports(EXTENSION_BIT) {
         return fail("no extension protocol");
     }

@@ -191,6 +191,83 @@ pub fn connect(
     Ok(socket.into())
 }
 
+/// An outgoing connection whose handshakes are done: the one connection path of visits
+/// and metadata fetches.
+pub struct Opened {
+    /// The connection.
+    pub stream: TcpStream,
+    /// The peer's handshake.
+    pub theirs: Handshake,
+    /// TCP connect time.
+    pub connect_ms: u32,
+    /// Time from connected to the peer's handshake.
+    pub handshake_ms: u32,
+}
+
+/// Why an outgoing connection did not get as far as both handshakes, and the phase
+/// times measured until then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotOpened {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Connect time, if it connected.
+    pub connect_ms: Option<u32>,
+    /// Time to the peer's handshake, if one came.
+    pub handshake_ms: Option<u32>,
+}
+
+/// Connects to `addr` (from our source address), sends our handshake for `info_hash`
+/// and reads the peer's, under the connect and handshake timeouts. A peer that answers
+/// with our own peer id is [`Outcome::Myself`]; one for another torrent is
+/// [`Outcome::InfoHashMismatch`].
+pub fn open_outgoing(
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    me: &Identity<'_>,
+    t: &Timeouts,
+    stop: &AtomicBool,
+) -> Result<Opened, NotOpened> {
+    let start = Instant::now();
+    let mut stream = connect(addr, t.connect, me.source_ip).map_err(|e| NotOpened {
+        outcome: Outcome::of_connect_error(&e),
+        connect_ms: None,
+        handshake_ms: None,
+    })?;
+    let connect_ms = ms_since(start);
+    let fail = |outcome| NotOpened {
+        outcome,
+        connect_ms: Some(connect_ms),
+        handshake_ms: None,
+    };
+    let connected = Instant::now();
+    let _ = stream.set_write_timeout(Some(t.handshake));
+    stream
+        .write_all(&Handshake::ours(info_hash, me.peer_id).encode())
+        .map_err(|e| fail(Outcome::of_handshake_error(&e)))?;
+    let mut raw = [0u8; HANDSHAKE_LEN];
+    read_exact_by(&mut stream, &mut raw, connected + t.handshake, stop)
+        .map_err(|e| fail(handshake_failure(e)))?;
+    let handshake_ms = ms_since(connected);
+    let after = |outcome| NotOpened {
+        outcome,
+        connect_ms: Some(connect_ms),
+        handshake_ms: Some(handshake_ms),
+    };
+    let theirs = Handshake::parse(&raw).map_err(|_| after(Outcome::WrongProtocol))?;
+    if theirs.peer_id == me.peer_id {
+        return Err(after(Outcome::Myself)); // a tracker or the DHT listed our own address
+    }
+    if theirs.info_hash != info_hash {
+        return Err(after(Outcome::InfoHashMismatch));
+    }
+    Ok(Opened {
+        stream,
+        theirs,
+        connect_ms,
+        handshake_ms,
+    })
+}
+
 /// Visits `addr` for `info_hash`: connect, handshake, read the piece state.
 pub fn visit_outgoing(
     addr: SocketAddr,
@@ -201,46 +278,29 @@ pub fn visit_outgoing(
     stop: &AtomicBool,
 ) -> VisitReport {
     let start = Instant::now();
-    let mut stream = match connect(addr, t.connect, me.source_ip) {
-        Ok(s) => s,
-        Err(e) => return VisitReport::failed(Outcome::of_connect_error(&e), start),
-    };
-    let connect_ms = ms_since(start);
-    let connected = Instant::now();
-    let mut report = VisitReport::failed(Outcome::Ok, start);
-    report.connect_ms = Some(connect_ms);
-    let _ = stream.set_write_timeout(Some(t.handshake));
-    if let Err(e) = stream.write_all(&Handshake::ours(info_hash, me.peer_id).encode()) {
-        report.outcome = Outcome::of_handshake_error(&e);
-        report.duration_ms = ms_since(start);
-        return report;
-    }
-    let mut theirs = [0u8; HANDSHAKE_LEN];
-    if let Err(e) = read_exact_by(&mut stream, &mut theirs, connected + t.handshake, stop) {
-        report.outcome = handshake_failure(e);
-        report.duration_ms = ms_since(start);
-        return report;
-    }
-    report.handshake_ms = Some(ms_since(connected));
-    let hs = match Handshake::parse(&theirs) {
-        Ok(h) => h,
-        Err(_) => {
-            report.outcome = Outcome::WrongProtocol;
-            report.duration_ms = ms_since(start);
+    let mut opened = match open_outgoing(addr, info_hash, me, t, stop) {
+        Ok(o) => o,
+        Err(e) => {
+            let mut report = VisitReport::failed(e.outcome, start);
+            report.connect_ms = e.connect_ms;
+            report.handshake_ms = e.handshake_ms;
             return report;
         }
     };
-    if hs.peer_id == me.peer_id {
-        report.outcome = Outcome::Myself; // a tracker or the DHT listed our own address
-        report.duration_ms = ms_since(start);
-        return report;
-    }
-    if hs.info_hash != info_hash {
-        report.outcome = Outcome::InfoHashMismatch;
-        report.duration_ms = ms_since(start);
-        return report;
-    }
-    exchange(&mut stream, &hs, pieces, me, t, stop, start, &mut report);
+    let mut report = VisitReport::failed(Outcome::Ok, start);
+    report.connect_ms = Some(opened.connect_ms);
+    report.handshake_ms = Some(opened.handshake_ms);
+    let theirs = opened.theirs;
+    exchange(
+        &mut opened.stream,
+        &theirs,
+        pieces,
+        me,
+        t,
+        stop,
+        start,
+        &mut report,
+    );
     report
 }
 
