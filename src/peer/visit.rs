@@ -291,16 +291,8 @@ pub fn visit_outgoing(
     report.connect_ms = Some(opened.connect_ms);
     report.handshake_ms = Some(opened.handshake_ms);
     let theirs = opened.theirs;
-    exchange(
-        &mut opened.stream,
-        &theirs,
-        pieces,
-        me,
-        t,
-        stop,
-        start,
-        &mut report,
-    );
+    let ctx = Ctx { me, t, stop };
+    exchange(&mut opened.stream, &theirs, pieces, ctx, start, &mut report);
     report
 }
 
@@ -359,25 +351,32 @@ pub fn visit_incoming(
         report.duration_ms = ms_since(start);
         return (Some(info_hash), report);
     }
-    exchange(&mut stream, &hs, pieces, me, t, stop, start, &mut report);
+    exchange(
+        &mut stream,
+        &hs,
+        pieces,
+        Ctx { me, t, stop },
+        start,
+        &mut report,
+    );
     (Some(info_hash), report)
 }
 
-/// After both handshakes: send our extended handshake (and have_none), then read
-/// messages until the answer is known: at once on a complete set, else the state window
-/// after the first piece-state message, else the silence timeout, never past the cap.
-#[allow(clippy::too_many_arguments)]
-fn exchange(
+/// What a visit needs besides the connection: who we are, the timeouts, the stop flag.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    me: &'a Identity<'a>,
+    t: &'a Timeouts,
+    stop: &'a AtomicBool,
+}
+
+/// Sends our extended handshake (to extension peers) and `have_none` (to fast-extension
+/// peers) in one write.
+fn send_hello(
     stream: &mut TcpStream,
     theirs: &Handshake,
-    pieces: u32,
     me: &Identity<'_>,
-    t: &Timeouts,
-    stop: &AtomicBool,
-    start: Instant,
-    report: &mut VisitReport,
-) {
-    report.peer_id = Some(theirs.peer_id);
+) -> Result<(), Outcome> {
     let mut hello = Vec::new();
     if theirs.supports(EXTENSION_BIT) {
         let payload = extended::our_handshake(me.listen_port, me.version);
@@ -386,38 +385,146 @@ fn exchange(
     if theirs.supports(FAST_BIT) {
         hello.extend(Message::HaveNone.encode());
     }
-    if !hello.is_empty()
-        && let Err(e) = stream.write_all(&hello)
-    {
-        report.outcome = Outcome::of_handshake_error(&e);
-        if report.outcome == Outcome::ClosedInHandshake {
-            report.outcome = Outcome::ClosedAfterHandshake;
+    if hello.is_empty() {
+        return Ok(());
+    }
+    stream
+        .write_all(&hello)
+        .map_err(|e| match Outcome::of_handshake_error(&e) {
+            Outcome::ClosedInHandshake => Outcome::ClosedAfterHandshake,
+            other => other,
+        })
+}
+
+/// What the messages of one visit showed so far, and when they came.
+struct Reading {
+    state: PieceState,
+    start: Instant,
+    last: Instant,
+    first_state_at: Option<Instant>,
+    max_gap: Duration,
+}
+
+impl Reading {
+    fn new(pieces: u32, start: Instant) -> Self {
+        Self {
+            state: PieceState::new(pieces),
+            start,
+            last: Instant::now(),
+            first_state_at: None,
+            max_gap: Duration::ZERO,
         }
+    }
+
+    /// When the visit ends if nothing completes it: the state window after the first
+    /// piece-state message, the silence timeout, the cap, whichever comes first.
+    fn deadline(&self, t: &Timeouts) -> Instant {
+        let mut deadline = (self.start + t.cap).min(self.last + t.silence);
+        if let Some(first) = self.first_state_at {
+            deadline = deadline.min(first + t.state_window);
+        }
+        deadline
+    }
+
+    /// How a visit ends when the peer closes or the read fails: with the answer if the
+    /// piece state is known.
+    fn ended_by_peer(&self, e: Option<&io::Error>) -> Outcome {
+        match e {
+            _ if self.state.known() => Outcome::Ok,
+            Some(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                Outcome::Reset
+            }
+            _ => Outcome::ClosedAfterHandshake,
+        }
+    }
+
+    /// Applies one message that arrived at `arrived`; true when it completed the answer
+    /// (a full set ends the visit at once).
+    fn apply(&mut self, msg: Message, arrived: Instant, report: &mut VisitReport) -> bool {
+        report.messages += 1;
+        self.max_gap = self.max_gap.max(arrived - self.last);
+        self.last = arrived;
+        match msg {
+            Message::Bitfield(bits) => {
+                let _ = self.state.bitfield(&bits); // an invalid one is counted and ignored
+            }
+            Message::Have(i) => {
+                let _ = self.state.have(i);
+            }
+            Message::HaveAll => self.state.have_all(),
+            Message::HaveNone => self.state.have_none(),
+            Message::Extended { id: 0, payload } => {
+                if let Ok(ext) = extended::parse_handshake(&payload) {
+                    report.extensions = Some(ext);
+                }
+            }
+            // Peers address extended messages to us by the ids *we* announced.
+            Message::Extended { id, payload } if id == extended::OUR_UT_PEX => {
+                if let Ok(peers) = extended::parse_pex(&payload) {
+                    let room = MAX_PEX_PER_VISIT.saturating_sub(report.pex.len());
+                    report.pex.extend(peers.into_iter().take(room));
+                }
+            }
+            _ => {}
+        }
+        if self.first_state_at.is_none() && self.state.known() {
+            self.first_state_at = Some(arrived);
+            report.first_state = Some((self.state.count(), ms_between(self.start, arrived)));
+        }
+        self.state.known() && self.state.is_complete()
+    }
+
+    /// Writes the visit's end into `report`.
+    fn finish(self, outcome: Outcome, report: &mut VisitReport) {
+        report.outcome = outcome;
+        report.duration_ms = ms_since(self.start);
+        report.max_gap_ms = (report.messages > 0)
+            .then(|| u32::try_from(self.max_gap.as_millis()).unwrap_or(u32::MAX));
+        report.invalid = self.state.invalid();
+        if outcome == Outcome::Ok {
+            report.pieces = Some(self.state.count());
+            report.state = Some(self.state.kind());
+        }
+    }
+}
+
+/// After both handshakes: send our hello, then read messages until the answer is known:
+/// at once on a complete set, else the state window after the first piece-state message,
+/// else the silence timeout, never past the cap.
+fn exchange(
+    stream: &mut TcpStream,
+    theirs: &Handshake,
+    pieces: u32,
+    ctx: Ctx<'_>,
+    start: Instant,
+    report: &mut VisitReport,
+) {
+    report.peer_id = Some(theirs.peer_id);
+    if let Err(outcome) = send_hello(stream, theirs, ctx.me) {
+        report.outcome = outcome;
         report.duration_ms = ms_since(start);
         return;
     }
-
     // A bitfield needs ceil(pieces / 8) + 1 bytes; other messages btda reads are small.
     let needed = (pieces as usize).div_ceil(8) as u32 + 1;
-    let mut decoder = MessageDecoder::new(me.max_message.min(needed.max(64 * 1024)));
-    let mut state = PieceState::new(pieces);
-    let mut last = Instant::now();
-    let mut first_state_at: Option<Instant> = None;
-    let mut max_gap = Duration::ZERO;
+    let mut decoder = MessageDecoder::new(ctx.me.max_message.min(needed.max(64 * 1024)));
+    let mut reading = Reading::new(pieces, start);
     let mut buf = vec![0u8; 16 * 1024];
     let outcome = 'visit: loop {
-        if stop.load(Ordering::Relaxed) {
-            break if state.known() {
+        if ctx.stop.load(Ordering::Relaxed) {
+            break if reading.state.known() {
                 Outcome::Ok
             } else {
                 Outcome::Interrupted
             };
         }
         let now = Instant::now();
-        let mut deadline = (start + t.cap).min(last + t.silence);
-        if let Some(first) = first_state_at {
-            deadline = deadline.min(first + t.state_window);
-        }
+        let deadline = reading.deadline(ctx.t);
         if now >= deadline {
             break Outcome::Ok; // the state window, silence (state none), or the cap
         }
@@ -428,13 +535,7 @@ fn exchange(
             break Outcome::LocalError;
         }
         let n = match stream.read(&mut buf) {
-            Ok(0) => {
-                break if state.known() {
-                    Outcome::Ok
-                } else {
-                    Outcome::ClosedAfterHandshake
-                };
-            }
+            Ok(0) => break reading.ended_by_peer(None),
             Ok(n) => n,
             Err(e)
                 if matches!(
@@ -446,72 +547,24 @@ fn exchange(
             {
                 continue;
             }
-            Err(e) => {
-                break if state.known() {
-                    Outcome::Ok
-                } else if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                ) {
-                    Outcome::Reset
-                } else {
-                    Outcome::ClosedAfterHandshake
-                };
-            }
+            Err(e) => break reading.ended_by_peer(Some(&e)),
         };
         let arrived = Instant::now();
         decoder.feed(&buf[..n]);
         loop {
-            let msg = match decoder.next_message() {
-                Ok(Some(m)) => m,
+            match decoder.next_message() {
+                Ok(Some(msg)) => {
+                    if reading.apply(msg, arrived, report) {
+                        break 'visit Outcome::Ok;
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
                     log::debug!("protocol error: {e}");
                     break 'visit Outcome::ProtocolError;
                 }
-            };
-            report.messages += 1;
-            max_gap = max_gap.max(arrived - last);
-            last = arrived;
-            match msg {
-                Message::Bitfield(bits) => {
-                    let _ = state.bitfield(&bits); // an invalid one is counted and ignored
-                }
-                Message::Have(i) => {
-                    let _ = state.have(i);
-                }
-                Message::HaveAll => state.have_all(),
-                Message::HaveNone => state.have_none(),
-                Message::Extended { id: 0, payload } => {
-                    if let Ok(ext) = extended::parse_handshake(&payload) {
-                        report.extensions = Some(ext);
-                    }
-                }
-                // Peers address extended messages to us by the ids *we* announced.
-                Message::Extended { id, payload } if id == extended::OUR_UT_PEX => {
-                    if let Ok(peers) = extended::parse_pex(&payload) {
-                        let room = MAX_PEX_PER_VISIT.saturating_sub(report.pex.len());
-                        report.pex.extend(peers.into_iter().take(room));
-                    }
-                }
-                _ => {}
-            }
-            if first_state_at.is_none() && state.known() {
-                first_state_at = Some(arrived);
-                report.first_state = Some((state.count(), ms_between(start, arrived)));
-            }
-            if state.known() && state.is_complete() {
-                break 'visit Outcome::Ok; // a full set is the whole answer: end at once
             }
         }
     };
-    report.outcome = outcome;
-    report.duration_ms = ms_since(start);
-    report.max_gap_ms =
-        (report.messages > 0).then(|| u32::try_from(max_gap.as_millis()).unwrap_or(u32::MAX));
-    report.invalid = state.invalid();
-    if outcome == Outcome::Ok {
-        report.pieces = Some(state.count());
-        report.state = Some(state.kind());
-    }
+    reading.finish(outcome, report);
 }
