@@ -343,7 +343,7 @@ impl PeerBook {
         let (last_ms, last_pieces) = e.progress.last?;
         Some(PeerRow {
             id,
-            torrent_id: i64::from(peer.torrent) + 1,
+            torrent_id: crate::torrent::registry::db_id(peer.torrent),
             peer_key: self.keyer.key(&peer.addr),
             source: e.source.as_str(),
             client: e.client.as_ref().map(|c| c.0.clone()),

@@ -192,7 +192,7 @@ fn lookup_one(
         0
     };
     let _ = db.send(Record::Request(RequestRow {
-        torrent_id: Some(i64::from(t.index) + 1),
+        torrent_id: Some(crate::torrent::registry::db_id(t.index)),
         at: crate::clock::unix_now(),
         source: "dht",
         kind: "get_peers",

@@ -236,7 +236,7 @@ impl Engine {
         }
         let visit = VisitRow {
             peer_id: rec.peer_id,
-            torrent_id: i64::from(torrent) + 1,
+            torrent_id: crate::torrent::registry::db_id(torrent),
             started_at,
             attempt,
             direction,

@@ -156,7 +156,7 @@ fn join_run(
     joined.name = meta.name.clone();
     joined.metainfo = Some(meta.clone());
     let _ = db.send(Record::Torrent(super::torrent_row(
-        i64::from(index) + 1,
+        crate::torrent::registry::db_id(index),
         &joined,
         config,
         crate::clock::unix_now(),

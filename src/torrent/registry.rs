@@ -8,6 +8,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::InfoHash;
 
+/// The database id (`torrent.id`) of the torrent at `index` in the run: the one
+/// conversion between the in-memory index and the database.
+pub fn db_id(index: u32) -> i64 {
+    i64::from(index) + 1
+}
+
 #[derive(Debug)]
 struct Entry {
     info_hash: InfoHash,

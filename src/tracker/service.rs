@@ -245,7 +245,7 @@ impl TrackerService {
             rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
             self.shared.record(Record::Request(RequestRow {
-                torrent_id: Some(i64::from(index) + 1),
+                torrent_id: Some(crate::torrent::registry::db_id(index)),
                 at: crate::clock::unix_now(),
                 source: "tracker",
                 url: Some(url),
@@ -351,7 +351,7 @@ impl Shared {
             let start = Instant::now();
             let result = self.client.announce(&url, &self.params(slot, event));
             let mut row = RequestRow {
-                torrent_id: Some(i64::from(slot.index) + 1),
+                torrent_id: Some(crate::torrent::registry::db_id(slot.index)),
                 at: crate::clock::unix_now(),
                 source: "tracker",
                 url: Some(url.clone()),
@@ -417,7 +417,7 @@ impl Shared {
         let result = self.client.scrape(url, &hashes);
         let duration = Some(start.elapsed().as_millis() as u32);
         let row = |slot: &Slot| RequestRow {
-            torrent_id: Some(i64::from(slot.index) + 1),
+            torrent_id: Some(crate::torrent::registry::db_id(slot.index)),
             at: crate::clock::unix_now(),
             source: "tracker",
             url: Some(url.to_string()),
