@@ -441,21 +441,7 @@ fn a_full_database_stops_the_run_with_a_clear_error() {
             "{summary}"
         );
         let conn = rusqlite::Connection::open(database_in(&output).unwrap()).unwrap();
-        let check: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(check, "ok");
-        let mismatched: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM peer p WHERE p.visits <>
-                   (SELECT count(*) FROM visit v WHERE v.peer_id = p.id AND v.outcome = 'ok')
-                 OR p.failed_visits <> (SELECT count(*) FROM visit v WHERE v.peer_id = p.id
-                   AND v.outcome NOT IN ('ok', 'interrupted', 'local_error'))",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(mismatched, 0);
+        common::assert_database_adds_up(&conn);
         // The summary's figures are the database's.
         let visits: i64 = conn
             .query_row("SELECT count(*) FROM visit", [], |r| r.get(0))

@@ -354,22 +354,7 @@ fn send_peer_visits(writer: &Writer, peers: i64, visits: u32) -> Vec<std::thread
 /// Every peer row counts exactly its visit rows, and the file is sound.
 fn assert_consistent(path: &std::path::Path) -> (i64, i64) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-    let mismatched: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM peer p WHERE p.visits <>
-               (SELECT count(*) FROM visit v WHERE v.peer_id = p.id AND v.outcome = 'ok')",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(
-        mismatched, 0,
-        "peer rows whose visits differ from their visit rows"
-    );
+    common::assert_database_adds_up(&conn);
     conn.query_row(
         "SELECT (SELECT count(*) FROM peer), (SELECT count(*) FROM visit)",
         [],

@@ -274,3 +274,23 @@ pub fn keyer(hex: &str) -> btda::book::PeerKeyer {
     };
     btda::book::PeerKeyer::new(privacy.peer_key().expect("64 hex characters"))
 }
+
+/// Checks a run database is sound and adds up: integrity, and every peer row's `visits`
+/// and `failed_visits` equal to its `ok` and failed visit rows.
+pub fn assert_database_adds_up(conn: &rusqlite::Connection) {
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity check runs");
+    assert_eq!(check, "ok");
+    let mismatched: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM peer p WHERE p.visits <>
+               (SELECT count(*) FROM visit v WHERE v.peer_id = p.id AND v.outcome = 'ok')
+             OR p.failed_visits <> (SELECT count(*) FROM visit v WHERE v.peer_id = p.id
+               AND v.outcome NOT IN ('ok', 'interrupted', 'local_error'))",
+            [],
+            |r| r.get(0),
+        )
+        .expect("query runs");
+    assert_eq!(mismatched, 0, "peer rows that differ from their visit rows");
+}
