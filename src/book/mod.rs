@@ -69,7 +69,6 @@ struct Entry {
     client_v: Option<String>,
     geo: Option<crate::geo::GeoInfo>,
     domain: Option<String>,
-    peer_id: Option<[u8; 20]>,
 }
 
 impl Entry {
@@ -82,7 +81,6 @@ impl Entry {
             client_v: None,
             geo: None,
             domain: None,
-            peer_id: None,
         }
     }
 }
@@ -278,7 +276,7 @@ impl PeerBook {
                 with_state,
                 client,
                 client_v,
-                peer_id,
+                ..
             } => {
                 let before = e.progress.crossed_at;
                 e.progress.success(observations, *with_state, threshold);
@@ -288,9 +286,6 @@ impl PeerBook {
                 }
                 if client_v.is_some() {
                     e.client_v.clone_from(client_v);
-                }
-                if peer_id.is_some() {
-                    e.peer_id = *peer_id;
                 }
                 if e.db_id.is_none() && e.progress.first.is_some() {
                     e.db_id = Some(self.next_db_id);

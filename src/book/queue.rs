@@ -251,10 +251,9 @@ impl PeerQueue {
                 (r, Ended::Reached { complete })
             }
         };
-        g.sched.finish(job.peer, ended, now);
-        let notify = g.sched.has_pending();
+        let rescheduled = g.sched.finish(job.peer, ended, now);
         drop(g);
-        if notify {
+        if rescheduled {
             self.wake.notify_one();
         }
         recorded

@@ -126,16 +126,19 @@ impl Engine {
     /// The loop of one worker thread: visit due peers until the queue closes.
     pub fn work(&self) {
         while let Some(job) = self.queue.next_job() {
-            let began = Instant::now();
-            self.stats.workers_busy.fetch_add(1, Ordering::Relaxed);
-            let started_ms = crate::clock::unix_now_ms();
             let torrent = job.peer.torrent;
             let (Some(info_hash), Some(pieces)) = (
                 self.torrents.info_hash(torrent),
                 self.torrents.pieces(torrent),
             ) else {
-                continue; // cannot happen: peers of pending torrents are parked
+                // Cannot happen (peers of pending torrents are parked), but never leak
+                // the job: it is retried without penalty.
+                self.queue.finish(&job, VisitResult::Retry);
+                continue;
             };
+            let began = Instant::now();
+            self.stats.workers_busy.fetch_add(1, Ordering::Relaxed);
+            let started_ms = crate::clock::unix_now_ms();
             let report = visit_outgoing(
                 job.peer.addr,
                 info_hash,
@@ -150,15 +153,15 @@ impl Engine {
                 self.stats.self_connections.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.store(
-                    job.peer.torrent,
+                    torrent,
                     started_ms.div_euclid(1000),
                     "out",
                     Some(job.attempt),
                     &report,
-                    &recorded,
+                    recorded,
                 );
             }
-            let offered = self.queue.offer(job.peer.torrent, &report.pex, Source::Pex);
+            let offered = self.queue.offer(torrent, &report.pex, Source::Pex);
             let s = &self.stats;
             s.pex_new
                 .fetch_add(u64::from(offered.new), Ordering::Relaxed);
@@ -217,7 +220,7 @@ impl Engine {
             "in",
             None,
             &report,
-            &recorded,
+            recorded,
         );
     }
 
@@ -228,7 +231,7 @@ impl Engine {
         direction: &'static str,
         attempt: Option<u32>,
         r: &VisitReport,
-        rec: &Recorded,
+        rec: Recorded,
     ) {
         self.stats.visits.fetch_add(1, Ordering::Relaxed);
         if r.outcome == Outcome::Ok {
@@ -253,7 +256,7 @@ impl Engine {
             invalid_messages: Some(r.invalid),
         };
         let _ = self.db.send(Record::PeerVisit {
-            peer: rec.row.clone().map(Box::new),
+            peer: rec.row.map(Box::new),
             visit,
         });
     }

@@ -132,11 +132,6 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
         }
     }
 
-    /// The retry and revisit policy.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// A source lists `k`: new peers are due now (`active`) or parked; a dropped peer
     /// whose cool-down has passed is tried again. Every listing is remembered, so a peer
     /// that was reached before is not dropped while a source still lists it.
@@ -182,11 +177,6 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
         }
     }
 
-    /// Whether `k` is known.
-    pub fn contains(&self, k: &K) -> bool {
-        self.slots.contains_key(k)
-    }
-
     /// The state of `k`.
     pub fn state(&self, k: &K) -> Option<State> {
         self.slots.get(k).map(|s| s.state)
@@ -230,11 +220,12 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
         !self.heap.is_empty()
     }
 
-    /// Schedules `k` after a visit handed out by [`Self::pop_due`].
-    pub fn finish(&mut self, k: K, ended: Ended, now: Instant) {
+    /// Schedules `k` after a visit handed out by [`Self::pop_due`]; true when it got a
+    /// new due time (a waiting worker may need to watch it).
+    pub fn finish(&mut self, k: K, ended: Ended, now: Instant) -> bool {
         self.in_flight = self.in_flight.saturating_sub(1);
         let Some(s) = self.slots.get_mut(&k) else {
-            return;
+            return false;
         };
         let next = match ended {
             Ended::Reached { complete } => {
@@ -263,7 +254,7 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
             }
             Ended::Ours => {
                 s.state = State::Ours;
-                return;
+                return false;
             }
         };
         match next {
@@ -271,10 +262,12 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
                 let due = now + delay;
                 s.state = State::Waiting(due);
                 self.heap.push(Reverse((due, k)));
+                return true;
             }
             Next::Finished => s.state = State::Finished,
             Next::Drop => s.state = State::Dropped(now + self.policy.cooldown),
         }
+        false
     }
 
     /// After an incoming visit of `k` (known or just added parked): a complete peer is
