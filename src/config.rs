@@ -41,51 +41,269 @@ pub enum ConfigError {
     },
 }
 
-/// Allowed range of every number in the configuration (key, least, most). Durations stay
-/// far below what `Instant` arithmetic can hold; counts stay within what a 2-core machine
-/// with a 20,000-file limit can run.
-pub const RANGES: &[(&str, u64, u64)] = &[
-    ("import.max_torrent_bytes", 1, 1 << 32),
-    ("writer.channel_capacity", 1, 10_000_000),
-    ("writer.batch_records", 1, 1_000_000),
-    ("writer.batch_interval_ms", 1, 60_000),
-    ("writer.max_stall_secs", 1, 604_800),
-    ("writer.max_page_count", 0, 4_294_967_294),
-    ("monitor.status_interval_secs", 0, 86_400),
-    ("monitor.statistics_interval_secs", 1, 86_400),
-    ("peer.workers", 1, 16_384),
-    ("peer.worker_stack_kib", 64, 65_536),
-    ("peer.connect_timeout_ms", 1, 600_000),
-    ("peer.handshake_timeout_ms", 1, 600_000),
-    ("peer.silence_timeout_ms", 1, 600_000),
-    ("peer.state_window_ms", 1, 600_000),
-    ("peer.visit_cap_ms", 1, 3_600_000),
-    ("peer.revisit_delay_secs", 1, 604_800),
-    ("peer.retry_backoff_secs", 1, 604_800),
-    ("peer.drop_cooldown_secs", 0, 31_536_000),
-    ("peer.max_message_bytes", 16 * 1024 + 13, 1 << 30),
-    ("peer.incoming_handlers", 1, 16_384),
-    ("peer.max_metadata_bytes", 1, 1 << 30),
-    ("peer.metadata_fetch_secs", 1, 3_600),
-    ("tracker.threads", 1, 1_024),
-    ("tracker.interval_secs", 1, 604_800),
-    ("tracker.max_min_interval_secs", 0, 604_800),
-    ("tracker.retry_backoff_secs", 1, 604_800),
-    ("tracker.numwant", 0, 10_000),
-    ("tracker.http_timeout_ms", 1, 600_000),
-    ("tracker.max_redirects", 0, 20),
-    ("tracker.max_response_bytes", 1, 1 << 30),
-    ("tracker.udp_retransmit_ms", 1, 600_000),
-    ("tracker.dns_timeout_ms", 1, 600_000),
-    ("tracker.stopped_timeout_ms", 1, 600_000),
-    ("dht.interval_secs", 1, 604_800),
-    ("dht.alpha", 1, 64),
-    ("dht.query_timeout_ms", 1, 600_000),
-    ("dht.max_queries", 1, 100_000),
-    ("dht.rate_per_sec", 1, 100_000),
-    ("geo.rdns_threads", 1, 1_024),
-    ("geo.rdns_per_sec", 1, 100_000),
-    ("geo.rdns_timeout_ms", 1, 600_000),
+/// The allowed range of a number in the configuration, and how to read it from one (a
+/// list for the list-valued keys).
+pub struct Range {
+    /// Dotted key.
+    pub key: &'static str,
+    /// Least value.
+    pub min: u64,
+    /// Most value.
+    pub max: u64,
+    /// The key's value(s) in a configuration.
+    pub get: fn(&Config) -> Vec<u64>,
+}
+
+/// Allowed range of every number in the configuration. Durations stay far below what
+/// `Instant` arithmetic can hold; counts stay within what a 2-core machine with a
+/// 20,000-file limit can run.
+pub const RANGES: &[Range] = &[
+    Range {
+        key: "import.max_torrent_bytes",
+        min: 1,
+        max: 1 << 32,
+        get: |c| vec![c.import.max_torrent_bytes],
+    },
+    Range {
+        key: "writer.channel_capacity",
+        min: 1,
+        max: 10_000_000,
+        get: |c| vec![c.writer.channel_capacity as u64],
+    },
+    Range {
+        key: "writer.batch_records",
+        min: 1,
+        max: 1_000_000,
+        get: |c| vec![c.writer.batch_records as u64],
+    },
+    Range {
+        key: "writer.batch_interval_ms",
+        min: 1,
+        max: 60_000,
+        get: |c| vec![c.writer.batch_interval_ms],
+    },
+    Range {
+        key: "writer.max_stall_secs",
+        min: 1,
+        max: 604_800,
+        get: |c| vec![c.writer.max_stall_secs],
+    },
+    Range {
+        key: "writer.max_page_count",
+        min: 0,
+        max: 4_294_967_294,
+        get: |c| vec![c.writer.max_page_count],
+    },
+    Range {
+        key: "monitor.status_interval_secs",
+        min: 0,
+        max: 86_400,
+        get: |c| vec![c.monitor.status_interval_secs],
+    },
+    Range {
+        key: "monitor.statistics_interval_secs",
+        min: 1,
+        max: 86_400,
+        get: |c| vec![c.monitor.statistics_interval_secs],
+    },
+    Range {
+        key: "peer.workers",
+        min: 1,
+        max: 16_384,
+        get: |c| vec![c.peer.workers as u64],
+    },
+    Range {
+        key: "peer.worker_stack_kib",
+        min: 64,
+        max: 65_536,
+        get: |c| vec![c.peer.worker_stack_kib as u64],
+    },
+    Range {
+        key: "peer.connect_timeout_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| vec![c.peer.connect_timeout_ms],
+    },
+    Range {
+        key: "peer.handshake_timeout_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| vec![c.peer.handshake_timeout_ms],
+    },
+    Range {
+        key: "peer.silence_timeout_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| vec![c.peer.silence_timeout_ms],
+    },
+    Range {
+        key: "peer.state_window_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| vec![c.peer.state_window_ms],
+    },
+    Range {
+        key: "peer.visit_cap_ms",
+        min: 1,
+        max: 3_600_000,
+        get: |c| vec![c.peer.visit_cap_ms],
+    },
+    Range {
+        key: "peer.revisit_delay_secs",
+        min: 1,
+        max: 604_800,
+        get: |c| vec![c.peer.revisit_delay_secs],
+    },
+    Range {
+        key: "peer.retry_backoff_secs",
+        min: 1,
+        max: 604_800,
+        get: |c| c.peer.retry_backoff_secs.clone(),
+    },
+    Range {
+        key: "peer.drop_cooldown_secs",
+        min: 0,
+        max: 31_536_000,
+        get: |c| vec![c.peer.drop_cooldown_secs],
+    },
+    Range {
+        key: "peer.max_message_bytes",
+        min: 16 * 1024 + 13,
+        max: 1 << 30,
+        get: |c| vec![u64::from(c.peer.max_message_bytes)],
+    },
+    Range {
+        key: "peer.incoming_handlers",
+        min: 1,
+        max: 16_384,
+        get: |c| vec![c.peer.incoming_handlers as u64],
+    },
+    Range {
+        key: "peer.max_metadata_bytes",
+        min: 1,
+        max: 1 << 30,
+        get: |c| vec![c.peer.max_metadata_bytes],
+    },
+    Range {
+        key: "peer.metadata_fetch_secs",
+        min: 1,
+        max: 3_600,
+        get: |c| vec![c.peer.metadata_fetch_secs],
+    },
+    Range {
+        key: "tracker.threads",
+        min: 1,
+        max: 1_024,
+        get: |c| vec![c.tracker.threads as u64],
+    },
+    Range {
+        key: "tracker.interval_secs",
+        min: 1,
+        max: 604_800,
+        get: |c| vec![c.tracker.interval_secs],
+    },
+    Range {
+        key: "tracker.max_min_interval_secs",
+        min: 0,
+        max: 604_800,
+        get: |c| vec![c.tracker.max_min_interval_secs],
+    },
+    Range {
+        key: "tracker.retry_backoff_secs",
+        min: 1,
+        max: 604_800,
+        get: |c| c.tracker.retry_backoff_secs.clone(),
+    },
+    Range {
+        key: "tracker.numwant",
+        min: 0,
+        max: 10_000,
+        get: |c| vec![u64::from(c.tracker.numwant)],
+    },
+    Range {
+        key: "tracker.http_timeout_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| vec![c.tracker.http_timeout_ms],
+    },
+    Range {
+        key: "tracker.max_redirects",
+        min: 0,
+        max: 20,
+        get: |c| vec![u64::from(c.tracker.max_redirects)],
+    },
+    Range {
+        key: "tracker.max_response_bytes",
+        min: 1,
+        max: 1 << 30,
+        get: |c| vec![c.tracker.max_response_bytes as u64],
+    },
+    Range {
+        key: "tracker.udp_retransmit_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| c.tracker.udp_retransmit_ms.clone(),
+    },
+    Range {
+        key: "tracker.dns_timeout_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| vec![c.tracker.dns_timeout_ms],
+    },
+    Range {
+        key: "tracker.stopped_timeout_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| vec![c.tracker.stopped_timeout_ms],
+    },
+    Range {
+        key: "dht.interval_secs",
+        min: 1,
+        max: 604_800,
+        get: |c| vec![c.dht.interval_secs],
+    },
+    Range {
+        key: "dht.alpha",
+        min: 1,
+        max: 64,
+        get: |c| vec![c.dht.alpha as u64],
+    },
+    Range {
+        key: "dht.query_timeout_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| vec![c.dht.query_timeout_ms],
+    },
+    Range {
+        key: "dht.max_queries",
+        min: 1,
+        max: 100_000,
+        get: |c| vec![c.dht.max_queries as u64],
+    },
+    Range {
+        key: "dht.rate_per_sec",
+        min: 1,
+        max: 100_000,
+        get: |c| vec![u64::from(c.dht.rate_per_sec)],
+    },
+    Range {
+        key: "geo.rdns_threads",
+        min: 1,
+        max: 1_024,
+        get: |c| vec![c.geo.rdns_threads as u64],
+    },
+    Range {
+        key: "geo.rdns_per_sec",
+        min: 1,
+        max: 100_000,
+        get: |c| vec![u64::from(c.geo.rdns_per_sec)],
+    },
+    Range {
+        key: "geo.rdns_timeout_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| vec![c.geo.rdns_timeout_ms],
+    },
 ];
 
 /// All of btda's settings.
@@ -531,83 +749,14 @@ impl Config {
     /// error naming the key, the value and the range instead of a panic or an overflow
     /// later (a 100 GB thread stack, 10^11 threads, a duration past the end of time).
     fn check_ranges(&self, origin: &str) -> Result<(), ConfigError> {
-        let (w, m, p, t, d, g) = (
-            &self.writer,
-            &self.monitor,
-            &self.peer,
-            &self.tracker,
-            &self.dht,
-            &self.geo,
-        );
-        let n = |v: usize| v as u64;
-        let mut values: Vec<(&'static str, u64)> = vec![
-            ("import.max_torrent_bytes", self.import.max_torrent_bytes),
-            ("writer.channel_capacity", n(w.channel_capacity)),
-            ("writer.batch_records", n(w.batch_records)),
-            ("writer.batch_interval_ms", w.batch_interval_ms),
-            ("writer.max_stall_secs", w.max_stall_secs),
-            ("writer.max_page_count", w.max_page_count),
-            ("monitor.status_interval_secs", m.status_interval_secs),
-            (
-                "monitor.statistics_interval_secs",
-                m.statistics_interval_secs,
-            ),
-            ("peer.workers", n(p.workers)),
-            ("peer.worker_stack_kib", n(p.worker_stack_kib)),
-            ("peer.connect_timeout_ms", p.connect_timeout_ms),
-            ("peer.handshake_timeout_ms", p.handshake_timeout_ms),
-            ("peer.silence_timeout_ms", p.silence_timeout_ms),
-            ("peer.state_window_ms", p.state_window_ms),
-            ("peer.visit_cap_ms", p.visit_cap_ms),
-            ("peer.revisit_delay_secs", p.revisit_delay_secs),
-            ("peer.drop_cooldown_secs", p.drop_cooldown_secs),
-            ("peer.max_message_bytes", u64::from(p.max_message_bytes)),
-            ("peer.incoming_handlers", n(p.incoming_handlers)),
-            ("peer.max_metadata_bytes", p.max_metadata_bytes),
-            ("peer.metadata_fetch_secs", p.metadata_fetch_secs),
-            ("tracker.threads", n(t.threads)),
-            ("tracker.interval_secs", t.interval_secs),
-            ("tracker.max_min_interval_secs", t.max_min_interval_secs),
-            ("tracker.numwant", u64::from(t.numwant)),
-            ("tracker.http_timeout_ms", t.http_timeout_ms),
-            ("tracker.max_redirects", u64::from(t.max_redirects)),
-            ("tracker.max_response_bytes", n(t.max_response_bytes)),
-            ("tracker.dns_timeout_ms", t.dns_timeout_ms),
-            ("tracker.stopped_timeout_ms", t.stopped_timeout_ms),
-            ("dht.interval_secs", d.interval_secs),
-            ("dht.alpha", n(d.alpha)),
-            ("dht.query_timeout_ms", d.query_timeout_ms),
-            ("dht.max_queries", n(d.max_queries)),
-            ("dht.rate_per_sec", u64::from(d.rate_per_sec)),
-            ("geo.rdns_threads", n(g.rdns_threads)),
-            ("geo.rdns_per_sec", u64::from(g.rdns_per_sec)),
-            ("geo.rdns_timeout_ms", g.rdns_timeout_ms),
-        ];
-        values.extend(
-            p.retry_backoff_secs
-                .iter()
-                .map(|&v| ("peer.retry_backoff_secs", v)),
-        );
-        values.extend(
-            t.retry_backoff_secs
-                .iter()
-                .map(|&v| ("tracker.retry_backoff_secs", v)),
-        );
-        values.extend(
-            t.udp_retransmit_ms
-                .iter()
-                .map(|&v| ("tracker.udp_retransmit_ms", v)),
-        );
-        for (key, v) in values {
-            let Some(&(_, min, max)) = RANGES.iter().find(|r| r.0 == key) else {
-                continue;
-            };
-            if !(min..=max).contains(&v) {
+        for r in RANGES {
+            let values = (r.get)(self);
+            if let Some(v) = values.into_iter().find(|v| !(r.min..=r.max).contains(v)) {
                 return Err(ConfigError::Invalid {
                     path: origin.to_string(),
-                    key,
+                    key: r.key,
                     value: v.to_string(),
-                    why: format!("must be between {min} and {max}"),
+                    why: format!("must be between {} and {}", r.min, r.max),
                 });
             }
         }
@@ -821,7 +970,8 @@ mod range_tests {
     #[test]
     fn every_range_names_a_real_key_and_holds_its_default() {
         let defaults: toml::Value = toml::from_str(&Config::default().to_toml()).unwrap();
-        for (key, min, max) in RANGES {
+        for r in RANGES {
+            let (key, min, max) = (r.key, &r.min, &r.max);
             let (section, name) = key.split_once('.').unwrap();
             let v = defaults
                 .get(section)
@@ -832,9 +982,15 @@ mod range_tests {
                 toml::Value::Array(a) => a.iter().filter_map(toml::Value::as_integer).collect(),
                 other => panic!("{key} is not a number: {other:?}"),
             };
-            for n in values {
+            for &n in &values {
                 assert!((*min..=*max).contains(&(n as u64)), "default {key} = {n}");
             }
+            // The range reads the key it names.
+            let read: Vec<i64> = (r.get)(&Config::default())
+                .into_iter()
+                .map(|v| v as i64)
+                .collect();
+            assert_eq!(read, values, "{key}: the range reads another value");
         }
     }
 }
