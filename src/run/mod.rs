@@ -280,8 +280,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
             next_status = Instant::now() + interval;
         }
     }
-    let writer_failed = writer_stats.gave_up();
-    if writer_failed {
+    if writer_stats.gave_up() {
         eprintln!(
             "btda: stopping: the database cannot be written ({})",
             writer_stats.last_error()
@@ -296,15 +295,11 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
     let counts = engine.queue.counts();
     let pending_metadata = engine.pending_metadata();
     drop(engine);
-    let mut end_reason = if writer_failed {
-        format!("database writes failed: {}", writer_stats.last_error())
-    } else {
-        "signal".to_string()
-    };
-    // May fail when the writer gave up; the run row then keeps no end.
+    // Not stored when the writer gave up (the run row then keeps no end; the summary
+    // and the exit status say why).
     let _ = db.send(Record::RunEnd {
         ended_at: crate::clock::unix_now(),
-        reason: end_reason.clone(),
+        reason: "signal".into(),
     });
     drop(db);
     let summary = writer.finish()?;
@@ -317,9 +312,9 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
     );
     let failure = summary.gave_up.clone();
     if let Some(why) = &failure {
-        end_reason = format!("database writes failed: {why}");
         log::error!("run ended without all its records: {why}");
     }
+    let end_reason = failure.clone().unwrap_or_else(|| "signal".into());
     let stored = read_back(&files.database);
     Ok(RunOutcome {
         files,
