@@ -208,8 +208,9 @@ impl TrackerService {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut pending = 0;
         for job in &self.shared.jobs {
-            // A job locked past the deadline has an announce in flight: no `stopped`.
-            let Some(job) = job.try_lock_until(deadline) else {
+            // A locked job has an announce in flight: no `stopped` for it, and no wait
+            // that would leave the other trackers' `stopped` no time.
+            let Some(job) = job.try_lock() else {
                 continue;
             };
             let requests: Vec<(u32, AnnounceParams)> = job
