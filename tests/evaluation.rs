@@ -52,11 +52,11 @@ impl H {
             threshold: T,
             workers: 4,
             peer: btda::config::Peer {
-                connect_timeout_ms: 1000,
-                handshake_timeout_ms: 800,
-                silence_timeout_ms: 1000,
-                state_window_ms: grace_ms,
-                visit_cap_ms: 3000,
+                connect_timeout_ms: Duration::from_millis(1000),
+                handshake_timeout_ms: Duration::from_millis(800),
+                silence_timeout_ms: Duration::from_millis(1000),
+                state_window_ms: Duration::from_millis(grace_ms),
+                visit_cap_ms: Duration::from_millis(3000),
                 incoming_handlers: 4,
                 allow_private_addresses: allow_private,
                 ..btda::config::Peer::default()

@@ -5,6 +5,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use btda::torrent::InfoHash;
 use btda::tracker::client::TrackerClient;
@@ -35,8 +36,8 @@ fn params(hash: InfoHash, who: u8, event: Event) -> AnnounceParams {
 fn announce_and_scrape_against_opentracker_over_http_and_udp() {
     let _tracker = common::start_opentracker("127.60.0.1", 16969, &[HTTP_HASH, UDP_HASH]);
     let client = TrackerClient::new(client_settings(&btda::config::Tracker {
-        http_timeout_ms: 3000,
-        udp_retransmit_ms: vec![1000, 2000],
+        http_timeout_ms: Duration::from_millis(3000),
+        udp_retransmit_ms: vec![Duration::from_millis(1000), Duration::from_millis(2000)],
         ..btda::config::Tracker::default()
     }));
     for (url, hash) in [

@@ -117,13 +117,13 @@ fn every_tracker_is_announced_scraped_and_classified() {
         },
     ];
     let config = btda::config::Tracker {
-        interval_secs: 1,
-        max_min_interval_secs: 3,
-        retry_backoff_secs: vec![1],
-        http_timeout_ms: 800,
-        udp_retransmit_ms: vec![300, 300],
-        dns_timeout_ms: 500,
-        stopped_timeout_ms: 1000,
+        interval_secs: Duration::from_secs(1),
+        max_min_interval_secs: Duration::from_secs(3),
+        retry_backoff_secs: vec![Duration::from_secs(1)],
+        http_timeout_ms: Duration::from_millis(800),
+        udp_retransmit_ms: vec![Duration::from_millis(300), Duration::from_millis(300)],
+        dns_timeout_ms: Duration::from_millis(500),
+        stopped_timeout_ms: Duration::from_millis(1000),
         threads: 16,
         ..btda::config::Tracker::default()
     };

@@ -104,17 +104,14 @@ fn run(
 ) {
     let settings = NodeSettings {
         alpha: config.alpha,
-        query_timeout: Duration::from_millis(config.query_timeout_ms),
+        query_timeout: config.query_timeout_ms,
         max_queries: config.max_queries,
         rate_per_sec: config.rate_per_sec,
     };
     let (id, known) = state
         .and_then(load_state)
         .unwrap_or_else(|| (rand::random(), Vec::new()));
-    let bind = SocketAddr::new(
-        config.listen_address.parse().unwrap_or([0, 0, 0, 0].into()),
-        config.port,
-    );
+    let bind = SocketAddr::new(config.listen_address, config.port);
     let node = match DhtNode::start(bind, id, &known, settings, Arc::clone(stop)) {
         Ok(n) => n,
         Err(e) => {
@@ -122,7 +119,7 @@ fn run(
             return;
         }
     };
-    let timeout = Duration::from_millis(config.query_timeout_ms);
+    let timeout = config.query_timeout_ms;
     let bootstrap: Vec<SocketAddr> = config
         .bootstrap
         .iter()
@@ -141,7 +138,7 @@ fn run(
         known.len(),
         bootstrap.len()
     );
-    let interval = Duration::from_secs(config.interval_secs);
+    let interval = config.interval_secs;
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() >= next {

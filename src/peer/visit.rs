@@ -40,13 +40,12 @@ pub struct Timeouts {
 impl Timeouts {
     /// From the configuration.
     pub fn from_config(p: &crate::config::Peer) -> Self {
-        let ms = Duration::from_millis;
         Self {
-            connect: ms(p.connect_timeout_ms),
-            handshake: ms(p.handshake_timeout_ms),
-            silence: ms(p.silence_timeout_ms),
-            state_window: ms(p.state_window_ms),
-            cap: ms(p.visit_cap_ms),
+            connect: p.connect_timeout_ms,
+            handshake: p.handshake_timeout_ms,
+            silence: p.silence_timeout_ms,
+            state_window: p.state_window_ms,
+            cap: p.visit_cap_ms,
         }
     }
 }

@@ -14,8 +14,8 @@ use crate::peer::Engine;
 use crate::peer::engine::{self, Running};
 use crate::schedule::Policy;
 use crate::store::{RecordSender, WriterStats};
+use crate::torrent::Torrent;
 use crate::torrent::registry::TorrentRegistry;
-use crate::torrent::{InfoHash, Torrent};
 use crate::tracker::service::{Announcer, TrackedTorrent, TrackerService};
 
 use super::Shutdown;
@@ -87,10 +87,9 @@ pub fn start(
         .privacy
         .peer_key()
         .map_or_else(PeerKeyer::random, PeerKeyer::new);
-    let listen_ip = p.listen_address.parse::<std::net::IpAddr>().ok();
     let mut queue = PeerQueue::new(thresholds, Policy::from_config(p), keyer)
         .allow_private(p.allow_private_addresses)
-        .with_own_address(p.listen_port, listen_ip)
+        .with_own_address(p.listen_port, Some(p.listen_address))
         .with_geo(geo, config.privacy.store_prefix);
     let mut rdns_results = None;
     if config.geo.reverse_dns {
@@ -99,7 +98,7 @@ pub fn start(
             crate::geo::rdns::system_resolver(),
             g.rdns_threads,
             g.rdns_per_sec,
-            Duration::from_millis(g.rdns_timeout_ms),
+            g.rdns_timeout_ms,
         );
         queue = queue.with_rdns(pool);
         rdns_results = Some(results);
@@ -128,10 +127,7 @@ pub fn start(
     let listener = if p.listen_port == 0 {
         None
     } else {
-        let addr = SocketAddr::new(
-            p.listen_address.parse().unwrap_or([0, 0, 0, 0].into()),
-            p.listen_port,
-        );
+        let addr = SocketAddr::new(p.listen_address, p.listen_port);
         match engine::bind_listener(addr) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -221,7 +217,7 @@ pub fn start(
         shutdown.flag(),
     );
     let monitor = Monitor::new(Arc::clone(&engine), writer, workers);
-    let interval = Duration::from_secs(config.monitor.statistics_interval_secs);
+    let interval = config.monitor.statistics_interval_secs;
     let stop = shutdown.clone();
     let statistics = std::thread::Builder::new()
         .name("statistics".into())
@@ -240,26 +236,29 @@ pub fn start(
 }
 
 /// Queues magnet `x.pe` peers and config `[[torrents]] peers` with source `manual`.
-/// Host names are skipped with a warning (resolving them is the DHT/tracker layer's job).
+/// A magnet's host names are skipped with a warning (resolving them is the DHT/tracker
+/// layer's job); the config's peers were typed when it was read.
 fn add_manual_peers(queue: &PeerQueue, torrents: &[Torrent], config: &Config) -> usize {
     let mut added = 0;
     for (i, t) in torrents.iter().enumerate() {
+        let from_magnet = t.manual_peers.iter().filter_map(|text| {
+            let addr = text.parse::<SocketAddr>().ok();
+            if addr.is_none() {
+                log::warn!(
+                    "torrent {}: peer {text:?} is not ip:port; skipped",
+                    t.info_hash
+                );
+            }
+            addr
+        });
         let from_config = config
             .torrents
             .iter()
-            .filter(|e| InfoHash::parse(&e.info_hash).is_ok_and(|h| h == t.info_hash))
-            .flat_map(|e| e.peers.iter());
-        for text in t.manual_peers.iter().chain(from_config) {
-            match text.parse::<SocketAddr>() {
-                Ok(addr) => {
-                    queue.add(i as u32, addr, Source::Manual);
-                    added += 1;
-                }
-                Err(_) => log::warn!(
-                    "torrent {}: peer {text:?} is not ip:port; skipped",
-                    t.info_hash
-                ),
-            }
+            .filter(|e| e.info_hash == t.info_hash)
+            .flat_map(|e| e.peers.iter().copied());
+        for addr in from_magnet.chain(from_config) {
+            queue.add(i as u32, addr, Source::Manual);
+            added += 1;
         }
     }
     added

@@ -73,7 +73,7 @@ fn fetch_all(
     stop: &AtomicBool,
 ) {
     let mut tried: HashMap<(u32, SocketAddr), Instant> = HashMap::new();
-    let budget = Duration::from_secs(config.peer.metadata_fetch_secs);
+    let budget = config.peer.metadata_fetch_secs;
     while !stop.load(Ordering::Relaxed) && !pending.is_empty() {
         let mut done = Vec::new();
         for (index, torrent) in &pending {

@@ -267,7 +267,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         writer.stats(),
         evaluation.workers,
     );
-    let interval = Duration::from_secs(opts.config.monitor.status_interval_secs);
+    let interval = opts.config.monitor.status_interval_secs;
     let mut since = (Instant::now(), 0);
     let mut next_status = Instant::now() + interval;
     while !shutdown.requested() && !writer_stats.gave_up() {

@@ -30,13 +30,9 @@ impl Policy {
     /// From the configuration.
     pub fn from_config(p: &crate::config::Peer) -> Self {
         Self {
-            revisit_delay: Duration::from_secs(p.revisit_delay_secs),
-            backoff: p
-                .retry_backoff_secs
-                .iter()
-                .map(|&s| Duration::from_secs(s))
-                .collect(),
-            cooldown: Duration::from_secs(p.drop_cooldown_secs),
+            revisit_delay: p.revisit_delay_secs,
+            backoff: p.retry_backoff_secs.clone(),
+            cooldown: p.drop_cooldown_secs,
         }
     }
 

@@ -36,8 +36,8 @@ impl From<&crate::config::Writer> for WriterSettings {
         Self {
             channel_capacity: w.channel_capacity,
             batch_records: w.batch_records,
-            batch_interval: Duration::from_millis(w.batch_interval_ms),
-            max_stall: Duration::from_secs(w.max_stall_secs),
+            batch_interval: w.batch_interval_ms,
+            max_stall: w.max_stall_secs,
             max_page_count: w.max_page_count,
         }
     }

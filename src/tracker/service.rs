@@ -88,15 +88,11 @@ pub struct TrackerService {
 /// Client settings from the configuration.
 pub fn client_settings(c: &crate::config::Tracker) -> ClientSettings {
     ClientSettings {
-        http_timeout: Duration::from_millis(c.http_timeout_ms),
+        http_timeout: c.http_timeout_ms,
         max_redirects: c.max_redirects,
         max_body: c.max_response_bytes,
-        udp_retransmit: c
-            .udp_retransmit_ms
-            .iter()
-            .map(|&m| Duration::from_millis(m))
-            .collect(),
-        dns_timeout: Duration::from_millis(c.dns_timeout_ms),
+        udp_retransmit: c.udp_retransmit_ms.clone(),
+        dns_timeout: c.dns_timeout_ms,
         source_ip: None,
     }
 }
@@ -182,7 +178,7 @@ impl TrackerService {
     /// on their own and, like the `stopped` helpers, can no longer reach the writer.
     pub fn stop(self) {
         self.shared.wake.notify_all();
-        let budget = Duration::from_millis(self.shared.config.stopped_timeout_ms);
+        let budget = self.shared.config.stopped_timeout_ms;
         let deadline = Instant::now() + budget;
         self.send_stopped(budget, deadline);
         for t in self.threads {
@@ -373,12 +369,9 @@ impl Shared {
                     (row.seeders, row.leechers, row.completed) =
                         (reply.seeders, reply.leechers, reply.completed);
                     row.error = reply.warning.map(|w| format!("warning: {w}"));
-                    let min = reply
-                        .min_interval
-                        .unwrap_or(0)
+                    let min = Duration::from_secs(reply.min_interval.unwrap_or(0))
                         .min(self.config.max_min_interval_secs);
-                    slot.next =
-                        Instant::now() + Duration::from_secs(self.config.interval_secs.max(min));
+                    slot.next = Instant::now() + self.config.interval_secs.max(min);
                     slot.started = true;
                     slot.failures = 0;
                     announced = true;
@@ -388,7 +381,7 @@ impl Shared {
                     slot.failures += 1;
                     let steps = &self.config.retry_backoff_secs;
                     let step = steps[(slot.failures as usize - 1).min(steps.len() - 1)];
-                    slot.next = Instant::now() + Duration::from_secs(step);
+                    slot.next = Instant::now() + step;
                     if matches!(
                         e,
                         TrackerError::Timeout
@@ -409,7 +402,7 @@ impl Shared {
             .iter()
             .map(|s| s.next)
             .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(self.config.interval_secs))
+            .unwrap_or_else(|| Instant::now() + self.config.interval_secs)
     }
 
     fn scrape(&self, url: &str, slots: &[Slot]) {

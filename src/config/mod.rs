@@ -4,7 +4,16 @@
 //! them with unit and reason (a test keeps the two equal). Unknown keys are an error that
 //! names the key, so a typo never silently falls back to a default.
 
+mod ranges;
+mod units;
+
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::time::Duration;
+
+pub use ranges::{RANGES, Range};
+
+use crate::torrent::InfoHash;
 
 use serde::{Deserialize, Serialize};
 
@@ -41,271 +50,6 @@ pub enum ConfigError {
     },
 }
 
-/// The allowed range of a number in the configuration, and how to read it from one (a
-/// list for the list-valued keys).
-pub struct Range {
-    /// Dotted key.
-    pub key: &'static str,
-    /// Least value.
-    pub min: u64,
-    /// Most value.
-    pub max: u64,
-    /// The key's value(s) in a configuration.
-    pub get: fn(&Config) -> Vec<u64>,
-}
-
-/// Allowed range of every number in the configuration. Durations stay far below what
-/// `Instant` arithmetic can hold; counts stay within what a 2-core machine with a
-/// 20,000-file limit can run.
-pub const RANGES: &[Range] = &[
-    Range {
-        key: "import.max_torrent_bytes",
-        min: 1,
-        max: 1 << 32,
-        get: |c| vec![c.import.max_torrent_bytes],
-    },
-    Range {
-        key: "writer.channel_capacity",
-        min: 1,
-        max: 10_000_000,
-        get: |c| vec![c.writer.channel_capacity as u64],
-    },
-    Range {
-        key: "writer.batch_records",
-        min: 1,
-        max: 1_000_000,
-        get: |c| vec![c.writer.batch_records as u64],
-    },
-    Range {
-        key: "writer.batch_interval_ms",
-        min: 1,
-        max: 60_000,
-        get: |c| vec![c.writer.batch_interval_ms],
-    },
-    Range {
-        key: "writer.max_stall_secs",
-        min: 1,
-        max: 604_800,
-        get: |c| vec![c.writer.max_stall_secs],
-    },
-    Range {
-        key: "writer.max_page_count",
-        min: 0,
-        max: 4_294_967_294,
-        get: |c| vec![c.writer.max_page_count],
-    },
-    Range {
-        key: "monitor.status_interval_secs",
-        min: 0,
-        max: 86_400,
-        get: |c| vec![c.monitor.status_interval_secs],
-    },
-    Range {
-        key: "monitor.statistics_interval_secs",
-        min: 1,
-        max: 86_400,
-        get: |c| vec![c.monitor.statistics_interval_secs],
-    },
-    Range {
-        key: "peer.workers",
-        min: 1,
-        max: 16_384,
-        get: |c| vec![c.peer.workers as u64],
-    },
-    Range {
-        key: "peer.worker_stack_kib",
-        min: 64,
-        max: 65_536,
-        get: |c| vec![c.peer.worker_stack_kib as u64],
-    },
-    Range {
-        key: "peer.connect_timeout_ms",
-        min: 1,
-        max: 600_000,
-        get: |c| vec![c.peer.connect_timeout_ms],
-    },
-    Range {
-        key: "peer.handshake_timeout_ms",
-        min: 1,
-        max: 600_000,
-        get: |c| vec![c.peer.handshake_timeout_ms],
-    },
-    Range {
-        key: "peer.silence_timeout_ms",
-        min: 1,
-        max: 600_000,
-        get: |c| vec![c.peer.silence_timeout_ms],
-    },
-    Range {
-        key: "peer.state_window_ms",
-        min: 1,
-        max: 600_000,
-        get: |c| vec![c.peer.state_window_ms],
-    },
-    Range {
-        key: "peer.visit_cap_ms",
-        min: 1,
-        max: 3_600_000,
-        get: |c| vec![c.peer.visit_cap_ms],
-    },
-    Range {
-        key: "peer.revisit_delay_secs",
-        min: 1,
-        max: 604_800,
-        get: |c| vec![c.peer.revisit_delay_secs],
-    },
-    Range {
-        key: "peer.retry_backoff_secs",
-        min: 1,
-        max: 604_800,
-        get: |c| c.peer.retry_backoff_secs.clone(),
-    },
-    Range {
-        key: "peer.drop_cooldown_secs",
-        min: 0,
-        max: 31_536_000,
-        get: |c| vec![c.peer.drop_cooldown_secs],
-    },
-    Range {
-        key: "peer.max_message_bytes",
-        min: 16 * 1024 + 13,
-        max: 1 << 30,
-        get: |c| vec![u64::from(c.peer.max_message_bytes)],
-    },
-    Range {
-        key: "peer.incoming_handlers",
-        min: 1,
-        max: 16_384,
-        get: |c| vec![c.peer.incoming_handlers as u64],
-    },
-    Range {
-        key: "peer.max_metadata_bytes",
-        min: 1,
-        max: 1 << 30,
-        get: |c| vec![c.peer.max_metadata_bytes],
-    },
-    Range {
-        key: "peer.metadata_fetch_secs",
-        min: 1,
-        max: 3_600,
-        get: |c| vec![c.peer.metadata_fetch_secs],
-    },
-    Range {
-        key: "tracker.threads",
-        min: 1,
-        max: 1_024,
-        get: |c| vec![c.tracker.threads as u64],
-    },
-    Range {
-        key: "tracker.interval_secs",
-        min: 1,
-        max: 604_800,
-        get: |c| vec![c.tracker.interval_secs],
-    },
-    Range {
-        key: "tracker.max_min_interval_secs",
-        min: 0,
-        max: 604_800,
-        get: |c| vec![c.tracker.max_min_interval_secs],
-    },
-    Range {
-        key: "tracker.retry_backoff_secs",
-        min: 1,
-        max: 604_800,
-        get: |c| c.tracker.retry_backoff_secs.clone(),
-    },
-    Range {
-        key: "tracker.numwant",
-        min: 0,
-        max: 10_000,
-        get: |c| vec![u64::from(c.tracker.numwant)],
-    },
-    Range {
-        key: "tracker.http_timeout_ms",
-        min: 1,
-        max: 600_000,
-        get: |c| vec![c.tracker.http_timeout_ms],
-    },
-    Range {
-        key: "tracker.max_redirects",
-        min: 0,
-        max: 20,
-        get: |c| vec![u64::from(c.tracker.max_redirects)],
-    },
-    Range {
-        key: "tracker.max_response_bytes",
-        min: 1,
-        max: 1 << 30,
-        get: |c| vec![c.tracker.max_response_bytes as u64],
-    },
-    Range {
-        key: "tracker.udp_retransmit_ms",
-        min: 1,
-        max: 600_000,
-        get: |c| c.tracker.udp_retransmit_ms.clone(),
-    },
-    Range {
-        key: "tracker.dns_timeout_ms",
-        min: 1,
-        max: 600_000,
-        get: |c| vec![c.tracker.dns_timeout_ms],
-    },
-    Range {
-        key: "tracker.stopped_timeout_ms",
-        min: 1,
-        max: 600_000,
-        get: |c| vec![c.tracker.stopped_timeout_ms],
-    },
-    Range {
-        key: "dht.interval_secs",
-        min: 1,
-        max: 604_800,
-        get: |c| vec![c.dht.interval_secs],
-    },
-    Range {
-        key: "dht.alpha",
-        min: 1,
-        max: 64,
-        get: |c| vec![c.dht.alpha as u64],
-    },
-    Range {
-        key: "dht.query_timeout_ms",
-        min: 1,
-        max: 600_000,
-        get: |c| vec![c.dht.query_timeout_ms],
-    },
-    Range {
-        key: "dht.max_queries",
-        min: 1,
-        max: 100_000,
-        get: |c| vec![c.dht.max_queries as u64],
-    },
-    Range {
-        key: "dht.rate_per_sec",
-        min: 1,
-        max: 100_000,
-        get: |c| vec![u64::from(c.dht.rate_per_sec)],
-    },
-    Range {
-        key: "geo.rdns_threads",
-        min: 1,
-        max: 1_024,
-        get: |c| vec![c.geo.rdns_threads as u64],
-    },
-    Range {
-        key: "geo.rdns_per_sec",
-        min: 1,
-        max: 100_000,
-        get: |c| vec![u64::from(c.geo.rdns_per_sec)],
-    },
-    Range {
-        key: "geo.rdns_timeout_ms",
-        min: 1,
-        max: 600_000,
-        get: |c| vec![c.geo.rdns_timeout_ms],
-    },
-];
-
 /// All of btda's settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -341,30 +85,40 @@ pub struct Peer {
     /// Stack size of each worker, KiB.
     pub worker_stack_kib: usize,
     /// TCP connect timeout, ms.
-    pub connect_timeout_ms: u64,
+    #[serde(with = "units::ms")]
+    pub connect_timeout_ms: Duration,
     /// Time for the peer's handshake to arrive after connecting, ms.
-    pub handshake_timeout_ms: u64,
+    #[serde(with = "units::ms")]
+    pub handshake_timeout_ms: Duration,
     /// Longest silence between messages before the visit ends, ms.
-    pub silence_timeout_ms: u64,
+    #[serde(with = "units::ms")]
+    pub silence_timeout_ms: Duration,
     /// How long a visit goes on after the first piece-state message, ms (the state
     /// window; `quiet_grace_ms`, its old name, is still read).
     #[serde(alias = "quiet_grace_ms")]
-    pub state_window_ms: u64,
+    #[serde(with = "units::ms")]
+    pub state_window_ms: Duration,
     /// Longest visit, ms.
-    pub visit_cap_ms: u64,
+    #[serde(with = "units::ms")]
+    pub visit_cap_ms: Duration,
     /// Delay before revisiting an unfinished peer, s.
-    pub revisit_delay_secs: u64,
+    #[serde(with = "units::secs")]
+    pub revisit_delay_secs: Duration,
     /// Delays before retrying a failing peer, s; dropped after the last.
-    pub retry_backoff_secs: Vec<u64>,
+    #[serde(with = "units::secs_list")]
+    pub retry_backoff_secs: Vec<Duration>,
     /// Time a dropped peer is ignored when sources report it again, s.
-    pub drop_cooldown_secs: u64,
+    #[serde(with = "units::secs")]
+    pub drop_cooldown_secs: Duration,
     /// Largest message accepted from a peer, bytes.
     pub max_message_bytes: u32,
     /// Address the listener binds to.
-    pub listen_address: String,
+    #[serde(with = "units::ip")]
+    pub listen_address: IpAddr,
     /// Source address of outgoing peer connections and of the UDP tracker sockets
     /// ("" = the listen address when it is a specific one, else the system's choice).
-    pub outgoing_address: String,
+    #[serde(with = "units::optional_ip")]
+    pub outgoing_address: Option<IpAddr>,
     /// Dial loopback, private, link-local and other non-global addresses that trackers,
     /// the DHT or PEX name (tests and the demo on loopback; off on a real network).
     pub allow_private_addresses: bool,
@@ -375,21 +129,16 @@ pub struct Peer {
     /// Largest magnet metadata accepted, bytes.
     pub max_metadata_bytes: u64,
     /// Time one peer gets to deliver a magnet's metadata, s.
-    pub metadata_fetch_secs: u64,
+    #[serde(with = "units::secs")]
+    pub metadata_fetch_secs: Duration,
 }
 
 impl Peer {
     /// The source address of outgoing connections: `outgoing_address`, else the listen
     /// address when it is a specific one, else `None` (the system chooses).
-    pub fn source_ip(&self) -> Option<std::net::IpAddr> {
-        let configured = if self.outgoing_address.is_empty() {
-            &self.listen_address
-        } else {
-            &self.outgoing_address
-        };
-        configured
-            .parse::<std::net::IpAddr>()
-            .ok()
+    pub fn source_ip(&self) -> Option<IpAddr> {
+        self.outgoing_address
+            .or(Some(self.listen_address))
             .filter(|ip| !ip.is_unspecified())
     }
 }
@@ -399,22 +148,26 @@ impl Default for Peer {
         Self {
             workers: 1024,
             worker_stack_kib: 256,
-            connect_timeout_ms: 5_000,
-            handshake_timeout_ms: 6_000,
-            silence_timeout_ms: 6_000,
-            state_window_ms: 1_000,
-            visit_cap_ms: 20_000,
-            revisit_delay_secs: 180,
-            retry_backoff_secs: vec![60, 300, 900],
-            drop_cooldown_secs: 3_600,
+            connect_timeout_ms: Duration::from_millis(5_000),
+            handshake_timeout_ms: Duration::from_millis(6_000),
+            silence_timeout_ms: Duration::from_millis(6_000),
+            state_window_ms: Duration::from_millis(1_000),
+            visit_cap_ms: Duration::from_millis(20_000),
+            revisit_delay_secs: Duration::from_secs(180),
+            retry_backoff_secs: vec![
+                Duration::from_secs(60),
+                Duration::from_secs(300),
+                Duration::from_secs(900),
+            ],
+            drop_cooldown_secs: Duration::from_secs(3_600),
             max_message_bytes: 1 << 20,
-            listen_address: "0.0.0.0".into(),
-            outgoing_address: String::new(),
+            listen_address: IpAddr::from([0, 0, 0, 0]),
+            outgoing_address: None,
             allow_private_addresses: false,
             listen_port: 6881,
             incoming_handlers: 64,
             max_metadata_bytes: 8 << 20,
-            metadata_fetch_secs: 30,
+            metadata_fetch_secs: Duration::from_secs(30),
         }
     }
 }
@@ -426,11 +179,14 @@ pub struct Tracker {
     /// Threads announcing (each works through one tracker URL at a time).
     pub threads: usize,
     /// btda's own announce interval, s (never below the tracker's `min interval`).
-    pub interval_secs: u64,
+    #[serde(with = "units::secs")]
+    pub interval_secs: Duration,
     /// Largest `min interval` honoured, s (a tracker asking for years is capped).
-    pub max_min_interval_secs: u64,
+    #[serde(with = "units::secs")]
+    pub max_min_interval_secs: Duration,
     /// Delays after failed announces, s; the last repeats.
-    pub retry_backoff_secs: Vec<u64>,
+    #[serde(with = "units::secs_list")]
+    pub retry_backoff_secs: Vec<Duration>,
     /// Peers asked for.
     pub numwant: u32,
     /// `left` as a share of the torrent size.
@@ -438,35 +194,43 @@ pub struct Tracker {
     /// `uploaded` as a share of the torrent size.
     pub uploaded_share: f64,
     /// Whole HTTP request, ms.
-    pub http_timeout_ms: u64,
+    #[serde(with = "units::ms")]
+    pub http_timeout_ms: Duration,
     /// Redirects followed.
     pub max_redirects: u32,
     /// Largest response body, bytes.
     pub max_response_bytes: usize,
     /// UDP waits before each retransmission, ms.
-    pub udp_retransmit_ms: Vec<u64>,
+    #[serde(with = "units::ms_list")]
+    pub udp_retransmit_ms: Vec<Duration>,
     /// Host name resolution, ms.
-    pub dns_timeout_ms: u64,
+    #[serde(with = "units::ms")]
+    pub dns_timeout_ms: Duration,
     /// Budget for the `stopped` announces at shutdown, ms.
-    pub stopped_timeout_ms: u64,
+    #[serde(with = "units::ms")]
+    pub stopped_timeout_ms: Duration,
 }
 
 impl Default for Tracker {
     fn default() -> Self {
         Self {
             threads: 8,
-            interval_secs: 300,
-            max_min_interval_secs: 3600,
-            retry_backoff_secs: vec![60, 300, 900],
+            interval_secs: Duration::from_secs(300),
+            max_min_interval_secs: Duration::from_secs(3600),
+            retry_backoff_secs: vec![
+                Duration::from_secs(60),
+                Duration::from_secs(300),
+                Duration::from_secs(900),
+            ],
             numwant: 200,
             left_share: 0.5,
             uploaded_share: 0.0,
-            http_timeout_ms: 8000,
+            http_timeout_ms: Duration::from_millis(8000),
             max_redirects: 3,
             max_response_bytes: 1 << 20,
-            udp_retransmit_ms: vec![2000, 4000],
-            dns_timeout_ms: 3000,
-            stopped_timeout_ms: 2000,
+            udp_retransmit_ms: vec![Duration::from_millis(2000), Duration::from_millis(4000)],
+            dns_timeout_ms: Duration::from_millis(3000),
+            stopped_timeout_ms: Duration::from_millis(2000),
         }
     }
 }
@@ -478,17 +242,20 @@ pub struct Dht {
     /// Run a DHT node.
     pub enabled: bool,
     /// Address the node's UDP socket binds to.
-    pub listen_address: String,
+    #[serde(with = "units::ip")]
+    pub listen_address: IpAddr,
     /// UDP port of the node.
     pub port: u16,
     /// `host:port` of the nodes used to join.
     pub bootstrap: Vec<String>,
     /// Seconds between lookups of each torrent.
-    pub interval_secs: u64,
+    #[serde(with = "units::secs")]
+    pub interval_secs: Duration,
     /// Queries in flight per lookup.
     pub alpha: usize,
     /// Time to wait for one answer, ms.
-    pub query_timeout_ms: u64,
+    #[serde(with = "units::ms")]
+    pub query_timeout_ms: Duration,
     /// Most queries one lookup may send.
     pub max_queries: usize,
     /// Queries per second the node may send in all.
@@ -537,16 +304,16 @@ impl Default for Dht {
     fn default() -> Self {
         Self {
             enabled: true,
-            listen_address: "0.0.0.0".into(),
+            listen_address: IpAddr::from([0, 0, 0, 0]),
             port: 6881,
             bootstrap: vec![
                 "router.bittorrent.com:6881".into(),
                 "dht.transmissionbt.com:6881".into(),
                 "router.utorrent.com:6881".into(),
             ],
-            interval_secs: 300,
+            interval_secs: Duration::from_secs(300),
             alpha: 3,
-            query_timeout_ms: 2000,
+            query_timeout_ms: Duration::from_millis(2000),
             max_queries: 200,
             rate_per_sec: 200,
             state_dir: String::new(),
@@ -571,7 +338,8 @@ pub struct GeoConfig {
     /// Reverse lookups started per second at most.
     pub rdns_per_sec: u32,
     /// Longest wait for one reverse lookup, ms.
-    pub rdns_timeout_ms: u64,
+    #[serde(with = "units::ms")]
+    pub rdns_timeout_ms: Duration,
 }
 
 impl Default for GeoConfig {
@@ -587,7 +355,7 @@ impl Default for GeoConfig {
             reverse_dns: false,
             rdns_threads: 4,
             rdns_per_sec: 20,
-            rdns_timeout_ms: 3000,
+            rdns_timeout_ms: Duration::from_millis(3000),
         }
     }
 }
@@ -608,10 +376,11 @@ pub struct Privacy {
 #[serde(deny_unknown_fields)]
 pub struct TorrentExtra {
     /// 40 hex characters.
-    pub info_hash: String,
+    #[serde(with = "units::info_hash")]
+    pub info_hash: InfoHash,
     /// Peers to visit (`ip:port`), recorded with source `manual`.
     #[serde(default)]
-    pub peers: Vec<String>,
+    pub peers: Vec<SocketAddr>,
 }
 
 /// Counting rules (DESIGN.md, "Counting rules").
@@ -639,10 +408,12 @@ pub struct Writer {
     /// Records per transaction at most.
     pub batch_records: usize,
     /// Longest time a record waits before its transaction commits, in milliseconds.
-    pub batch_interval_ms: u64,
+    #[serde(with = "units::ms")]
+    pub batch_interval_ms: Duration,
     /// How long commits may keep failing (full disk, I/O error, a lock held from
     /// outside) before btda stops, in seconds. Meanwhile nothing is dropped.
-    pub max_stall_secs: u64,
+    #[serde(with = "units::secs")]
+    pub max_stall_secs: Duration,
     /// Largest database in SQLite pages (4 KiB each); 0 = no limit. A full database is
     /// handled like a full disk.
     pub max_page_count: u64,
@@ -653,9 +424,11 @@ pub struct Writer {
 #[serde(default, deny_unknown_fields)]
 pub struct Monitor {
     /// Seconds between status lines on stderr (0 turns them off).
-    pub status_interval_secs: u64,
+    #[serde(with = "units::secs")]
+    pub status_interval_secs: Duration,
     /// Seconds between `statistic` rows.
-    pub statistics_interval_secs: u64,
+    #[serde(with = "units::secs")]
+    pub statistics_interval_secs: Duration,
 }
 
 impl Default for Analysis {
@@ -677,8 +450,8 @@ impl Default for Writer {
         Self {
             channel_capacity: 65_536,
             batch_records: 10_000,
-            batch_interval_ms: 500,
-            max_stall_secs: 600,
+            batch_interval_ms: Duration::from_millis(500),
+            max_stall_secs: Duration::from_secs(600),
             max_page_count: 0,
         }
     }
@@ -687,8 +460,8 @@ impl Default for Writer {
 impl Default for Monitor {
     fn default() -> Self {
         Self {
-            status_interval_secs: 10,
-            statistics_interval_secs: 60,
+            status_interval_secs: Duration::from_secs(10),
+            statistics_interval_secs: Duration::from_secs(60),
         }
     }
 }
@@ -763,6 +536,9 @@ impl Config {
         Ok(())
     }
 
+    /// What the types and [`RANGES`] cannot say: the threshold's open interval, the
+    /// privacy key's form, lists that need an entry, shares. Addresses, info-hashes and
+    /// durations were already typed while the file was read.
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let invalid = |key, value: String, why: &str| ConfigError::Invalid {
             path: origin.to_string(),
@@ -779,83 +555,6 @@ impl Config {
                 "must be in (0, 1]",
             ));
         }
-        if self.writer.batch_records == 0 {
-            return Err(invalid(
-                "writer.batch_records",
-                "0".into(),
-                "must be at least 1",
-            ));
-        }
-        if self.writer.channel_capacity == 0 {
-            return Err(invalid(
-                "writer.channel_capacity",
-                "0".into(),
-                "must be at least 1",
-            ));
-        }
-        let p = &self.peer;
-        if p.workers == 0 {
-            return Err(invalid("peer.workers", "0".into(), "must be at least 1"));
-        }
-        if p.incoming_handlers == 0 {
-            return Err(invalid(
-                "peer.incoming_handlers",
-                "0".into(),
-                "must be at least 1",
-            ));
-        }
-        if p.worker_stack_kib < 64 {
-            return Err(invalid(
-                "peer.worker_stack_kib",
-                p.worker_stack_kib.to_string(),
-                "must be at least 64",
-            ));
-        }
-        if p.max_message_bytes < 16 * 1024 + 13 {
-            return Err(invalid(
-                "peer.max_message_bytes",
-                p.max_message_bytes.to_string(),
-                "must hold a 16 KiB block",
-            ));
-        }
-        for (key, v) in [
-            ("peer.connect_timeout_ms", p.connect_timeout_ms),
-            ("peer.handshake_timeout_ms", p.handshake_timeout_ms),
-            ("peer.silence_timeout_ms", p.silence_timeout_ms),
-            ("peer.visit_cap_ms", p.visit_cap_ms),
-            ("peer.state_window_ms", p.state_window_ms),
-            ("writer.max_stall_secs", self.writer.max_stall_secs),
-            (
-                "monitor.statistics_interval_secs",
-                self.monitor.statistics_interval_secs,
-            ),
-        ] {
-            if v == 0 {
-                return Err(invalid(key, "0".into(), "must be at least 1"));
-            }
-        }
-        if p.listen_address.parse::<std::net::IpAddr>().is_err() {
-            return Err(invalid(
-                "peer.listen_address",
-                p.listen_address.clone(),
-                "must be an IP address",
-            ));
-        }
-        if !p.outgoing_address.is_empty() && p.outgoing_address.parse::<std::net::IpAddr>().is_err()
-        {
-            return Err(invalid(
-                "peer.outgoing_address",
-                p.outgoing_address.clone(),
-                "must be an IP address or empty",
-            ));
-        }
-        if self.dht.listen_address.parse::<std::net::IpAddr>().is_err() {
-            return Err(invalid(
-                "dht.listen_address",
-                self.dht.listen_address.clone(),
-                "must be an IP address",
-            ));
-        }
         if !self.privacy.key.is_empty() && self.privacy.peer_key().is_none() {
             return Err(invalid(
                 "privacy.key",
@@ -864,12 +563,16 @@ impl Config {
             ));
         }
         let tr = &self.tracker;
-        if tr.threads == 0 || tr.udp_retransmit_ms.is_empty() || tr.retry_backoff_secs.is_empty() {
-            return Err(invalid(
-                "tracker",
-                "0 / []".into(),
-                "threads, udp_retransmit_ms and retry_backoff_secs need at least one",
-            ));
+        for (key, empty) in [
+            ("tracker.udp_retransmit_ms", tr.udp_retransmit_ms.is_empty()),
+            (
+                "tracker.retry_backoff_secs",
+                tr.retry_backoff_secs.is_empty(),
+            ),
+        ] {
+            if empty {
+                return Err(invalid(key, "[]".into(), "needs at least one value"));
+            }
         }
         for (key, v) in [
             ("tracker.left_share", tr.left_share),
@@ -878,33 +581,6 @@ impl Config {
             if !(0.0..=1.0).contains(&v) {
                 return Err(invalid(key, v.to_string(), "must be in [0, 1]"));
             }
-        }
-        for t in &self.torrents {
-            if crate::torrent::InfoHash::parse(&t.info_hash).is_err() {
-                return Err(invalid(
-                    "torrents.info_hash",
-                    t.info_hash.clone(),
-                    "must be 40 hex or 32 base32 characters",
-                ));
-            }
-            if let Some(bad) = t
-                .peers
-                .iter()
-                .find(|a| a.parse::<std::net::SocketAddr>().is_err())
-            {
-                return Err(invalid(
-                    "torrents.peers",
-                    bad.clone(),
-                    "must be ip:port or [ipv6]:port",
-                ));
-            }
-        }
-        if self.writer.batch_interval_ms == 0 {
-            return Err(invalid(
-                "writer.batch_interval_ms",
-                "0".into(),
-                "must be at least 1",
-            ));
         }
         Ok(())
     }
@@ -960,11 +636,59 @@ mod range_tests {
             assert!(why.starts_with("must be between "), "{why}");
             assert!(text.contains(&value), "{value} named");
         }
-        let (k, _, why) = refused("[dht]\nlisten_address = \"not an address\"");
+    }
+
+    /// Values of the wrong form are refused while the file is read, with the line (so
+    /// the key) and the text.
+    #[test]
+    fn malformed_addresses_and_hashes_are_refused_with_key_and_text() {
+        for (text, says) in [
+            (
+                "[dht]\nlisten_address = \"not an address\"",
+                "\"not an address\" must be an IP address",
+            ),
+            (
+                "[peer]\noutgoing_address = \"10.0.0\"",
+                "\"10.0.0\" must be an IP address or empty",
+            ),
+            (
+                "[[torrents]]\ninfo_hash = \"abc\"",
+                "\"abc\" must be 40 hex or 32 base32 characters",
+            ),
+            (
+                "[[torrents]]\ninfo_hash = \"0123456789abcdef0123456789abcdef01234567\"\npeers = [\"example.org:1\"]",
+                "invalid socket address",
+            ),
+            ("[peer]\nconnect_timeout_ms = -1", "connect_timeout_ms"),
+            (
+                "[tracker]\nudp_retransmit_ms = []",
+                "tracker.udp_retransmit_ms",
+            ),
+        ] {
+            let err = Config::parse(text, "t.toml").expect_err(text).to_string();
+            assert!(err.contains(says), "{text}: {err}");
+            assert!(err.starts_with("t.toml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn typed_values_round_trip_through_the_file_format() {
+        let text = "[peer]\nconnect_timeout_ms = 1500\nretry_backoff_secs = [2, 3]\n\
+                    listen_address = \"::1\"\noutgoing_address = \"127.0.0.9\"\n\
+                    [[torrents]]\ninfo_hash = \"0123456789ABCDEF0123456789abcdef01234567\"\n\
+                    peers = [\"127.0.0.2:7\", \"[::1]:8\"]\n";
+        let c = Config::parse(text, "t").unwrap();
         assert_eq!(
-            (k.as_str(), why.as_str()),
-            ("dht.listen_address", "must be an IP address")
+            c.peer.connect_timeout_ms,
+            std::time::Duration::from_millis(1500)
         );
+        assert_eq!(
+            c.peer.retry_backoff_secs,
+            [2, 3].map(std::time::Duration::from_secs)
+        );
+        assert_eq!(c.peer.source_ip(), "127.0.0.9".parse().ok());
+        assert_eq!(c.torrents[0].peers[1], "[::1]:8".parse().unwrap());
+        assert_eq!(Config::parse(&c.to_toml(), "again").unwrap(), c);
     }
 
     #[test]

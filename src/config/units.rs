@@ -1,0 +1,137 @@
+//! How typed configuration values are written in TOML.
+//!
+//! The file keeps plain numbers and strings (`connect_timeout_ms = 5000`,
+//! `listen_address = "0.0.0.0"`); these adapters turn them into `Duration`, `IpAddr` and
+//! `InfoHash` while the file is read, so every subsystem receives typed values and a bad
+//! address is refused with its key and line before anything starts.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serializer};
+
+use crate::torrent::InfoHash;
+
+fn millis(d: &Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A whole number of milliseconds (`*_ms` keys).
+pub mod ms {
+    use super::*;
+
+    /// Writes the duration as milliseconds.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(millis(d))
+    }
+
+    /// Reads milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// A whole number of seconds (`*_secs` keys).
+pub mod secs {
+    use super::*;
+
+    /// Writes the duration as seconds.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    /// Reads seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// A list of milliseconds.
+pub mod ms_list {
+    use super::*;
+
+    /// Writes each duration as milliseconds.
+    pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(millis))
+    }
+
+    /// Reads a list of milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Vec::<u64>::deserialize(d).map(|v| v.into_iter().map(Duration::from_millis).collect())
+    }
+}
+
+/// A list of seconds.
+pub mod secs_list {
+    use super::*;
+
+    /// Writes each duration as seconds.
+    pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(Duration::as_secs))
+    }
+
+    /// Reads a list of seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Vec::<u64>::deserialize(d).map(|v| v.into_iter().map(Duration::from_secs).collect())
+    }
+}
+
+/// An IP address written as text.
+pub mod ip {
+    use super::*;
+
+    /// Writes the address as text.
+    pub fn serialize<S: Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(ip)
+    }
+
+    /// Reads an address; anything else is refused with the text.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|_| D::Error::custom(format!("{text:?} must be an IP address")))
+    }
+}
+
+/// An IP address or `""` for "none given".
+pub mod optional_ip {
+    use super::*;
+
+    /// Writes the address, or `""`.
+    pub fn serialize<S: Serializer>(ip: &Option<IpAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match ip {
+            Some(ip) => s.collect_str(ip),
+            None => s.serialize_str(""),
+        }
+    }
+
+    /// Reads an address or `""`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("{text:?} must be an IP address or empty")))
+    }
+}
+
+/// An info-hash as 40 hex or 32 base32 characters.
+pub mod info_hash {
+    use super::*;
+
+    /// Writes the hash as lowercase hex.
+    pub fn serialize<S: Serializer>(h: &InfoHash, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&h.to_hex())
+    }
+
+    /// Reads a hash; anything else is refused with the text.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<InfoHash, D::Error> {
+        let text = String::deserialize(d)?;
+        InfoHash::parse(&text).map_err(|_| {
+            D::Error::custom(format!("{text:?} must be 40 hex or 32 base32 characters"))
+        })
+    }
+}
