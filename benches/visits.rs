@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use btda::book::{PeerKeyer, PeerQueue, Source};
 use btda::schedule::Policy;
 use btda::sim::{Behaviour, FakePeer, Harness, HarnessOptions};
-use btda::torrent::InfoHash;
+use btda::torrent::{InfoHash, TorrentId, TorrentRegistry};
 
 const HASH: InfoHash = InfoHash([0x5a; 20]);
 const PIECES: u32 = 1000;
@@ -177,10 +177,15 @@ fn main() {
         backoff: vec![],
         cooldown: Duration::ZERO,
     };
-    let queue = PeerQueue::new(vec![Some(980)], policy, PeerKeyer::random()).allow_private(true);
+    let queue = PeerQueue::new(
+        TorrentRegistry::with_thresholds(&[Some(980)]),
+        policy,
+        PeerKeyer::random(),
+    )
+    .allow_private(true);
     for i in 0..100_000u32 {
         let addr = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881));
-        queue.add(0, addr, Source::Tracker);
+        queue.add(TorrentId::new(0), addr, Source::Tracker);
     }
     let with_peers = rss_mb() - before;
     assert_eq!(queue.counts().peers.known, 100_000);

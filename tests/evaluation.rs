@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use btda::peer::Engine;
 use btda::peer::engine;
 use btda::sim::{Behaviour, FakePeer, Harness, HarnessOptions};
-use btda::torrent::InfoHash;
+use btda::torrent::{InfoHash, TorrentId};
 
 const PIECES: u32 = 100;
 const T: u32 = 98;
@@ -497,7 +497,7 @@ fn btda_never_counts_itself() {
     );
     let q = h.engine().queue.clone();
     assert_eq!(
-        q.add(0, me, btda::book::Source::Tracker),
+        q.add(TorrentId::new(0), me, btda::book::Source::Tracker),
         btda::book::Added::Ours,
         "never queued again"
     );

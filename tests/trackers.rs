@@ -13,7 +13,7 @@ use btda::sim::fake_tracker::{
     FakeHttpTracker, FakeUdpTracker, HttpBehaviour, UdpBehaviour, percent_decode,
 };
 use btda::store::{Writer, WriterSettings};
-use btda::torrent::InfoHash;
+use btda::torrent::{Figures, InfoHash, TorrentId, TorrentRegistry};
 use btda::tracker::service::{Announcer, TrackedTorrent, TrackerService};
 
 const A: InfoHash = InfoHash([0x2b; 20]); // 0x2b is '+': must be sent as %2B
@@ -106,12 +106,12 @@ fn every_tracker_is_announced_scraped_and_classified() {
     ];
     let torrents = vec![
         TrackedTorrent {
-            index: 0,
+            torrent: TorrentId::new(0),
             info_hash: A,
             trackers: all_a,
         },
         TrackedTorrent {
-            index: 1,
+            torrent: TorrentId::new(1),
             info_hash: B,
             trackers: vec![u_good.url()],
         },
@@ -136,8 +136,17 @@ fn every_tracker_is_announced_scraped_and_classified() {
         backoff: vec![],
         cooldown: Duration::ZERO,
     };
+    let figures = Figures {
+        pieces: 100,
+        size: SIZE,
+        threshold: 98,
+    };
+    let registry = Arc::new(TorrentRegistry::new([
+        (A, Some(figures)),
+        (B, Some(figures)),
+    ]));
     let queue = Arc::new(
-        PeerQueue::new(vec![Some(1), Some(1)], policy, PeerKeyer::random()).allow_private(true),
+        PeerQueue::new(Arc::clone(&registry), policy, PeerKeyer::random()).allow_private(true),
     );
     let stop = Arc::new(AtomicBool::new(false));
     let me = Announcer {
@@ -146,10 +155,6 @@ fn every_tracker_is_announced_scraped_and_classified() {
         port: 51413,
         key: 0x0102_0304,
     };
-    let registry = std::sync::Arc::new(btda::torrent::registry::TorrentRegistry::new([
-        (A, Some((100, SIZE))),
-        (B, Some((100, SIZE))),
-    ]));
     let service = TrackerService::start(
         &torrents,
         registry,

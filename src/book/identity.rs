@@ -2,13 +2,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// One peer of one torrent, as btda knows it in memory. `torrent` is the index of the
-/// torrent in the run (its database id minus one). Port 0 means an incoming peer whose
-/// listen port is unknown.
+/// One peer of one torrent, as btda knows it in memory. Port 0 means an incoming peer
+/// whose listen port is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerAddr {
-    /// Torrent index.
-    pub torrent: u32,
+    /// The torrent.
+    pub torrent: crate::torrent::TorrentId,
     /// The peer's address.
     pub addr: SocketAddr,
 }

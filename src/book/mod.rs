@@ -22,6 +22,7 @@ pub use queue::{Job, PeerQueue, QueueCounts};
 pub use sink::{Offered, PeerSink};
 
 use crate::store::PeerRow;
+use crate::torrent::TorrentId;
 
 /// The result of a visit, as the book and the scheduler need it.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,8 +93,8 @@ const MAX_OWN_IPS: usize = 16;
 /// under its lock.
 pub struct PeerBook {
     entries: HashMap<PeerAddr, Entry>,
-    by_ip: HashMap<(u32, IpAddr), Vec<u16>>,
-    by_id: HashMap<(u32, [u8; 20]), PeerAddr>,
+    by_ip: HashMap<(TorrentId, IpAddr), Vec<u16>>,
+    by_id: HashMap<(TorrentId, [u8; 20]), PeerAddr>,
     alias: HashMap<PeerAddr, PeerAddr>,
     own_ips: HashSet<IpAddr>,
     own: HashSet<SocketAddr>,
@@ -184,7 +185,7 @@ impl PeerBook {
     }
 
     /// Known peers of `torrent` at `ip` (several behind a NAT).
-    pub fn peers_at(&self, torrent: u32, ip: IpAddr) -> usize {
+    pub fn peers_at(&self, torrent: TorrentId, ip: IpAddr) -> usize {
         self.by_ip.get(&(torrent, ip)).map_or(0, Vec::len)
     }
 
@@ -201,7 +202,7 @@ impl PeerBook {
     /// connection then still lands on its row). Returns the peer and whether it is new.
     pub fn match_incoming(
         &mut self,
-        torrent: u32,
+        torrent: TorrentId,
         ip: IpAddr,
         p: Option<u16>,
         peer_id: Option<[u8; 20]>,
@@ -338,7 +339,7 @@ impl PeerBook {
         let (last_ms, last_pieces) = e.progress.last?;
         Some(PeerRow {
             id,
-            torrent_id: crate::torrent::registry::db_id(peer.torrent),
+            torrent_id: peer.torrent.db_id(),
             peer_key: self.keyer.key(&peer.addr),
             source: e.source.as_str(),
             client: e.client.as_ref().map(|c| c.0.clone()),
@@ -380,7 +381,7 @@ mod tests {
 
     fn peer(ip: [u8; 4], port: u16) -> PeerAddr {
         PeerAddr {
-            torrent: 0,
+            torrent: TorrentId::new(0),
             addr: SocketAddr::from((ip, port)),
         }
     }
@@ -413,22 +414,22 @@ mod tests {
         b.record(peer(nat, 6881), 10, &seen(1, 1, 1));
         // `p` names the second peer.
         assert_eq!(
-            b.match_incoming(0, nat.into(), Some(7000), Some([2; 20])),
+            b.match_incoming(TorrentId::new(0), nat.into(), Some(7000), Some([2; 20])),
             (peer(nat, 7000), false)
         );
         // No `p`, but the peer id of an earlier visit.
         assert_eq!(
-            b.match_incoming(0, nat.into(), None, Some([1; 20])),
+            b.match_incoming(TorrentId::new(0), nat.into(), None, Some([1; 20])),
             (peer(nat, 6881), false)
         );
         // Neither: two known peers share the IP, so it is a new peer, not a guess.
         assert_eq!(
-            b.match_incoming(0, nat.into(), None, Some([3; 20])),
+            b.match_incoming(TorrentId::new(0), nat.into(), None, Some([3; 20])),
             (peer(nat, 0), true)
         );
         // An unknown `p` is a new peer at that port.
         assert_eq!(
-            b.match_incoming(0, nat.into(), Some(9000), Some([4; 20])),
+            b.match_incoming(TorrentId::new(0), nat.into(), Some(9000), Some([4; 20])),
             (peer(nat, 9000), true)
         );
     }
@@ -440,12 +441,12 @@ mod tests {
         b.know(peer(ip, 6881), Source::Tracker);
         b.record(peer(ip, 6881), 10, &seen(1, 1, 1));
         assert_eq!(
-            b.match_incoming(0, ip.into(), None, Some([9; 20])),
+            b.match_incoming(TorrentId::new(0), ip.into(), None, Some([9; 20])),
             (peer(ip, 6881), false),
             "a randomised peer id falls back to the address"
         );
         assert_eq!(
-            b.match_incoming(0, ip.into(), Some(7000), Some([9; 20])),
+            b.match_incoming(TorrentId::new(0), ip.into(), Some(7000), Some([9; 20])),
             (peer(ip, 7000), true),
             "another client behind the same IP names its own port"
         );
@@ -470,7 +471,12 @@ mod tests {
         assert_eq!((canon, r.crossed_now, b.confirmed()), (v4, false, 1));
         // An incoming connection from a third address with the same id: the same peer.
         assert_eq!(
-            b.match_incoming(0, [127, 7, 0, 3].into(), None, Some([7; 20])),
+            b.match_incoming(
+                TorrentId::new(0),
+                [127, 7, 0, 3].into(),
+                None,
+                Some([7; 20])
+            ),
             (v4, false)
         );
     }

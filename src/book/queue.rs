@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
@@ -17,6 +18,7 @@ use super::identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 use super::{PeerBook, Recorded, VisitResult};
 use crate::schedule::scheduler::{Ended, Popped, Scheduler, State, StateCounts};
 use crate::schedule::{Added, Policy};
+use crate::torrent::{TorrentId, TorrentRegistry};
 
 /// A visit handed to a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +51,7 @@ pub struct QueueCounts {
 struct Inner {
     sched: Scheduler<PeerAddr>,
     book: PeerBook,
-    thresholds: Vec<Option<u32>>,
+    torrents: Arc<TorrentRegistry>,
     /// Incoming connections under way, per remote IP: its peers are not dialled then.
     incoming: HashMap<IpAddr, u32>,
     timed_waiter: Option<Instant>,
@@ -66,13 +68,14 @@ pub struct PeerQueue {
 }
 
 impl PeerQueue {
-    /// A queue for torrents with these thresholds (None: metadata pending).
-    pub fn new(thresholds: Vec<Option<u32>>, policy: Policy, keyer: PeerKeyer) -> Self {
+    /// A queue for the torrents of `torrents`; peers of a torrent whose metadata is
+    /// pending are parked until [`Self::metadata_arrived`].
+    pub fn new(torrents: Arc<TorrentRegistry>, policy: Policy, keyer: PeerKeyer) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 sched: Scheduler::new(policy),
                 book: PeerBook::new(keyer),
-                thresholds,
+                torrents,
                 incoming: HashMap::new(),
                 timed_waiter: None,
                 closed: false,
@@ -125,13 +128,14 @@ impl PeerQueue {
     /// Adds a peer reported by a source; new peers are due at once. Addresses that are
     /// ours are never queued; trackers, the DHT and PEX may not name non-global ones
     /// unless private addresses are allowed.
-    pub fn add(&self, torrent: u32, addr: SocketAddr, source: Source) -> Added {
+    pub fn add(&self, torrent: TorrentId, addr: SocketAddr, source: Source) -> Added {
         let now = Instant::now();
         let peer = PeerAddr { torrent, addr };
         let mut g = self.inner.lock();
-        let Some(&threshold) = g.thresholds.get(torrent as usize) else {
+        if g.torrents.info_hash(torrent).is_none() {
             return Added::Duplicate;
-        };
+        }
+        let threshold = g.torrents.threshold(torrent);
         let learned = match source {
             Source::Tracker => Some(0),
             Source::Dht => Some(1),
@@ -186,8 +190,7 @@ impl PeerQueue {
             });
             match popped {
                 Popped::Visit(peer, attempt) => {
-                    let threshold = g.thresholds.get(peer.torrent as usize).copied().flatten();
-                    let Some(threshold) = threshold else {
+                    let Some(threshold) = g.torrents.threshold(peer.torrent) else {
                         // Metadata pending (cannot happen: such peers are parked).
                         g.sched.finish(peer, Ended::Retry, now);
                         continue;
@@ -281,14 +284,14 @@ impl PeerQueue {
     /// listen port.
     pub fn record_incoming(
         &self,
-        torrent: u32,
+        torrent: TorrentId,
         ip: IpAddr,
         listen_port: Option<u16>,
         result: VisitResult,
     ) -> Recorded {
         let now = Instant::now();
         let mut g = self.inner.lock();
-        let Some(threshold) = g.thresholds.get(torrent as usize).copied().flatten() else {
+        let Some(threshold) = g.torrents.threshold(torrent) else {
             return Recorded::default();
         };
         let VisitResult::Success { peer_id, .. } = &result else {
@@ -309,15 +312,14 @@ impl PeerQueue {
         recorded
     }
 
-    /// Sets the threshold of a torrent whose metadata just arrived and schedules the
-    /// peers that were parked waiting for it.
-    pub fn set_threshold(&self, torrent: u32, threshold: u32) {
+    /// Schedules the peers that were parked waiting for a torrent's metadata, once the
+    /// registry has it.
+    pub fn metadata_arrived(&self, torrent: TorrentId) {
         let now = Instant::now();
         let mut g = self.inner.lock();
-        let Some(slot) = g.thresholds.get_mut(torrent as usize) else {
+        if g.torrents.threshold(torrent).is_none() {
             return;
-        };
-        *slot = Some(threshold);
+        }
         g.sched
             .release_parked(now, |p| p.torrent == torrent && p.addr.port() != 0);
         drop(g);
@@ -326,7 +328,7 @@ impl PeerQueue {
 
     /// Addresses of a torrent's peers parked while its metadata is pending (candidates
     /// for fetching that metadata), at most `max`.
-    pub fn parked_peers(&self, torrent: u32, max: usize) -> Vec<SocketAddr> {
+    pub fn parked_peers(&self, torrent: TorrentId, max: usize) -> Vec<SocketAddr> {
         let g = self.inner.lock();
         g.sched
             .parked(max, |p| p.torrent == torrent && p.addr.port() != 0)
@@ -370,7 +372,12 @@ mod tests {
                 .collect(),
             cooldown: Duration::from_secs(3600),
         };
-        PeerQueue::new(vec![Some(10), None], policy, PeerKeyer::new([0; 32])).allow_private(true)
+        PeerQueue::new(
+            TorrentRegistry::with_thresholds(&[Some(10), None]),
+            policy,
+            PeerKeyer::new([0; 32]),
+        )
+        .allow_private(true)
     }
 
     fn addr(i: u8) -> SocketAddr {
@@ -394,35 +401,48 @@ mod tests {
         let (pool, results) =
             crate::geo::rdns::RdnsPool::start(resolver, 1, 100, Duration::from_secs(1));
         let q = queue(10_000, &[10]).with_rdns(pool);
-        q.add(0, addr(8), Source::Tracker);
+        q.add(TorrentId::new(0), addr(8), Source::Tracker);
         let job = q.next_job().unwrap();
         assert_eq!(q.finish(&job, ok(1, 1)).row.unwrap().rdns_domain, None);
         let (peer, domain) = results.recv_timeout(Duration::from_secs(2)).unwrap();
         assert_eq!((peer, domain.as_deref()), (job.peer, Some("example.net")));
         assert_eq!(q.set_domain(&peer, domain.unwrap()), Some(1));
-        let rec = q.record_incoming(0, addr(8).ip(), None, ok(2, 2));
+        let rec = q.record_incoming(TorrentId::new(0), addr(8).ip(), None, ok(2, 2));
         assert_eq!(rec.row.unwrap().rdns_domain.as_deref(), Some("example.net"));
     }
 
     #[test]
     fn duplicates_and_unknown_torrents() {
         let q = queue(10, &[10]);
-        assert_eq!(q.add(0, addr(2), Source::Tracker), Added::New);
-        assert_eq!(q.add(0, addr(2), Source::Dht), Added::Duplicate);
         assert_eq!(
-            q.add(1, addr(2), Source::Tracker),
+            q.add(TorrentId::new(0), addr(2), Source::Tracker),
+            Added::New
+        );
+        assert_eq!(
+            q.add(TorrentId::new(0), addr(2), Source::Dht),
+            Added::Duplicate
+        );
+        assert_eq!(
+            q.add(TorrentId::new(1), addr(2), Source::Tracker),
             Added::New,
             "parked: metadata pending"
         );
-        assert_eq!(q.add(7, addr(2), Source::Tracker), Added::Duplicate);
+        assert_eq!(
+            q.add(TorrentId::new(7), addr(2), Source::Tracker),
+            Added::Duplicate
+        );
         assert_eq!(q.counts().peers.known, 2);
     }
 
     #[test]
     fn non_global_and_own_addresses_are_not_queued() {
         let policy = Policy::from_config(&crate::config::Peer::default());
-        let q = PeerQueue::new(vec![Some(10)], policy, PeerKeyer::new([0; 32]))
-            .with_own_address(6881, Some("81.2.69.160".parse().unwrap()));
+        let q = PeerQueue::new(
+            TorrentRegistry::with_thresholds(&[Some(10)]),
+            policy,
+            PeerKeyer::new([0; 32]),
+        )
+        .with_own_address(6881, Some("81.2.69.160".parse().unwrap()));
         for (a, s) in [
             ("127.0.0.1:6881", Source::Tracker),
             ("10.0.0.1:6881", Source::Dht),
@@ -430,24 +450,44 @@ mod tests {
             ("169.254.0.1:1", Source::Pex),
             ("8.8.8.8:0", Source::Tracker),
         ] {
-            assert_eq!(q.add(0, a.parse().unwrap(), s), Added::NotGlobal, "{a}");
+            assert_eq!(
+                q.add(TorrentId::new(0), a.parse().unwrap(), s),
+                Added::NotGlobal,
+                "{a}"
+            );
         }
         assert_eq!(
-            q.add(0, "10.0.0.1:6881".parse().unwrap(), Source::Manual),
+            q.add(
+                TorrentId::new(0),
+                "10.0.0.1:6881".parse().unwrap(),
+                Source::Manual
+            ),
             Added::New,
             "given by hand"
         );
         assert_eq!(
-            q.add(0, "81.2.69.160:6881".parse().unwrap(), Source::Tracker),
+            q.add(
+                TorrentId::new(0),
+                "81.2.69.160:6881".parse().unwrap(),
+                Source::Tracker
+            ),
             Added::Ours
         );
         q.learn_own_ip("81.2.69.161".parse().unwrap());
         assert_eq!(
-            q.add(0, "81.2.69.161:6881".parse().unwrap(), Source::Dht),
+            q.add(
+                TorrentId::new(0),
+                "81.2.69.161:6881".parse().unwrap(),
+                Source::Dht
+            ),
             Added::Ours
         );
         assert_eq!(
-            q.add(0, "81.2.69.161:6882".parse().unwrap(), Source::Dht),
+            q.add(
+                TorrentId::new(0),
+                "81.2.69.161:6882".parse().unwrap(),
+                Source::Dht
+            ),
             Added::New
         );
         let c = q.counts();
@@ -465,17 +505,17 @@ mod tests {
     #[test]
     fn an_address_that_answers_with_our_id_is_never_visited_again() {
         let q = queue(10, &[10]);
-        q.add(0, addr(9), Source::Tracker);
+        q.add(TorrentId::new(0), addr(9), Source::Tracker);
         let job = q.next_job().unwrap();
         assert_eq!(q.finish(&job, VisitResult::Myself), Recorded::default());
-        assert_eq!(q.add(0, addr(9), Source::Dht), Added::Ours);
+        assert_eq!(q.add(TorrentId::new(0), addr(9), Source::Dht), Added::Ours);
         assert_eq!((q.counts().ours, q.counts().peers.known), (2, 1));
     }
 
     #[test]
     fn leecher_is_revisited_until_it_crosses_once() {
         let q = queue(30, &[10]);
-        q.add(0, addr(2), Source::Tracker);
+        q.add(TorrentId::new(0), addr(2), Source::Tracker);
         let job = q.next_job().unwrap();
         assert_eq!(job.attempt, 1);
         let r = q.finish(&job, ok(3, 1_000));
@@ -513,21 +553,24 @@ mod tests {
     #[test]
     fn failures_back_off_then_drop_then_cool_down() {
         let q = queue(10, &[5, 5]);
-        q.add(0, addr(3), Source::Tracker);
+        q.add(TorrentId::new(0), addr(3), Source::Tracker);
         for _ in 0..3 {
             let job = q.next_job().unwrap();
             let r = q.finish(&job, VisitResult::Failure);
             assert_eq!(r.peer_id, None);
         }
         assert_eq!(q.counts().peers.dropped, 1);
-        assert_eq!(q.add(0, addr(3), Source::Tracker), Added::CoolingDown);
+        assert_eq!(
+            q.add(TorrentId::new(0), addr(3), Source::Tracker),
+            Added::CoolingDown
+        );
     }
 
     #[test]
     fn a_peer_is_not_dialled_while_it_is_connected_in() {
         let q = queue(10, &[10]);
         q.incoming_started(addr(4).ip());
-        q.add(0, addr(4), Source::Tracker);
+        q.add(TorrentId::new(0), addr(4), Source::Tracker);
         let q = Arc::new(q);
         let q2 = Arc::clone(&q);
         let start = Instant::now();
@@ -543,8 +586,8 @@ mod tests {
     fn peers_behind_a_nat_are_dialled_while_another_one_is_connected_in() {
         let q = queue(10, &[10]);
         let nat = |port| SocketAddr::from(([127, 0, 0, 12], port));
-        q.add(0, nat(6881), Source::Tracker);
-        q.add(0, nat(6882), Source::Tracker);
+        q.add(TorrentId::new(0), nat(6881), Source::Tracker);
+        q.add(TorrentId::new(0), nat(6882), Source::Tracker);
         q.incoming_started(nat(1).ip());
         let a = q.next_job().unwrap();
         let b = q.next_job().unwrap();
@@ -561,37 +604,59 @@ mod tests {
     #[test]
     fn incoming_peers_match_by_ip_and_are_counted_once() {
         let q = queue(10_000, &[10]);
-        q.add(0, addr(4), Source::Tracker);
+        q.add(TorrentId::new(0), addr(4), Source::Tracker);
         let job = q.next_job().unwrap();
         q.finish(&job, ok(2, 1_000));
         // The same host connects in from another port and shows completion.
-        let r = q.record_incoming(0, addr(4).ip(), None, ok(10, 5_000));
+        let r = q.record_incoming(TorrentId::new(0), addr(4).ip(), None, ok(10, 5_000));
         assert_eq!(r.peer_id, Some(1), "matched to the known peer");
         assert!(r.crossed_now);
         let c = q.counts();
         assert_eq!((c.peers.known, c.confirmed, c.peers.finished), (1, 1, 1));
         // An unknown incoming peer with a listen port becomes a new, revisitable peer.
-        let r = q.record_incoming(0, addr(5).ip(), Some(7000), ok(1, 1_000));
+        let r = q.record_incoming(TorrentId::new(0), addr(5).ip(), Some(7000), ok(1, 1_000));
         assert_eq!(r.peer_id, Some(2));
         assert_eq!(r.row.unwrap().source, "incoming");
         assert_eq!(
-            q.add(0, SocketAddr::from(([127, 0, 0, 5], 7000)), Source::Pex),
+            q.add(
+                TorrentId::new(0),
+                SocketAddr::from(([127, 0, 0, 5], 7000)),
+                Source::Pex
+            ),
             Added::Duplicate
         );
     }
 
     #[test]
     fn parked_peers_are_released_when_metadata_arrives() {
-        let q = queue(10, &[10]);
-        q.add(1, addr(6), Source::Dht);
-        q.add(1, addr(7), Source::Tracker);
-        let mut parked = q.parked_peers(1, 10);
+        let registry = TorrentRegistry::with_thresholds(&[Some(10), None]);
+        let policy = Policy::from_config(&crate::config::Peer::default());
+        let q = PeerQueue::new(Arc::clone(&registry), policy, PeerKeyer::new([0; 32]))
+            .allow_private(true);
+        let magnet = TorrentId::new(1);
+        q.add(magnet, addr(6), Source::Dht);
+        q.add(magnet, addr(7), Source::Tracker);
+        let mut parked = q.parked_peers(magnet, 10);
         parked.sort();
         assert_eq!(parked, vec![addr(6), addr(7)]);
-        q.set_threshold(1, 5);
+        assert_eq!(
+            q.counts().peers.due,
+            0,
+            "parked peers wait for the metadata"
+        );
+        // Woken before the registry has the metadata: nothing moves.
+        q.metadata_arrived(magnet);
+        assert_eq!(q.parked_peers(magnet, 10).len(), 2);
+        let figures = crate::torrent::Figures {
+            pieces: 6,
+            size: 6 * 16_384,
+            threshold: 5,
+        };
+        registry.set_metadata(magnet, figures);
+        q.metadata_arrived(magnet);
         let job = q.next_job().unwrap();
-        assert_eq!((job.peer.torrent, job.threshold), (1, 5));
-        assert!(q.parked_peers(1, 10).is_empty());
+        assert_eq!((job.peer.torrent, job.threshold), (magnet, 5));
+        assert!(q.parked_peers(magnet, 10).is_empty());
     }
 
     #[test]
@@ -612,7 +677,7 @@ mod tests {
             .collect();
         for i in 0..200u32 {
             q.add(
-                0,
+                TorrentId::new(0),
                 SocketAddr::from(([127, 1, (i / 200) as u8, (i % 200) as u8 + 1], 1)),
                 Source::Dht,
             );

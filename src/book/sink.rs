@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::identity::Source;
 use super::queue::PeerQueue;
 use crate::schedule::Added;
+use crate::torrent::TorrentId;
 
 /// What a batch of offered peers came to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,14 +24,14 @@ pub struct Offered {
 /// Where sources put the peers they learn of.
 pub trait PeerSink: Send + Sync {
     /// Offers `peers` of torrent `torrent` learned from `source`.
-    fn offer(&self, torrent: u32, peers: &[SocketAddr], source: Source) -> Offered;
+    fn offer(&self, torrent: TorrentId, peers: &[SocketAddr], source: Source) -> Offered;
 
     /// An external address of ours that a source reported (BEP 24 `external ip`).
     fn learn_own_ip(&self, ip: IpAddr);
 }
 
 impl PeerSink for PeerQueue {
-    fn offer(&self, torrent: u32, peers: &[SocketAddr], source: Source) -> Offered {
+    fn offer(&self, torrent: TorrentId, peers: &[SocketAddr], source: Source) -> Offered {
         let mut o = Offered::default();
         for p in peers {
             match self.add(torrent, *p, source) {
@@ -52,11 +53,12 @@ mod tests {
     use super::*;
     use crate::book::PeerKeyer;
     use crate::schedule::Policy;
+    use crate::torrent::TorrentRegistry;
 
     #[test]
     fn offers_are_counted_once_for_every_source() {
         let q = PeerQueue::new(
-            vec![Some(10)],
+            TorrentRegistry::with_thresholds(&[Some(10)]),
             Policy::from_config(&crate::config::Peer::default()),
             PeerKeyer::new([0; 32]),
         )
@@ -73,7 +75,7 @@ mod tests {
         .map(|a| a.parse().unwrap())
         .collect();
         assert_eq!(
-            sink.offer(0, &peers, Source::Tracker),
+            sink.offer(TorrentId::new(0), &peers, Source::Tracker),
             Offered {
                 new: 2,
                 duplicate: 1,
@@ -81,7 +83,11 @@ mod tests {
             }
         );
         sink.learn_own_ip("8.8.4.4".parse().unwrap());
-        let again = sink.offer(0, &["8.8.4.4:6881".parse().unwrap()], Source::Dht);
+        let again = sink.offer(
+            TorrentId::new(0),
+            &["8.8.4.4:6881".parse().unwrap()],
+            Source::Dht,
+        );
         assert_eq!(again.skipped, 1, "ours now");
     }
 }

@@ -13,15 +13,16 @@ use super::node::{DhtNode, NodeSettings};
 use crate::book::{PeerSink, Source};
 use crate::store::{Record, RecordSender, RequestRow};
 use crate::torrent::InfoHash;
+use crate::torrent::TorrentId;
 
 /// Name of the saved state file (in `dht.state_dir`, never in the output folder).
 pub const STATE_FILE: &str = "dht_state.txt";
 
-/// A torrent to look up: its index and info-hash (private torrents are left out, BEP 27).
+/// A torrent to look up: its id and info-hash (private torrents are left out, BEP 27).
 #[derive(Debug, Clone, Copy)]
 pub struct DhtTorrent {
     /// Index in the run.
-    pub index: u32,
+    pub torrent: TorrentId,
     /// Its info-hash.
     pub info_hash: InfoHash,
 }
@@ -181,7 +182,7 @@ fn lookup_one(
         &[]
     };
     let lookup = node.get_peers(t.info_hash, extra);
-    let offered = queue.offer(t.index, &lookup.peers, Source::Dht);
+    let offered = queue.offer(t.torrent, &lookup.peers, Source::Dht);
     let (new, dup) = (offered.new, offered.duplicate);
     let announced = if port != 0 {
         node.announce(t.info_hash, port, &lookup)
@@ -189,7 +190,7 @@ fn lookup_one(
         0
     };
     let _ = db.send(Record::Request(RequestRow {
-        torrent_id: Some(crate::torrent::registry::db_id(t.index)),
+        torrent_id: Some(t.torrent.db_id()),
         at: crate::clock::unix_now(),
         source: "dht",
         kind: "get_peers",

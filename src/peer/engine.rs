@@ -15,8 +15,7 @@ use super::visit::{
 };
 use crate::book::{PeerQueue, PeerSink, Recorded, Source, VisitResult};
 use crate::store::{Record, RecordSender, VisitRow};
-use crate::torrent::InfoHash;
-use crate::torrent::registry::TorrentRegistry;
+use crate::torrent::{InfoHash, TorrentId, TorrentRegistry};
 use crate::wire::StateKind;
 
 /// Counters shared by workers, the listener and the monitor.
@@ -73,7 +72,7 @@ pub struct Engine {
 
 impl TorrentLookup for Engine {
     fn pieces_of(&self, info_hash: &InfoHash) -> Option<u32> {
-        self.torrents.pieces(self.torrents.index_of(info_hash)?)
+        self.torrents.pieces(self.torrents.id_of(info_hash)?)
     }
 }
 
@@ -108,7 +107,7 @@ impl Engine {
     }
 
     /// Info-hash of a torrent.
-    pub fn info_hash(&self, torrent: u32) -> Option<InfoHash> {
+    pub fn info_hash(&self, torrent: TorrentId) -> Option<InfoHash> {
         self.torrents.info_hash(torrent)
     }
 
@@ -199,7 +198,7 @@ impl Engine {
             return; // btda dialled itself: nothing to store
         }
         self.learn(&report);
-        let torrent = info_hash.and_then(|h| self.torrents.index_of(&h));
+        let torrent = info_hash.and_then(|h| self.torrents.id_of(&h));
         let Some(torrent) = torrent.filter(|_| report.outcome != Outcome::UnknownInfoHash) else {
             if report.outcome == Outcome::UnknownInfoHash {
                 self.stats.incoming_unknown.fetch_add(1, Ordering::Relaxed);
@@ -226,7 +225,7 @@ impl Engine {
 
     fn store(
         &self,
-        torrent: u32,
+        torrent: TorrentId,
         started_at: i64,
         direction: &'static str,
         attempt: Option<u32>,
@@ -239,7 +238,7 @@ impl Engine {
         }
         let visit = VisitRow {
             peer_id: rec.peer_id,
-            torrent_id: crate::torrent::registry::db_id(torrent),
+            torrent_id: torrent.db_id(),
             started_at,
             attempt,
             direction,

@@ -14,8 +14,7 @@ use crate::peer::Engine;
 use crate::peer::engine::{self, Running};
 use crate::schedule::Policy;
 use crate::store::{RecordSender, WriterStats};
-use crate::torrent::Torrent;
-use crate::torrent::registry::TorrentRegistry;
+use crate::torrent::{Figures, Torrent, TorrentId, TorrentRegistry};
 use crate::tracker::service::{Announcer, TrackedTorrent, TrackerService};
 
 use super::Shutdown;
@@ -79,15 +78,19 @@ pub fn start(
             p.incoming_handlers
         );
     }
-    let thresholds = torrents
-        .iter()
-        .map(|t| t.threshold_pieces(config.analysis.threshold))
-        .collect();
+    let registry = Arc::new(TorrentRegistry::new(torrents.iter().map(|t| {
+        let figures = t.metainfo.as_ref().map(|m| Figures {
+            pieces: m.pieces_count,
+            size: m.total_size,
+            threshold: crate::torrent::threshold_pieces(config.analysis.threshold, m.pieces_count),
+        });
+        (t.info_hash, figures)
+    })));
     let keyer = config
         .privacy
         .peer_key()
         .map_or_else(PeerKeyer::random, PeerKeyer::new);
-    let mut queue = PeerQueue::new(thresholds, Policy::from_config(p), keyer)
+    let mut queue = PeerQueue::new(Arc::clone(&registry), Policy::from_config(p), keyer)
         .allow_private(p.allow_private_addresses)
         .with_own_address(p.listen_port, Some(p.listen_address))
         .with_geo(geo, config.privacy.store_prefix);
@@ -117,12 +120,6 @@ pub fn start(
             }
         })
     });
-    let registry = Arc::new(TorrentRegistry::new(torrents.iter().map(|t| {
-        (
-            t.info_hash,
-            t.metainfo.as_ref().map(|m| (m.pieces_count, m.total_size)),
-        )
-    })));
 
     let listener = if p.listen_port == 0 {
         None
@@ -162,7 +159,7 @@ pub fn start(
         .iter()
         .enumerate()
         .map(|(i, t)| TrackedTorrent {
-            index: i as u32,
+            torrent: TorrentId::new(i as u32),
             info_hash: t.info_hash,
             trackers: t.trackers.clone(),
         })
@@ -188,7 +185,7 @@ pub fn start(
             .enumerate()
             .filter(|(_, t)| !t.metainfo.as_ref().is_some_and(|m| m.private)) // BEP 27
             .map(|(i, t)| DhtTorrent {
-                index: i as u32,
+                torrent: TorrentId::new(i as u32),
                 info_hash: t.info_hash,
             })
             .collect();
@@ -257,7 +254,7 @@ fn add_manual_peers(queue: &PeerQueue, torrents: &[Torrent], config: &Config) ->
             .filter(|e| e.info_hash == t.info_hash)
             .flat_map(|e| e.peers.iter().copied());
         for addr in from_magnet.chain(from_config) {
-            queue.add(i as u32, addr, Source::Manual);
+            queue.add(TorrentId::new(i as u32), addr, Source::Manual);
             added += 1;
         }
     }

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::peer::Engine;
 use crate::peer::metadata::{fetch_metadata, torrent_file};
 use crate::store::{Record, RecordSender};
-use crate::torrent::{Torrent, metainfo};
+use crate::torrent::{Figures, Torrent, TorrentId, metainfo};
 
 /// A peer that failed is not asked again for this long.
 const RETRY_PEER_AFTER: Duration = Duration::from_secs(15);
@@ -41,11 +41,11 @@ impl MagnetService {
         output: &Path,
         stop: Arc<AtomicBool>,
     ) -> Option<Self> {
-        let pending: Vec<(u32, Torrent)> = torrents
+        let pending: Vec<(TorrentId, Torrent)> = torrents
             .iter()
             .enumerate()
             .filter(|(_, t)| t.metainfo.is_none())
-            .map(|(i, t)| (i as u32, t.clone()))
+            .map(|(i, t)| (TorrentId::new(i as u32), t.clone()))
             .collect();
         if pending.is_empty() {
             return None;
@@ -65,14 +65,14 @@ impl MagnetService {
 }
 
 fn fetch_all(
-    mut pending: Vec<(u32, Torrent)>,
+    mut pending: Vec<(TorrentId, Torrent)>,
     engine: &Engine,
     db: &RecordSender,
     config: &Config,
     output: &Path,
     stop: &AtomicBool,
 ) {
-    let mut tried: HashMap<(u32, SocketAddr), Instant> = HashMap::new();
+    let mut tried: HashMap<(TorrentId, SocketAddr), Instant> = HashMap::new();
     let budget = config.peer.metadata_fetch_secs;
     while !stop.load(Ordering::Relaxed) && !pending.is_empty() {
         let mut done = Vec::new();
@@ -129,7 +129,7 @@ fn fetch_all(
 
 /// Saves the metadata, records the torrent's figures, and starts visiting its peers.
 fn join_run(
-    index: u32,
+    index: TorrentId,
     torrent: &Torrent,
     info: &[u8],
     engine: &Engine,
@@ -156,19 +156,25 @@ fn join_run(
     joined.name = meta.name.clone();
     joined.metainfo = Some(meta.clone());
     let _ = db.send(Record::Torrent(super::torrent_row(
-        crate::torrent::registry::db_id(index),
+        index.db_id(),
         &joined,
         config,
         crate::clock::unix_now(),
     )));
-    // One update: visits read the pieces count, trackers the size (the real `left`).
-    engine
-        .torrents
-        .set_metadata(index, meta.pieces_count, meta.total_size);
-    engine.queue.set_threshold(
+    // One update: visits read the pieces count, the queue the threshold, trackers the
+    // size (the real `left`); then the peers parked for it are scheduled.
+    engine.torrents.set_metadata(
         index,
-        crate::torrent::threshold_pieces(config.analysis.threshold, meta.pieces_count),
+        Figures {
+            pieces: meta.pieces_count,
+            size: meta.total_size,
+            threshold: crate::torrent::threshold_pieces(
+                config.analysis.threshold,
+                meta.pieces_count,
+            ),
+        },
     );
+    engine.queue.metadata_arrived(index);
     log::info!(
         "torrent {}: metadata fetched ({} pieces), saved as {}",
         torrent.info_hash,

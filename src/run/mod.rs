@@ -225,7 +225,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
     }
     for (i, torrent) in torrents.iter().enumerate() {
         db.send(Record::Torrent(torrent_row(
-            crate::torrent::registry::db_id(i as u32),
+            crate::torrent::TorrentId::new(i as u32).db_id(),
             torrent,
             &opts.config,
             started_at,

@@ -13,7 +13,7 @@ use crate::peer::engine::{self, Running};
 use crate::schedule::Policy;
 use crate::store::{Record, StoreError, TorrentRow, Writer, WriterSettings};
 use crate::torrent::InfoHash;
-use crate::torrent::registry::TorrentRegistry;
+use crate::torrent::{Figures, TorrentId, TorrentRegistry};
 
 /// Settings of a harness.
 #[derive(Debug, Clone)]
@@ -73,8 +73,16 @@ impl Harness {
             backoff: o.backoff.clone(),
             cooldown: Duration::from_secs(3600),
         };
+        let registry = Arc::new(TorrentRegistry::new([(
+            o.info_hash,
+            Some(Figures {
+                pieces: o.pieces,
+                size: u64::from(o.pieces) * 16384,
+                threshold: o.threshold,
+            }),
+        )]));
         let queue = Arc::new(
-            PeerQueue::new(vec![Some(o.threshold)], policy, PeerKeyer::random())
+            PeerQueue::new(Arc::clone(&registry), policy, PeerKeyer::random())
                 .allow_private(o.peer.allow_private_addresses),
         );
         let stop = Arc::new(AtomicBool::new(false));
@@ -86,10 +94,7 @@ impl Harness {
         let engine = Arc::new(Engine::new(
             queue,
             writer.sender(),
-            Arc::new(TorrentRegistry::new([(
-                o.info_hash,
-                Some((o.pieces, u64::from(o.pieces) * 16384)),
-            )])),
+            registry,
             &cfg,
             crate::wire::handshake::our_peer_id(rand::random()),
             Arc::clone(&stop),
@@ -112,7 +117,9 @@ impl Harness {
 
     /// Queues a peer (source `manual`).
     pub fn add(&self, addr: SocketAddr) {
-        self.engine.queue.add(0, addr, Source::Manual);
+        self.engine
+            .queue
+            .add(TorrentId::new(0), addr, Source::Manual);
     }
 
     /// Polls `check` every 10 ms; false if `limit` passed first.

@@ -8,6 +8,8 @@ pub mod magnet;
 pub mod metainfo;
 pub mod registry;
 
+pub use registry::{Figures, TorrentId, TorrentRegistry};
+
 pub use import::{ImportReport, Skipped, import_inputs};
 pub use info_hash::InfoHash;
 pub use magnet::Magnet;

@@ -20,13 +20,14 @@ use super::{AnnounceParams, Event, TrackerError};
 use crate::book::{PeerSink, Source};
 use crate::store::{Record, RecordSender, RequestRow};
 use crate::torrent::InfoHash;
+use crate::torrent::TorrentId;
 use crate::torrent::registry::TorrentRegistry;
 
 /// One torrent as the tracker loop needs it.
 #[derive(Debug, Clone)]
 pub struct TrackedTorrent {
     /// Index in the run (database id − 1).
-    pub index: u32,
+    pub torrent: TorrentId,
     /// Its info-hash.
     pub info_hash: InfoHash,
     /// Its tracker URLs.
@@ -51,7 +52,7 @@ pub struct Announcer {
 }
 
 struct Slot {
-    index: u32,
+    torrent: TorrentId,
     info_hash: InfoHash,
     next: Instant,
     started: bool,
@@ -123,7 +124,7 @@ impl TrackerService {
                     continue;
                 }
                 let slot = Slot {
-                    index: t.index,
+                    torrent: t.torrent,
                     info_hash: t.info_hash,
                     next: now,
                     started: false,
@@ -209,11 +210,11 @@ impl TrackerService {
             let Some(job) = job.try_lock() else {
                 continue;
             };
-            let requests: Vec<(u32, AnnounceParams)> = job
+            let requests: Vec<(TorrentId, AnnounceParams)> = job
                 .slots
                 .iter()
                 .filter(|s| s.started)
-                .map(|s| (s.index, self.shared.params(s, Event::Stopped)))
+                .map(|s| (s.torrent, self.shared.params(s, Event::Stopped)))
                 .collect();
             if requests.is_empty() {
                 continue;
@@ -242,7 +243,7 @@ impl TrackerService {
             rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
             self.shared.record(Record::Request(RequestRow {
-                torrent_id: Some(crate::torrent::registry::db_id(index)),
+                torrent_id: Some(index.db_id()),
                 at: crate::clock::unix_now(),
                 source: "tracker",
                 url: Some(url),
@@ -303,7 +304,7 @@ impl Shared {
     }
 
     fn params(&self, slot: &Slot, event: Event) -> AnnounceParams {
-        let size = self.registry.size(slot.index).unwrap_or(0);
+        let size = self.registry.size(slot.torrent).unwrap_or(0);
         let share = |f: f64| (size as f64 * f) as u64;
         // Size unknown (magnet metadata pending): announce as a leecher, so that trackers
         // return the seeders that can give the metadata.
@@ -348,7 +349,7 @@ impl Shared {
             let start = Instant::now();
             let result = self.client.announce(&url, &self.params(slot, event));
             let mut row = RequestRow {
-                torrent_id: Some(crate::torrent::registry::db_id(slot.index)),
+                torrent_id: Some(slot.torrent.db_id()),
                 at: crate::clock::unix_now(),
                 source: "tracker",
                 url: Some(url.clone()),
@@ -361,7 +362,9 @@ impl Shared {
                     if let Some(ip) = reply.external_ip {
                         self.queue.learn_own_ip(ip); // BEP 24: never queue ourselves
                     }
-                    let offered = self.queue.offer(slot.index, &reply.peers, Source::Tracker);
+                    let offered = self
+                        .queue
+                        .offer(slot.torrent, &reply.peers, Source::Tracker);
                     row.ok = true;
                     row.received_peers = Some(reply.peers.len() as u32);
                     row.new_peers = Some(offered.new);
@@ -411,7 +414,7 @@ impl Shared {
         let result = self.client.scrape(url, &hashes);
         let duration = Some(start.elapsed().as_millis() as u32);
         let row = |slot: &Slot| RequestRow {
-            torrent_id: Some(crate::torrent::registry::db_id(slot.index)),
+            torrent_id: Some(slot.torrent.db_id()),
             at: crate::clock::unix_now(),
             source: "tracker",
             url: Some(url.to_string()),
