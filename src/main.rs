@@ -316,12 +316,12 @@ fn report(database: &Path, json: bool) -> Result<ExitCode> {
 fn writer_load(database: &Path, records: u64, config: &Config) -> Result<ExitCode> {
     let writer = Writer::start(database, WriterSettings::from(&config.writer))?;
     let stats = writer.stats();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = btda::run::Shutdown::new();
     let reporter = {
         let (stats, done) = (stats.clone(), done.clone());
         std::thread::spawn(move || {
             let mut last = 0;
-            while !done.load(Ordering::Relaxed) {
+            while !done.requested() {
                 let now = stats.committed.load(Ordering::Relaxed);
                 if now != last {
                     println!("committed {now}");
@@ -345,7 +345,7 @@ fn writer_load(database: &Path, records: u64, config: &Config) -> Result<ExitCod
     }
     drop(sender);
     let summary = writer.finish()?;
-    done.store(true, Ordering::Relaxed);
+    done.request();
     let _ = reporter.join();
     println!(
         "done {} records in {} transactions",

@@ -3,12 +3,11 @@
 //! malformed packets get KRPC errors or silence, never a crash.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use btda::dht::krpc::{Body, Message};
 use btda::dht::node::{DhtNode, NodeSettings};
+use btda::run::Shutdown;
 use btda::torrent::InfoHash;
 
 fn settings() -> NodeSettings {
@@ -20,11 +19,11 @@ fn settings() -> NodeSettings {
     }
 }
 
-fn swarm(n: u8, stop: &Arc<AtomicBool>) -> Vec<DhtNode> {
+fn swarm(n: u8, stop: &Shutdown) -> Vec<DhtNode> {
     let nodes: Vec<DhtNode> = (1..=n)
         .map(|i| {
             let addr = SocketAddr::from(([127, 72, 0, i], 0));
-            DhtNode::start(addr, rand::random(), &[], settings(), Arc::clone(stop)).unwrap()
+            DhtNode::start(addr, rand::random(), &[], settings(), stop.clone()).unwrap()
         })
         .collect();
     let first = nodes[0].local_addr().unwrap();
@@ -38,7 +37,7 @@ fn swarm(n: u8, stop: &Arc<AtomicBool>) -> Vec<DhtNode> {
 
 #[test]
 fn an_announce_is_found_by_another_nodes_lookup() {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Shutdown::new();
     let nodes = swarm(30, &stop);
     assert!(
         nodes.iter().all(|n| n.nodes().len() >= 5),
@@ -58,7 +57,7 @@ fn an_announce_is_found_by_another_nodes_lookup() {
     let found = finder.get_peers(hash, &[]);
     let want = SocketAddr::from(([127, 72, 0, 5], 7000));
     assert!(found.peers.contains(&want), "{:?}", found.peers);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.request();
     for n in nodes {
         n.join();
     }
@@ -66,13 +65,13 @@ fn an_announce_is_found_by_another_nodes_lookup() {
 
 #[test]
 fn malformed_packets_get_errors_or_silence() {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Shutdown::new();
     let node = DhtNode::start(
         SocketAddr::from(([127, 73, 0, 1], 0)),
         [1; 20],
         &[],
         settings(),
-        Arc::clone(&stop),
+        stop.clone(),
     )
     .unwrap();
     let to = node.local_addr().unwrap();
@@ -111,6 +110,6 @@ fn malformed_packets_get_errors_or_silence() {
     // And it still answers a ping.
     let pong = ask(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:t41:y1:qe").unwrap();
     assert_eq!(pong.id, Some([1; 20]));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.request();
     node.join();
 }

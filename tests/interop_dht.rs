@@ -9,11 +9,10 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use btda::dht::node::{DhtNode, NodeSettings};
+use btda::run::Shutdown;
 use common::{signal, wait_with_limit};
 
 #[test]
@@ -40,7 +39,7 @@ fn btda_and_libtorrent_find_each_other_on_the_dht() {
     let ready: serde_json::Value = serde_json::from_slice(&hashed.stdout).unwrap();
     let hash = ready["ready"].as_str().unwrap().to_string();
 
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Shutdown::new();
     let settings = NodeSettings {
         alpha: 3,
         query_timeout: Duration::from_millis(500),
@@ -52,7 +51,7 @@ fn btda_and_libtorrent_find_each_other_on_the_dht() {
         rand::random(),
         &[],
         settings,
-        Arc::clone(&stop),
+        stop.clone(),
     )
     .unwrap();
 
@@ -118,7 +117,7 @@ fn btda_and_libtorrent_find_each_other_on_the_dht() {
     }
     drop(lt.stdin.take());
     let _ = wait_with_limit(&mut lt, Duration::from_secs(20));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.request();
     hub.join();
     assert!(
         seen_by_lt,

@@ -32,7 +32,7 @@ fn no_peer_address_reaches_the_disk() {
         .collect();
     let list: Vec<String> = peers.iter().map(|p| format!("\"{}\"", p.addr)).collect();
     // A DHT node for btda to join: its address must not reach output/ either.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = btda::run::Shutdown::new();
     let node = btda::dht::node::DhtNode::start(
         "127.77.2.1:0".parse().unwrap(),
         [7; 20],
@@ -43,7 +43,7 @@ fn no_peer_address_reaches_the_disk() {
             max_queries: 20,
             rate_per_sec: 100,
         },
-        std::sync::Arc::clone(&stop),
+        stop.clone(),
     )
     .unwrap();
     let node_addr = node.local_addr().unwrap();
@@ -72,7 +72,7 @@ fn no_peer_address_reaches_the_disk() {
     );
     std::thread::sleep(Duration::from_millis(800));
     common::interrupt_and_wait(&mut child);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.request();
     node.join();
 
     let db = common::database_in(&output).unwrap();

@@ -5,17 +5,16 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use btda::dht::node::{DhtNode, NodeSettings};
+use btda::run::Shutdown;
 use btda::sim::{Behaviour, FakePeer};
 use common::eventually;
 
 #[test]
 fn btda_finds_peers_on_the_dht_and_announces_itself() {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Shutdown::new();
     let settings = NodeSettings {
         alpha: 3,
         query_timeout: Duration::from_millis(500),
@@ -29,7 +28,7 @@ fn btda_finds_peers_on_the_dht_and_announces_itself() {
                 rand::random(),
                 &[],
                 settings.clone(),
-                Arc::clone(&stop),
+                stop.clone(),
             )
             .unwrap()
         })
@@ -110,5 +109,5 @@ fn btda_finds_peers_on_the_dht_and_announces_itself() {
         !output.join(btda::dht::service::STATE_FILE).exists(),
         "no DHT state in the output folder"
     );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.request();
 }

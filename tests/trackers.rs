@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use btda::book::{PeerKeyer, PeerQueue};
+use btda::run::Shutdown;
 use btda::schedule::Policy;
 use btda::sim::fake_tracker::{
     FakeHttpTracker, FakeUdpTracker, HttpBehaviour, UdpBehaviour, percent_decode,
@@ -148,7 +148,7 @@ fn every_tracker_is_announced_scraped_and_classified() {
     let queue = Arc::new(
         PeerQueue::new(Arc::clone(&registry), policy, PeerKeyer::random()).allow_private(true),
     );
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Shutdown::new();
     let me = Announcer {
         source_ip: Some("127.0.0.1".parse().unwrap()),
         peer_id: *b"-BD0100-trackertest1",
@@ -162,11 +162,11 @@ fn every_tracker_is_announced_scraped_and_classified() {
         me,
         Arc::clone(&queue) as Arc<dyn btda::book::PeerSink>,
         writer.sender(),
-        Arc::clone(&stop),
+        stop.clone(),
     );
     assert_eq!(service.trackers(), 16);
     std::thread::sleep(Duration::from_millis(4500));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.request();
     let t0 = std::time::Instant::now();
     service.stop();
     assert!(

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 
 use super::krpc::{Body, KrpcError, Message, NodeId, NodeInfo, Query, Response};
 use super::routing::{K, RoutingTable, distance};
+use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 
 /// Where the answer to a query goes: the message and who sent it.
@@ -83,7 +84,7 @@ struct Shared {
     rate: Mutex<RateLimit>,
     next_tid: AtomicU32,
     settings: NodeSettings,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
 }
 
 /// A running DHT node.
@@ -100,7 +101,7 @@ impl DhtNode {
         id: NodeId,
         known: &[NodeInfo],
         settings: NodeSettings,
-        stop: Arc<AtomicBool>,
+        stop: Shutdown,
     ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(addr)?;
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;
@@ -196,7 +197,7 @@ impl DhtNode {
     pub fn refresh(&self) {
         let targets = self.shared.table.lock().refresh_targets(rand::random);
         for t in targets {
-            if self.shared.stop.load(Ordering::Relaxed) {
+            if self.shared.stop.requested() {
                 break;
             }
             self.shared.lookup(&t, false, &[]);
@@ -214,7 +215,7 @@ impl DhtNode {
 impl Shared {
     fn receive_loop(&self) {
         let mut buf = [0u8; 2048];
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.requested() {
             let Ok((n, from)) = self.socket.recv_from(&mut buf) else {
                 continue;
             };
@@ -336,7 +337,7 @@ impl Shared {
             if wait.is_zero() {
                 break;
             }
-            if self.stop.load(Ordering::Relaxed) {
+            if self.stop.requested() {
                 return None;
             }
             std::thread::sleep(wait.min(Duration::from_millis(100)));
@@ -385,7 +386,7 @@ impl Shared {
         }
         let deadline = Instant::now() + timeout * 10;
         loop {
-            if self.stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+            if self.stop.requested() || Instant::now() > deadline {
                 break;
             }
             candidates.sort_by_key(|n| distance(&n.id, target));

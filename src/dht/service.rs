@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::krpc::{NodeId, NodeInfo};
 use super::node::{DhtNode, NodeSettings};
 use crate::book::{PeerSink, Source};
+use crate::shutdown::Shutdown;
 use crate::store::{Record, RecordSender, RequestRow};
 use crate::torrent::InfoHash;
 use crate::torrent::TorrentId;
@@ -71,7 +71,7 @@ impl DhtService {
         queue: Arc<dyn PeerSink>,
         db: RecordSender,
         state: Option<PathBuf>,
-        stop: Arc<AtomicBool>,
+        stop: Shutdown,
     ) -> Self {
         let config = config.clone();
         let thread = std::thread::spawn(move || {
@@ -101,7 +101,7 @@ fn run(
     queue: &dyn PeerSink,
     db: &RecordSender,
     state: Option<&Path>,
-    stop: &Arc<AtomicBool>,
+    stop: &Shutdown,
 ) {
     let settings = NodeSettings {
         alpha: config.alpha,
@@ -113,7 +113,7 @@ fn run(
         .and_then(load_state)
         .unwrap_or_else(|| (rand::random(), Vec::new()));
     let bind = SocketAddr::new(config.listen_address, config.port);
-    let node = match DhtNode::start(bind, id, &known, settings, Arc::clone(stop)) {
+    let node = match DhtNode::start(bind, id, &known, settings, stop.clone()) {
         Ok(n) => n,
         Err(e) => {
             log::error!("DHT: cannot bind {bind}: {e}; running without the DHT");
@@ -141,10 +141,10 @@ fn run(
     );
     let interval = config.interval_secs;
     let mut next = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.requested() {
         if Instant::now() >= next {
             for t in torrents {
-                if stop.load(Ordering::Relaxed) {
+                if stop.requested() {
                     break;
                 }
                 lookup_one(&node, t, announce_port, queue, db, &bootstrap);

@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use super::visit::{
     Identity, Timeouts, TorrentLookup, VisitReport, visit_incoming, visit_outgoing,
 };
 use crate::book::{PeerQueue, PeerSink, Recorded, Source, VisitResult};
+use crate::shutdown::Shutdown;
 use crate::store::{Record, RecordSender, VisitRow};
 use crate::torrent::{InfoHash, TorrentId, TorrentRegistry};
 use crate::wire::StateKind;
@@ -64,7 +65,7 @@ pub struct Engine {
     /// Timeouts.
     pub timeouts: Timeouts,
     /// Set when the run stops.
-    pub stop: Arc<AtomicBool>,
+    pub stop: Shutdown,
     /// Counters.
     pub stats: EngineStats,
     version: String,
@@ -84,7 +85,7 @@ impl Engine {
         torrents: Arc<TorrentRegistry>,
         peer: &crate::config::Peer,
         peer_id: [u8; 20],
-        stop: Arc<AtomicBool>,
+        stop: Shutdown,
     ) -> Self {
         Self {
             queue,
@@ -358,7 +359,7 @@ fn accept_loop(engine: &Arc<Engine>, listener: &TcpListener, handlers: usize, st
         .thread_name("incoming".into())
         .thread_stack_size(stack_kib * 1024)
         .build();
-    while !engine.stop.load(Ordering::Relaxed) {
+    while !engine.stop.requested() {
         match listener.accept() {
             Ok((stream, from)) => {
                 if engine.stats.incoming_active.load(Ordering::Relaxed) >= handlers as u64 {

@@ -4,10 +4,10 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::visit::{Identity, Timeouts, open_outgoing};
+use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::extended::{self, OUR_UT_METADATA};
 use crate::wire::handshake::EXTENSION_BIT;
@@ -35,7 +35,7 @@ pub fn fetch_metadata(
     t: &Timeouts,
     max_size: u64,
     budget: Duration,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> Result<Vec<u8>, FetchError> {
     let start = Instant::now();
     // The same connection path as a visit, with the same outcome names.
@@ -59,7 +59,7 @@ pub fn fetch_metadata(
     let mut requested: Vec<u32> = Vec::new();
     let mut last = Instant::now();
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.requested() {
             return fail("stopped");
         }
         if start.elapsed() > budget || last.elapsed() > t.silence {

@@ -4,12 +4,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::outcome::Outcome;
+use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::extended::{self, PeerExtensions};
 use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
@@ -137,11 +137,11 @@ pub(crate) fn read_exact_by(
     s: &mut TcpStream,
     buf: &mut [u8],
     deadline: Instant,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> Result<(), ReadError> {
     let mut got = 0;
     while got < buf.len() {
-        if stop.load(Ordering::Relaxed) {
+        if stop.requested() {
             return Err(ReadError::Stopped);
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -224,7 +224,7 @@ pub fn open_outgoing(
     info_hash: InfoHash,
     me: &Identity<'_>,
     t: &Timeouts,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> Result<Opened, NotOpened> {
     let start = Instant::now();
     let mut stream = connect(addr, t.connect, me.source_ip).map_err(|e| NotOpened {
@@ -274,7 +274,7 @@ pub fn visit_outgoing(
     pieces: u32,
     me: &Identity<'_>,
     t: &Timeouts,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> VisitReport {
     let start = Instant::now();
     let mut opened = match open_outgoing(addr, info_hash, me, t, stop) {
@@ -308,7 +308,7 @@ pub fn visit_incoming(
     torrents: &dyn TorrentLookup,
     me: &Identity<'_>,
     t: &Timeouts,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> (Option<InfoHash>, VisitReport) {
     let start = Instant::now();
     let _ = stream.set_nodelay(true);
@@ -366,7 +366,7 @@ pub fn visit_incoming(
 struct Ctx<'a> {
     me: &'a Identity<'a>,
     t: &'a Timeouts,
-    stop: &'a AtomicBool,
+    stop: &'a Shutdown,
 }
 
 /// Sends our extended handshake (to extension peers) and `have_none` (to fast-extension
@@ -515,7 +515,7 @@ fn exchange(
     let mut reading = Reading::new(pieces, start);
     let mut buf = vec![0u8; 16 * 1024];
     let outcome = 'visit: loop {
-        if ctx.stop.load(Ordering::Relaxed) {
+        if ctx.stop.requested() {
             break if reading.state.known() {
                 Outcome::Ok
             } else {

@@ -144,7 +144,7 @@ pub fn start(
         Arc::clone(&registry),
         &peer_cfg,
         peer_id,
-        shutdown.flag(),
+        shutdown.clone(),
     ));
     let running = engine::start(
         Arc::clone(&engine),
@@ -177,7 +177,7 @@ pub fn start(
         me,
         Arc::clone(&queue) as Arc<dyn crate::book::PeerSink>,
         db.clone(),
-        shutdown.flag(),
+        shutdown.clone(),
     );
     let dht = config.dht.enabled.then(|| {
         let public: Vec<DhtTorrent> = torrents
@@ -196,7 +196,7 @@ pub fn start(
             Arc::clone(&queue) as Arc<dyn crate::book::PeerSink>,
             db.clone(),
             config.dht.state_path(),
-            shutdown.flag(),
+            shutdown.clone(),
         )
     });
     log::info!(
@@ -211,7 +211,7 @@ pub fn start(
         db.clone(),
         config,
         output,
-        shutdown.flag(),
+        shutdown.clone(),
     );
     let monitor = Monitor::new(Arc::clone(&engine), writer, workers);
     let interval = config.monitor.statistics_interval_secs;

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::peer::Engine;
 use crate::peer::metadata::{fetch_metadata, torrent_file};
+use crate::shutdown::Shutdown;
 use crate::store::{Record, RecordSender};
 use crate::torrent::{Figures, Torrent, TorrentId, metainfo};
 
@@ -39,7 +39,7 @@ impl MagnetService {
         db: RecordSender,
         config: &Config,
         output: &Path,
-        stop: Arc<AtomicBool>,
+        stop: Shutdown,
     ) -> Option<Self> {
         let pending: Vec<(TorrentId, Torrent)> = torrents
             .iter()
@@ -70,11 +70,11 @@ fn fetch_all(
     db: &RecordSender,
     config: &Config,
     output: &Path,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) {
     let mut tried: HashMap<(TorrentId, SocketAddr), Instant> = HashMap::new();
     let budget = config.peer.metadata_fetch_secs;
-    while !stop.load(Ordering::Relaxed) && !pending.is_empty() {
+    while !stop.requested() && !pending.is_empty() {
         let mut done = Vec::new();
         for (index, torrent) in &pending {
             let mut candidates: Vec<SocketAddr> = torrent
@@ -84,7 +84,7 @@ fn fetch_all(
                 .collect();
             candidates.extend(engine.queue.parked_peers(*index, 50));
             for addr in candidates {
-                if stop.load(Ordering::Relaxed) {
+                if stop.requested() {
                     return;
                 }
                 if tried
@@ -119,7 +119,7 @@ fn fetch_all(
         }
         pending.retain(|(i, _)| !done.contains(i));
         for _ in 0..10 {
-            if stop.load(Ordering::Relaxed) {
+            if stop.requested() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -202,7 +202,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
     let writer = Writer::start_with_stop(
         &files.database,
         WriterSettings::from(&opts.config.writer),
-        shutdown.flag(),
+        shutdown.clone(),
     )?;
     let writer_stats = writer.stats();
     let db = writer.sender();

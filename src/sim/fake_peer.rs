@@ -9,10 +9,11 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::extended;
 use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
@@ -76,7 +77,7 @@ pub struct FakePeer {
     pub addr: SocketAddr,
     pieces: Arc<AtomicU32>,
     served: Arc<AtomicU32>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -95,12 +96,12 @@ impl FakePeer {
         let peer_id = fake_peer_id(&addr);
         let have = Arc::new(AtomicU32::new(pieces));
         let served = Arc::new(AtomicU32::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (h, s, st) = (Arc::clone(&have), Arc::clone(&served), Arc::clone(&stop));
+        let stop = Shutdown::new();
+        let (h, s, st) = (Arc::clone(&have), Arc::clone(&served), stop.clone());
         let thread = std::thread::Builder::new()
             .name(format!("fake-peer-{addr}"))
             .spawn(move || {
-                while !st.load(Ordering::Relaxed) {
+                while !st.requested() {
                     match listener.accept() {
                         Ok((stream, _)) => {
                             let _ = stream.set_nonblocking(false);
@@ -112,7 +113,7 @@ impl FakePeer {
                                 behaviour: behaviour.clone(),
                             };
                             s.fetch_add(1, Ordering::Relaxed);
-                            let stop = Arc::clone(&st);
+                            let stop = st.clone();
                             std::thread::spawn(move || {
                                 let _ = script.serve(stream, &stop);
                             });
@@ -143,7 +144,7 @@ impl FakePeer {
 
 impl Drop for FakePeer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.request();
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -182,7 +183,7 @@ pub fn bitfield(total: u32, n: u32) -> Vec<u8> {
 }
 
 impl Script {
-    fn serve(self, mut s: TcpStream, stop: &AtomicBool) -> std::io::Result<()> {
+    fn serve(self, mut s: TcpStream, stop: &Shutdown) -> std::io::Result<()> {
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         if self.behaviour == Behaviour::Silent {
             return hold(&mut s, stop);
@@ -242,7 +243,7 @@ impl Script {
                 // Ends when btda closes (the write fails), on stop, or after a minute.
                 let rounds = 60_000 / (*every_ms).max(1);
                 for next in (self.pieces..).take(rounds as usize) {
-                    if stop.load(Ordering::Relaxed) {
+                    if stop.requested() {
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(*every_ms));
@@ -285,7 +286,7 @@ fn serve_metadata(
     s: &mut TcpStream,
     info: &[u8],
     total: u32,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> std::io::Result<()> {
     use crate::wire::metadata::{self, MetadataMessage, PIECE};
     let hello = format!(
@@ -304,7 +305,7 @@ fn serve_metadata(
     let mut decoder = crate::wire::MessageDecoder::new(1 << 20);
     let mut their_id = None;
     let mut buf = [0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.requested() {
         let n = match s.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
@@ -353,10 +354,10 @@ fn serve_metadata(
 }
 
 /// Keeps the connection open, discarding input, until the other side closes.
-fn hold(s: &mut TcpStream, stop: &AtomicBool) -> std::io::Result<()> {
+fn hold(s: &mut TcpStream, stop: &Shutdown) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut sink = [0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.requested() {
         match s.read(&mut sink) {
             Ok(0) => return Ok(()),
             Ok(_) => {}

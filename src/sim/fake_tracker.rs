@@ -4,8 +4,9 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+
+use crate::shutdown::Shutdown;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -91,7 +92,7 @@ pub struct FakeHttpTracker {
     pub requests: Arc<Mutex<Vec<String>>>,
     /// Answers given by a `Dynamic` tracker.
     pub served: Arc<Mutex<Vec<Served>>>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -102,15 +103,11 @@ impl FakeHttpTracker {
         let addr = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let served = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, sv, st) = (
-            Arc::clone(&requests),
-            Arc::clone(&served),
-            Arc::clone(&stop),
-        );
+        let stop = Shutdown::new();
+        let (r, sv, st) = (Arc::clone(&requests), Arc::clone(&served), stop.clone());
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
-                if st.load(Ordering::Relaxed) {
+                if st.requested() {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
@@ -118,7 +115,7 @@ impl FakeHttpTracker {
                     Arc::clone(&r),
                     Arc::clone(&sv),
                     behaviour.clone(),
-                    Arc::clone(&st),
+                    st.clone(),
                 );
                 std::thread::spawn(move || {
                     let _ = serve_http(stream, &b, (&r, &sv), addr, &st);
@@ -142,7 +139,7 @@ impl FakeHttpTracker {
 
 impl Drop for FakeHttpTracker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.request();
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -160,7 +157,7 @@ fn serve_http(
     b: &HttpBehaviour,
     (requests, served): (&Mutex<Vec<String>>, &Mutex<Vec<Served>>),
     me: SocketAddr,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut head = Vec::new();
@@ -184,7 +181,7 @@ fn serve_http(
     requests.lock().push(target.clone());
     let (status, body): (u16, Vec<u8>) = match b {
         HttpBehaviour::Silent => {
-            while !stop.load(Ordering::Relaxed) {
+            while !stop.requested() {
                 std::thread::sleep(Duration::from_millis(50));
             }
             return Ok(());
@@ -338,7 +335,7 @@ pub struct FakeUdpTracker {
     pub packets: Arc<Mutex<Vec<(u32, usize)>>>,
     /// Announce and scrape answers given by a `Dynamic` tracker.
     pub served: Arc<Mutex<Vec<Served>>>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -350,11 +347,11 @@ impl FakeUdpTracker {
         socket.set_read_timeout(Some(Duration::from_millis(50)))?;
         let packets = Arc::new(Mutex::new(Vec::new()));
         let served = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (p, sv, st) = (Arc::clone(&packets), Arc::clone(&served), Arc::clone(&stop));
+        let stop = Shutdown::new();
+        let (p, sv, st) = (Arc::clone(&packets), Arc::clone(&served), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
-            while !st.load(Ordering::Relaxed) {
+            while !st.requested() {
                 let Ok((n, from)) = socket.recv_from(&mut buf) else {
                     continue;
                 };
@@ -385,7 +382,7 @@ impl FakeUdpTracker {
 
 impl Drop for FakeUdpTracker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.request();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

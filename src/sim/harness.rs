@@ -4,13 +4,14 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::book::{PeerKeyer, PeerQueue, Source};
 use crate::peer::Engine;
 use crate::peer::engine::{self, Running};
 use crate::schedule::Policy;
+use crate::shutdown::Shutdown;
 use crate::store::{Record, StoreError, TorrentRow, Writer, WriterSettings};
 use crate::torrent::InfoHash;
 use crate::torrent::{Figures, TorrentId, TorrentRegistry};
@@ -42,7 +43,7 @@ pub struct Harness {
     /// The engine (queue, counters).
     pub engine: Arc<Engine>,
     running: Running,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
 }
 
 impl Harness {
@@ -85,7 +86,7 @@ impl Harness {
             PeerQueue::new(Arc::clone(&registry), policy, PeerKeyer::random())
                 .allow_private(o.peer.allow_private_addresses),
         );
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Shutdown::new();
         let mut cfg = o.peer.clone();
         cfg.listen_port = listener
             .as_ref()
@@ -97,7 +98,7 @@ impl Harness {
             registry,
             &cfg,
             crate::wire::handshake::our_peer_id(rand::random()),
-            Arc::clone(&stop),
+            stop.clone(),
         ));
         let running = engine::start(
             Arc::clone(&engine),
@@ -141,7 +142,7 @@ impl Harness {
 
     /// Stops the workers, drains the writer and returns the database path.
     pub fn finish(self) -> Result<PathBuf, StoreError> {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.request();
         self.engine.queue.close();
         self.running.join();
         drop(self.engine); // its record sender must go before the writer can finish

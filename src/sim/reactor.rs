@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use socket2::{Domain, Socket, Type};
 use super::fake_peer::bitfield;
 use super::fake_tracker::SharedPeers;
 use super::script::{Kind, PeerScript, counts_at};
+use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
 use crate::wire::{Handshake, Message};
@@ -118,7 +119,7 @@ pub struct Reactor {
     /// Per torrent: the peers present now, as a tracker lists them.
     pub present: Vec<SharedPeers>,
     start: Instant,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -147,7 +148,7 @@ impl Reactor {
         let alt = TcpListener::from_std(alt.into());
         let present: Vec<SharedPeers> = torrents.iter().map(|_| SharedPeers::default()).collect();
         let counters = Arc::new(ReactorCounters::default());
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Shutdown::new();
         let start = Instant::now();
         let mut state = State::new(
             torrents,
@@ -160,7 +161,7 @@ impl Reactor {
             start,
             (present.clone(), Arc::clone(&counters)),
         )?;
-        let st = Arc::clone(&stop);
+        let st = stop.clone();
         let thread = std::thread::Builder::new()
             .name("sim-reactor".into())
             .spawn(move || {
@@ -202,7 +203,7 @@ impl Reactor {
 
 impl Drop for Reactor {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.request();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -349,7 +350,7 @@ impl State {
         &mut self,
         mut listener: TcpListener,
         mut alt: TcpListener,
-        stop: &AtomicBool,
+        stop: &Shutdown,
     ) -> std::io::Result<()> {
         self.poll
             .registry()
@@ -359,7 +360,7 @@ impl State {
             .register(&mut alt, ALT_LISTENER, Interest::READABLE)?;
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.requested() {
             let wait = next_tick.saturating_duration_since(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() == ErrorKind::Interrupted {

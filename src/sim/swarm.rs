@@ -7,14 +7,13 @@
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::fake_tracker::{FakeHttpTracker, FakeUdpTracker, HttpBehaviour, UdpBehaviour};
 use super::reactor::{Reactor, ReactorOptions, SimTorrent};
 pub use super::script::{Kind, PeerScript, counts_at};
 use crate::dht::node::{DhtNode, NodeSettings};
+use crate::shutdown::Shutdown;
 
 /// Trackers of one simulated torrent.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +38,7 @@ pub struct Swarm {
     dht: Vec<DhtNode>,
     torrents: Vec<SimTorrent>,
     /// Stops the DHT nodes.
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
 }
 
 impl Swarm {
@@ -70,7 +69,7 @@ impl Swarm {
             dht_router: None,
             dht: Vec::new(),
             torrents,
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Shutdown::new(),
         })
     }
 
@@ -94,7 +93,7 @@ impl Swarm {
                 rand::random(),
                 &[],
                 settings.clone(),
-                Arc::clone(&self.stop),
+                self.stop.clone(),
             )
         };
         let first = node(router)?;
@@ -195,7 +194,7 @@ impl Swarm {
 
 impl Drop for Swarm {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.request();
         for n in self.dht.drain(..) {
             n.join();
         }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::records::Record;
 use super::schema;
+use crate::shutdown::Shutdown;
 
 /// Writer settings (from `[writer]` in the config).
 #[derive(Debug, Clone, Copy)]
@@ -173,7 +174,7 @@ impl Writer {
     /// Opens (creates) the database at `path` with the full schema, then starts the
     /// writer thread. Errors opening the file are returned here, before any thread runs.
     pub fn start(path: &Path, settings: WriterSettings) -> Result<Self, StoreError> {
-        Self::start_with_stop(path, settings, Arc::new(AtomicBool::new(false)))
+        Self::start_with_stop(path, settings, Shutdown::new())
     }
 
     /// As [`Self::start`]; while commits are failing, a set `stop` flag (Ctrl+C) makes
@@ -181,7 +182,7 @@ impl Writer {
     pub fn start_with_stop(
         path: &Path,
         settings: WriterSettings,
-        stop: Arc<AtomicBool>,
+        stop: Shutdown,
     ) -> Result<Self, StoreError> {
         let conn = schema::open_for_writing(path).map_err(|source| StoreError::Open {
             path: path.display().to_string(),
@@ -294,7 +295,7 @@ fn write_loop(
     rx: Receiver<Record>,
     settings: WriterSettings,
     stats: &WriterStats,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> WriterSummary {
     let mut disconnected = false;
     let mut batch: Vec<Record> = Vec::new();
@@ -363,7 +364,7 @@ fn write_loop(
                         );
                         logged = Some(Instant::now());
                     }
-                    if since.elapsed() >= settings.max_stall || stop.load(Ordering::Relaxed) {
+                    if since.elapsed() >= settings.max_stall || stop.requested() {
                         gave_up = Some(format!(
                             "database writes failed for {} s: {e}",
                             since.elapsed().as_secs()
@@ -371,7 +372,7 @@ fn write_loop(
                         break;
                     }
                     let until = Instant::now() + wait;
-                    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    while Instant::now() < until && !stop.requested() {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                     wait = (wait * 2).min(RETRY_MAX);

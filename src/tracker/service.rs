@@ -9,7 +9,6 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use parking_lot::{Condvar, Mutex};
 use super::client::{ClientSettings, TrackerClient};
 use super::{AnnounceParams, Event, TrackerError};
 use crate::book::{PeerSink, Source};
+use crate::shutdown::Shutdown;
 use crate::store::{Record, RecordSender, RequestRow};
 use crate::torrent::InfoHash;
 use crate::torrent::TorrentId;
@@ -77,7 +77,7 @@ struct Shared {
     db: Mutex<Option<RecordSender>>,
     /// Sizes, read at each announce (a magnet's arrives with its metadata).
     registry: Arc<TorrentRegistry>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
 }
 
 /// The running tracker threads.
@@ -107,7 +107,7 @@ impl TrackerService {
         me: Announcer,
         queue: Arc<dyn PeerSink>,
         db: RecordSender,
-        stop: Arc<AtomicBool>,
+        stop: Shutdown,
     ) -> Self {
         let now = Instant::now();
         let mut jobs: Vec<Job> = Vec::new();
@@ -260,7 +260,7 @@ impl TrackerService {
 
 impl Shared {
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.requested()
     }
 
     /// Sends a record to the writer unless the service was stopped.
