@@ -682,7 +682,7 @@ mod tests {
                 Source::Dht,
             );
         }
-        assert!(crate::schedule::tests_support::eventually(|| {
+        assert!(crate::sim::eventually(Duration::from_secs(5), || {
             let c = q.counts().peers;
             c.in_flight == 0 && c.known == 200 && c.due == 0
         }));

@@ -104,7 +104,7 @@ impl DhtNode {
         stop: Shutdown,
     ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(addr)?;
-        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        socket.set_read_timeout(Some(crate::shutdown::POLL))?;
         let mut table = RoutingTable::new(id);
         for n in known {
             table.seen(*n);
@@ -340,7 +340,7 @@ impl Shared {
             if self.stop.requested() {
                 return None;
             }
-            std::thread::sleep(wait.min(Duration::from_millis(100)));
+            std::thread::sleep(wait.min(crate::shutdown::POLL));
         }
         let tid = self.next_tid.fetch_add(1, Ordering::Relaxed).to_be_bytes()[2..].to_vec();
         self.pending.lock().insert(tid.clone(), reply.clone());

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::krpc::{NodeId, NodeInfo};
 use super::node::{DhtNode, NodeSettings};
@@ -152,7 +152,7 @@ fn run(
             node.refresh();
             next = Instant::now() + interval;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(crate::shutdown::POLL);
     }
     if let Some(state) = state {
         let saved = state

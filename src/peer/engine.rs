@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -385,12 +385,12 @@ fn accept_loop(engine: &Arc<Engine>, listener: &TcpListener, handlers: usize, st
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20))
+                std::thread::sleep(crate::shutdown::POLL)
             }
             Err(e) => {
                 // EMFILE and friends: wait and go on; the listener never dies of them.
                 log::warn!("listener: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(crate::shutdown::POLL);
             }
         }
     }

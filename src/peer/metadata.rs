@@ -65,7 +65,7 @@ pub fn fetch_metadata(
         if start.elapsed() > budget || last.elapsed() > t.silence {
             return fail("timeout");
         }
-        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = s.set_read_timeout(Some(crate::shutdown::POLL));
         match s.read(&mut buf) {
             Ok(0) => return fail("closed"),
             Ok(n) => {

@@ -16,7 +16,7 @@ use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
 use crate::wire::{Handshake, Message, MessageDecoder, PieceState, StateKind};
 
 /// Longest a blocking read waits before checking the stop flag.
-const POLL: Duration = Duration::from_millis(200);
+use crate::shutdown::POLL;
 /// Peers kept from PEX in one visit.
 const MAX_PEX_PER_VISIT: usize = 1000;
 

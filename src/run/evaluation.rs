@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::magnets::MagnetService;
 use crate::book::{PeerKeyer, PeerQueue, Source};
@@ -112,7 +111,7 @@ pub fn start(
         let (q, db, stop) = (Arc::clone(&queue), db.clone(), shutdown.clone());
         std::thread::spawn(move || {
             while !stop.requested() {
-                if let Ok((peer, Some(domain))) = results.recv_timeout(Duration::from_millis(200))
+                if let Ok((peer, Some(domain))) = results.recv_timeout(crate::shutdown::POLL)
                     && let Some(id) = q.set_domain(&peer, domain.clone())
                 {
                     let _ = db.send(crate::store::Record::PeerDomain { id, domain });

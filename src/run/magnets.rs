@@ -118,11 +118,8 @@ fn fetch_all(
             }
         }
         pending.retain(|(i, _)| !done.contains(i));
-        for _ in 0..10 {
-            if stop.requested() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if stop.wait(Duration::from_secs(1)) {
+            return;
         }
     }
 }

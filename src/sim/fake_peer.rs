@@ -118,7 +118,7 @@ impl FakePeer {
                                 let _ = script.serve(stream, &stop);
                             });
                         }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                        Err(_) => std::thread::sleep(crate::shutdown::POLL),
                     }
                 }
             })?;
@@ -301,7 +301,7 @@ fn serve_metadata(
         .encode(),
     )?;
     s.write_all(&Message::Bitfield(bitfield(total, total)).encode())?;
-    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    s.set_read_timeout(Some(crate::shutdown::POLL))?;
     let mut decoder = crate::wire::MessageDecoder::new(1 << 20);
     let mut their_id = None;
     let mut buf = [0u8; 4096];
@@ -355,7 +355,7 @@ fn serve_metadata(
 
 /// Keeps the connection open, discarding input, until the other side closes.
 fn hold(s: &mut TcpStream, stop: &Shutdown) -> std::io::Result<()> {
-    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    s.set_read_timeout(Some(crate::shutdown::POLL))?;
     let mut sink = [0u8; 4096];
     while !stop.requested() {
         match s.read(&mut sink) {

@@ -181,9 +181,7 @@ fn serve_http(
     requests.lock().push(target.clone());
     let (status, body): (u16, Vec<u8>) = match b {
         HttpBehaviour::Silent => {
-            while !stop.requested() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            stop.wait(Duration::MAX);
             return Ok(());
         }
         HttpBehaviour::Status(code) => (*code, b"no".to_vec()),
@@ -344,7 +342,7 @@ impl FakeUdpTracker {
     pub fn start(addr: SocketAddr, behaviour: UdpBehaviour) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(addr)?;
         let addr = socket.local_addr()?;
-        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        socket.set_read_timeout(Some(crate::shutdown::POLL))?;
         let packets = Arc::new(Mutex::new(Vec::new()));
         let served = Arc::new(Mutex::new(Vec::new()));
         let stop = Shutdown::new();

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::book::{PeerKeyer, PeerQueue, Source};
 use crate::peer::Engine;
@@ -123,16 +123,9 @@ impl Harness {
             .add(TorrentId::new(0), addr, Source::Manual);
     }
 
-    /// Polls `check` every 10 ms; false if `limit` passed first.
+    /// Waits until `check` holds ([`super::eventually`]); false if `limit` passed first.
     pub fn wait_until(&self, limit: Duration, mut check: impl FnMut(&Self) -> bool) -> bool {
-        let start = Instant::now();
-        while !check(self) {
-            if start.elapsed() > limit {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        true
+        super::eventually(limit, || check(self))
     }
 
     /// Visits finished so far.

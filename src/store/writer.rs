@@ -371,10 +371,7 @@ fn write_loop(
                         ));
                         break;
                     }
-                    let until = Instant::now() + wait;
-                    while Instant::now() < until && !stop.requested() {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
+                    stop.wait(wait);
                     wait = (wait * 2).min(RETRY_MAX);
                 }
             }

@@ -184,7 +184,7 @@ impl TrackerService {
         self.send_stopped(budget, deadline);
         for t in self.threads {
             while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(crate::shutdown::POLL);
             }
             if t.is_finished() {
                 let _ = t.join();
@@ -293,11 +293,11 @@ impl Shared {
                     return Some(i);
                 }
                 Some(&Reverse((due, _))) => {
-                    let until = due.min(now + Duration::from_millis(200));
+                    let until = due.min(now + crate::shutdown::POLL);
                     self.wake.wait_until(&mut heap, until);
                 }
                 None => {
-                    self.wake.wait_for(&mut heap, Duration::from_millis(200));
+                    self.wake.wait_for(&mut heap, crate::shutdown::POLL);
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The btda binary cargo built for these tests, with a state directory of its own
 /// (`XDG_STATE_HOME`), so no test reads or writes the user's DHT state, and no test's
@@ -65,30 +65,18 @@ pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
 
 /// Waits for a child to exit, killing it and failing the test after `limit`.
 pub fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("child did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let mut status = None;
+    if !eventually(limit, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    }) {
+        let _ = child.kill();
+        panic!("child did not exit within {limit:?}");
     }
+    status.expect("exited")
 }
 
-/// Polls `check` every 50 ms until it returns true or `limit` passes.
-pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
+pub use btda::sim::eventually;
 
 /// Spawns btda with piped stdout and stderr.
 pub fn spawn(args: &[&str]) -> Child {
@@ -201,14 +189,12 @@ pub fn start_opentracker(ip: &str, port: u16, hashes: &[btda::torrent::InfoHash]
         .spawn()
         .expect("opentracker is installed by `make deps`");
     let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "opentracker did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        }),
+        "opentracker did not start"
+    );
     let tracker = Opentracker {
         _child: Reaped(child),
         _dir: dir,
@@ -229,13 +215,10 @@ pub fn start_opentracker(ip: &str, port: u16, hashes: &[btda::torrent::InfoHash]
                 .and_then(|r| r.text())
                 .unwrap_or_default()
         };
-        while !answer("").contains("5:peers") {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "opentracker did not load its whitelist"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            eventually(Duration::from_secs(10), || answer("").contains("5:peers")),
+            "opentracker did not load its whitelist"
+        );
         answer("&event=stopped");
     }
     tracker
