@@ -9,15 +9,15 @@ use std::time::Instant;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use super::finished::{Direction, FinishedVisit};
 use super::outcome::Outcome;
 use super::visit::{
     Identity, Timeouts, TorrentLookup, VisitReport, visit_incoming, visit_outgoing,
 };
 use crate::book::{PeerQueue, PeerSink, Recorded, Source, VisitResult};
 use crate::shutdown::Shutdown;
-use crate::store::{Record, RecordSender, VisitRow};
+use crate::store::{Record, RecordSender};
 use crate::torrent::{InfoHash, TorrentId, TorrentRegistry};
-use crate::wire::StateKind;
 
 /// Counters shared by workers, the listener and the monitor.
 #[derive(Debug, Default)]
@@ -147,21 +147,22 @@ impl Engine {
                 &self.timeouts,
                 &self.stop,
             );
-            let recorded = self.queue.finish(&job, to_result(&report, started_ms));
             self.learn(&report);
-            if report.outcome == Outcome::Myself {
+            let visit = FinishedVisit {
+                report,
+                torrent,
+                direction: Direction::Out {
+                    attempt: job.attempt,
+                },
+                started_ms,
+            };
+            let recorded = self.queue.finish(&job, visit.result());
+            if visit.report.outcome == Outcome::Myself {
                 self.stats.self_connections.fetch_add(1, Ordering::Relaxed);
             } else {
-                self.store(
-                    torrent,
-                    started_ms.div_euclid(1000),
-                    "out",
-                    Some(job.attempt),
-                    &report,
-                    recorded,
-                );
+                self.store(&visit, recorded);
             }
-            let offered = self.queue.offer(torrent, &report.pex, Source::Pex);
+            let offered = self.queue.offer(torrent, &visit.report.pex, Source::Pex);
             let s = &self.stats;
             s.pex_new
                 .fetch_add(u64::from(offered.new), Ordering::Relaxed);
@@ -207,93 +208,32 @@ impl Engine {
             return; // not one of our torrents: nothing to attribute it to
         };
         let listen_port = report.extensions.as_ref().and_then(|e| e.listen_port);
-        let recorded = match to_result(&report, started_ms) {
+        let visit = FinishedVisit {
+            report,
+            torrent,
+            direction: Direction::In,
+            started_ms,
+        };
+        let recorded = match visit.result() {
             result @ VisitResult::Success { .. } => {
                 self.queue
                     .record_incoming(torrent, from.ip(), listen_port, result)
             }
             _ => Recorded::default(),
         };
-        self.store(
-            torrent,
-            started_ms.div_euclid(1000),
-            "in",
-            None,
-            &report,
-            recorded,
-        );
+        self.store(&visit, recorded);
     }
 
-    fn store(
-        &self,
-        torrent: TorrentId,
-        started_at: i64,
-        direction: &'static str,
-        attempt: Option<u32>,
-        r: &VisitReport,
-        rec: Recorded,
-    ) {
+    /// Counts a visit and sends its row (and the peer's, when it changed) to the writer.
+    fn store(&self, visit: &FinishedVisit, rec: Recorded) {
         self.stats.visits.fetch_add(1, Ordering::Relaxed);
-        if r.outcome == Outcome::Ok {
+        if visit.report.outcome == Outcome::Ok {
             self.stats.visits_ok.fetch_add(1, Ordering::Relaxed);
         }
-        let visit = VisitRow {
-            peer_id: rec.peer_id,
-            torrent_id: torrent.db_id(),
-            started_at,
-            attempt,
-            direction,
-            outcome: r.outcome.as_str(),
-            connect_ms: r.connect_ms,
-            handshake_ms: r.handshake_ms,
-            duration_ms: Some(r.duration_ms),
-            pieces: r.pieces,
-            first_pieces: r.first_state.map(|(p, _)| p),
-            first_state_ms: r.first_state.map(|(_, ms)| ms),
-            state: r.state.map(StateKind::as_str),
-            messages: Some(r.messages),
-            max_gap_ms: r.max_gap_ms,
-            invalid_messages: Some(r.invalid),
-        };
         let _ = self.db.send(Record::PeerVisit {
             peer: rec.row.map(Box::new),
-            visit,
+            visit: visit.row(rec.peer_id),
         });
-    }
-}
-
-/// What the queue needs from a visit report of a visit that began at `started_ms` (Unix
-/// ms) and ends now: its observations are the count at the first piece-state message and
-/// at the end; one of 0 pieces for state `none`; none for state `invalid`.
-pub fn to_result(r: &VisitReport, started_ms: i64) -> VisitResult {
-    match (r.outcome, r.pieces) {
-        (Outcome::Ok, Some(pieces)) => {
-            let client = r.peer_id.map(|id| {
-                let c = crate::wire::client::identify(&id);
-                (c.name, c.version)
-            });
-            let end_ms = crate::clock::unix_now_ms().max(started_ms);
-            let observations = match (r.state, r.first_state) {
-                (Some(StateKind::Invalid), _) => Vec::new(),
-                (_, Some((first, after_ms))) => vec![
-                    ((started_ms + i64::from(after_ms)).min(end_ms), first),
-                    (end_ms, pieces),
-                ],
-                _ => vec![(end_ms, pieces)],
-            };
-            VisitResult::Success {
-                observations,
-                with_state: r
-                    .state
-                    .is_some_and(|s| !matches!(s, StateKind::None | StateKind::Invalid)),
-                client,
-                client_v: r.extensions.as_ref().and_then(|e| e.client.clone()),
-                peer_id: r.peer_id,
-            }
-        }
-        (Outcome::Myself, _) => VisitResult::Myself,
-        (o, _) if o.is_local() => VisitResult::Retry,
-        _ => VisitResult::Failure,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Blocking peer drivers: outgoing and incoming visits, the worker pool, the listener.
 
 pub mod engine;
+pub mod finished;
 pub mod metadata;
 pub mod outcome;
 pub mod visit;
