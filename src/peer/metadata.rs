@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::outcome::Outcome;
 use super::visit::{Identity, Timeouts, open_outgoing};
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
@@ -17,13 +18,33 @@ use crate::wire::{Message, MessageDecoder};
 /// Requests in flight at once.
 const OUTSTANDING: usize = 4;
 
-/// Why a peer could not give the metadata (the next peer is tried).
+/// Why a peer could not give the metadata (the next peer is tried). Up to the
+/// extended handshake the reasons are a visit's [`Outcome`]s, from the same connection
+/// path; after it, what can go wrong with BEP 9 itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct FetchError(pub String);
+pub enum FetchError {
+    /// Connecting, the handshake or the connection failed, named as a visit would be.
+    #[error("{}", .0.as_str())]
+    Connection(Outcome),
+    /// The peer does not offer the metadata (no extension protocol, no `ut_metadata`
+    /// or `metadata_size`, a rejected piece).
+    #[error("metadata not offered: {0}")]
+    NotOffered(String),
+    /// The peer's metadata messages were malformed, unrequested, too large, or did not
+    /// hash to the info-hash.
+    #[error("bad metadata: {0}")]
+    Invalid(String),
+    /// The peer went silent, or the fetch took longer than its budget.
+    #[error("timeout")]
+    Timeout,
+}
 
-fn fail<T>(why: impl Into<String>) -> Result<T, FetchError> {
-    Err(FetchError(why.into()))
+fn invalid(e: impl std::fmt::Display) -> FetchError {
+    FetchError::Invalid(e.to_string())
+}
+
+fn broken(e: &std::io::Error) -> FetchError {
+    FetchError::Connection(Outcome::of_handshake_error(e))
 }
 
 /// Fetches the raw `info` dictionary of `info_hash` from the peer at `addr`, giving up
@@ -40,17 +61,16 @@ pub fn fetch_metadata(
     let start = Instant::now();
     // The same connection path as a visit, with the same outcome names.
     let opened = open_outgoing(addr, info_hash, me, t, stop)
-        .map_err(|e| FetchError(e.outcome.as_str().to_string()))?;
+        .map_err(|e| FetchError::Connection(e.outcome))?;
     let (mut s, hs) = (opened.stream, opened.theirs);
     if !hs.supports(EXTENSION_BIT) {
-        return fail("no extension protocol");
+        return Err(FetchError::NotOffered("no extension protocol".into()));
     }
     let hello = Message::Extended {
         id: 0,
         payload: extended::our_handshake(me.listen_port, me.version),
     };
-    s.write_all(&hello.encode())
-        .map_err(|e| FetchError(e.to_string()))?;
+    s.write_all(&hello.encode()).map_err(|e| broken(&e))?;
 
     let mut decoder = MessageDecoder::new(64 * 1024);
     let mut buf = vec![0u8; 32 * 1024];
@@ -60,14 +80,14 @@ pub fn fetch_metadata(
     let mut last = Instant::now();
     loop {
         if stop.requested() {
-            return fail("stopped");
+            return Err(FetchError::Connection(Outcome::Interrupted));
         }
         if start.elapsed() > budget || last.elapsed() > t.silence {
-            return fail("timeout");
+            return Err(FetchError::Timeout);
         }
         let _ = s.set_read_timeout(Some(crate::shutdown::POLL));
         match s.read(&mut buf) {
-            Ok(0) => return fail("closed"),
+            Ok(0) => return Err(FetchError::Connection(Outcome::ClosedAfterHandshake)),
             Ok(n) => {
                 decoder.feed(&buf[..n]);
                 last = Instant::now();
@@ -80,48 +100,44 @@ pub fn fetch_metadata(
             {
                 continue;
             }
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return Err(broken(&e)),
         }
-        while let Some(msg) = decoder
-            .next_message()
-            .map_err(|e| FetchError(e.to_string()))?
-        {
+        while let Some(msg) = decoder.next_message().map_err(invalid)? {
             let Message::Extended { id, payload } = msg else {
                 continue;
             };
             if id == 0 {
-                let ext =
-                    extended::parse_handshake(&payload).map_err(|e| FetchError(e.to_string()))?;
+                let ext = extended::parse_handshake(&payload).map_err(invalid)?;
                 let (Some(mid), Some(size)) = (ext.ut_metadata, ext.metadata_size) else {
-                    return fail("peer offers no ut_metadata or metadata_size");
+                    return Err(FetchError::NotOffered(
+                        "no ut_metadata or metadata_size".into(),
+                    ));
                 };
                 their_id = Some(mid);
-                assembler =
-                    Some(Assembler::new(size, max_size).map_err(|e| FetchError(e.to_string()))?);
+                assembler = Some(Assembler::new(size, max_size).map_err(invalid)?);
             } else if id == OUR_UT_METADATA {
                 let a = assembler
                     .as_mut()
-                    .ok_or_else(|| FetchError("data before the handshake".into()))?;
-                match metadata::parse(&payload).map_err(|e| FetchError(e.to_string()))? {
+                    .ok_or_else(|| invalid("data before the handshake"))?;
+                match metadata::parse(&payload).map_err(invalid)? {
                     MetadataMessage::Data {
                         piece,
                         total_size,
                         data,
                     } => {
                         if !requested.contains(&piece) {
-                            return fail(format!("unrequested piece {piece}"));
+                            return Err(invalid(format!("unrequested piece {piece}")));
                         }
-                        a.add(piece, total_size, data)
-                            .map_err(|e| FetchError(e.to_string()))?;
+                        a.add(piece, total_size, data).map_err(invalid)?;
                         requested.retain(|&p| p != piece);
                     }
                     MetadataMessage::Reject(piece) => {
-                        return fail(format!("piece {piece} rejected"));
+                        return Err(FetchError::NotOffered(format!("piece {piece} rejected")));
                     }
                     MetadataMessage::Request(_) => {} // btda has no metadata to give
                 }
                 if let Some(done) = a.finish(&info_hash) {
-                    return done.map_err(|e| FetchError(e.to_string()));
+                    return done.map_err(invalid);
                 }
             }
             // Keep a few requests in flight.
@@ -136,8 +152,7 @@ pub fn fetch_metadata(
                         id: mid,
                         payload: metadata::request(p),
                     };
-                    s.write_all(&m.encode())
-                        .map_err(|e| FetchError(e.to_string()))?;
+                    s.write_all(&m.encode()).map_err(|e| broken(&e))?;
                     requested.push(p);
                 }
             }
