@@ -264,13 +264,15 @@ pub fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Starts `workers` worker threads and, if given, the listener with `handlers` handlers.
+/// If the listener thread cannot be spawned, the queue is closed (the workers end) and
+/// the error returned.
 pub fn start(
     engine: Arc<Engine>,
     workers: usize,
     stack_kib: usize,
     listener: Option<TcpListener>,
     handlers: usize,
-) -> Running {
+) -> std::io::Result<Running> {
     let pool = threadpool::Builder::new()
         .num_threads(workers)
         .thread_name("visit".into())
@@ -280,17 +282,26 @@ pub fn start(
         let e = Arc::clone(&engine);
         pool.execute(move || e.work());
     }
-    let listener = listener.map(|l| {
-        let e = Arc::clone(&engine);
-        std::thread::Builder::new()
-            .name("listener".into())
-            .spawn(move || accept_loop(&e, &l, handlers, stack_kib))
-            .expect("spawning the listener thread")
-    });
-    Running {
+    let listener = match listener {
+        Some(l) => {
+            let e = Arc::clone(&engine);
+            let spawned = std::thread::Builder::new()
+                .name("listener".into())
+                .spawn(move || accept_loop(&e, &l, handlers, stack_kib));
+            match spawned {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    engine.queue.close(); // let the workers end
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
+    Ok(Running {
         workers: pool,
         listener,
-    }
+    })
 }
 
 fn accept_loop(engine: &Arc<Engine>, listener: &TcpListener, handlers: usize, stack_kib: usize) {

@@ -4,22 +4,20 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::build::{self, Pools};
 use super::magnets::MagnetService;
-use crate::book::{PeerKeyer, PeerQueue, Source};
+use crate::book::{PeerAddr, PeerKeyer, PeerQueue, Source};
 use crate::config::Config;
 use crate::dht::service::{DhtService, DhtTorrent};
+use crate::geo::rdns::{RdnsPool, RdnsResults};
 use crate::monitor::{Monitor, statistics_loop};
 use crate::peer::Engine;
-use crate::peer::engine::{self, Running};
-use crate::schedule::Policy;
+use crate::peer::engine::Running;
 use crate::store::{RecordSender, WriterStats};
-use crate::torrent::{Figures, Torrent, TorrentId, TorrentRegistry};
+use crate::torrent::Torrent;
 use crate::tracker::service::{Announcer, TrackedTorrent, TrackerService};
 
 use super::Shutdown;
-
-/// File descriptors kept free for the database, the log, trackers and the DHT.
-const FD_RESERVE: u64 = 64;
 
 /// The evaluation while it runs.
 pub struct Evaluation {
@@ -30,34 +28,13 @@ pub struct Evaluation {
     dht: Option<DhtService>,
     magnets: Option<MagnetService>,
     rdns: Option<std::thread::JoinHandle<()>>,
-    statistics: std::thread::JoinHandle<()>,
+    statistics: Option<std::thread::JoinHandle<()>>,
     /// Worker threads actually started (after fitting the file limit).
     pub workers: usize,
 }
 
-/// Raises the soft open-file limit to the hard one and returns the limit in force.
-fn raise_fd_limit() -> u64 {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(n) => n,
-        Err(e) => {
-            log::warn!("cannot raise the open-file limit: {e}");
-            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
-        }
-    }
-}
-
-/// How many workers and incoming handlers fit into `fd_limit` descriptors.
-pub fn fit_pools(workers: usize, handlers: usize, fd_limit: u64) -> (usize, usize) {
-    let room = fd_limit.saturating_sub(FD_RESERVE) as usize;
-    if workers + handlers <= room {
-        return (workers, handlers);
-    }
-    let handlers = handlers.min(room / 8).max(1);
-    let workers = room.saturating_sub(handlers).max(1);
-    (workers, handlers)
-}
-
-/// Starts everything; peers given by hand are queued at once.
+/// Starts everything; peers given by hand are queued at once. Fails only when a thread
+/// cannot be spawned (then whatever started is stopped again).
 pub fn start(
     config: &Config,
     torrents: &[Torrent],
@@ -66,144 +43,73 @@ pub fn start(
     shutdown: &Shutdown,
     output: &std::path::Path,
     geo: Arc<crate::geo::Geo>,
-) -> Evaluation {
+) -> std::io::Result<Evaluation> {
     let p = &config.peer;
-    let fd_limit = raise_fd_limit();
-    let (workers, handlers) = fit_pools(p.workers, p.incoming_handlers, fd_limit);
-    if (workers, handlers) != (p.workers, p.incoming_handlers) {
-        log::warn!(
-            "open-file limit {fd_limit} is too low for {} workers and {} incoming handlers; using {workers} and {handlers}",
-            p.workers,
-            p.incoming_handlers
-        );
-    }
-    let registry = Arc::new(TorrentRegistry::new(torrents.iter().map(|t| {
-        let figures = t.metainfo.as_ref().map(|m| Figures {
-            pieces: m.pieces_count,
-            size: m.total_size,
-            threshold: crate::torrent::threshold_pieces(config.analysis.threshold, m.pieces_count),
-        });
-        (t.info_hash, figures)
-    })));
+    let pools = Pools::for_this_process(p);
+    let registry = build::registry(torrents, config.analysis.threshold);
     let keyer = config
         .privacy
         .peer_key()
         .map_or_else(PeerKeyer::random, PeerKeyer::new);
-    let mut queue = PeerQueue::new(Arc::clone(&registry), Policy::from_config(p), keyer)
-        .allow_private(p.allow_private_addresses)
-        .with_own_address(p.listen_port, Some(p.listen_address))
-        .with_geo(geo, config.privacy.store_prefix);
+    let mut queue =
+        build::queue(Arc::clone(&registry), p, keyer).with_geo(geo, config.privacy.store_prefix);
     let mut rdns_results = None;
     if config.geo.reverse_dns {
-        let g = &config.geo;
-        let (pool, results) = crate::geo::rdns::RdnsPool::start(
-            crate::geo::rdns::system_resolver(),
-            g.rdns_threads,
-            g.rdns_per_sec,
-            g.rdns_timeout_ms,
-        );
+        let (pool, results) = rdns_pool(&config.geo);
         queue = queue.with_rdns(pool);
         rdns_results = Some(results);
     }
     let queue = Arc::new(queue);
-    // Reverse-DNS answers are folded into the peer rows by a thread of their own.
-    let rdns_thread = rdns_results.map(|results| {
-        let (q, db, stop) = (Arc::clone(&queue), db.clone(), shutdown.clone());
-        std::thread::spawn(move || {
-            while !stop.requested() {
-                if let Ok((peer, Some(domain))) = results.recv_timeout(crate::shutdown::POLL)
-                    && let Some(id) = q.set_domain(&peer, domain.clone())
-                {
-                    let _ = db.send(crate::store::Record::PeerDomain { id, domain });
-                }
-            }
-        })
-    });
-
-    let listener = if p.listen_port == 0 {
-        None
-    } else {
-        let addr = SocketAddr::new(p.listen_address, p.listen_port);
-        match engine::bind_listener(addr) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                log::error!("cannot listen on {addr}: {e}; running without incoming peers");
-                None
-            }
-        }
+    let rdns = match rdns_results {
+        Some(results) => Some(rdns_thread(results, &queue, &db, shutdown)?),
+        None => None,
     };
-    let mut peer_cfg = p.clone();
-    if listener.is_none() {
-        peer_cfg.listen_port = 0; // never announce a port nobody answers on
-    }
     let peer_id = crate::wire::handshake::our_peer_id(rand::random());
-    let engine = Arc::new(Engine::new(
+    let (engine, running) = build::engine(
         Arc::clone(&queue),
         db.clone(),
         Arc::clone(&registry),
-        &peer_cfg,
+        p,
         peer_id,
-        shutdown.clone(),
-    ));
-    let running = engine::start(
-        Arc::clone(&engine),
-        workers,
-        p.worker_stack_kib,
-        listener,
-        handlers,
-    );
-
+        build::listener(p),
+        pools,
+        shutdown,
+    )?;
     let manual = add_manual_peers(&queue, torrents, config);
-    let tracked: Vec<TrackedTorrent> = torrents
-        .iter()
-        .enumerate()
-        .map(|(i, t)| TrackedTorrent {
-            torrent: TorrentId::new(i as u32),
-            info_hash: t.info_hash,
-            trackers: t.trackers.clone(),
-        })
-        .collect();
     let me = Announcer {
         source_ip: p.source_ip(),
         peer_id,
-        port: peer_cfg.listen_port,
+        port: engine.listen_port,
         key: rand::random(),
     };
+    let sink = || Arc::clone(&queue) as Arc<dyn crate::book::PeerSink>;
     let trackers = TrackerService::start(
-        &tracked,
+        &tracked(torrents),
         Arc::clone(&registry),
         &config.tracker,
         me,
-        Arc::clone(&queue) as Arc<dyn crate::book::PeerSink>,
+        sink(),
         db.clone(),
         shutdown.clone(),
     );
     let dht = config.dht.enabled.then(|| {
-        let public: Vec<DhtTorrent> = torrents
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| !t.metainfo.as_ref().is_some_and(|m| m.private)) // BEP 27
-            .map(|(i, t)| DhtTorrent {
-                torrent: TorrentId::new(i as u32),
-                info_hash: t.info_hash,
-            })
-            .collect();
         DhtService::start(
             &config.dht,
-            public,
-            peer_cfg.listen_port,
-            Arc::clone(&queue) as Arc<dyn crate::book::PeerSink>,
+            public(torrents),
+            engine.listen_port,
+            sink(),
             db.clone(),
             config.dht.state_path(),
             shutdown.clone(),
         )
     });
     log::info!(
-        "evaluation started: {workers} workers, {handlers} incoming handlers, {manual} peers given by hand, {} tracker URLs, DHT {}",
+        "evaluation started: {} workers, {} incoming handlers, {manual} peers given by hand, {} tracker URLs, DHT {}",
+        pools.workers,
+        pools.handlers,
         trackers.trackers(),
         if dht.is_some() { "on" } else { "off" }
     );
-
     let magnets = MagnetService::start(
         torrents,
         Arc::clone(&engine),
@@ -212,23 +118,86 @@ pub fn start(
         output,
         shutdown.clone(),
     );
-    let monitor = Monitor::new(Arc::clone(&engine), writer, workers);
+    let monitor = Monitor::new(Arc::clone(&engine), writer, pools.workers);
     let interval = config.monitor.statistics_interval_secs;
     let stop = shutdown.clone();
     let statistics = std::thread::Builder::new()
         .name("statistics".into())
-        .spawn(move || statistics_loop(monitor, db, interval, &stop))
-        .expect("spawning the statistics thread");
-    Evaluation {
+        .spawn(move || statistics_loop(monitor, db, interval, &stop));
+    let mut evaluation = Evaluation {
         engine,
         running,
         trackers,
         dht,
         magnets,
-        rdns: rdns_thread,
-        statistics,
-        workers,
+        rdns,
+        statistics: None,
+        workers: pools.workers,
+    };
+    match statistics {
+        Ok(t) => {
+            evaluation.statistics = Some(t);
+            Ok(evaluation)
+        }
+        Err(e) => {
+            shutdown.request();
+            evaluation.stop();
+            Err(e)
+        }
     }
+}
+
+/// The torrents as the trackers see them.
+fn tracked(torrents: &[Torrent]) -> Vec<TrackedTorrent> {
+    build::ids(torrents)
+        .map(|(torrent, t)| TrackedTorrent {
+            torrent,
+            info_hash: t.info_hash,
+            trackers: t.trackers.clone(),
+        })
+        .collect()
+}
+
+/// The torrents the DHT may look up: not the private ones (BEP 27).
+fn public(torrents: &[Torrent]) -> Vec<DhtTorrent> {
+    build::ids(torrents)
+        .filter(|(_, t)| !t.metainfo.as_ref().is_some_and(|m| m.private))
+        .map(|(torrent, t)| DhtTorrent {
+            torrent,
+            info_hash: t.info_hash,
+        })
+        .collect()
+}
+
+/// Reverse lookups of peers' addresses, as configured.
+fn rdns_pool(g: &crate::config::GeoConfig) -> (RdnsPool<PeerAddr>, RdnsResults<PeerAddr>) {
+    RdnsPool::start(
+        crate::geo::rdns::system_resolver(),
+        g.rdns_threads,
+        g.rdns_per_sec,
+        g.rdns_timeout_ms,
+    )
+}
+
+/// Folds reverse-DNS answers into the peer rows, on a thread of its own.
+fn rdns_thread(
+    results: RdnsResults<PeerAddr>,
+    queue: &Arc<PeerQueue>,
+    db: &RecordSender,
+    shutdown: &Shutdown,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let (q, db, stop) = (Arc::clone(queue), db.clone(), shutdown.clone());
+    std::thread::Builder::new()
+        .name("rdns-results".into())
+        .spawn(move || {
+            while !stop.requested() {
+                if let Ok((peer, Some(domain))) = results.recv_timeout(crate::shutdown::POLL)
+                    && let Some(id) = q.set_domain(&peer, domain.clone())
+                {
+                    let _ = db.send(crate::store::Record::PeerDomain { id, domain });
+                }
+            }
+        })
 }
 
 /// Queues magnet `x.pe` peers and config `[[torrents]] peers` with source `manual`.
@@ -236,7 +205,7 @@ pub fn start(
 /// layer's job); the config's peers were typed when it was read.
 fn add_manual_peers(queue: &PeerQueue, torrents: &[Torrent], config: &Config) -> usize {
     let mut added = 0;
-    for (i, t) in torrents.iter().enumerate() {
+    for (id, t) in build::ids(torrents) {
         let from_magnet = t.manual_peers.iter().filter_map(|text| {
             let addr = text.parse::<SocketAddr>().ok();
             if addr.is_none() {
@@ -253,7 +222,7 @@ fn add_manual_peers(queue: &PeerQueue, torrents: &[Torrent], config: &Config) ->
             .filter(|e| e.info_hash == t.info_hash)
             .flat_map(|e| e.peers.iter().copied());
         for addr in from_magnet.chain(from_config) {
-            queue.add(TorrentId::new(i as u32), addr, Source::Manual);
+            queue.add(id, addr, Source::Manual);
             added += 1;
         }
     }
@@ -279,18 +248,8 @@ impl Evaluation {
             let _ = r.join();
         }
         self.running.join();
-        let _ = self.statistics.join();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn pools_shrink_to_the_file_limit() {
-        use super::fit_pools;
-        assert_eq!(fit_pools(1024, 64, 1_000_000), (1024, 64));
-        let (w, h) = fit_pools(1024, 64, 1024);
-        assert!(w + h <= 1024 - 64 && w > 800 && h >= 1, "{w} {h}");
-        assert_eq!(fit_pools(10, 10, 10), (1, 1));
+        if let Some(s) = self.statistics {
+            let _ = s.join();
+        }
     }
 }

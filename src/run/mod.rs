@@ -7,6 +7,7 @@
 //! and shuts down in order: the evaluation stops (queue first), the end is recorded, the
 //! writer drains, and the summary is read back from the database.
 
+pub mod build;
 pub mod evaluation;
 pub mod files;
 pub mod logging;
@@ -72,6 +73,9 @@ pub enum RunError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A thread of the evaluation could not be started (out of memory or threads).
+    #[error("cannot start the evaluation: {0}")]
+    Start(std::io::Error),
 }
 
 /// What a finished run reports. The peer, visit and confirmed figures are read back
@@ -253,7 +257,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         files.database.display()
     );
 
-    let evaluation = evaluation::start(
+    let evaluation = match evaluation::start(
         &opts.config,
         &torrents,
         db.clone(),
@@ -261,7 +265,19 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         shutdown,
         &opts.output,
         geo,
-    );
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            // What started was stopped again; keep what the writer already has.
+            let _ = db.send(Record::RunEnd {
+                ended_at: crate::clock::unix_now(),
+                reason: format!("cannot start: {e}"),
+            });
+            drop(db);
+            let _ = writer.finish();
+            return Err(RunError::Start(e));
+        }
+    };
     let monitor = crate::monitor::Monitor::new(
         Arc::clone(&evaluation.engine),
         writer.stats(),

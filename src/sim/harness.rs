@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::book::{PeerKeyer, PeerQueue, Source};
+use crate::book::{PeerKeyer, Source};
 use crate::peer::Engine;
-use crate::peer::engine::{self, Running};
-use crate::schedule::Policy;
+use crate::peer::engine::Running;
+use crate::run::build::{self, Pools};
 use crate::shutdown::Shutdown;
 use crate::store::{Record, StoreError, TorrentRow, Writer, WriterSettings};
 use crate::torrent::InfoHash;
@@ -28,7 +28,7 @@ pub struct HarnessOptions {
     /// Worker threads.
     pub workers: usize,
     /// Timeouts and limits (`revisit_delay_secs` and `retry_backoff_secs` are replaced
-    /// by `revisit` and `backoff`).
+    /// by `revisit` and `backoff`, which may be shorter than a second here).
     pub peer: crate::config::Peer,
     /// Revisit delay.
     pub revisit: Duration,
@@ -36,7 +36,19 @@ pub struct HarnessOptions {
     pub backoff: Vec<Duration>,
 }
 
-/// A running engine writing into `<dir>/run.sqlite`.
+/// Why a harness could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A thread could not be spawned.
+    #[error("cannot start the engine's threads: {0}")]
+    Threads(#[from] std::io::Error),
+}
+
+/// A running engine writing into `<dir>/run.sqlite`, wired by the same builders as
+/// `btda run` ([`crate::run::build`]).
 pub struct Harness {
     db: PathBuf,
     writer: Writer,
@@ -52,7 +64,7 @@ impl Harness {
         dir: &Path,
         o: &HarnessOptions,
         listener: Option<TcpListener>,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, HarnessError> {
         let db = dir.join("run.sqlite");
         let writer = Writer::start(&db, WriterSettings::from(&crate::config::Writer::default()))?;
         writer.sender().send(Record::Torrent(TorrentRow {
@@ -69,11 +81,6 @@ impl Harness {
             private: false,
             added_at: crate::clock::unix_now(),
         }))?;
-        let policy = Policy {
-            revisit_delay: o.revisit,
-            backoff: o.backoff.clone(),
-            cooldown: Duration::from_secs(3600),
-        };
         let registry = Arc::new(TorrentRegistry::new([(
             o.info_hash,
             Some(Figures {
@@ -82,31 +89,30 @@ impl Harness {
                 threshold: o.threshold,
             }),
         )]));
-        let queue = Arc::new(
-            PeerQueue::new(Arc::clone(&registry), policy, PeerKeyer::random())
-                .allow_private(o.peer.allow_private_addresses),
-        );
-        let stop = Shutdown::new();
         let mut cfg = o.peer.clone();
+        cfg.revisit_delay_secs = o.revisit;
+        cfg.retry_backoff_secs = o.backoff.clone();
+        cfg.drop_cooldown_secs = Duration::from_secs(3600);
         cfg.listen_port = listener
             .as_ref()
             .and_then(|l| l.local_addr().ok())
             .map_or(0, |a| a.port());
-        let engine = Arc::new(Engine::new(
-            queue,
+        let queue = build::queue(Arc::clone(&registry), &cfg, PeerKeyer::random());
+        let stop = Shutdown::new();
+        let pools = Pools {
+            workers: o.workers,
+            handlers: cfg.incoming_handlers,
+        };
+        let (engine, running) = build::engine(
+            Arc::new(queue),
             writer.sender(),
             registry,
             &cfg,
             crate::wire::handshake::our_peer_id(rand::random()),
-            stop.clone(),
-        ));
-        let running = engine::start(
-            Arc::clone(&engine),
-            o.workers,
-            cfg.worker_stack_kib,
             listener,
-            cfg.incoming_handlers,
-        );
+            pools,
+            &stop,
+        )?;
         Ok(Self {
             db,
             writer,
