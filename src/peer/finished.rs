@@ -110,21 +110,7 @@ mod tests {
     use super::*;
 
     fn report(outcome: Outcome) -> VisitReport {
-        VisitReport {
-            outcome,
-            connect_ms: None,
-            handshake_ms: None,
-            duration_ms: 0,
-            pieces: None,
-            first_state: None,
-            state: None,
-            messages: 0,
-            max_gap_ms: None,
-            invalid: 0,
-            peer_id: None,
-            extensions: None,
-            pex: Vec::new(),
-        }
+        VisitReport::bare(outcome)
     }
 
     fn visit(report: VisitReport) -> FinishedVisit {

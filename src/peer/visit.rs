@@ -98,12 +98,13 @@ pub struct VisitReport {
 }
 
 impl VisitReport {
-    fn failed(outcome: Outcome, start: Instant) -> Self {
+    /// A report with an outcome and nothing measured or seen.
+    pub fn bare(outcome: Outcome) -> Self {
         Self {
             outcome,
             connect_ms: None,
             handshake_ms: None,
-            duration_ms: ms_since(start),
+            duration_ms: 0,
             pieces: None,
             first_state: None,
             state: None,
@@ -113,6 +114,13 @@ impl VisitReport {
             peer_id: None,
             extensions: None,
             pex: Vec::new(),
+        }
+    }
+
+    fn failed(outcome: Outcome, start: Instant) -> Self {
+        Self {
+            duration_ms: ms_since(start),
+            ..Self::bare(outcome)
         }
     }
 }
