@@ -102,3 +102,4 @@ geodata: build
 ## fixtures: regenerate tests/fixtures (needs mktorrent, transmission-cli, python3)
 fixtures: deps
 	python3 tests/fixtures/make_fixtures.py
+	python3 tests/fixtures/make_mse_fixtures.py

@@ -8,6 +8,7 @@ pub mod extended;
 pub mod handshake;
 pub mod message;
 pub mod metadata;
+pub mod mse;
 pub mod pieces;
 
 pub use handshake::Handshake;
