@@ -131,6 +131,26 @@ pub struct Peer {
     /// Time one peer gets to deliver a magnet's metadata, s.
     #[serde(with = "units::secs")]
     pub metadata_fetch_secs: Duration,
+    /// Message stream encryption (MSE/PE) of outgoing connections: "plaintext",
+    /// "fallback", "prefer" or "require" (see [`Encryption`]).
+    pub encryption: Encryption,
+}
+
+/// Whether btda speaks MSE/PE (`peer.encryption`). Incoming connections are accepted
+/// plaintext and encrypted alike, except with `plaintext`, which never speaks MSE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    /// Never encrypt: peers that require encryption stay invisible.
+    Plaintext,
+    /// Plaintext first; a peer that closes or resets the connection during the
+    /// handshake is asked again at once, in the same visit, with MSE.
+    Fallback,
+    /// MSE first (offering RC4 and plaintext); plaintext when the peer does not
+    /// answer MSE.
+    Prefer,
+    /// MSE with RC4 only.
+    Require,
 }
 
 impl Peer {
@@ -168,6 +188,7 @@ impl Default for Peer {
             incoming_handlers: 64,
             max_metadata_bytes: 8 << 20,
             metadata_fetch_secs: Duration::from_secs(30),
+            encryption: Encryption::Fallback,
         }
     }
 }

@@ -98,6 +98,9 @@ impl Monitor {
             not_global_tracker: Some(q.not_global_tracker),
             not_global_dht: Some(q.not_global_dht),
             not_global_pex: Some(q.not_global_pex),
+            mse_accepted: Some(s.mse_accepted.load(Ordering::Relaxed)),
+            mse_unknown: Some(s.mse_unknown.load(Ordering::Relaxed)),
+            mse_malformed: Some(s.mse_malformed.load(Ordering::Relaxed)),
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use super::encryption::Incoming;
 use super::finished::{Direction, FinishedVisit};
 use super::outcome::Outcome;
 use super::visit::{
@@ -44,6 +45,12 @@ pub struct EngineStats {
     pub pex_duplicate: AtomicU64,
     /// Connections that turned out to be btda itself (our peer id), both directions.
     pub self_connections: AtomicU64,
+    /// Incoming MSE handshakes completed.
+    pub mse_accepted: AtomicU64,
+    /// Incoming MSE handshakes for a torrent btda does not analyse.
+    pub mse_unknown: AtomicU64,
+    /// Incoming MSE handshakes that failed.
+    pub mse_malformed: AtomicU64,
 }
 
 /// Everything the engine's threads share.
@@ -64,6 +71,10 @@ pub struct Engine {
     pub source_ip: Option<std::net::IpAddr>,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Whether and when to speak MSE/PE.
+    pub encryption: crate::config::Encryption,
+    /// The torrents incoming MSE handshakes may ask for (None: MSE refused).
+    mse_torrents: Option<crate::wire::mse::Torrents>,
     /// Set when the run stops.
     pub stop: Shutdown,
     /// Counters.
@@ -74,6 +85,10 @@ pub struct Engine {
 impl TorrentLookup for Engine {
     fn pieces_of(&self, info_hash: &InfoHash) -> Option<u32> {
         self.torrents.pieces(self.torrents.id_of(info_hash)?)
+    }
+
+    fn encrypted(&self) -> Option<&crate::wire::mse::Torrents> {
+        self.mse_torrents.as_ref()
     }
 }
 
@@ -87,6 +102,9 @@ impl Engine {
         peer_id: [u8; 20],
         stop: Shutdown,
     ) -> Self {
+        let mse_torrents = (peer.encryption != crate::config::Encryption::Plaintext).then(|| {
+            crate::wire::mse::Torrents::new(torrents.ids().filter_map(|id| torrents.info_hash(id)))
+        });
         Self {
             queue,
             db,
@@ -96,6 +114,8 @@ impl Engine {
             max_message: peer.max_message_bytes,
             source_ip: peer.source_ip(),
             timeouts: Timeouts::from_config(peer),
+            encryption: peer.encryption,
+            mse_torrents,
             stop,
             stats: EngineStats::default(),
             version: format!("btda {}", env!("CARGO_PKG_VERSION")),
@@ -120,6 +140,7 @@ impl Engine {
             version: &self.version,
             max_message: self.max_message,
             source_ip: self.source_ip,
+            encryption: self.encryption,
         }
     }
 
@@ -195,6 +216,14 @@ impl Engine {
         let started_ms = crate::clock::unix_now_ms();
         let (info_hash, report) =
             visit_incoming(stream, self, &self.identity(), &self.timeouts, &self.stop);
+        if let Some(how) = report.incoming_mse {
+            let counter = match how {
+                Incoming::Accepted => &self.stats.mse_accepted,
+                Incoming::UnknownTorrent => &self.stats.mse_unknown,
+                Incoming::Malformed => &self.stats.mse_malformed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         if report.outcome == Outcome::Myself {
             self.stats.self_connections.fetch_add(1, Ordering::Relaxed);
             return; // btda dialled itself: nothing to store

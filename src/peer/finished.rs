@@ -101,6 +101,8 @@ impl FinishedVisit {
             messages: Some(r.messages),
             max_gap_ms: r.max_gap_ms,
             invalid_messages: Some(r.invalid),
+            encryption: r.crypto.as_db(),
+            fallback: r.fallback,
         }
     }
 }

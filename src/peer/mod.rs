@@ -1,9 +1,11 @@
 //! Blocking peer drivers: outgoing and incoming visits, the worker pool, the listener.
 
+pub mod encryption;
 pub mod engine;
 pub mod finished;
 pub mod metadata;
 pub mod outcome;
+pub mod stream;
 pub mod visit;
 
 pub use engine::{Engine, EngineStats, Running};

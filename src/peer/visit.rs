@@ -4,15 +4,20 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use super::encryption::{self, Incoming};
 use super::outcome::Outcome;
+use super::stream::{Crypto, PeerStream};
+use crate::config::Encryption;
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::extended::{self, PeerExtensions};
 use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
+use crate::wire::mse::{CRYPTO_PLAINTEXT, CRYPTO_RC4, Torrents};
 use crate::wire::{Handshake, Message, MessageDecoder, PieceState, StateKind};
 
 /// Longest a blocking read waits before checking the stop flag.
@@ -63,6 +68,8 @@ pub struct Identity<'a> {
     pub max_message: u32,
     /// Source address of outgoing connections (None: the system chooses).
     pub source_ip: Option<std::net::IpAddr>,
+    /// Whether and when to speak MSE/PE.
+    pub encryption: Encryption,
 }
 
 /// Everything measured in one visit; becomes a `visit` row.
@@ -95,6 +102,13 @@ pub struct VisitReport {
     pub extensions: Option<PeerExtensions>,
     /// Peers received through ut_pex.
     pub pex: Vec<SocketAddr>,
+    /// How the connection was set up (MSE or not, and what the peer selected).
+    pub crypto: Crypto,
+    /// Plaintext was tried first in this visit and the peer closed or reset during the
+    /// handshake; the visit went on with MSE.
+    pub fallback: bool,
+    /// How an incoming MSE handshake ended (None: not an incoming MSE connection).
+    pub incoming_mse: Option<Incoming>,
 }
 
 impl VisitReport {
@@ -114,6 +128,9 @@ impl VisitReport {
             peer_id: None,
             extensions: None,
             pex: Vec::new(),
+            crypto: Crypto::None,
+            fallback: false,
+            incoming_mse: None,
         }
     }
 
@@ -142,7 +159,7 @@ pub(crate) enum ReadError {
 
 /// Reads exactly `buf.len()` bytes before `deadline`, checking `stop` while waiting.
 pub(crate) fn read_exact_by(
-    s: &mut TcpStream,
+    s: &mut PeerStream,
     buf: &mut [u8],
     deadline: Instant,
     stop: &Shutdown,
@@ -202,13 +219,15 @@ pub fn connect(
 /// and metadata fetches.
 pub struct Opened {
     /// The connection.
-    pub stream: TcpStream,
+    pub stream: PeerStream,
     /// The peer's handshake.
     pub theirs: Handshake,
     /// TCP connect time.
     pub connect_ms: u32,
     /// Time from connected to the peer's handshake.
     pub handshake_ms: u32,
+    /// Reached with MSE after the peer refused plaintext.
+    pub fallback: bool,
 }
 
 /// Why an outgoing connection did not get as far as both handshakes, and the phase
@@ -223,10 +242,39 @@ pub struct NotOpened {
     pub handshake_ms: Option<u32>,
 }
 
+/// How one connection attempt begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// A plain BitTorrent handshake.
+    Plain,
+    /// MSE offering these methods, our handshake as its initial payload.
+    Mse(u32),
+}
+
+/// Whether an attempt that ended like this was refused for speaking plaintext: the peer
+/// closed or reset the connection during the handshake (what clients that require
+/// encryption do), after the connect succeeded.
+fn refused_plaintext(e: &NotOpened) -> bool {
+    e.connect_ms.is_some() && matches!(e.outcome, Outcome::ClosedInHandshake | Outcome::Reset)
+}
+
+/// Whether an MSE attempt failed in a way a plaintext attempt might not.
+fn refused_mse(e: &NotOpened) -> bool {
+    e.connect_ms.is_some()
+        && matches!(
+            e.outcome,
+            Outcome::ClosedInHandshake
+                | Outcome::Reset
+                | Outcome::WrongProtocol
+                | Outcome::HandshakeTimeout
+        )
+}
+
 /// Connects to `addr` (from our source address), sends our handshake for `info_hash`
-/// and reads the peer's, under the connect and handshake timeouts. A peer that answers
-/// with our own peer id is [`Outcome::Myself`]; one for another torrent is
-/// [`Outcome::InfoHashMismatch`].
+/// and reads the peer's, under the connect and handshake timeouts, plaintext or MSE as
+/// `me.encryption` says (with `fallback`, a peer that refuses plaintext is asked again
+/// with MSE at once). A peer that answers with our own peer id is [`Outcome::Myself`];
+/// one for another torrent is [`Outcome::InfoHashMismatch`].
 pub fn open_outgoing(
     addr: SocketAddr,
     info_hash: InfoHash,
@@ -234,8 +282,39 @@ pub fn open_outgoing(
     t: &Timeouts,
     stop: &Shutdown,
 ) -> Result<Opened, NotOpened> {
+    let both = CRYPTO_RC4 | CRYPTO_PLAINTEXT;
+    let attempt = |how| attempt(addr, info_hash, me, t, stop, how);
+    match me.encryption {
+        Encryption::Plaintext => attempt(Attempt::Plain),
+        Encryption::Require => attempt(Attempt::Mse(CRYPTO_RC4)),
+        Encryption::Prefer => match attempt(Attempt::Mse(both)) {
+            Err(e) if refused_mse(&e) && !stop.requested() => attempt(Attempt::Plain),
+            other => other,
+        },
+        Encryption::Fallback => match attempt(Attempt::Plain) {
+            Err(e) if refused_plaintext(&e) && !stop.requested() => {
+                let mut retried = attempt(Attempt::Mse(both));
+                if let Ok(o) = &mut retried {
+                    o.fallback = true;
+                }
+                retried
+            }
+            other => other,
+        },
+    }
+}
+
+/// One connection attempt: connect, plaintext or MSE, both BitTorrent handshakes.
+fn attempt(
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    me: &Identity<'_>,
+    t: &Timeouts,
+    stop: &Shutdown,
+    how: Attempt,
+) -> Result<Opened, NotOpened> {
     let start = Instant::now();
-    let mut stream = connect(addr, t.connect, me.source_ip).map_err(|e| NotOpened {
+    let tcp = connect(addr, t.connect, me.source_ip).map_err(|e| NotOpened {
         outcome: Outcome::of_connect_error(&e),
         connect_ms: None,
         handshake_ms: None,
@@ -247,13 +326,22 @@ pub fn open_outgoing(
         handshake_ms: None,
     };
     let connected = Instant::now();
-    let _ = stream.set_write_timeout(Some(t.handshake));
-    stream
-        .write_all(&Handshake::ours(info_hash, me.peer_id).encode())
-        .map_err(|e| fail(Outcome::of_handshake_error(&e)))?;
+    let deadline = connected + t.handshake;
+    let _ = tcp.set_write_timeout(Some(t.handshake));
+    let ours = Handshake::ours(info_hash, me.peer_id).encode();
+    let mut stream = match how {
+        Attempt::Plain => {
+            let mut s = PeerStream::plain(tcp, Vec::new());
+            s.write_all(&ours)
+                .map_err(|e| fail(Outcome::of_handshake_error(&e)))?;
+            s
+        }
+        Attempt::Mse(provide) => {
+            encryption::initiate(tcp, info_hash, provide, &ours, deadline, stop).map_err(fail)?
+        }
+    };
     let mut raw = [0u8; HANDSHAKE_LEN];
-    read_exact_by(&mut stream, &mut raw, connected + t.handshake, stop)
-        .map_err(|e| fail(handshake_failure(e)))?;
+    read_exact_by(&mut stream, &mut raw, deadline, stop).map_err(|e| fail(handshake_failure(e)))?;
     let handshake_ms = ms_since(connected);
     let after = |outcome| NotOpened {
         outcome,
@@ -272,6 +360,7 @@ pub fn open_outgoing(
         theirs,
         connect_ms,
         handshake_ms,
+        fallback: false,
     })
 }
 
@@ -297,6 +386,8 @@ pub fn visit_outgoing(
     let mut report = VisitReport::failed(Outcome::Ok, start);
     report.connect_ms = Some(opened.connect_ms);
     report.handshake_ms = Some(opened.handshake_ms);
+    report.crypto = opened.stream.crypto();
+    report.fallback = opened.fallback;
     let theirs = opened.theirs;
     let ctx = Ctx { me, t, stop };
     exchange(&mut opened.stream, &theirs, pieces, ctx, start, &mut report);
@@ -307,22 +398,54 @@ pub fn visit_outgoing(
 pub trait TorrentLookup {
     /// Pieces of the torrent with this info-hash, if btda analyses it.
     fn pieces_of(&self, info_hash: &InfoHash) -> Option<u32>;
+
+    /// The torrents an incoming MSE handshake may ask for; `None` refuses MSE.
+    fn encrypted(&self) -> Option<&Torrents>;
 }
 
-/// Handles an accepted connection. An info-hash btda does not analyse is refused right
-/// after the first 48 handshake bytes, without waiting for anything else.
+/// The first bytes of a plaintext BitTorrent handshake.
+const PLAIN_PREFIX: &[u8; 20] = b"\x13BitTorrent protocol";
+
+/// Handles an accepted connection, plaintext or MSE (told apart by the first 20
+/// bytes). An info-hash btda does not analyse is refused right after the first 48
+/// handshake bytes (or the MSE `req2` hash), without waiting for anything else.
 pub fn visit_incoming(
-    mut stream: TcpStream,
+    tcp: TcpStream,
     torrents: &dyn TorrentLookup,
     me: &Identity<'_>,
     t: &Timeouts,
     stop: &Shutdown,
 ) -> (Option<InfoHash>, VisitReport) {
     let start = Instant::now();
-    let _ = stream.set_nodelay(true);
-    let mut head = [0u8; 48];
-    if let Err(e) = read_exact_by(&mut stream, &mut head, start + t.handshake, stop) {
+    let deadline = start + t.handshake;
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_write_timeout(Some(t.handshake));
+    let mut plain = PeerStream::plain(tcp, Vec::new());
+    let mut prefix = [0u8; 20];
+    if let Err(e) = read_exact_by(&mut plain, &mut prefix, deadline, stop) {
         return (None, VisitReport::failed(handshake_failure(e), start));
+    }
+    let mut stream = match (&prefix == PLAIN_PREFIX, torrents.encrypted()) {
+        (true, _) => PeerStream::plain(plain.into_tcp(), prefix.to_vec()),
+        (false, None) => return (None, VisitReport::failed(Outcome::WrongProtocol, start)),
+        (false, Some(known)) => {
+            let both = CRYPTO_RC4 | CRYPTO_PLAINTEXT;
+            match encryption::respond(plain.into_tcp(), &prefix, known, both, deadline, stop) {
+                Ok(s) => s,
+                Err((outcome, how)) => {
+                    let mut report = VisitReport::failed(outcome, start);
+                    report.incoming_mse = Some(how);
+                    return (None, report);
+                }
+            }
+        }
+    };
+    let crypto = stream.crypto();
+    let mut head = [0u8; 48];
+    if let Err(e) = read_exact_by(&mut stream, &mut head, deadline, stop) {
+        let mut report = VisitReport::failed(handshake_failure(e), start);
+        report.crypto = crypto;
+        return (None, report);
     }
     let Ok((_, info_hash)) = Handshake::parse_head(&head) else {
         return (None, VisitReport::failed(Outcome::WrongProtocol, start));
@@ -334,7 +457,10 @@ pub fn visit_incoming(
         );
     };
     let mut report = VisitReport::failed(Outcome::Ok, start);
-    let _ = stream.set_write_timeout(Some(t.handshake));
+    report.crypto = crypto;
+    if crypto != Crypto::None {
+        report.incoming_mse = Some(Incoming::Accepted);
+    }
     if let Err(e) = stream.write_all(&Handshake::ours(info_hash, me.peer_id).encode()) {
         report.outcome = Outcome::of_handshake_error(&e);
         return (Some(info_hash), report);
@@ -380,7 +506,7 @@ struct Ctx<'a> {
 /// Sends our extended handshake (to extension peers) and `have_none` (to fast-extension
 /// peers) in one write.
 fn send_hello(
-    stream: &mut TcpStream,
+    stream: &mut PeerStream,
     theirs: &Handshake,
     me: &Identity<'_>,
 ) -> Result<(), Outcome> {
@@ -504,7 +630,7 @@ impl Reading {
 /// at once on a complete set, else the state window after the first piece-state message,
 /// else the silence timeout, never past the cap.
 fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut PeerStream,
     theirs: &Handshake,
     pieces: u32,
     ctx: Ctx<'_>,

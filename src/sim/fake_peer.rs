@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::peer::stream::PeerStream;
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::extended;
@@ -91,6 +92,29 @@ impl FakePeer {
         pieces: u32,
         behaviour: Behaviour,
     ) -> std::io::Result<Self> {
+        Self::start_with(addr, info_hash, total, pieces, behaviour, false)
+    }
+
+    /// As [`Self::start`], but like a client set to require encryption: a plaintext
+    /// handshake is closed at once, an MSE one answered with RC4 only.
+    pub fn start_encrypted(
+        addr: SocketAddr,
+        info_hash: InfoHash,
+        total: u32,
+        pieces: u32,
+        behaviour: Behaviour,
+    ) -> std::io::Result<Self> {
+        Self::start_with(addr, info_hash, total, pieces, behaviour, true)
+    }
+
+    fn start_with(
+        addr: SocketAddr,
+        info_hash: InfoHash,
+        total: u32,
+        pieces: u32,
+        behaviour: Behaviour,
+        require_encryption: bool,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let peer_id = fake_peer_id(&addr);
@@ -115,7 +139,14 @@ impl FakePeer {
                             s.fetch_add(1, Ordering::Relaxed);
                             let stop = st.clone();
                             std::thread::spawn(move || {
-                                let _ = script.serve(stream, &stop);
+                                let opened = if require_encryption {
+                                    encrypted(stream, info_hash, &stop)
+                                } else {
+                                    Some(PeerStream::plain(stream, Vec::new()))
+                                };
+                                if let Some(s) = opened {
+                                    let _ = script.serve(s, &stop);
+                                }
                             });
                         }
                         Err(_) => std::thread::sleep(crate::shutdown::POLL),
@@ -182,8 +213,23 @@ pub fn bitfield(total: u32, n: u32) -> Vec<u8> {
     bits
 }
 
+/// The MSE side of a client that requires encryption: closes a plaintext handshake,
+/// answers MSE with RC4 only.
+fn encrypted(tcp: TcpStream, info_hash: InfoHash, stop: &Shutdown) -> Option<PeerStream> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut first = [0u8; 20];
+    let mut plain = PeerStream::plain(tcp, Vec::new());
+    plain.read_exact(&mut first).ok()?;
+    if first[0] == 19 && &first[1..] == b"BitTorrent protocol" {
+        return None; // dropped: what a client that requires encryption does
+    }
+    let torrents = crate::wire::mse::Torrents::new([info_hash]);
+    let rc4 = crate::wire::mse::CRYPTO_RC4;
+    crate::peer::encryption::respond(plain.into_tcp(), &first, &torrents, rc4, deadline, stop).ok()
+}
+
 impl Script {
-    fn serve(self, mut s: TcpStream, stop: &Shutdown) -> std::io::Result<()> {
+    fn serve(self, mut s: PeerStream, stop: &Shutdown) -> std::io::Result<()> {
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         if self.behaviour == Behaviour::Silent {
             return hold(&mut s, stop);
@@ -207,7 +253,7 @@ impl Script {
             hs.reserved[EXTENSION_BIT.0] &= !EXTENSION_BIT.1;
         }
         s.write_all(&hs.encode())?;
-        let send = |s: &mut TcpStream, m: Message| s.write_all(&m.encode());
+        let send = |s: &mut PeerStream, m: Message| s.write_all(&m.encode());
         match &self.behaviour {
             Behaviour::HaveAll => send(&mut s, Message::HaveAll)?,
             Behaviour::Bitfield => {
@@ -283,7 +329,7 @@ const FAKE_UT_METADATA: u8 = 3;
 
 /// Answers ut_metadata requests with pieces of `info` until the other side closes.
 fn serve_metadata(
-    s: &mut TcpStream,
+    s: &mut PeerStream,
     info: &[u8],
     total: u32,
     stop: &Shutdown,
@@ -354,7 +400,7 @@ fn serve_metadata(
 }
 
 /// Keeps the connection open, discarding input, until the other side closes.
-fn hold(s: &mut TcpStream, stop: &Shutdown) -> std::io::Result<()> {
+fn hold(s: &mut PeerStream, stop: &Shutdown) -> std::io::Result<()> {
     s.set_read_timeout(Some(crate::shutdown::POLL))?;
     let mut sink = [0u8; 4096];
     while !stop.requested() {

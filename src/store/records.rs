@@ -130,6 +130,10 @@ pub struct VisitRow {
     pub max_gap_ms: Option<u32>,
     /// Piece-state messages ignored as invalid (bad bitfield, have out of range).
     pub invalid_messages: Option<u32>,
+    /// `rc4` / `plaintext`: MSE and what the peers chose; `None`: no MSE.
+    pub encryption: Option<&'static str>,
+    /// Plaintext was refused in this visit and MSE reached the peer.
+    pub fallback: bool,
 }
 
 /// A tracker request, DHT lookup or incoming tally.
@@ -214,6 +218,12 @@ pub struct StatisticRow {
     pub not_global_dht: Option<u64>,
     /// … from peer exchange.
     pub not_global_pex: Option<u64>,
+    /// Incoming MSE handshakes completed (cumulative).
+    pub mse_accepted: Option<u64>,
+    /// Incoming MSE handshakes for a torrent not analysed (cumulative).
+    pub mse_unknown: Option<u64>,
+    /// Incoming MSE handshakes that failed (cumulative).
+    pub mse_malformed: Option<u64>,
 }
 
 /// Everything the writer thread can be asked to store.
@@ -368,8 +378,9 @@ impl Record {
                 .prepare_cached(
                     "INSERT INTO visit (peer_id, torrent_id, started_at, direction, outcome,
                         connect_ms, handshake_ms, duration_ms, pieces, state, messages, max_gap_ms,
-                        attempt, invalid_messages, first_pieces, first_state_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                        attempt, invalid_messages, first_pieces, first_state_ms, encryption, fallback)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                        ?17, ?18)",
                 )?
                 .execute(params![
                     v.peer_id,
@@ -387,7 +398,9 @@ impl Record {
                     v.attempt,
                     v.invalid_messages,
                     v.first_pieces,
-                    v.first_state_ms
+                    v.first_state_ms,
+                    v.encryption,
+                    v.fallback
                 ])
                 .map(drop),
             Record::Request(r) => conn
@@ -422,9 +435,10 @@ impl Record {
                         workers_busy, workload, incoming_active, writer_backlog, rss_mb, load_avg,
                         open_fds, incoming_accepted, incoming_refused_busy, incoming_unknown,
                         confirmed, peers_reached, self_connections, own_addresses_skipped,
-                        not_global_tracker, not_global_dht, not_global_pex)
+                        not_global_tracker, not_global_dht, not_global_pex, mse_accepted,
+                        mse_unknown, mse_malformed)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21)",
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
                 )?
                 .execute(params![
                     s.at,
@@ -447,7 +461,10 @@ impl Record {
                     s.own_addresses_skipped,
                     s.not_global_tracker,
                     s.not_global_dht,
-                    s.not_global_pex
+                    s.not_global_pex,
+                    s.mse_accepted,
+                    s.mse_unknown,
+                    s.mse_malformed
                 ])
                 .map(drop),
         }

@@ -83,7 +83,9 @@ CREATE TABLE IF NOT EXISTS visit (
     attempt      INTEGER,                -- 1 = first contact with the peer; NULL for incoming
     invalid_messages INTEGER,            -- piece-state messages ignored as invalid
     first_pieces INTEGER,                -- pieces at the first valid piece-state message (NULL: none came)
-    first_state_ms INTEGER               -- when it came, ms after the visit started (the state window runs from here)
+    first_state_ms INTEGER,              -- when it came, ms after the visit started (the state window runs from here)
+    encryption   TEXT CHECK (encryption IN ('rc4', 'plaintext')), -- MSE and the method the peers chose; NULL: no MSE
+    fallback     INTEGER                 -- 1: plaintext was refused in this visit and MSE reached the peer
 );
 CREATE INDEX IF NOT EXISTS visit_torrent ON visit (torrent_id);
 CREATE INDEX IF NOT EXISTS visit_peer ON visit (peer_id);
@@ -131,7 +133,10 @@ CREATE TABLE IF NOT EXISTS statistic (
     own_addresses_skipped INTEGER,       -- cumulative: our own address named by a source
     not_global_tracker INTEGER,          -- cumulative: non-global addresses not dialled, by source
     not_global_dht  INTEGER,
-    not_global_pex  INTEGER
+    not_global_pex  INTEGER,
+    mse_accepted    INTEGER,             -- cumulative: incoming MSE handshakes completed
+    mse_unknown     INTEGER,             -- cumulative: incoming MSE for a torrent not analysed
+    mse_malformed   INTEGER              -- cumulative: incoming MSE that failed (garbage, no sync, …)
 );
 
 CREATE VIEW IF NOT EXISTS confirmed_download AS

@@ -1,0 +1,125 @@
+//! The blocking side of MSE/PE: drives [`crate::wire::mse`]'s state machines over a TCP
+//! connection under the handshake deadline, and turns the result into a
+//! [`PeerStream`]. Nothing here parses bytes.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+use super::outcome::Outcome;
+use super::stream::PeerStream;
+use crate::shutdown::{POLL, Shutdown};
+use crate::torrent::InfoHash;
+use crate::wire::mse::{Initiator, MseError, Progress, Responder, Torrents};
+
+/// How an incoming MSE handshake ended, for the `statistic` counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// Established: the visit goes on.
+    Accepted,
+    /// The peer asked for a torrent btda does not analyse.
+    UnknownTorrent,
+    /// Not a valid MSE handshake (garbage, no synchronisation, wrong constant, nothing
+    /// acceptable offered), or the peer went away during it.
+    Malformed,
+}
+
+fn failed(e: &io::Error) -> Outcome {
+    Outcome::of_handshake_error(e)
+}
+
+/// Reads what is there (at most one buffer) before `deadline`; `Err` is the outcome.
+fn read_some(
+    tcp: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+    stop: &Shutdown,
+) -> Result<usize, Outcome> {
+    loop {
+        if stop.requested() {
+            return Err(Outcome::Interrupted);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Outcome::HandshakeTimeout);
+        }
+        tcp.set_read_timeout(Some(left.min(POLL)))
+            .map_err(|e| failed(&e))?;
+        match tcp.read(buf) {
+            Ok(0) => return Err(Outcome::ClosedInHandshake),
+            Ok(n) => return Ok(n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(failed(&e)),
+        }
+    }
+}
+
+/// Encrypts an outgoing connection for `info_hash`, offering `provide`, with `initial`
+/// (our BitTorrent handshake) as the initial payload. A peer that does not answer like
+/// MSE is [`Outcome::WrongProtocol`].
+pub fn initiate(
+    mut tcp: TcpStream,
+    info_hash: InfoHash,
+    provide: u32,
+    initial: &[u8],
+    deadline: Instant,
+    stop: &Shutdown,
+) -> Result<PeerStream, Outcome> {
+    let (mut machine, first) = Initiator::new(info_hash, provide, initial);
+    tcp.write_all(&first).map_err(|e| failed(&e))?;
+    let mut buf = [0u8; 1024];
+    let mut out = Vec::new();
+    loop {
+        let n = read_some(&mut tcp, &mut buf, deadline, stop)?;
+        let progress = machine
+            .feed(&buf[..n], &mut out)
+            .map_err(|_| Outcome::WrongProtocol)?;
+        if !out.is_empty() {
+            tcp.write_all(&out).map_err(|e| failed(&e))?;
+            out.clear();
+        }
+        if let Progress::Done(done) = progress {
+            return Ok(PeerStream::encrypted(tcp, *done));
+        }
+    }
+}
+
+/// Answers an incoming MSE handshake whose first bytes, `first`, were already read;
+/// `torrents` are those btda analyses, `accept` the methods it takes.
+pub fn respond(
+    mut tcp: TcpStream,
+    first: &[u8],
+    torrents: &Torrents,
+    accept: u32,
+    deadline: Instant,
+    stop: &Shutdown,
+) -> Result<PeerStream, (Outcome, Incoming)> {
+    let (mut machine, hello) = Responder::new(accept);
+    let malformed = |o| (o, Incoming::Malformed);
+    tcp.write_all(&hello).map_err(|e| malformed(failed(&e)))?;
+    let mut out = Vec::new();
+    let mut feed = |data: &[u8], out: &mut Vec<u8>| match machine.feed(data, torrents, out) {
+        Ok(p) => Ok(p),
+        Err(MseError::UnknownTorrent) => Err((Outcome::UnknownInfoHash, Incoming::UnknownTorrent)),
+        Err(_) => Err(malformed(Outcome::WrongProtocol)),
+    };
+    let mut progress = feed(first, &mut out)?;
+    let mut buf = [0u8; 1024];
+    loop {
+        if !out.is_empty() {
+            tcp.write_all(&out).map_err(|e| malformed(failed(&e)))?;
+            out.clear();
+        }
+        if let Progress::Done(done) = progress {
+            return Ok(PeerStream::encrypted(tcp, *done));
+        }
+        let n = read_some(&mut tcp, &mut buf, deadline, stop).map_err(malformed)?;
+        progress = feed(&buf[..n], &mut out)?;
+    }
+}
