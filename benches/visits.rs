@@ -264,6 +264,10 @@ fn main() {
     println!(
         "| geo lookup (city + ASN) and keyed hash, {n} addresses ({located} located) | {per_peer_us:.2} |"
     );
+    let (handshakes, mse_us) = mse_handshake_cost();
+    println!(
+        "| MSE handshake, both sides in memory (2 key pairs, 2 secrets, 4 keystreams), {handshakes} runs | {mse_us:.0} |"
+    );
     println!();
     println!("Reading the figures:");
     println!();
@@ -279,4 +283,27 @@ fn main() {
     );
     println!("  by btda's CPU (a fraction of a millisecond per visit). Before the state window, a");
     println!("  peer streaming haves held its worker to the 20 s visit cap (49 visits/s).");
+}
+
+/// CPU time of one complete MSE/PE handshake, initiator and responder in memory: the
+/// cost the `fallback` and `prefer` policies add per encrypted connection (btda pays
+/// one side of it).
+fn mse_handshake_cost() -> (u32, f64) {
+    use btda::wire::mse::{CRYPTO_PLAINTEXT, CRYPTO_RC4, Initiator, Progress, Responder, Torrents};
+    let hash = InfoHash([9; 20]);
+    let torrents = Torrents::new([hash]);
+    let runs = 200u32;
+    let start = cpu_seconds();
+    for _ in 0..runs {
+        let both = CRYPTO_RC4 | CRYPTO_PLAINTEXT;
+        let (mut a, to_b) = Initiator::new(hash, both, &[0; 68]);
+        let (mut b, to_a) = Responder::new(both);
+        let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
+        let _ = b.feed(&to_b, &torrents, &mut out_a);
+        let _ = a.feed(&to_a, &mut out_b);
+        let done_b = b.feed(&out_b, &torrents, &mut out_a);
+        let done_a = a.feed(&out_a, &mut Vec::new());
+        assert!(matches!(done_b, Ok(Progress::Done(_))) && matches!(done_a, Ok(Progress::Done(_))));
+    }
+    (runs, (cpu_seconds() - start) * 1e6 / f64::from(runs))
 }

@@ -70,8 +70,9 @@ fn confirmed(db: &std::path::Path) -> i64 {
         .unwrap()
 }
 
-/// One visit to a client that requires encryption, under `policy`.
-fn visit_requiring(policy: Encryption, net: u8) -> Row {
+/// One visit to a client that requires encryption, under `policy`: the visit row and
+/// the report's count of peers reached only with encryption.
+fn visit_requiring(policy: Encryption, net: u8) -> (Row, i64) {
     let dir = tempfile::tempdir().unwrap();
     let h = harness(&dir, policy, None);
     let peer = FakePeer::start_encrypted(
@@ -85,23 +86,29 @@ fn visit_requiring(policy: Encryption, net: u8) -> Row {
     h.add(peer.addr);
     assert!(h.wait_until(Duration::from_secs(10), |h| h.visits() >= 1));
     let db = h.finish().unwrap();
-    rows(&db).remove(0)
+    let report = btda::store::report::read(&db).unwrap();
+    (rows(&db).remove(0), report.torrents[0].encrypted_only)
 }
 
 #[test]
 fn fallback_and_require_reach_a_client_that_requires_encryption_plaintext_does_not() {
-    let (outcome, pieces, crypto, fallback, _) = visit_requiring(Encryption::Fallback, 60);
+    let ((outcome, pieces, crypto, fallback, _), only) = visit_requiring(Encryption::Fallback, 60);
     assert_eq!(
         (outcome.as_str(), pieces, crypto.as_deref(), fallback),
         ("ok", Some(40), Some("rc4"), 1),
         "fallback: plaintext refused, then MSE in the same visit"
     );
-    let (outcome, pieces, crypto, fallback, _) = visit_requiring(Encryption::Require, 61);
+    assert_eq!(
+        only, 1,
+        "the report counts the peer as reachable only encrypted"
+    );
+    let ((outcome, pieces, crypto, fallback, _), only) = visit_requiring(Encryption::Require, 61);
     assert_eq!(
         (outcome.as_str(), pieces, crypto.as_deref(), fallback),
         ("ok", Some(40), Some("rc4"), 0)
     );
-    let (outcome, pieces, crypto, _, _) = visit_requiring(Encryption::Plaintext, 62);
+    assert_eq!(only, 0, "without a plaintext attempt there is no evidence");
+    let ((outcome, pieces, crypto, _, _), _) = visit_requiring(Encryption::Plaintext, 62);
     assert!(
         outcome == "closed_in_handshake" || outcome == "reset",
         "a plaintext btda is refused: {outcome}"

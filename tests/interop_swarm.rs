@@ -19,7 +19,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -57,87 +56,6 @@ fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/interop")
         .join(name)
-}
-
-fn wait_for_port(addr: &str, what: &str) {
-    let addr: SocketAddr = addr.parse().unwrap();
-    assert!(
-        common::eventually(Duration::from_secs(20), || {
-            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-        }),
-        "{what} did not start listening on {addr}"
-    );
-}
-
-/// Transmission's seeder: settings written before start, torrent added and verified
-/// over its RPC with transmission-remote.
-fn start_transmission(root: &Path, seed_dir: &Path, torrent: &Path) -> Reaped {
-    let conf = root.join("transmission");
-    std::fs::create_dir_all(&conf).unwrap();
-    let (ip, port) = SEEDER.split_once(':').unwrap();
-    let (_, rpc_port) = SEEDER_RPC.split_once(':').unwrap();
-    let settings = serde_json::json!({
-        "bind-address-ipv4": ip,
-        "bind-address-ipv6": "::1",
-        "peer-port": port.parse::<u16>().unwrap(),
-        "peer-port-random-on-start": false,
-        "rpc-bind-address": ip,
-        "rpc-port": rpc_port.parse::<u16>().unwrap(),
-        "rpc-authentication-required": false,
-        "rpc-whitelist-enabled": false,
-        "rpc-host-whitelist-enabled": false,
-        "dht-enabled": false,
-        "lpd-enabled": false,
-        "pex-enabled": false,
-        "utp-enabled": false,
-        "port-forwarding-enabled": false,
-        "download-dir": seed_dir,
-        "incomplete-dir-enabled": false,
-        "watch-dir-enabled": false,
-        "blocklist-enabled": false,
-        "ratio-limit-enabled": false,
-        "message-level": 1,
-    });
-    std::fs::write(conf.join("settings.json"), settings.to_string()).unwrap();
-    let child = Command::new("transmission-daemon")
-        .args(["-f", "-g"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("transmission-daemon is installed by `make deps`");
-    let daemon = Reaped(child);
-    wait_for_port(SEEDER_RPC, "transmission-daemon's RPC");
-    let remote = |args: &[&str]| {
-        let out = Command::new("transmission-remote")
-            .arg(SEEDER_RPC)
-            .args(args)
-            .output()
-            .expect("transmission-remote (transmission-cli)");
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    remote(&["-a", torrent.to_str().unwrap()]);
-    remote(&["-t", "1", "--verify"]);
-    assert!(
-        common::eventually(Duration::from_secs(30), || transmission_percent()
-            == Some(100.0)),
-        "Transmission did not verify its data: {}",
-        remote(&["-t", "1", "-i"])
-    );
-    remote(&["-t", "1", "--start"]);
-    daemon
-}
-
-/// Transmission's own "Percent Done" for torrent 1.
-fn transmission_percent() -> Option<f64> {
-    let out = Command::new("transmission-remote")
-        .args([SEEDER_RPC, "-t", "1", "-i"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Percent Done:"))
-        .and_then(|p| p.trim().trim_end_matches('%').parse().ok())
 }
 
 /// aria2, bound to its own address, its progress read every 0.3 s over JSON-RPC
@@ -239,7 +157,8 @@ fn btda_measures_a_swarm_of_real_clients() {
     let torrent = PathBuf::from(ready["torrent"].as_str().unwrap());
 
     let _tracker = common::start_opentracker(TRACKER_IP, TRACKER_PORT, &[hash]);
-    let _seeder = start_transmission(dir, &dir.join("seed"), &torrent);
+    let _seeder =
+        common::start_transmission(dir, SEEDER, SEEDER_RPC, &dir.join("seed"), &torrent, &[]);
 
     // The libtorrent leechers, their own progress kept as they print it.
     let lt_full: Progress = Arc::default();
@@ -329,7 +248,7 @@ fn btda_measures_a_swarm_of_real_clients() {
     // The seeder is seen complete.
     let seeder = row(SEEDER);
     assert_eq!(seeder.2, PIECES as i64, "Transmission seeder: {seeder:?}");
-    assert_eq!(transmission_percent(), Some(100.0));
+    assert_eq!(common::transmission_percent(SEEDER_RPC), Some(100.0));
 
     // Each leecher: growing counts that agree with its own progress; confirmed iff it
     // finished.

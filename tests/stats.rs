@@ -160,6 +160,7 @@ fn check_numbers(db: &Path, run: &Path) -> usize {
             ("complete_peers", "complete_peers"),
             ("confirmed", "confirmed"),
             ("confirmed_strict", "confirmed_strict"),
+            ("encrypted_only", "encrypted_only"),
             ("tracker_reported", "completed_increase"),
             ("threshold_confirmed", "confirmed"),
         ] {

@@ -45,6 +45,10 @@ ctx$torrents <- q(ctx, "
             AND p.last_pieces >= t.complete_threshold) AS complete_peers,
          (SELECT count(*) FROM confirmed_download c WHERE c.torrent_id = t.id) AS confirmed,
          (SELECT count(*) FROM confirmed_download_strict c WHERE c.torrent_id = t.id) AS confirmed_strict,
+         (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id
+            AND EXISTS (SELECT 1 FROM visit v WHERE v.peer_id = p.id AND v.outcome = 'ok' AND v.fallback = 1)
+            AND NOT EXISTS (SELECT 1 FROM visit v WHERE v.peer_id = p.id AND v.outcome = 'ok'
+                            AND v.encryption IS NULL)) AS encrypted_only,
          (SELECT max(inc) FROM (SELECT max(CASE WHEN r.ok = 1 THEN r.completed END)
                                      - min(CASE WHEN r.ok = 1 THEN r.completed END) AS inc
                                 FROM request r WHERE r.torrent_id = t.id AND r.source = 'tracker'

@@ -13,12 +13,13 @@ tex_table <- function(header, rows, align) {
 torrent_table <- function(ctx) {
   t <- ctx$torrents
   rows <- if (nrow(t) == 0) character() else sprintf(
-    "%s & %s & %s & %s & %s & %s & %s & %s",
+    "%s & %s & %s & %s & %s & %s & %s & %s & %s",
     tex_escape(substr(t$name, 1, 28)), ifelse(is.na(t$total_size), "--", sprintf("%.2f", t$total_size / 1e9)),
     fmt_int(t$peers), fmt_int(t$confirmed), fmt_int(t$confirmed_strict), fmt_int(t$tracker_reported),
-    fmt_pct(t$confirmed / t$tracker_reported), fmt_pct(t$confirmed / t$peers))
+    fmt_pct(t$confirmed / t$tracker_reported), fmt_pct(t$confirmed / t$peers),
+    fmt_pct(t$encrypted_only / t$peers))
   tex_table(c("torrent", "GB", "unique peers", "confirmed", "strict", "tracker-rep.",
-              "conf./rep.", "conf./peers"), rows, "lrrrrrrr")
+              "conf./rep.", "conf./peers", "MSE only"), rows, "lrrrrrrrr")
 }
 
 outcome_table <- function(ctx) {
@@ -73,6 +74,7 @@ write_tables <- function(ctx) {
                               visits_ok = t$visits_ok, complete_peers = t$complete_peers,
                               confirmed = t$confirmed,
                               confirmed_strict = t$confirmed_strict,
+                              encrypted_only = t$encrypted_only,
                               tracker_reported = t$tracker_reported,
                               threshold_confirmed = as.integer(at_run)),
                    file.path(ctx$out, "numbers.csv"), row.names = FALSE, na = "")

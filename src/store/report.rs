@@ -43,6 +43,10 @@ pub struct TorrentSummary {
     pub visits_ok: i64,
     /// Peers whose latest visit was at or above T.
     pub complete_peers: i64,
+    /// Peers reached only with encryption: an outgoing plaintext handshake was refused
+    /// and MSE then succeeded (`visit.fallback`), and no visit succeeded in plaintext.
+    /// Evidence comes from the `fallback` policy only.
+    pub encrypted_only: i64,
     /// Confirmed downloads.
     pub confirmed: i64,
     /// Confirmed downloads under the strict rule.
@@ -149,7 +153,12 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
             (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id
                 AND p.last_pieces >= t.complete_threshold),
             (SELECT count(*) FROM confirmed_download c WHERE c.torrent_id = t.id),
-            (SELECT count(*) FROM confirmed_download_strict c WHERE c.torrent_id = t.id)
+            (SELECT count(*) FROM confirmed_download_strict c WHERE c.torrent_id = t.id),
+            (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id
+                AND EXISTS (SELECT 1 FROM visit v WHERE v.peer_id = p.id
+                    AND v.outcome = 'ok' AND v.fallback = 1)
+                AND NOT EXISTS (SELECT 1 FROM visit v WHERE v.peer_id = p.id
+                    AND v.outcome = 'ok' AND v.encryption IS NULL))
          FROM torrent t ORDER BY t.id",
     )?;
     let mut torrents = stmt
@@ -168,6 +177,7 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
                     complete_peers: r.get(9)?,
                     confirmed: r.get(10)?,
                     confirmed_strict: r.get(11)?,
+                    encrypted_only: r.get(12)?,
                     trackers: Vec::new(),
                     completed_increase: None,
                     completed_increase_tracker: None,
@@ -222,10 +232,11 @@ pub fn render_text(report: &Report) -> String {
         "visits",
         "ok",
         "complete",
+        "mse-only",
         "confirmed",
     ];
     let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
-    let rows: Vec<[String; 9]> = report
+    let rows: Vec<[String; 10]> = report
         .torrents
         .iter()
         .map(|t| {
@@ -238,6 +249,7 @@ pub fn render_text(report: &Report) -> String {
                 t.visits.to_string(),
                 t.visits_ok.to_string(),
                 t.complete_peers.to_string(),
+                t.encrypted_only.to_string(),
                 t.confirmed.to_string(),
             ]
         })

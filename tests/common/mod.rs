@@ -184,8 +184,8 @@ pub fn start_opentracker(ip: &str, port: u16, hashes: &[btda::torrent::InfoHash]
         ])
         .arg(dir.path())
         .args(["-w", "/whitelist.txt"]) // read after the chroot into -d
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("opentracker is installed by `make deps`");
     let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
@@ -276,4 +276,97 @@ pub fn assert_database_adds_up(conn: &rusqlite::Connection) {
         )
         .expect("query runs");
     assert_eq!(mismatched, 0, "peer rows that differ from their visit rows");
+}
+
+/// Waits up to 20 s for something to listen on `addr`.
+pub fn wait_for_port(addr: &str, what: &str) {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        }),
+        "{what} did not start listening on {addr}"
+    );
+}
+
+/// A transmission-daemon seeder on `peer` (ip:port) with its RPC on `rpc`: settings
+/// written before start (DHT, LPD, PEX, uTP, port forwarding off; `extra` settings
+/// on top), the torrent added and verified with transmission-remote, then started.
+pub fn start_transmission(
+    root: &Path,
+    peer: &str,
+    rpc: &str,
+    seed_dir: &Path,
+    torrent: &Path,
+    extra: &[(&str, serde_json::Value)],
+) -> Reaped {
+    let conf = root.join(format!("transmission-{peer}"));
+    std::fs::create_dir_all(&conf).unwrap();
+    let (ip, port) = peer.split_once(':').unwrap();
+    let (_, rpc_port) = rpc.split_once(':').unwrap();
+    let mut settings = serde_json::json!({
+        "bind-address-ipv4": ip,
+        "bind-address-ipv6": "::1",
+        "peer-port": port.parse::<u16>().unwrap(),
+        "peer-port-random-on-start": false,
+        "rpc-bind-address": ip,
+        "rpc-port": rpc_port.parse::<u16>().unwrap(),
+        "rpc-authentication-required": false,
+        "rpc-whitelist-enabled": false,
+        "rpc-host-whitelist-enabled": false,
+        "dht-enabled": false,
+        "lpd-enabled": false,
+        "pex-enabled": false,
+        "utp-enabled": false,
+        "port-forwarding-enabled": false,
+        "download-dir": seed_dir,
+        "incomplete-dir-enabled": false,
+        "watch-dir-enabled": false,
+        "blocklist-enabled": false,
+        "ratio-limit-enabled": false,
+        "message-level": 1,
+    });
+    for (key, value) in extra {
+        settings[*key] = value.clone();
+    }
+    std::fs::write(conf.join("settings.json"), settings.to_string()).unwrap();
+    let child = Command::new("transmission-daemon")
+        .args(["-f", "-g"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("transmission-daemon is installed by `make deps`");
+    let daemon = Reaped(child);
+    wait_for_port(rpc, "transmission-daemon's RPC");
+    let remote = |args: &[&str]| {
+        let out = Command::new("transmission-remote")
+            .arg(rpc)
+            .args(args)
+            .output()
+            .expect("transmission-remote (transmission-cli)");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    remote(&["-a", torrent.to_str().unwrap()]);
+    remote(&["-t", "1", "--verify"]);
+    assert!(
+        eventually(Duration::from_secs(30), || transmission_percent(rpc)
+            == Some(100.0)),
+        "Transmission did not verify its data: {}",
+        remote(&["-t", "1", "-i"])
+    );
+    remote(&["-t", "1", "--start"]);
+    daemon
+}
+
+/// Transmission's own "Percent Done" for torrent 1, over its RPC on `rpc`.
+pub fn transmission_percent(rpc: &str) -> Option<f64> {
+    let out = Command::new("transmission-remote")
+        .args([rpc, "-t", "1", "-i"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Percent Done:"))
+        .and_then(|p| p.trim().trim_end_matches('%').parse().ok())
 }

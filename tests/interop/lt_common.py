@@ -1,11 +1,23 @@
 """What btda's libtorrent helper scripts share: a session bound to one loopback address."""
 
 
-def settings(ip_port):
+# libtorrent's settings_pack enc_policy and enc_level values.
+PE_FORCED, PE_ENABLED = 0, 1
+PE_RC4 = 2
+
+
+def settings(ip_port, encryption="enabled"):
     """Session settings for a client on `ip_port` (listening and connecting from its own
-    127.x address), with DHT, LSD, UPnP and NAT-PMP off."""
+    127.x address), with DHT, LSD, UPnP and NAT-PMP off. With encryption "forced" it
+    speaks only MSE/PE with RC4 in both directions (libtorrent's default is "enabled":
+    plaintext first, MSE accepted)."""
     ip = ip_port.rsplit(":", 1)[0]
-    return {
+    forced = {
+        "out_enc_policy": PE_FORCED,
+        "in_enc_policy": PE_FORCED,
+        "allowed_enc_level": PE_RC4,
+    } if encryption == "forced" else {}
+    return forced | {
         "listen_interfaces": ip_port,
         "outgoing_interfaces": ip,
         "enable_dht": False,

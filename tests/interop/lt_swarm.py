@@ -6,6 +6,10 @@ Creates random content and a v1 torrent, starts a seeder and a rate-limited leec
 and NAT-PMP off, and prints one JSON line per half second with each client's own
 progress. Stops on SIGTERM/SIGINT, on stdin closing, or after --max-seconds.
 
+With --encryption forced both clients speak only MSE/PE with RC4 (libtorrent's
+out_enc_policy and in_enc_policy forced, allowed_enc_level RC4): they close plaintext
+handshakes. With --connect IP:PORT the leecher dials that peer (btda) every 5 s.
+
 Usage: lt_swarm.py --dir DIR --seeder IP:PORT --leecher IP:PORT [--rate BYTES/S]
 The torrent is written to DIR/input/swarm.torrent before the line {"ready": ...}.
 """
@@ -36,6 +40,8 @@ def main():
     ap.add_argument("--tracker", help="announce URL put into the torrent (the clients announce to it)")
     ap.add_argument("--seeder-only", action="store_true", help="no leecher")
     ap.add_argument("--hash-only", action="store_true", help="write the torrent, print it, exit")
+    ap.add_argument("--encryption", choices=["enabled", "forced"], default="enabled")
+    ap.add_argument("--connect", help="IP:PORT the leecher dials every 5 s")
     a = ap.parse_args()
 
     seed_dir = os.path.join(a.dir, "seed")
@@ -62,8 +68,8 @@ def main():
         print(json.dumps({"ready": str(ti.info_hash()), "pieces": ti.num_pieces(), "torrent": path}), flush=True)
         return
 
-    seeder = lt.session(settings(a.seeder))
-    leecher = lt.session(settings(a.leecher))
+    seeder = lt.session(settings(a.seeder, a.encryption))
+    leecher = lt.session(settings(a.leecher, a.encryption))
     sp = lt.add_torrent_params()
     sp.ti = ti
     sp.save_path = seed_dir
@@ -87,7 +93,12 @@ def main():
 
     print(json.dumps({"ready": str(ti.info_hash()), "pieces": ti.num_pieces(), "torrent": path}), flush=True)
     start = time.time()
+    last_dial = 0.0
     while not stop.is_set() and time.time() - start < a.max_seconds:
+        if a.connect and not a.seeder_only and time.time() - last_dial > 5:
+            host, port = a.connect.rsplit(":", 1)
+            lh.connect_peer((host, int(port)))
+            last_dial = time.time()
         s, l = sh.status(), lh.status()
         print(json.dumps({"t": time.time(), "seeder": s.num_pieces, "leecher": l.num_pieces,
                           "leecher_peers": l.num_peers}), flush=True)
