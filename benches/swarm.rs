@@ -66,7 +66,7 @@ fn main() {
         "btda runs with the demo configuration (1,000 workers at this size, 3 s revisit delay, \
          200 ms state window, 2 s visit cap). Every visit that gets a piece state ends 200 ms \
          after it, streaming peers included; the NAT-like and one-connection-per-IP peers \
-         (2 kinds in 13) dial in every 3 s and hold the 64 incoming handlers, so btda's \
+         (2 kinds in 14) dial in every 3 s and hold the 64 incoming handlers, so btda's \
          workers and handlers, not the simulator, bound the visit rate; confirmed downloads \
          trail the truth because most peers are not revisited before the minute ends."
     );

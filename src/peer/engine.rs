@@ -282,13 +282,16 @@ impl Running {
     }
 }
 
-/// Binds the listener (SO_REUSEADDR, non-blocking accept so it can watch the stop flag).
+/// Binds the listener (SO_REUSEADDR). `accept` blocks, so a connection is taken the
+/// moment it arrives (while it is not, btda might dial the same client, which many
+/// clients refuse), but for at most [`crate::shutdown::POLL`] (SO_RCVTIMEO, which Linux
+/// applies to `accept`), so the loop still watches the stop flag.
 pub fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.bind(&SockAddr::from(addr))?;
     socket.listen(1024)?;
-    socket.set_nonblocking(true)?;
+    socket.set_read_timeout(Some(crate::shutdown::POLL))?;
     Ok(socket.into())
 }
 
@@ -364,9 +367,13 @@ fn accept_loop(engine: &Arc<Engine>, listener: &TcpListener, handlers: usize, st
                     e.stats.incoming_active.fetch_sub(1, Ordering::Relaxed);
                 });
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(crate::shutdown::POLL)
-            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {} // nothing within POLL: look at the stop flag again
             Err(e) => {
                 // EMFILE and friends: wait and go on; the listener never dies of them.
                 log::warn!("listener: accept failed: {e}");

@@ -27,6 +27,7 @@ use super::script::{Kind, PeerScript, counts_at};
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
+use crate::wire::mse::{CRYPTO_RC4, Keystream, Progress, Responder};
 use crate::wire::{Handshake, Message};
 
 /// One torrent's simulated peers.
@@ -104,6 +105,8 @@ pub struct ReactorCounters {
     pub refused_second: AtomicU64,
     /// Connections a busy peer refused.
     pub busy_refused: AtomicU64,
+    /// MSE handshakes an `encrypted_only` peer completed.
+    pub encrypted: AtomicU64,
 }
 
 /// A running simulator thread.
@@ -125,6 +128,8 @@ pub struct Reactor {
 
 const LISTENER: Token = Token(usize::MAX);
 const ALT_LISTENER: Token = Token(usize::MAX - 1);
+/// Handshake bytes kept from one read round (MSE needs at most 628 + its payload).
+const MAX_HANDSHAKE_BYTES: usize = 64 * 1024;
 /// Output a connection may queue before it is dropped (bitfields are small).
 const OUT_CAP: usize = 1 << 20;
 /// How often lives are advanced.
@@ -258,8 +263,20 @@ enum Phase {
     Silent,
 }
 
+/// MSE/PE on a connection of an `encrypted_only` peer.
+enum Mse {
+    /// The handshake is under way.
+    Handshake(Box<Responder>),
+    /// Established: everything sent is encrypted with this keystream.
+    Open(Box<Keystream>),
+}
+
 struct Conn {
     stream: TcpStream,
+    /// MSE, on connections of `encrypted_only` peers.
+    mse: Option<Mse>,
+    /// The first bytes of an accepted connection told plaintext from MSE.
+    sorted: bool,
     /// The simulated peer (index into `State::lives`), once known.
     life: Option<usize>,
     local: Ipv4Addr,
@@ -273,6 +290,17 @@ struct Conn {
     told: u32,
     last_batch_ms: u64,
     opened_ms: u64,
+}
+
+impl Conn {
+    /// Queues `bytes` to send, encrypted once MSE is established.
+    fn send(&mut self, bytes: &[u8]) {
+        let start = self.out.len();
+        self.out.extend_from_slice(bytes);
+        if let Some(Mse::Open(keystream)) = &mut self.mse {
+            keystream.apply(&mut self.out[start..]);
+        }
+    }
 }
 
 struct Life {
@@ -484,6 +512,8 @@ impl State {
                     }
                     let slot = self.add(Conn {
                         stream,
+                        mse: None,
+                        sorted: false,
                         life: None,
                         local,
                         local_port,
@@ -536,6 +566,9 @@ impl State {
         let c = self.conns[slot].as_mut().expect("present above");
         let mut buf = [0u8; 4096];
         let mut closed = false;
+        // Bytes of the other side's handshake that arrived now (later bytes are read and
+        // dropped); bounded well above MSE's 628-byte synchronisation limit.
+        let mut got = Vec::new();
         loop {
             match c.stream.read(&mut buf) {
                 Ok(0) => {
@@ -543,9 +576,8 @@ impl State {
                     break;
                 }
                 Ok(n) => {
-                    if c.phase == Phase::Handshake {
-                        let want = HANDSHAKE_LEN - c.head.len();
-                        c.head.extend_from_slice(&buf[..n.min(want)]);
+                    if c.phase == Phase::Handshake && got.len() < MAX_HANDSHAKE_BYTES {
+                        got.extend_from_slice(&buf[..n]);
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -559,35 +591,121 @@ impl State {
         if closed {
             return self.close(slot);
         }
-        if c.phase == Phase::Handshake && c.head.len() == HANDSHAKE_LEN {
-            if c.life.is_some() {
-                c.phase = Phase::Open; // our own connection: we spoke first
+        if c.phase == Phase::Handshake && !got.is_empty() {
+            let answered = if c.mse.is_some() || c.life.is_some() || c.sorted {
+                self.handshake_bytes(slot, &got, now)
             } else {
-                let mut head = [0u8; 48];
-                head.copy_from_slice(&c.head[..48]);
-                let Ok((_, hash)) = Handshake::parse_head(&head) else {
-                    return self.close(slot);
-                };
-                let (local, local_port) = (c.local, c.local_port);
-                let Some(life) = self.listening_at(local, local_port, Some(&hash)) else {
-                    return self.close(slot);
-                };
-                self.counters.handshakes.fetch_add(1, Ordering::Relaxed);
-                let silent = self.lives[life].script.kind == Kind::Silent;
-                let opening = if silent {
-                    (Vec::new(), 0)
+                c.head.extend_from_slice(&got);
+                if c.head.len() < 20 {
+                    true // not enough to tell plaintext from MSE yet
                 } else {
-                    self.opening(life, now, false)
-                };
-                let c = self.conns[slot].as_mut().expect("present above");
-                c.life = Some(life);
-                c.phase = if silent { Phase::Silent } else { Phase::Open };
-                c.out.extend_from_slice(&opening.0);
-                c.told = opening.1;
-                c.head = Vec::new();
+                    let first = std::mem::take(&mut c.head);
+                    self.first_bytes(slot, first, now)
+                }
+            };
+            if !answered {
+                return self.close(slot);
             }
         }
         self.flush(slot);
+    }
+
+    /// The first bytes of an accepted connection: a plaintext handshake, or MSE for an
+    /// `encrypted_only` peer (which closes plaintext ones). False: close it.
+    fn first_bytes(&mut self, slot: usize, got: Vec<u8>, now: u64) -> bool {
+        let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        let (local, local_port) = (c.local, c.local_port);
+        let Some(life) = self.listening_at(local, local_port, None) else {
+            return false;
+        };
+        let encrypted_only = self.lives[life].script.kind == Kind::EncryptedOnly;
+        let c = self.conns[slot].as_mut().expect("present above");
+        c.sorted = true;
+        let plain = got.starts_with(b"\x13BitTorrent protocol");
+        if encrypted_only && !plain {
+            let (responder, hello) = Responder::new(CRYPTO_RC4);
+            c.out.extend_from_slice(&hello);
+            c.mse = Some(Mse::Handshake(Box::new(responder)));
+        } else if encrypted_only || !plain {
+            return false; // plaintext to a client that requires MSE, or garbage
+        }
+        self.handshake_bytes(slot, &got, now)
+    }
+
+    /// Handshake bytes from the other side (plaintext or MSE); answers once complete.
+    /// False: close it.
+    fn handshake_bytes(&mut self, slot: usize, got: &[u8], now: u64) -> bool {
+        let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        let hash = match &mut c.mse {
+            Some(Mse::Handshake(responder)) => {
+                let lives = &self.lives;
+                let hashes = &self.hashes;
+                let torrents = crate::wire::mse::Torrents::new(
+                    self.by_ip
+                        .get(&c.local)
+                        .into_iter()
+                        .flatten()
+                        .map(|&l| hashes[lives[l].torrent].0),
+                );
+                let mut out = Vec::new();
+                match responder.feed(got, &torrents, &mut out) {
+                    Ok(Progress::Continue) => {
+                        c.out.extend_from_slice(&out);
+                        return true;
+                    }
+                    Ok(Progress::Done(done)) => {
+                        c.out.extend_from_slice(&out);
+                        let Some((send, _)) = done.keystreams else {
+                            return false; // RC4 is all it accepts
+                        };
+                        c.mse = Some(Mse::Open(Box::new(send)));
+                        self.counters.encrypted.fetch_add(1, Ordering::Relaxed);
+                        done.info_hash
+                    }
+                    Err(_) => return false,
+                }
+            }
+            _ => {
+                let want = HANDSHAKE_LEN - c.head.len();
+                c.head.extend_from_slice(&got[..got.len().min(want)]);
+                if c.head.len() < HANDSHAKE_LEN {
+                    return true;
+                }
+                if c.life.is_some() {
+                    c.phase = Phase::Open; // our own connection: we spoke first
+                    return true;
+                }
+                let mut head = [0u8; 48];
+                head.copy_from_slice(&c.head[..48]);
+                let Ok((_, hash)) = Handshake::parse_head(&head) else {
+                    return false;
+                };
+                hash
+            }
+        };
+        let c = self.conns[slot].as_mut().expect("present above");
+        let (local, local_port) = (c.local, c.local_port);
+        let Some(life) = self.listening_at(local, local_port, Some(&hash)) else {
+            return false;
+        };
+        self.counters.handshakes.fetch_add(1, Ordering::Relaxed);
+        let silent = self.lives[life].script.kind == Kind::Silent;
+        let opening = if silent {
+            (Vec::new(), 0)
+        } else {
+            self.opening(life, now, false)
+        };
+        let c = self.conns[slot].as_mut().expect("present above");
+        c.life = Some(life);
+        c.phase = if silent { Phase::Silent } else { Phase::Open };
+        c.send(&opening.0);
+        c.told = opening.1;
+        c.head = Vec::new();
+        true
     }
 
     /// Our handshake and first messages for `life` now, and the pieces they announce.
@@ -758,11 +876,11 @@ impl State {
                 c.last_stream_ms = now;
                 if have > c.told {
                     for i in c.told..have {
-                        c.out.extend(Message::Have(i).encode());
+                        c.send(&Message::Have(i).encode());
                     }
                     c.told = have;
                 } else if c.told > 0 {
-                    c.out.extend(Message::Have(c.told - 1).encode()); // nothing new: repeat
+                    c.send(&Message::Have(c.told - 1).encode()); // nothing new: repeat
                 } else {
                     return;
                 }
@@ -779,7 +897,7 @@ impl State {
                 } else {
                     Message::Bitfield(invalid_bitfield(total))
                 };
-                c.out.extend(m.encode());
+                c.send(&m.encode());
                 c.last_batch_ms = now;
                 return self.flush(slot);
             }
@@ -790,12 +908,10 @@ impl State {
         }
         match l.script.kind {
             Kind::BatchedHaves | Kind::ResendBitfield if !batch_due => return,
-            Kind::ResendBitfield => c
-                .out
-                .extend(Message::Bitfield(bitfield(total, have)).encode()),
+            Kind::ResendBitfield => c.send(&Message::Bitfield(bitfield(total, have)).encode()),
             _ => {
                 for i in c.told..have {
-                    c.out.extend(Message::Have(i).encode());
+                    c.send(&Message::Have(i).encode());
                 }
                 self.counters
                     .haves
@@ -832,6 +948,8 @@ impl State {
         let std_stream: std::net::TcpStream = socket.into();
         let _ = self.add(Conn {
             stream: TcpStream::from_std(std_stream),
+            mse: None,
+            sorted: true,
             life: Some(life),
             local: ip,
             local_port: 0,

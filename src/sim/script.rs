@@ -41,11 +41,15 @@ pub enum Kind {
     /// Sends only invalid bitfields (wrong length) until it is complete: its progress
     /// cannot be observed, so its completion is never confirmed.
     BadBitfield,
+    /// Requires encryption (libtorrent's, Transmission's, qBittorrent's setting): closes
+    /// a plaintext handshake at once, answers MSE/PE with RC4 only, then behaves like
+    /// `bitfield`.
+    EncryptedOnly,
 }
 
 impl Kind {
     /// Every kind, for mixes and reports.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::HaveAll,
         Kind::Bitfield,
         Kind::NoBitfield,
@@ -59,6 +63,7 @@ impl Kind {
         Kind::OneConnPerIp,
         Kind::Busy,
         Kind::BadBitfield,
+        Kind::EncryptedOnly,
     ];
 
     /// Whether it accepts connections.
@@ -92,6 +97,7 @@ impl Kind {
             Kind::OneConnPerIp => "one_conn_per_ip",
             Kind::Busy => "busy",
             Kind::BadBitfield => "bad_bitfield",
+            Kind::EncryptedOnly => "encrypted_only",
         }
     }
 }
