@@ -80,7 +80,7 @@ deps:
 ## bench: visit throughput, CPU per visit and memory against fake peers; writes BENCHMARKS.md
 bench:
 	@{ echo "# Benchmarks"; echo; \
-	  echo "Produced by \`make bench\` (\`cargo bench --bench visits\`, then \`cargo bench --bench swarm\`) on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(free -g | awk '/Mem:/{print $$2}') GiB, against fake peers on 127.41-43.x.x served by a child process."; \
+	  echo "Produced by \`make bench\` (\`cargo bench --bench visits\`, then \`cargo bench --bench swarm\`) on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(free -g | awk '/Mem:/{print $$2}') GiB, against fake peers on 127.41-44.x.x served by a child process."; \
 	  echo; $(CARGO) bench --bench visits 2>/dev/null; echo; $(CARGO) bench --bench swarm 2>/dev/null | grep -v '^btda: analysing'; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
 	@cat BENCHMARKS.md
 

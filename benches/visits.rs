@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use btda::book::{PeerKeyer, PeerQueue, Source};
+use btda::config::Encryption;
 use btda::schedule::Policy;
 use btda::sim::{Behaviour, FakePeer, Harness, HarnessOptions};
 use btda::torrent::{InfoHash, TorrentId, TorrentRegistry};
@@ -27,6 +28,11 @@ fn leecher(i: u32) -> SocketAddr {
 
 fn streamer(i: u32) -> SocketAddr {
     SocketAddr::from(([127, 43, (i / 250) as u8, (i % 250) as u8 + 1], 7001))
+}
+
+/// Seeders that require encryption (close plaintext, answer MSE with RC4 only).
+fn encrypted(i: u32) -> SocketAddr {
+    SocketAddr::from(([127, 44, (i / 250) as u8, (i % 250) as u8 + 1], 7001))
 }
 
 /// Child: serve the fake peers until stdin closes.
@@ -50,6 +56,10 @@ fn serve() {
                 Behaviour::StreamingHaves { every_ms: 100 },
             )
             .expect("streaming leecher"),
+        );
+        peers.push(
+            FakePeer::start_encrypted(encrypted(i), HASH, PIECES, PIECES, Behaviour::HaveAll)
+                .expect("encrypted seeder"),
         );
     }
     println!("ready");
@@ -84,20 +94,36 @@ struct Row {
 }
 
 fn options(workers: usize) -> HarnessOptions {
+    options_with(workers, Encryption::Fallback)
+}
+
+fn options_with(workers: usize, encryption: Encryption) -> HarnessOptions {
     HarnessOptions {
         info_hash: HASH,
         pieces: PIECES,
         threshold: 980,
         workers,
-        peer: btda::config::Peer::default(),
+        peer: btda::config::Peer {
+            encryption,
+            ..btda::config::Peer::default()
+        },
         revisit: Duration::from_secs(3600),
         backoff: vec![Duration::from_secs(3600)],
     }
 }
 
 fn round(what: &str, workers: usize, addrs: impl Iterator<Item = SocketAddr>) -> Row {
+    round_with(what, workers, addrs, Encryption::Fallback)
+}
+
+fn round_with(
+    what: &str,
+    workers: usize,
+    addrs: impl Iterator<Item = SocketAddr>,
+    encryption: Encryption,
+) -> Row {
     let dir = tempfile::tempdir().expect("temp dir");
-    let h = Harness::start(dir.path(), &options(workers), None).expect("harness");
+    let h = Harness::start(dir.path(), &options_with(workers, encryption), None).expect("harness");
     let addrs: Vec<SocketAddr> = addrs.collect();
     let n = addrs.len() as u64;
     let (t0, c0) = (Instant::now(), cpu_seconds());
@@ -196,6 +222,18 @@ fn main() {
             "seeders (have_all), 1024 workers",
             1024,
             (0..PEERS).map(seeder),
+        ),
+        round_with(
+            "seeders requiring encryption (have_all; `fallback`: plaintext refused, then MSE), 64 workers",
+            64,
+            (0..PEERS).map(encrypted),
+            Encryption::Fallback,
+        ),
+        round_with(
+            "seeders requiring encryption (have_all; `require`: MSE at once), 64 workers",
+            64,
+            (0..PEERS).map(encrypted),
+            Encryption::Require,
         ),
         round(
             "leechers (bitfield 50 %, then quiet; 1 s state window), 1024 workers",

@@ -270,6 +270,22 @@ fn confirmed_downloads_match_the_simulated_truth() {
     assert!(own_skipped >= 1, "the trackers' listing of btda was seen");
     assert_eq!((selfs, btda_rows[0]), (0, 0), "btda never visited itself");
 
+    // Clients that require encryption are read both ways: outgoing after plaintext was
+    // refused (the default `fallback`), incoming when they connect with MSE.
+    let encrypted = common::column::<i64>(
+        &conn,
+        "SELECT count(*) FROM visit WHERE outcome = 'ok' AND encryption = 'rc4'
+            AND direction = 'out' AND fallback = 1
+         UNION ALL SELECT count(*) FROM visit WHERE outcome = 'ok' AND encryption = 'rc4'
+            AND direction = 'in'
+         UNION ALL SELECT ifnull(max(mse_accepted), 0) FROM statistic",
+    );
+    println!("encrypted visits out / in, incoming MSE accepted: {encrypted:?}");
+    assert!(
+        encrypted.iter().all(|&n| n >= 1),
+        "encrypted_only peers visited and read with MSE: {encrypted:?}"
+    );
+
     // Clients that allow one connection per IP never had to refuse btda.
     let refused = counters
         .refused_second

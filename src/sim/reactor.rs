@@ -27,7 +27,7 @@ use super::script::{Kind, PeerScript, counts_at};
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
-use crate::wire::mse::{CRYPTO_RC4, Keystream, Progress, Responder};
+use crate::wire::mse::{CRYPTO_RC4, Initiator, Keystream, Progress, Responder};
 use crate::wire::{Handshake, Message};
 
 /// One torrent's simulated peers.
@@ -265,8 +265,11 @@ enum Phase {
 
 /// MSE/PE on a connection of an `encrypted_only` peer.
 enum Mse {
-    /// The handshake is under way.
-    Handshake(Box<Responder>),
+    /// The handshake of a connection from btda is under way.
+    Accepting(Box<Responder>),
+    /// The handshake of our own connection to btda is under way; then these bytes
+    /// (what follows our BitTorrent handshake) are sent.
+    Dialling(Box<Initiator>, Vec<u8>),
     /// Established: everything sent is encrypted with this keystream.
     Open(Box<Keystream>),
 }
@@ -559,8 +562,19 @@ impl State {
                 return self.close(slot);
             };
             let opening = self.opening(life, now, true);
+            let encrypted = self.lives[life].script.kind == Kind::EncryptedOnly;
+            let hash = self.hashes[self.lives[life].torrent].0;
             let c = self.conns[slot].as_mut().expect("present above");
-            c.out.extend_from_slice(&opening.0);
+            if encrypted {
+                // MSE with our BitTorrent handshake as the initial payload; the rest once
+                // established.
+                let (ours, rest) = opening.0.split_at(HANDSHAKE_LEN.min(opening.0.len()));
+                let (initiator, first) = Initiator::new(hash, CRYPTO_RC4, ours);
+                c.out.extend_from_slice(&first);
+                c.mse = Some(Mse::Dialling(Box::new(initiator), rest.to_vec()));
+            } else {
+                c.out.extend_from_slice(&opening.0);
+            }
             c.told = opening.1;
         }
         let c = self.conns[slot].as_mut().expect("present above");
@@ -627,7 +641,7 @@ impl State {
         if encrypted_only && !plain {
             let (responder, hello) = Responder::new(CRYPTO_RC4);
             c.out.extend_from_slice(&hello);
-            c.mse = Some(Mse::Handshake(Box::new(responder)));
+            c.mse = Some(Mse::Accepting(Box::new(responder)));
         } else if encrypted_only || !plain {
             return false; // plaintext to a client that requires MSE, or garbage
         }
@@ -641,7 +655,35 @@ impl State {
             return false;
         };
         let hash = match &mut c.mse {
-            Some(Mse::Handshake(responder)) => {
+            Some(Mse::Dialling(initiator, rest)) => {
+                let mut out = Vec::new();
+                match initiator.feed(got, &mut out) {
+                    Ok(Progress::Continue) => {
+                        c.out.extend_from_slice(&out);
+                        return true;
+                    }
+                    Ok(Progress::Done(done)) => {
+                        c.out.extend_from_slice(&out);
+                        let rest = std::mem::take(rest);
+                        let Some((send, _)) = done.keystreams else {
+                            return false; // RC4 is all it offers
+                        };
+                        c.mse = Some(Mse::Open(Box::new(send)));
+                        c.send(&rest);
+                        self.counters.encrypted.fetch_add(1, Ordering::Relaxed);
+                        // btda's handshake follows (encrypted: only its length counts).
+                        let want = HANDSHAKE_LEN - c.head.len();
+                        c.head
+                            .extend_from_slice(&done.received[..done.received.len().min(want)]);
+                        if c.head.len() == HANDSHAKE_LEN {
+                            c.phase = Phase::Open;
+                        }
+                        return true;
+                    }
+                    Err(_) => return false,
+                }
+            }
+            Some(Mse::Accepting(responder)) => {
                 let lives = &self.lives;
                 let hashes = &self.hashes;
                 let torrents = crate::wire::mse::Torrents::new(

@@ -42,8 +42,8 @@ pub enum Kind {
     /// cannot be observed, so its completion is never confirmed.
     BadBitfield,
     /// Requires encryption (libtorrent's, Transmission's, qBittorrent's setting): closes
-    /// a plaintext handshake at once, answers MSE/PE with RC4 only, then behaves like
-    /// `bitfield`.
+    /// a plaintext handshake at once, answers MSE/PE with RC4 only, and connects to btda
+    /// with MSE itself; otherwise like `bitfield`.
     EncryptedOnly,
 }
 
@@ -73,7 +73,10 @@ impl Kind {
 
     /// Whether it connects to btda on its own.
     pub fn dials(self) -> bool {
-        matches!(self, Kind::IncomingOnly | Kind::OneConnPerIp)
+        matches!(
+            self,
+            Kind::IncomingOnly | Kind::OneConnPerIp | Kind::EncryptedOnly
+        )
     }
 
     /// Whether btda can ever learn its pieces (by connecting out or by being dialled).
