@@ -31,8 +31,8 @@ fn harness(
         threshold: 98,
         workers: 4,
         peer: btda::config::Peer {
-            connect_timeout_ms: Duration::from_millis(1000),
-            handshake_timeout_ms: Duration::from_millis(1500),
+            connect_timeout_ms: btda::config::Timeout::Fixed(Duration::from_millis(1000)),
+            handshake_timeout_ms: btda::config::Timeout::Fixed(Duration::from_millis(1500)),
             silence_timeout_ms: Duration::from_millis(1000),
             state_window_ms: Duration::from_millis(150),
             visit_cap_ms: Duration::from_millis(3000),

@@ -52,8 +52,8 @@ impl H {
             threshold: T,
             workers: 4,
             peer: btda::config::Peer {
-                connect_timeout_ms: Duration::from_millis(1000),
-                handshake_timeout_ms: Duration::from_millis(800),
+                connect_timeout_ms: btda::config::Timeout::Fixed(Duration::from_millis(1000)),
+                handshake_timeout_ms: btda::config::Timeout::Fixed(Duration::from_millis(800)),
                 silence_timeout_ms: Duration::from_millis(1000),
                 state_window_ms: Duration::from_millis(grace_ms),
                 visit_cap_ms: Duration::from_millis(3000),

@@ -65,6 +65,18 @@ fn a_leecher_given_in_the_config_is_confirmed_by_btda_run() {
         .output()
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The timeouts in force: few visits, so still the upper bounds of "auto".
+    assert_eq!(
+        json["run"]["timeouts_ms"],
+        serde_json::json!([5000, 6000]),
+        "{json}"
+    );
+    let text = common::btda().arg("report").arg(&db).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("timeouts of first contacts at the end: connect 5000 ms, handshake 6000 ms"),
+        "the text report names the timeouts"
+    );
     let t = &json["torrents"][0];
     assert_eq!(
         (

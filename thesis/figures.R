@@ -327,9 +327,17 @@ tracker_requests <- function(ctx) {
 
 timeouts <- function(ctx) {
   v <- q(ctx, "SELECT connect_ms, handshake_ms, max_gap_ms FROM visit WHERE outcome = 'ok'")
+  # The timeouts in force at the end of the run: measured ("auto") ones from the last
+  # statistic row, else the configured numbers.
+  chosen <- q(ctx, "SELECT connect_timeout_ms, handshake_timeout_ms FROM statistic
+                    WHERE connect_timeout_ms IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1")
+  in_force <- function(col, key, default) {
+    if (nrow(chosen) > 0 && !is.na(chosen[[col]][1])) as.numeric(chosen[[col]][1])
+    else config_number(ctx$config, "peer", key, default)
+  }
   cfg <- data.frame(metric = c("connect_ms", "handshake_ms", "max_gap_ms"),
-                    limit = c(config_number(ctx$config, "peer", "connect_timeout_ms", 5000),
-                              config_number(ctx$config, "peer", "handshake_timeout_ms", 6000),
+                    limit = c(in_force("connect_timeout_ms", "connect_timeout_ms", 5000),
+                              in_force("handshake_timeout_ms", "handshake_timeout_ms", 6000),
                               config_number(ctx$config, "peer", "silence_timeout_ms", 6000)))
   long <- do.call(rbind, lapply(cfg$metric, function(m)
     data.frame(metric = rep(m, nrow(v)), ms = as.numeric(v[[m]]))))
@@ -341,7 +349,7 @@ timeouts <- function(ctx) {
   e <- ggplot(long, aes(pmax(ms, 1))) + stat_ecdf() + scale_x_log10() +
     geom_vline(data = cfg, aes(xintercept = limit), linetype = "dashed", colour = "red") +
     facet_wrap(~metric, scales = "free_x") +
-    labs(title = "Timing of successful visits", x = "ms (log); dashed: configured timeout",
+    labs(title = "Timing of successful visits", x = "ms (log); dashed: timeout in force at the end",
          y = "share of successful visits") + theme_btda()
   grid <- c(100, 200, 500, 1000, 2000, 3000, 5000, 8000, 10000, 15000, 20000)
   kept <- do.call(rbind, lapply(cfg$metric, function(m) {
@@ -353,7 +361,7 @@ timeouts <- function(ctx) {
     labs(title = "Share of successful contacts each timeout keeps", x = "timeout (ms, log)",
          y = "share kept", colour = NULL) + theme_btda()
   list(pages = list(e, k), captions = c(
-    "Empirical distributions of connect time, handshake time and the longest gap between messages in successful visits; dashed: the run's timeouts.",
+    "Empirical distributions of connect time, handshake time and the longest gap between messages in successful visits; dashed: the timeouts in force at the end of the run (measured ones when set to auto: the cut btda chose on this distribution).",
     "The share of successful contacts that would have been kept with each timeout (the calibration the 2015 thesis did by hand)."))
 }
 

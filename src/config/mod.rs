@@ -84,12 +84,27 @@ pub struct Peer {
     pub workers: usize,
     /// Stack size of each worker, KiB.
     pub worker_stack_kib: usize,
-    /// TCP connect timeout, ms.
-    #[serde(with = "units::ms")]
-    pub connect_timeout_ms: Duration,
-    /// Time for the peer's handshake to arrive after connecting, ms.
-    #[serde(with = "units::ms")]
-    pub handshake_timeout_ms: Duration,
+    /// TCP connect timeout, ms, or "auto": measured from the run's successful connects
+    /// (see `auto_timeout_*`).
+    #[serde(with = "units::timeout")]
+    pub connect_timeout_ms: Timeout,
+    /// Time for the peer's handshake to arrive after connecting, ms, or "auto".
+    #[serde(with = "units::timeout")]
+    pub handshake_timeout_ms: Timeout,
+    /// "auto" timeouts: which percentile of the successful times is taken.
+    pub auto_timeout_percentile: f64,
+    /// "auto" timeouts: the safety factor on that percentile.
+    pub auto_timeout_factor: f64,
+    /// "auto" timeouts: successful contacts counted before measuring (the upper bound
+    /// applies until then).
+    pub auto_timeout_warmup: u64,
+    /// "auto" connect timeout: lower and upper bound, ms (the upper one also for
+    /// retries).
+    #[serde(with = "units::ms_list")]
+    pub auto_connect_timeout_ms: Vec<Duration>,
+    /// "auto" handshake timeout: lower and upper bound, ms.
+    #[serde(with = "units::ms_list")]
+    pub auto_handshake_timeout_ms: Vec<Duration>,
     /// Longest silence between messages before the visit ends, ms.
     #[serde(with = "units::ms")]
     pub silence_timeout_ms: Duration,
@@ -136,6 +151,15 @@ pub struct Peer {
     pub encryption: Encryption,
 }
 
+/// A timeout of `[peer]`: measured from the run, or fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// A high percentile of the run's successful times, see `MeasuredTimeouts`.
+    Auto,
+    /// Always this.
+    Fixed(Duration),
+}
+
 /// Whether btda speaks MSE/PE (`peer.encryption`). Incoming connections are accepted
 /// plaintext and encrypted alike, except with `plaintext`, which never speaks MSE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,8 +192,16 @@ impl Default for Peer {
         Self {
             workers: 1024,
             worker_stack_kib: 256,
-            connect_timeout_ms: Duration::from_millis(5_000),
-            handshake_timeout_ms: Duration::from_millis(6_000),
+            connect_timeout_ms: Timeout::Auto,
+            handshake_timeout_ms: Timeout::Auto,
+            auto_timeout_percentile: 0.99,
+            auto_timeout_factor: 2.0,
+            auto_timeout_warmup: 100,
+            auto_connect_timeout_ms: vec![Duration::from_millis(300), Duration::from_millis(5_000)],
+            auto_handshake_timeout_ms: vec![
+                Duration::from_millis(500),
+                Duration::from_millis(6_000),
+            ],
             silence_timeout_ms: Duration::from_millis(6_000),
             state_window_ms: Duration::from_millis(1_000),
             visit_cap_ms: Duration::from_millis(20_000),
@@ -583,6 +615,36 @@ impl Config {
                 "must be 64 hex characters or empty",
             ));
         }
+        let p = &self.peer;
+        if !(p.auto_timeout_percentile > 0.0 && p.auto_timeout_percentile <= 1.0) {
+            return Err(invalid(
+                "peer.auto_timeout_percentile",
+                p.auto_timeout_percentile.to_string(),
+                "must be in (0, 1]",
+            ));
+        }
+        if !(1.0..=100.0).contains(&p.auto_timeout_factor) {
+            return Err(invalid(
+                "peer.auto_timeout_factor",
+                p.auto_timeout_factor.to_string(),
+                "must be between 1 and 100",
+            ));
+        }
+        for (key, bounds) in [
+            ("peer.auto_connect_timeout_ms", &p.auto_connect_timeout_ms),
+            (
+                "peer.auto_handshake_timeout_ms",
+                &p.auto_handshake_timeout_ms,
+            ),
+        ] {
+            if bounds.len() != 2 || bounds[0] > bounds[1] {
+                return Err(invalid(
+                    key,
+                    format!("{bounds:?}"),
+                    "must be [lower, upper] with lower <= upper",
+                ));
+            }
+        }
         let tr = &self.tracker;
         for (key, empty) in [
             ("tracker.udp_retransmit_ms", tr.udp_retransmit_ms.is_empty()),
@@ -609,7 +671,7 @@ impl Config {
 
 #[cfg(test)]
 mod range_tests {
-    use super::{Config, ConfigError, RANGES};
+    use super::{Config, ConfigError, RANGES, Timeout};
 
     fn refused(text: &str) -> (String, String, String) {
         match Config::parse(text, "t.toml") {
@@ -682,6 +744,14 @@ mod range_tests {
             ),
             ("[peer]\nconnect_timeout_ms = -1", "connect_timeout_ms"),
             (
+                "[peer]\nconnect_timeout_ms = \"automatic\"",
+                "\"automatic\" must be \"auto\" or a number of milliseconds",
+            ),
+            (
+                "[peer]\nauto_connect_timeout_ms = [5000, 300]",
+                "must be [lower, upper] with lower <= upper",
+            ),
+            (
                 "[tracker]\nudp_retransmit_ms = []",
                 "tracker.udp_retransmit_ms",
             ),
@@ -701,8 +771,9 @@ mod range_tests {
         let c = Config::parse(text, "t").unwrap();
         assert_eq!(
             c.peer.connect_timeout_ms,
-            std::time::Duration::from_millis(1500)
+            Timeout::Fixed(std::time::Duration::from_millis(1500))
         );
+        assert_eq!(c.peer.handshake_timeout_ms, Timeout::Auto, "the default");
         assert_eq!(
             c.peer.retry_backoff_secs,
             [2, 3].map(std::time::Duration::from_secs)
@@ -725,6 +796,7 @@ mod range_tests {
             let values: Vec<i64> = match v {
                 toml::Value::Integer(i) => vec![*i],
                 toml::Value::Array(a) => a.iter().filter_map(toml::Value::as_integer).collect(),
+                toml::Value::String(s) if s == "auto" => Vec::new(), // a measured timeout
                 other => panic!("{key} is not a number: {other:?}"),
             };
             for &n in &values {

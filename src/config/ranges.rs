@@ -10,6 +10,14 @@ fn millis(d: &[Duration]) -> Vec<u64> {
         .collect()
 }
 
+/// A fixed timeout's milliseconds; nothing for "auto".
+fn fixed(t: super::Timeout) -> Vec<u64> {
+    match t {
+        super::Timeout::Auto => Vec::new(),
+        super::Timeout::Fixed(d) => millis(&[d]),
+    }
+}
+
 fn seconds(d: &[Duration]) -> Vec<u64> {
     d.iter().map(Duration::as_secs).collect()
 }
@@ -95,13 +103,13 @@ pub const RANGES: &[Range] = &[
         key: "peer.connect_timeout_ms",
         min: 1,
         max: 600_000,
-        get: |c| millis(&[c.peer.connect_timeout_ms]),
+        get: |c| fixed(c.peer.connect_timeout_ms),
     },
     Range {
         key: "peer.handshake_timeout_ms",
         min: 1,
         max: 600_000,
-        get: |c| millis(&[c.peer.handshake_timeout_ms]),
+        get: |c| fixed(c.peer.handshake_timeout_ms),
     },
     Range {
         key: "peer.silence_timeout_ms",
@@ -120,6 +128,24 @@ pub const RANGES: &[Range] = &[
         min: 1,
         max: 3_600_000,
         get: |c| millis(&[c.peer.visit_cap_ms]),
+    },
+    Range {
+        key: "peer.auto_timeout_warmup",
+        min: 1,
+        max: 1_000_000,
+        get: |c| vec![c.peer.auto_timeout_warmup],
+    },
+    Range {
+        key: "peer.auto_connect_timeout_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| millis(&c.peer.auto_connect_timeout_ms),
+    },
+    Range {
+        key: "peer.auto_handshake_timeout_ms",
+        min: 1,
+        max: 600_000,
+        get: |c| millis(&c.peer.auto_handshake_timeout_ms),
     },
     Range {
         key: "peer.revisit_delay_secs",

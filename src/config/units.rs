@@ -135,3 +135,34 @@ pub mod info_hash {
         })
     }
 }
+
+/// A timeout: `"auto"` (measured from the run) or a whole number of milliseconds.
+pub mod timeout {
+    use super::*;
+    use crate::config::Timeout;
+
+    /// Writes `"auto"` or the milliseconds.
+    pub fn serialize<S: Serializer>(t: &Timeout, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Timeout::Auto => s.serialize_str("auto"),
+            Timeout::Fixed(d) => s.serialize_u64(millis(d)),
+        }
+    }
+
+    /// Reads `"auto"` or milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timeout, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Ms(u64),
+            Text(String),
+        }
+        match Written::deserialize(d)? {
+            Written::Ms(ms) => Ok(Timeout::Fixed(Duration::from_millis(ms))),
+            Written::Text(t) if t == "auto" => Ok(Timeout::Auto),
+            Written::Text(t) => Err(D::Error::custom(format!(
+                "{t:?} must be \"auto\" or a number of milliseconds"
+            ))),
+        }
+    }
+}

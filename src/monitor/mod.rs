@@ -101,6 +101,8 @@ impl Monitor {
             mse_accepted: Some(s.mse_accepted.load(Ordering::Relaxed)),
             mse_unknown: Some(s.mse_unknown.load(Ordering::Relaxed)),
             mse_malformed: Some(s.mse_malformed.load(Ordering::Relaxed)),
+            connect_timeout_ms: Some(millis(self.engine.measured.connect.current())),
+            handshake_timeout_ms: Some(millis(self.engine.measured.handshake.current())),
         }
     }
 
@@ -159,6 +161,10 @@ pub fn statistics_loop(
             break;
         }
     }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -69,8 +69,10 @@ pub struct Engine {
     pub max_message: u32,
     /// Source address of outgoing connections.
     pub source_ip: Option<std::net::IpAddr>,
-    /// Timeouts.
+    /// Timeouts (connect and handshake: the upper bounds of measured ones).
     pub timeouts: Timeouts,
+    /// The connect and handshake timeouts measured from this run's successful visits.
+    pub measured: super::measured::MeasuredTimeouts,
     /// Whether and when to speak MSE/PE.
     pub encryption: crate::config::Encryption,
     /// The torrents incoming MSE handshakes may ask for (None: MSE refused).
@@ -114,6 +116,7 @@ impl Engine {
             max_message: peer.max_message_bytes,
             source_ip: peer.source_ip(),
             timeouts: Timeouts::from_config(peer),
+            measured: super::measured::MeasuredTimeouts::from_config(peer),
             encryption: peer.encryption,
             mse_torrents,
             stop,
@@ -160,14 +163,16 @@ impl Engine {
             let began = Instant::now();
             self.stats.workers_busy.fetch_add(1, Ordering::Relaxed);
             let started_ms = crate::clock::unix_now_ms();
+            let timeouts = self.measured.apply(&self.timeouts, job.attempt);
             let report = visit_outgoing(
                 job.peer.addr,
                 info_hash,
                 pieces,
                 &self.identity(),
-                &self.timeouts,
+                &timeouts,
                 &self.stop,
             );
+            self.measured.observe(&report);
             self.learn(&report);
             let visit = FinishedVisit {
                 report,

@@ -42,12 +42,21 @@ pub struct Timeouts {
     pub cap: Duration,
 }
 
+/// A fixed timeout, or the upper bound of an "auto" one (what applies before any
+/// measurement; [`super::measured::MeasuredTimeouts`] replaces it per visit).
+fn fixed_or_max(t: crate::config::Timeout, bounds: &[Duration]) -> Duration {
+    match t {
+        crate::config::Timeout::Fixed(d) => d,
+        crate::config::Timeout::Auto => bounds.last().copied().unwrap_or(Duration::from_secs(5)),
+    }
+}
+
 impl Timeouts {
     /// From the configuration.
     pub fn from_config(p: &crate::config::Peer) -> Self {
         Self {
-            connect: p.connect_timeout_ms,
-            handshake: p.handshake_timeout_ms,
+            connect: fixed_or_max(p.connect_timeout_ms, &p.auto_connect_timeout_ms),
+            handshake: fixed_or_max(p.handshake_timeout_ms, &p.auto_handshake_timeout_ms),
             silence: p.silence_timeout_ms,
             state_window: p.state_window_ms,
             cap: p.visit_cap_ms,

@@ -43,6 +43,11 @@ pub enum Behaviour {
     },
     /// Handshake and nothing else (BEP 3 lets a peer with no pieces skip the bitfield).
     NoBitfield,
+    /// Waits `delay_ms` before its handshake (a slow but live peer), then `have_all`.
+    SlowHandshake {
+        /// Delay before the handshake, ms.
+        delay_ms: u64,
+    },
     /// Accepts and never sends a byte.
     Silent,
     /// Sends its handshake and closes.
@@ -236,6 +241,9 @@ impl Script {
         }
         let mut theirs = [0u8; HANDSHAKE_LEN];
         s.read_exact(&mut theirs)?;
+        if let Behaviour::SlowHandshake { delay_ms } = self.behaviour {
+            std::thread::sleep(Duration::from_millis(delay_ms));
+        }
         let hash = if self.behaviour == Behaviour::OtherInfoHash {
             InfoHash([0xee; 20])
         } else {
@@ -243,7 +251,10 @@ impl Script {
         };
         let mut hs = Handshake::ours(hash, self.peer_id);
         hs.reserved[FAST_BIT.0] &= !FAST_BIT.1;
-        if self.behaviour == Behaviour::HaveAll {
+        if matches!(
+            self.behaviour,
+            Behaviour::HaveAll | Behaviour::SlowHandshake { .. }
+        ) {
             hs.reserved[FAST_BIT.0] |= FAST_BIT.1;
         }
         if !matches!(
@@ -255,7 +266,7 @@ impl Script {
         s.write_all(&hs.encode())?;
         let send = |s: &mut PeerStream, m: Message| s.write_all(&m.encode());
         match &self.behaviour {
-            Behaviour::HaveAll => send(&mut s, Message::HaveAll)?,
+            Behaviour::HaveAll | Behaviour::SlowHandshake { .. } => send(&mut s, Message::HaveAll)?,
             Behaviour::Bitfield => {
                 send(&mut s, Message::Bitfield(bitfield(self.total, self.pieces)))?
             }

@@ -224,6 +224,10 @@ pub struct StatisticRow {
     pub mse_unknown: Option<u64>,
     /// Incoming MSE handshakes that failed (cumulative).
     pub mse_malformed: Option<u64>,
+    /// Connect timeout of first contacts in force, ms.
+    pub connect_timeout_ms: Option<u64>,
+    /// Handshake timeout of first contacts in force, ms.
+    pub handshake_timeout_ms: Option<u64>,
 }
 
 /// Everything the writer thread can be asked to store.
@@ -436,9 +440,9 @@ impl Record {
                         open_fds, incoming_accepted, incoming_refused_busy, incoming_unknown,
                         confirmed, peers_reached, self_connections, own_addresses_skipped,
                         not_global_tracker, not_global_dht, not_global_pex, mse_accepted,
-                        mse_unknown, mse_malformed)
+                        mse_unknown, mse_malformed, connect_timeout_ms, handshake_timeout_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
                 )?
                 .execute(params![
                     s.at,
@@ -464,7 +468,9 @@ impl Record {
                     s.not_global_pex,
                     s.mse_accepted,
                     s.mse_unknown,
-                    s.mse_malformed
+                    s.mse_malformed,
+                    s.connect_timeout_ms,
+                    s.handshake_timeout_ms
                 ])
                 .map(drop),
         }

@@ -20,6 +20,9 @@ pub struct RunInfo {
     pub version: String,
     /// Why it ended.
     pub end_reason: Option<String>,
+    /// Connect and handshake timeouts of first contacts in force at the last `statistic`
+    /// row, ms (measured when configured "auto").
+    pub timeouts_ms: Option<(i64, i64)>,
 }
 
 /// One torrent's figures.
@@ -137,6 +140,7 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
                     hostname: r.get(2)?,
                     version: r.get(3)?,
                     end_reason: r.get(4)?,
+                    timeouts_ms: None,
                 })
             },
         )
@@ -145,6 +149,17 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
             rusqlite::Error::QueryReturnedNoRows => Ok(None),
             e => Err(e),
         })?;
+    let run = run.map(|mut run| {
+        run.timeouts_ms = conn
+            .query_row(
+                "SELECT connect_timeout_ms, handshake_timeout_ms FROM statistic
+                 WHERE connect_timeout_ms IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok();
+        run
+    });
     let mut stmt = conn.prepare(
         "SELECT t.id, t.info_hash, t.name, t.source, t.pieces_count, t.complete_threshold,
             (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id),
@@ -220,6 +235,11 @@ pub fn render_text(report: &Report) -> String {
                 crate::clock::format_utc(run.started_at),
                 run.version
             ));
+            if let Some((connect, handshake)) = run.timeouts_ms {
+                out.push_str(&format!(
+                    "timeouts of first contacts at the end: connect {connect} ms, handshake {handshake} ms\n"
+                ));
+            }
         }
         None => out.push_str("no run row in this database\n"),
     }

@@ -136,7 +136,9 @@ CREATE TABLE IF NOT EXISTS statistic (
     not_global_pex  INTEGER,
     mse_accepted    INTEGER,             -- cumulative: incoming MSE handshakes completed
     mse_unknown     INTEGER,             -- cumulative: incoming MSE for a torrent not analysed
-    mse_malformed   INTEGER              -- cumulative: incoming MSE that failed (garbage, no sync, …)
+    mse_malformed   INTEGER,             -- cumulative: incoming MSE that failed (garbage, no sync, …)
+    connect_timeout_ms   INTEGER,        -- connect timeout of first contacts in force (measured or fixed)
+    handshake_timeout_ms INTEGER         -- handshake timeout of first contacts in force
 );
 
 CREATE VIEW IF NOT EXISTS confirmed_download AS

@@ -1,0 +1,310 @@
+//! Timeouts measured from the run itself. The internet is not loopback: most first
+//! contacts never answer a SYN (61 % in 2015), so every millisecond of connect timeout
+//! is paid on most dials. btda keeps a histogram of the connect and handshake times of
+//! successful contacts and, after a warm-up, uses a high percentile of them times a
+//! safety factor, clamped to configured bounds (`peer.connect_timeout_ms = "auto"`).
+//! Until the warm-up, and for retries (a slow but live peer must not be lost), the
+//! upper bound applies. A number in the configuration fixes a timeout instead.
+//!
+//! The histogram is a fixed array of atomic counters in quarter-octave buckets (1 ms
+//! to about 4 minutes, ±19 %): lock-free, 72 counters per timeout, whatever the number
+//! of visits.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::visit::{Timeouts, VisitReport};
+use crate::config::{self, Timeout};
+
+/// Buckets: quarter octaves of `ms + 1`, the last one open-ended.
+const BUCKETS: usize = 72;
+
+fn bucket(ms: u32) -> usize {
+    let octaves = (f64::from(ms) + 1.0).log2();
+    ((octaves * 4.0) as usize).min(BUCKETS - 1)
+}
+
+/// The largest value that falls into bucket `i`.
+fn upper(i: usize) -> u64 {
+    (2f64.powf((i + 1) as f64 / 4.0) - 1.0).ceil() as u64
+}
+
+/// A histogram of durations in milliseconds.
+#[derive(Debug)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS],
+    count: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    /// Counts one duration; returns how many were counted in all.
+    pub fn record(&self, ms: u32) -> u64 {
+        self.buckets[bucket(ms)].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Durations counted.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The `q` quantile (0 < q ≤ 1) as the upper end of its bucket; `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, n) in counts.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(upper(i));
+            }
+        }
+        Some(upper(BUCKETS - 1))
+    }
+}
+
+/// How one timeout is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rule {
+    /// Always this.
+    Fixed(Duration),
+    /// `percentile` of the successful times × `factor`, within `[min, max]`, once
+    /// `warmup` successes were seen; `max` before.
+    Auto {
+        /// Which quantile of successful times (e.g. 0.99).
+        percentile: f64,
+        /// Safety factor on it.
+        factor: f64,
+        /// Lower bound.
+        min: Duration,
+        /// Upper bound, also used before the warm-up and for retries.
+        max: Duration,
+        /// Successes needed before measuring.
+        warmup: u64,
+    },
+}
+
+/// One timeout that follows its measurements.
+#[derive(Debug)]
+pub struct Adaptive {
+    times: Histogram,
+    rule: Rule,
+    current_ms: AtomicU64,
+}
+
+impl Adaptive {
+    /// A timeout chosen by `rule`.
+    pub fn new(rule: Rule) -> Self {
+        let start = match rule {
+            Rule::Fixed(d) | Rule::Auto { max: d, .. } => d,
+        };
+        Self {
+            times: Histogram::default(),
+            rule,
+            current_ms: AtomicU64::new(millis(start)),
+        }
+    }
+
+    /// The timeout in force.
+    pub fn current(&self) -> Duration {
+        Duration::from_millis(self.current_ms.load(Ordering::Relaxed))
+    }
+
+    /// The timeout for a retry: the upper bound (a slow but live peer is not lost).
+    pub fn for_retry(&self) -> Duration {
+        match self.rule {
+            Rule::Fixed(d) | Rule::Auto { max: d, .. } => d,
+        }
+    }
+
+    /// Counts a successful time and, every 16 of them, chooses the timeout anew.
+    pub fn record(&self, ms: u32) {
+        let n = self.times.record(ms);
+        if n.is_multiple_of(16) {
+            self.choose(n);
+        }
+    }
+
+    fn choose(&self, n: u64) {
+        let Rule::Auto {
+            percentile,
+            factor,
+            min,
+            max,
+            warmup,
+        } = self.rule
+        else {
+            return;
+        };
+        let chosen = match self.times.quantile(percentile) {
+            Some(q) if n >= warmup => {
+                let scaled = (q as f64 * factor).ceil() as u64;
+                scaled.clamp(millis(min), millis(max))
+            }
+            _ => millis(max),
+        };
+        self.current_ms.store(chosen, Ordering::Relaxed);
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The connect and handshake timeouts of outgoing visits, measured or fixed.
+#[derive(Debug)]
+pub struct MeasuredTimeouts {
+    /// TCP connect.
+    pub connect: Adaptive,
+    /// The peer's handshake after connecting.
+    pub handshake: Adaptive,
+}
+
+impl MeasuredTimeouts {
+    /// From the configuration.
+    pub fn from_config(p: &config::Peer) -> Self {
+        let rule = |t: Timeout, bounds: &[Duration]| match t {
+            Timeout::Fixed(d) => Rule::Fixed(d),
+            Timeout::Auto => Rule::Auto {
+                percentile: p.auto_timeout_percentile,
+                factor: p.auto_timeout_factor,
+                min: bounds.first().copied().unwrap_or(Duration::from_secs(1)),
+                max: bounds.last().copied().unwrap_or(Duration::from_secs(5)),
+                warmup: p.auto_timeout_warmup,
+            },
+        };
+        Self {
+            connect: Adaptive::new(rule(p.connect_timeout_ms, &p.auto_connect_timeout_ms)),
+            handshake: Adaptive::new(rule(p.handshake_timeout_ms, &p.auto_handshake_timeout_ms)),
+        }
+    }
+
+    /// Counts what an outgoing visit measured: connect and handshake times of the
+    /// phases that succeeded (failures say nothing about how long success takes).
+    pub fn observe(&self, r: &VisitReport) {
+        if let Some(ms) = r.connect_ms {
+            self.connect.record(ms);
+        }
+        if let Some(ms) = r.handshake_ms {
+            self.handshake.record(ms);
+        }
+    }
+
+    /// `base` with the connect and handshake timeouts for an attempt: the measured ones
+    /// for a first contact, the upper bounds for later attempts.
+    pub fn apply(&self, base: &Timeouts, attempt: u32) -> Timeouts {
+        let (connect, handshake) = if attempt <= 1 {
+            (self.connect.current(), self.handshake.current())
+        } else {
+            (self.connect.for_retry(), self.handshake.for_retry())
+        };
+        Timeouts {
+            connect,
+            handshake,
+            ..*base
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auto(min_ms: u64, max_ms: u64, warmup: u64) -> Adaptive {
+        Adaptive::new(Rule::Auto {
+            percentile: 0.99,
+            factor: 2.0,
+            min: Duration::from_millis(min_ms),
+            max: Duration::from_millis(max_ms),
+            warmup,
+        })
+    }
+
+    #[test]
+    fn quantiles_of_a_known_distribution_are_within_a_bucket() {
+        let h = Histogram::default();
+        // 1..=1000 ms, uniform: the 99th percentile is 990 ms.
+        for ms in 1..=1000 {
+            h.record(ms);
+        }
+        let p99 = h.quantile(0.99).unwrap() as f64;
+        assert!((990.0..=990.0 * 1.19).contains(&p99), "{p99}");
+        let p50 = h.quantile(0.5).unwrap() as f64;
+        assert!((500.0..=500.0 * 1.19).contains(&p50), "{p50}");
+        assert_eq!(Histogram::default().quantile(0.5), None);
+        for ms in [0, 1, 2, 3, 100, 4_000_000_000] {
+            assert!(upper(bucket(ms)) >= u64::from(ms).min(upper(BUCKETS - 2)));
+        }
+    }
+
+    #[test]
+    fn the_timeout_follows_the_measurements_after_the_warm_up_and_is_clamped() {
+        let t = auto(300, 5000, 100);
+        assert_eq!(
+            t.current(),
+            Duration::from_millis(5000),
+            "before the warm-up"
+        );
+        // 2015-like internet: connects of 20-400 ms.
+        for i in 0..96u32 {
+            t.record(20 + (i * 4) % 380);
+        }
+        assert_eq!(t.current(), Duration::from_millis(5000), "96 < warm-up");
+        for i in 0..304u32 {
+            t.record(20 + (i * 4) % 380);
+        }
+        let chosen = t.current().as_millis() as f64;
+        // p99 ≈ 396 ms × 2, within a bucket.
+        assert!(
+            (2.0 * 396.0..=2.0 * 396.0 * 1.19).contains(&chosen),
+            "{chosen}"
+        );
+        assert_eq!(t.for_retry(), Duration::from_millis(5000));
+        // Loopback: ~0 ms, clamped to the lower bound.
+        let fast = auto(300, 5000, 16);
+        for _ in 0..32 {
+            fast.record(0);
+        }
+        assert_eq!(fast.current(), Duration::from_millis(300));
+        // Very slow successes: clamped to the upper bound.
+        let slow = auto(300, 5000, 16);
+        for _ in 0..32 {
+            slow.record(20_000);
+        }
+        assert_eq!(slow.current(), Duration::from_millis(5000));
+    }
+
+    #[test]
+    fn failures_are_not_measured_and_fixed_timeouts_stay() {
+        let p = config::Peer::default();
+        let m = MeasuredTimeouts::from_config(&p);
+        let mut failed = VisitReport::bare(super::super::outcome::Outcome::ConnectTimeout);
+        failed.duration_ms = 5000;
+        for _ in 0..1000 {
+            m.observe(&failed);
+        }
+        assert_eq!(m.connect.times.count(), 0);
+        let fixed = Adaptive::new(Rule::Fixed(Duration::from_millis(1234)));
+        for _ in 0..64 {
+            fixed.record(1);
+        }
+        assert_eq!(fixed.current(), Duration::from_millis(1234));
+    }
+}
