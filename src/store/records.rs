@@ -155,8 +155,10 @@ pub struct RequestRow {
     pub error: Option<String>,
     /// Duration.
     pub duration_ms: Option<u32>,
-    /// Peers in the answer.
+    /// Peers in the answer (kept).
     pub received_peers: Option<u32>,
+    /// Peers beyond the cap per reply, not kept.
+    pub dropped_peers: Option<u32>,
     /// Of which new.
     pub new_peers: Option<u32>,
     /// Of which already known.
@@ -411,8 +413,9 @@ impl Record {
                 .prepare_cached(
                     "INSERT INTO request (torrent_id, at, source, url, kind, ok, error, duration_ms,
                         received_peers, new_peers, duplicate_peers, seeders, leechers, completed,
-                        nodes_queried, nodes_announced)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                        nodes_queried, nodes_announced, dropped_peers)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                        ?17)",
                 )?
                 .execute(params![
                     r.torrent_id,
@@ -430,7 +433,8 @@ impl Record {
                     r.leechers,
                     r.completed,
                     r.nodes_queried,
-                    r.nodes_announced
+                    r.nodes_announced,
+                    r.dropped_peers
                 ])
                 .map(drop),
             Record::Statistic(s) => conn

@@ -107,7 +107,8 @@ CREATE TABLE IF NOT EXISTS request (
     leechers        INTEGER,
     completed       INTEGER,
     nodes_queried   INTEGER,             -- DHT lookups: nodes asked
-    nodes_announced INTEGER              -- DHT lookups: nodes that took our announce
+    nodes_announced INTEGER,             -- DHT lookups: nodes that took our announce
+    dropped_peers   INTEGER              -- peers beyond the 2,000 kept from one tracker reply
 );
 CREATE INDEX IF NOT EXISTS request_torrent ON request (torrent_id);
 

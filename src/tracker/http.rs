@@ -133,8 +133,7 @@ fn read_announce(d: &Dict<'_, '_>) -> Result<AnnounceReply, TrackerError> {
     {
         peers.extend(compact_v6(v6));
     }
-    peers.retain(|p| p.port() != 0);
-    peers.truncate(MAX_PEERS);
+    let dropped_peers = super::cap_peers(&mut peers, MAX_PEERS);
     let secs = |key| {
         d.int(key)
             .ok()
@@ -144,6 +143,7 @@ fn read_announce(d: &Dict<'_, '_>) -> Result<AnnounceReply, TrackerError> {
     Ok(AnnounceReply {
         interval: secs("interval"),
         min_interval: secs("min interval"),
+        dropped_peers,
         seeders: count(d, "complete"),
         leechers: count(d, "incomplete"),
         completed: count(d, "downloaded"),
@@ -306,6 +306,23 @@ mod tests {
             parse_announce(deep.as_bytes()),
             Err(TrackerError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_reply_beyond_the_cap_is_truncated_and_counted() {
+        let n = MAX_PEERS + 345;
+        let mut compact = Vec::new();
+        for i in 0..n as u32 {
+            compact.extend_from_slice(&(0x0a00_0000 + i).to_be_bytes());
+            compact.extend_from_slice(&6881u16.to_be_bytes());
+        }
+        let mut body = format!("d8:intervali60e5:peers{}:", compact.len()).into_bytes();
+        body.extend_from_slice(&compact);
+        body.push(b'e');
+        let r = parse_announce(&body).unwrap();
+        assert_eq!((r.peers.len(), r.dropped_peers), (MAX_PEERS, 345));
+        let small = parse_announce(b"d8:intervali60e5:peers6:\x7f\x00\x00\x02\x1a\xe1e").unwrap();
+        assert_eq!(small.dropped_peers, 0);
     }
 
     #[test]

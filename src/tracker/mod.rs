@@ -82,6 +82,18 @@ pub struct AnnounceReply {
     pub warning: Option<String>,
     /// BEP 24 `external ip`: our address as the tracker sees it.
     pub external_ip: Option<std::net::IpAddr>,
+    /// Peers beyond the cap of 2,000 per reply (a bound against hostile trackers): not
+    /// kept, counted in the `request` row.
+    pub dropped_peers: u32,
+}
+
+/// Keeps at most `max` of `peers` (port 0 is not a peer); returns how many were
+/// dropped beyond the cap.
+pub fn cap_peers(peers: &mut Vec<std::net::SocketAddr>, max: usize) -> u32 {
+    peers.retain(|p| p.port() != 0);
+    let dropped = peers.len().saturating_sub(max);
+    peers.truncate(max);
+    u32::try_from(dropped).unwrap_or(u32::MAX)
 }
 
 /// A tracker's counts for one torrent in a scrape.

@@ -367,6 +367,15 @@ impl Shared {
                         .offer(slot.torrent, &reply.peers, Source::Tracker);
                     row.ok = true;
                     row.received_peers = Some(reply.peers.len() as u32);
+                    row.dropped_peers = Some(reply.dropped_peers);
+                    if reply.dropped_peers > 0 {
+                        log::warn!(
+                            "tracker {}: {} peers beyond the {} kept from one reply were dropped",
+                            crate::text::escape_control(&url),
+                            reply.dropped_peers,
+                            reply.peers.len()
+                        );
+                    }
                     row.new_peers = Some(offered.new);
                     row.duplicate_peers = Some(offered.duplicate);
                     (row.seeders, row.leechers, row.completed) =

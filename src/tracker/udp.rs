@@ -116,8 +116,7 @@ pub fn parse_announce(
     } else {
         compact_v4(body).collect()
     };
-    peers.retain(|p| p.port() != 0);
-    peers.truncate(MAX_PEERS);
+    let dropped_peers = super::cap_peers(&mut peers, MAX_PEERS);
     Ok(Some(AnnounceReply {
         interval: Some(u64::from(be32(packet, 8))),
         min_interval: None,
@@ -127,6 +126,7 @@ pub fn parse_announce(
         peers,
         warning: None,
         external_ip: None,
+        dropped_peers,
     }))
 }
 
