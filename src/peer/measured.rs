@@ -3,8 +3,10 @@
 //! is paid on most dials. btda keeps a histogram of the connect and handshake times of
 //! successful contacts and, after a warm-up, uses a high percentile of them times a
 //! safety factor, clamped to configured bounds (`peer.connect_timeout_ms = "auto"`).
-//! Until the warm-up, and for retries (a slow but live peer must not be lost), the
-//! upper bound applies. A number in the configuration fixes a timeout instead.
+//! Until the warm-up the upper bound applies. Each later attempt at a peer doubles the
+//! timeout, up to the upper bound, so a slow but live peer is not lost while a dead
+//! address stays cheap for its first retries. A number in the configuration fixes a
+//! timeout instead.
 //!
 //! The histogram is a fixed array of atomic counters in quarter-octave buckets (1 ms
 //! to about 4 minutes, ±19 %): lock-free, 72 counters per timeout, whatever the number
@@ -127,11 +129,20 @@ impl Adaptive {
         Duration::from_millis(self.current_ms.load(Ordering::Relaxed))
     }
 
-    /// The timeout for a retry: the upper bound (a slow but live peer is not lost).
-    pub fn for_retry(&self) -> Duration {
+    /// The upper bound (a fixed timeout is its own bound).
+    pub fn upper(&self) -> Duration {
         match self.rule {
             Rule::Fixed(d) | Rule::Auto { max: d, .. } => d,
         }
+    }
+
+    /// The timeout for the `attempt`-th contact with a peer (1 = first): the current
+    /// one, doubled for each attempt after the first, at most the upper bound.
+    pub fn for_attempt(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(16);
+        self.current()
+            .saturating_mul(1 << doublings)
+            .min(self.upper().max(self.current()))
     }
 
     /// Counts a successful time and, every 16 of them, chooses the timeout anew.
@@ -207,17 +218,12 @@ impl MeasuredTimeouts {
         }
     }
 
-    /// `base` with the connect and handshake timeouts for an attempt: the measured ones
-    /// for a first contact, the upper bounds for later attempts.
+    /// `base` with the connect and handshake timeouts for the `attempt`-th contact
+    /// with a peer (see [`Adaptive::for_attempt`]).
     pub fn apply(&self, base: &Timeouts, attempt: u32) -> Timeouts {
-        let (connect, handshake) = if attempt <= 1 {
-            (self.connect.current(), self.handshake.current())
-        } else {
-            (self.connect.for_retry(), self.handshake.for_retry())
-        };
         Timeouts {
-            connect,
-            handshake,
+            connect: self.connect.for_attempt(attempt),
+            handshake: self.handshake.for_attempt(attempt),
             ..*base
         }
     }
@@ -276,7 +282,14 @@ mod tests {
             (2.0 * 396.0..=2.0 * 396.0 * 1.19).contains(&chosen),
             "{chosen}"
         );
-        assert_eq!(t.for_retry(), Duration::from_millis(5000));
+        assert_eq!(t.for_attempt(1), t.current());
+        assert_eq!(t.for_attempt(2), t.current() * 2);
+        assert_eq!(
+            t.for_attempt(4),
+            Duration::from_millis(5000),
+            "at most the upper bound"
+        );
+        assert_eq!(t.for_attempt(u32::MAX), Duration::from_millis(5000));
         // Loopback: ~0 ms, clamped to the lower bound.
         let fast = auto(300, 5000, 16);
         for _ in 0..32 {

@@ -62,6 +62,10 @@ pub struct ReactorOptions {
     /// Addresses every tracker lists besides the peers present (btda's own address, as
     /// real trackers list the announcer itself).
     pub also_listed: Vec<SocketAddr>,
+    /// Round-trip times of the peers, ms, lowest and highest (each peer gets its own,
+    /// spread log-uniformly between them): a peer answers a handshake that long after
+    /// it arrived, and holds everything it sends by as much. `None`: loopback speed.
+    pub rtt_ms: Option<(u64, u64)>,
 }
 
 impl Default for ReactorOptions {
@@ -75,6 +79,7 @@ impl Default for ReactorOptions {
             stream_every_ms: 100,
             busy: (2_000, 5_000),
             also_listed: Vec::new(),
+            rtt_ms: None,
         }
     }
 }
@@ -105,6 +110,9 @@ pub struct ReactorCounters {
     pub refused_second: AtomicU64,
     /// Connections a busy peer refused.
     pub busy_refused: AtomicU64,
+    /// Connections closed or reset at once by `close_in_handshake` and
+    /// `reset_in_handshake` peers.
+    pub dropped: AtomicU64,
     /// MSE handshakes an `encrypted_only` peer completed.
     pub encrypted: AtomicU64,
 }
@@ -117,6 +125,8 @@ pub struct Reactor {
     pub alt_port: u16,
     /// The port closed-port and incoming-only peers are listed at (nobody listens).
     pub closed_port: u16,
+    /// The port nobody answers a SYN on (`no_syn` peers are listed there).
+    pub black_hole_port: u16,
     /// What happened so far.
     pub counters: Arc<ReactorCounters>,
     /// Per torrent: the peers present now, as a tracker lists them.
@@ -147,6 +157,7 @@ impl Reactor {
         // Holds the closed port for the reactor's life; never listens.
         let closed = loopback_socket(0)?;
         let closed_port = port_of(&closed)?;
+        let (black_hole, black_hole_port) = black_hole()?;
         listener.set_nonblocking(true)?;
         alt.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener.into());
@@ -162,6 +173,7 @@ impl Reactor {
                 main: port,
                 alt: alt_port,
                 closed: closed_port,
+                black_hole: black_hole_port,
             },
             start,
             (present.clone(), Arc::clone(&counters)),
@@ -171,6 +183,7 @@ impl Reactor {
             .name("sim-reactor".into())
             .spawn(move || {
                 let _closed = closed;
+                let _black_hole = black_hole;
                 if let Err(e) = state.run(listener, alt, &st) {
                     log::error!("simulator stopped: {e}");
                 }
@@ -179,6 +192,7 @@ impl Reactor {
             port,
             alt_port,
             closed_port,
+            black_hole_port,
             counters,
             present,
             start,
@@ -200,6 +214,7 @@ impl Reactor {
                 main: self.port,
                 alt: self.alt_port,
                 closed: self.closed_port,
+                black_hole: self.black_hole_port,
             }
             .listed(kind),
         ))
@@ -222,6 +237,7 @@ struct Ports {
     main: u16,
     alt: u16,
     closed: u16,
+    black_hole: u16,
 }
 
 impl Ports {
@@ -229,10 +245,26 @@ impl Ports {
     fn listed(self, kind: Kind) -> u16 {
         match kind {
             Kind::NatGroup => self.alt,
+            Kind::NoSyn => self.black_hole,
             k if k.listens() => self.main,
             _ => self.closed,
         }
     }
+}
+
+/// A listener on the loopback device whose accept queue is full and never accepted:
+/// the kernel drops every further SYN, so connects to it time out (no root, no traffic
+/// shaping). Returns the listener with the connections that fill it, and its port.
+fn black_hole() -> std::io::Result<((Socket, Vec<std::net::TcpStream>), u16)> {
+    let s = loopback_socket(0)?;
+    s.listen(0)?;
+    let port = port_of(&s)?;
+    let at = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    // Linux queues backlog + 1; later attempts of the fillers themselves time out.
+    let fillers = (0..3)
+        .filter_map(|_| std::net::TcpStream::connect_timeout(&at, Duration::from_millis(100)).ok())
+        .collect();
+    Ok(((s, fillers), port))
 }
 
 /// A TCP socket on `0.0.0.0:port` that only sees the loopback device.
@@ -293,6 +325,8 @@ struct Conn {
     told: u32,
     last_batch_ms: u64,
     opened_ms: u64,
+    /// Nothing is written before this (the peer's round-trip time).
+    hold_until_ms: u64,
 }
 
 impl Conn {
@@ -513,6 +547,19 @@ impl State {
                     if self.refuses(life, remote.ip(), now) {
                         continue; // closed at once, as a client at its limit does
                     }
+                    match self.lives[life].script.kind {
+                        Kind::CloseInHandshake => {
+                            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                            continue; // closed before any handshake
+                        }
+                        Kind::ResetInHandshake => {
+                            let _ =
+                                socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                            continue; // dropped with linger 0: a reset
+                        }
+                        _ => {}
+                    }
                     let slot = self.add(Conn {
                         stream,
                         mse: None,
@@ -528,6 +575,7 @@ impl State {
                         told: 0,
                         last_batch_ms: now,
                         opened_ms: now,
+                        hold_until_ms: 0,
                     });
                     if let Some(slot) = slot {
                         self.serve(slot, false);
@@ -741,7 +789,9 @@ impl State {
         } else {
             self.opening(life, now, false)
         };
+        let rtt = self.rtt_of(life);
         let c = self.conns[slot].as_mut().expect("present above");
+        c.hold_until_ms = now + rtt;
         c.life = Some(life);
         c.phase = if silent { Phase::Silent } else { Phase::Open };
         c.send(&opening.0);
@@ -790,10 +840,26 @@ impl State {
         (out, have)
     }
 
+    /// The round-trip time of peer `life`, ms: log-uniform in the configured range,
+    /// fixed per peer.
+    fn rtt_of(&self, life: usize) -> u64 {
+        let Some((lo, hi)) = self.options.rtt_ms else {
+            return 0;
+        };
+        let (lo, hi) = (lo.max(1) as f64, hi.max(lo).max(1) as f64);
+        // A fixed spread over the peers (golden-ratio steps), not random: reproducible.
+        let u = (life as f64 * 0.618_033_988_75).fract();
+        (lo * (hi / lo).powf(u)).round() as u64
+    }
+
     fn flush(&mut self, slot: usize) {
+        let now = self.now_ms();
         let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
+        if now < c.hold_until_ms {
+            return; // written by a tick once the round-trip time has passed
+        }
         let mut failed = false;
         while !c.out.is_empty() && c.phase != Phase::Connecting {
             match c.stream.write(&c.out) {
@@ -867,6 +933,12 @@ impl State {
         }
         for slot in 0..self.conns.len() {
             self.progress(slot, now);
+            let held = self.conns[slot]
+                .as_ref()
+                .is_some_and(|c| !c.out.is_empty() && c.hold_until_ms > 0);
+            if held {
+                self.flush(slot);
+            }
         }
         for (t, changed) in changed.into_iter().enumerate() {
             let (Some(shared), Some(range)) = (self.present.get(t), self.ranges.get(t)) else {
@@ -1003,6 +1075,7 @@ impl State {
             told: 0,
             last_batch_ms: now,
             opened_ms: now,
+            hold_until_ms: 0,
         });
     }
 }

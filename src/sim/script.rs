@@ -41,6 +41,15 @@ pub enum Kind {
     /// Sends only invalid bitfields (wrong length) until it is complete: its progress
     /// cannot be observed, so its completion is never confirmed.
     BadBitfield,
+    /// Never answers a SYN (a host that is gone or firewalled): listed at the
+    /// simulator's black-hole port, a listener whose accept queue is full, so every
+    /// connect times out. 61 % of 2015's first contacts.
+    NoSyn,
+    /// Accepts, then closes the connection before any handshake (a client at its limit
+    /// or blocking btda). 11 % of 2015's first contacts.
+    CloseInHandshake,
+    /// Accepts, then resets the connection. 1.4 % of 2015's first contacts.
+    ResetInHandshake,
     /// Requires encryption (libtorrent's, Transmission's, qBittorrent's setting): closes
     /// a plaintext handshake at once, answers MSE/PE with RC4 only, and connects to btda
     /// with MSE itself; otherwise like `bitfield`.
@@ -66,9 +75,12 @@ impl Kind {
         Kind::EncryptedOnly,
     ];
 
+    /// The kinds a contact fails with, in the realistic mix only.
+    pub const FAILING: [Kind; 3] = [Kind::NoSyn, Kind::CloseInHandshake, Kind::ResetInHandshake];
+
     /// Whether it accepts connections.
     pub fn listens(self) -> bool {
-        !matches!(self, Kind::IncomingOnly | Kind::ClosedPort)
+        !matches!(self, Kind::IncomingOnly | Kind::ClosedPort | Kind::NoSyn)
     }
 
     /// Whether it connects to btda on its own.
@@ -81,7 +93,15 @@ impl Kind {
 
     /// Whether btda can ever learn its pieces (by connecting out or by being dialled).
     pub fn observable(self) -> bool {
-        !matches!(self, Kind::ClosedPort | Kind::Silent | Kind::BadBitfield)
+        !matches!(
+            self,
+            Kind::ClosedPort
+                | Kind::Silent
+                | Kind::BadBitfield
+                | Kind::NoSyn
+                | Kind::CloseInHandshake
+                | Kind::ResetInHandshake
+        )
     }
 
     /// Its name in truth files and reports.
@@ -101,6 +121,9 @@ impl Kind {
             Kind::Busy => "busy",
             Kind::BadBitfield => "bad_bitfield",
             Kind::EncryptedOnly => "encrypted_only",
+            Kind::NoSyn => "no_syn",
+            Kind::CloseInHandshake => "close_in_handshake",
+            Kind::ResetInHandshake => "reset_in_handshake",
         }
     }
 }

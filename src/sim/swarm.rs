@@ -253,6 +253,39 @@ pub fn mixed_lives(first_ip: Ipv4Addr, n: u32, total: u32, span_ms: u64) -> Vec<
         .collect()
 }
 
+/// A swarm as the internet shows it to a first contact, in 2015's proportions: of every
+/// 1,000 peers listed, 628 never answer a SYN (2015: 61.4 % timeouts plus 1.4 %
+/// unreachable), 152 refuse the connection (closed port), 112 close and 14 reset it
+/// during the handshake, and 94 answer: those are [`mixed_lives`]' peers (the first
+/// ones, from `first_ip` on), the others follow on the next addresses. With
+/// [`super::reactor::ReactorOptions::rtt_ms`] the answering peers also take their time.
+pub fn realistic_lives(first_ip: Ipv4Addr, n: u32, total: u32, span_ms: u64) -> Vec<PeerScript> {
+    let reachable = (n * 94).div_ceil(1000).clamp(1, n.max(1));
+    let mut lives = mixed_lives(first_ip, reachable, total, span_ms);
+    let failing = n.saturating_sub(reachable);
+    let base = u32::from(first_ip) + reachable;
+    for i in 0..failing {
+        // Spread the failing kinds evenly over their share of 906 in 1,000.
+        let at = u64::from(i) * 906 / u64::from(failing);
+        let kind = match at {
+            0..628 => Kind::NoSyn,
+            628..780 => Kind::ClosedPort,
+            780..892 => Kind::CloseInHandshake,
+            _ => Kind::ResetInHandshake,
+        };
+        lives.push(PeerScript {
+            ip: Ipv4Addr::from(base + i),
+            kind,
+            arrive_ms: 0,
+            leave_ms: span_ms * 2,
+            start_pieces: total / 2,
+            rate: 0.0,
+            tracked: true,
+        });
+    }
+    lives
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +331,30 @@ mod tests {
                 s.pieces_at(99_000, 100)
             ),
             (0, 30, 100)
+        );
+    }
+
+    #[test]
+    fn the_realistic_mix_has_2015s_first_contact_proportions() {
+        let lives = realistic_lives(Ipv4Addr::new(127, 1, 0, 1), 1000, 100, 60_000);
+        let share = |k: Kind| lives.iter().filter(|l| l.kind == k).count();
+        assert_eq!(lives.len(), 1000);
+        assert_eq!(share(Kind::NoSyn), 628);
+        assert_eq!(share(Kind::CloseInHandshake), 112);
+        assert_eq!(share(Kind::ResetInHandshake), 14);
+        // Closed ports: 152 listed ones plus the mixed peers' own closed-port kind.
+        assert!((152..=160).contains(&share(Kind::ClosedPort)));
+        let answering = lives
+            .iter()
+            .filter(|l| !Kind::FAILING.contains(&l.kind))
+            .count();
+        assert_eq!(answering, 94 + 152, "94 answer, 152 refuse");
+        let mut ips: Vec<_> = lives.iter().map(|l| l.ip).collect();
+        ips.sort();
+        ips.dedup();
+        assert!(
+            ips.len() >= 990,
+            "every peer its own address but NAT groups"
         );
     }
 
