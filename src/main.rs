@@ -63,6 +63,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve simulated swarms on loopback until Ctrl+C, for btda, a real client or another tool
+    ///
+    /// Each torrent gets its own HTTP and UDP tracker on 127.99.0.x and scripted peers on
+    /// 127.100.x.x (every behaviour, or with --realistic 2015's first-contact mix, where
+    /// most peers never answer); a small DHT on 127.97.0.x knows the peers no tracker
+    /// lists. The .torrent files are written to --dir at once, the truth (every peer's
+    /// kind, life and completion time) to --dir/truth.tsv when it stops.
+    Sim {
+        /// Peers per torrent
+        #[arg(long, default_value_t = 100)]
+        peers: u32,
+        /// Torrents
+        #[arg(long, default_value_t = 1)]
+        torrents: u8,
+        /// Length of the peers' scripted lives in seconds (they arrive in the first quarter)
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+        /// 2015's first-contact mix: 63 % never answer a SYN, 15 % refuse, 12 % close or reset
+        #[arg(long)]
+        realistic: bool,
+        /// Round-trip times of the peers in ms, as LOW-HIGH (e.g. 20-400)
+        #[arg(long, value_name = "LOW-HIGH", value_parser = parse_range)]
+        rtt_ms: Option<(u64, u64)>,
+        /// Where NAT-like peers connect to (the measuring tool's listen address); the
+        /// trackers list it too
+        #[arg(long, value_name = "IP:PORT")]
+        dial: Option<std::net::SocketAddr>,
+        /// Folder for the .torrent files and truth.tsv
+        #[arg(long, value_name = "DIR", default_value = "output/sim")]
+        dir: PathBuf,
+    },
     /// Run the whole pipeline on simulated swarms on loopback (no torrents or network needed)
     ///
     /// Starts a few simulated torrents, each with a tracker and scripted peers on
@@ -189,6 +220,48 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
             )
             .map_err(anyhow::Error::msg)?;
             print!("{}", demo.text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim {
+            peers,
+            torrents,
+            seconds,
+            realistic,
+            rtt_ms,
+            dial,
+            dir,
+        } => {
+            logging::init(None, verbosity)?;
+            let options = btda::sim::serve::SimOptions {
+                peers: (*peers).clamp(1, 60_000),
+                torrents: (*torrents).clamp(1, 20),
+                seconds: (*seconds).max(1),
+                realistic: *realistic,
+                rtt_ms: *rtt_ms,
+                dial: *dial,
+            };
+            let shutdown = Shutdown::install().context("installing the Ctrl+C handler")?;
+            let server = btda::sim::serve::start(&options, dir).map_err(anyhow::Error::msg)?;
+            println!(
+                "btda sim: {} torrents of {} peers{}; DHT router {}; Ctrl+C to stop",
+                options.torrents,
+                options.peers,
+                if options.realistic {
+                    " (realistic mix)"
+                } else {
+                    ""
+                },
+                server
+                    .dht_router
+                    .map_or_else(|| "-".to_string(), |a| a.to_string())
+            );
+            for f in &server.torrent_files {
+                println!("torrent: {}", f.display());
+            }
+            shutdown.wait(Duration::MAX);
+            let truth = dir.join("truth.tsv");
+            server.write_truth(&truth).map_err(anyhow::Error::msg)?;
+            println!("truth: {}", truth.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Geo(GeoCommand::Lookup { ip }) => {
@@ -352,6 +425,23 @@ fn writer_load(database: &Path, records: u64, config: &Config) -> Result<ExitCod
         summary.committed, summary.batches
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `LOW-HIGH` (milliseconds) for `btda sim --rtt-ms`.
+fn parse_range(text: &str) -> Result<(u64, u64), String> {
+    let (lo, hi) = text
+        .split_once('-')
+        .ok_or_else(|| format!("{text:?}: expected LOW-HIGH, e.g. 20-400"))?;
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{s:?} is not a number of milliseconds"))
+    };
+    let (lo, hi) = (number(lo)?, number(hi)?);
+    if lo > hi || hi > 60_000 {
+        return Err(format!("{text:?}: need LOW <= HIGH <= 60000"));
+    }
+    Ok((lo, hi))
 }
 
 #[cfg(test)]

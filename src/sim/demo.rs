@@ -10,37 +10,15 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::reactor::{ReactorOptions, SimTorrent};
-use super::swarm::{Kind, Swarm, TrackerAddrs, mixed_lives};
+use super::serve::{self, SimOptions};
+use super::swarm::Kind;
 use crate::config::Config;
 use crate::run::{RunOptions, Shutdown};
 use crate::torrent::InfoHash;
 
-/// Pieces of each demo torrent.
-const PIECES: u32 = 200;
 /// Where btda listens during the demo (incoming-only peers dial it).
 const LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 98, 0, 1)), 16881);
-
-/// A simulated torrent `t`: its raw info dictionary and the swarm's lives. Peers of
-/// torrent `t` live on 127.(100+t).x.y, so 60,000 per torrent fit.
-pub fn torrent(t: u8, peers: u32, seconds: u64) -> (String, SimTorrent) {
-    let name = format!("demo-{t}");
-    let info = format!(
-        "d6:lengthi{}e4:name{}:{name}12:piece lengthi16384e6:pieces{}:{}e",
-        u64::from(PIECES) * 16384,
-        name.len(),
-        PIECES * 20,
-        "x".repeat(PIECES as usize * 20 - 3) + &format!("{t:03}")
-    );
-    let first = Ipv4Addr::new(127, 100 + t, 0, 1);
-    let sim = SimTorrent {
-        info_hash: InfoHash::of_info_bytes(info.as_bytes()),
-        total: PIECES,
-        lives: mixed_lives(first, peers, PIECES, seconds * 1000),
-    };
-    (info, sim)
-}
 
 /// The demo's btda configuration: short revisit delay, tracker and DHT intervals so a
 /// few minutes show whole downloads; the DHT is the swarm's own, through `router`.
@@ -87,45 +65,20 @@ pub fn run_demo(
     verbosity: i8,
 ) -> Result<DemoResult, String> {
     let input = output.join("demo-input");
-    std::fs::create_dir_all(&input).map_err(|e| e.to_string())?;
-    let mut infos = Vec::new();
-    let mut sims = Vec::new();
-    let mut trackers = Vec::new();
-    for t in 0..torrents {
-        let (info, sim) = torrent(t, peers, seconds);
-        infos.push(info);
-        sims.push(sim);
-        trackers.push(TrackerAddrs {
-            http: SocketAddr::from(([127, 99, 0, t + 1], 0)),
-            udp: Some(SocketAddr::from(([127, 99, 0, t + 1], 0))),
-        });
-    }
-    let options = ReactorOptions {
+    let sim = SimOptions {
+        peers,
+        torrents,
+        seconds,
+        realistic: false,
+        rtt_ms: None,
+        // btda's listen address: NAT-like peers dial it, and the trackers list it (real
+        // trackers list the announcer too: btda must skip its own address).
         dial: Some(LISTEN),
-        // Real trackers list the announcer too: btda must skip its own address.
-        also_listed: vec![LISTEN],
-        ..ReactorOptions::default()
     };
-    let mut swarm =
-        Swarm::start(sims, &trackers, options).map_err(|e| format!("simulator: {e}"))?;
-    let router = SocketAddr::from(([127, 97, 0, 1], 0));
-    swarm
-        .start_dht(router, 20)
-        .map_err(|e| format!("simulated DHT: {e}"))?;
-    let router = swarm.dht_router.unwrap_or(router);
-    for (t, info) in infos.iter().enumerate() {
-        let urls = swarm.announce_urls(t);
-        let list: String = urls.iter().map(|u| format!("l{}:{u}e", u.len())).collect();
-        std::fs::write(
-            input.join(format!("demo-{t}.torrent")),
-            format!(
-                "d8:announce{}:{}13:announce-listl{list}e4:info{info}e",
-                urls[0].len(),
-                urls[0]
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-    }
+    let server = serve::start(&sim, &input)?;
+    let router = server
+        .dht_router
+        .unwrap_or(SocketAddr::from(([127, 97, 0, 1], 0)));
     let workers = (peers * u32::from(torrents) / 20).clamp(64, 1024);
     let config = Config::parse(&config(router, workers), "demo").map_err(|e| e.to_string())?;
     let shutdown = Shutdown::install().map_err(|e| e.to_string())?;
@@ -144,6 +97,7 @@ pub fn run_demo(
     let started = std::time::Instant::now();
     let outcome = crate::run::run(&opts, &shutdown).map_err(|e| e.to_string())?;
     let wall_secs = started.elapsed().as_secs_f64();
+    let swarm = &server.swarm;
     let counters = &swarm.reactor.counters;
     let simulator_cpu_secs = counters.cpu_ms.load(Ordering::Relaxed) as f64 / 1000.0;
     let (accepted, dials) = (
@@ -151,7 +105,7 @@ pub fn run_demo(
         counters.dials.load(Ordering::Relaxed),
     );
     let truth_path = outcome.files.database.with_extension("truth.tsv");
-    std::fs::write(&truth_path, swarm.truth_tsv()).map_err(|e| e.to_string())?;
+    server.write_truth(&truth_path)?;
     let ended_ms = swarm.reactor.now_ms();
     let expected: Vec<(InfoHash, usize, usize)> = swarm
         .torrents()
@@ -166,7 +120,7 @@ pub fn run_demo(
             (t.info_hash, done.len(), seen)
         })
         .collect();
-    drop(swarm);
+    drop(server);
     let report = crate::store::report::read(&outcome.files.database).map_err(|e| e.to_string())?;
     let mut out = outcome.summary();
     out.push('\n');

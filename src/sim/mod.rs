@@ -7,6 +7,7 @@ pub mod fake_tracker;
 pub mod harness;
 pub mod reactor;
 pub mod script;
+pub mod serve;
 pub mod swarm;
 
 pub use fake_peer::{Behaviour, FakePeer};
