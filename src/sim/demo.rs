@@ -54,6 +54,10 @@ pub struct DemoResult {
     pub accepted: u64,
     /// Connections the simulator's incoming-only peers opened to btda.
     pub dials: u64,
+    /// Connect and handshake timeouts btda had at the end, ms.
+    pub timeouts_ms: Option<(i64, i64)>,
+    /// Visits by outcome.
+    pub outcomes: Vec<(String, i64)>,
 }
 
 /// Runs the demo for `seconds`, writing the run and the truth into `output`.
@@ -64,17 +68,29 @@ pub fn run_demo(
     output: &Path,
     verbosity: i8,
 ) -> Result<DemoResult, String> {
-    let input = output.join("demo-input");
     let sim = SimOptions {
         peers,
         torrents,
         seconds,
         realistic: false,
         rtt_ms: None,
-        // btda's listen address: NAT-like peers dial it, and the trackers list it (real
-        // trackers list the announcer too: btda must skip its own address).
-        dial: Some(LISTEN),
+        dial: None,
     };
+    run_demo_with(sim, output, verbosity)
+}
+
+/// Runs the demo on the swarms `sim` describes (its `dial` is set to btda's listen
+/// address) for `sim.seconds`.
+pub fn run_demo_with(
+    mut sim: SimOptions,
+    output: &Path,
+    verbosity: i8,
+) -> Result<DemoResult, String> {
+    let (seconds, peers, torrents) = (sim.seconds, sim.peers, sim.torrents);
+    let input = output.join("demo-input");
+    // btda's listen address: NAT-like peers dial it, and the trackers list it (real
+    // trackers list the announcer too: btda must skip its own address).
+    sim.dial = Some(LISTEN);
     let server = serve::start(&sim, &input)?;
     let router = server
         .dht_router
@@ -156,7 +172,17 @@ pub fn run_demo(
         outcome.files.database.display()
     );
     let visits = report.torrents.iter().map(|t| t.visits).sum();
+    let outcomes = crate::store::schema::open_read_only(&outcome.files.database)
+        .and_then(|c| {
+            let mut stmt =
+                c.prepare("SELECT outcome, count(*) FROM visit GROUP BY outcome ORDER BY 2 DESC")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(String, i64)>>>()
+        })
+        .unwrap_or_default();
     Ok(DemoResult {
+        timeouts_ms: report.run.as_ref().and_then(|r| r.timeouts_ms),
+        outcomes,
         text: out,
         rows,
         visits,
