@@ -61,9 +61,19 @@ pub struct Recorded {
     pub crossed_now: bool,
 }
 
+/// One known peer: where btda learned of it and, once it answered, what it showed.
+/// Most listed peers never answer (61 % of 2015's first contacts timed out), so all
+/// the rest is boxed and allocated at the first successful visit: a peer that never
+/// answers costs 16 bytes here.
 #[derive(Debug)]
 struct Entry {
     source: Source,
+    seen: Option<Box<Seen>>,
+}
+
+/// What a peer showed by answering.
+#[derive(Debug, Default)]
+struct Seen {
     progress: Progress,
     db_id: Option<i64>,
     client: Option<(String, Option<String>)>,
@@ -74,14 +84,34 @@ struct Entry {
 
 impl Entry {
     fn new(source: Source) -> Self {
-        Self {
-            source,
-            progress: Progress::default(),
-            db_id: None,
-            client: None,
-            client_v: None,
-            geo: None,
-            domain: None,
+        Self { source, seen: None }
+    }
+
+    /// Its database id, once it has a row.
+    fn db_id(&self) -> Option<i64> {
+        self.seen.as_ref().and_then(|s| s.db_id)
+    }
+}
+
+/// The ports of the known peers at one IP: almost always one, kept inline.
+#[derive(Debug)]
+enum Ports {
+    One(u16),
+    Many(Vec<u16>),
+}
+
+impl Ports {
+    fn push(&mut self, port: u16) {
+        match self {
+            Self::One(first) => *self = Self::Many(vec![*first, port]),
+            Self::Many(v) => v.push(port),
+        }
+    }
+
+    fn as_slice(&self) -> &[u16] {
+        match self {
+            Self::One(p) => std::slice::from_ref(p),
+            Self::Many(v) => v,
         }
     }
 }
@@ -93,7 +123,7 @@ const MAX_OWN_IPS: usize = 16;
 /// under its lock.
 pub struct PeerBook {
     entries: HashMap<PeerAddr, Entry>,
-    by_ip: HashMap<(TorrentId, IpAddr), Vec<u16>>,
+    by_ip: HashMap<(TorrentId, IpAddr), Ports>,
     by_id: HashMap<(TorrentId, [u8; 20]), PeerAddr>,
     alias: HashMap<PeerAddr, PeerAddr>,
     own_ips: HashSet<IpAddr>,
@@ -179,14 +209,16 @@ impl PeerBook {
         self.entries.insert(peer, Entry::new(source));
         self.by_ip
             .entry((peer.torrent, peer.addr.ip()))
-            .or_default()
-            .push(peer.addr.port());
+            .and_modify(|ports| ports.push(peer.addr.port()))
+            .or_insert(Ports::One(peer.addr.port()));
         true
     }
 
     /// Known peers of `torrent` at `ip` (several behind a NAT).
     pub fn peers_at(&self, torrent: TorrentId, ip: IpAddr) -> usize {
-        self.by_ip.get(&(torrent, ip)).map_or(0, Vec::len)
+        self.by_ip
+            .get(&(torrent, ip))
+            .map_or(0, |ports| ports.as_slice().len())
     }
 
     /// The peer whose progress `peer`'s visits count for (itself, or the address of the
@@ -224,7 +256,7 @@ impl PeerBook {
         let ports = self
             .by_ip
             .get(&(torrent, ip))
-            .map_or(&[][..], Vec::as_slice);
+            .map_or(&[][..], Ports::as_slice);
         if p.is_none()
             && let [only] = ports
         {
@@ -255,7 +287,10 @@ impl PeerBook {
             match self.by_id.get(&key).map(|&k| self.canonical(k)) {
                 Some(other)
                     if other != canon
-                        && self.entries.get(&canon).is_some_and(|e| e.db_id.is_none()) =>
+                        && self
+                            .entries
+                            .get(&canon)
+                            .is_some_and(|e| e.db_id().is_none()) =>
                 {
                     self.alias.insert(peer, other);
                     canon = other;
@@ -279,19 +314,20 @@ impl PeerBook {
                 client_v,
                 ..
             } => {
-                let before = e.progress.crossed_at;
-                e.progress.success(observations, *with_state, threshold);
-                crossed_now = before.is_none() && e.progress.crossed_at.is_some();
+                let s = e.seen.get_or_insert_with(Box::default);
+                let before = s.progress.crossed_at;
+                s.progress.success(observations, *with_state, threshold);
+                crossed_now = before.is_none() && s.progress.crossed_at.is_some();
                 if client.is_some() {
-                    e.client.clone_from(client);
+                    s.client.clone_from(client);
                 }
                 if client_v.is_some() {
-                    e.client_v.clone_from(client_v);
+                    s.client_v.clone_from(client_v);
                 }
-                if e.db_id.is_none() && e.progress.first.is_some() {
-                    e.db_id = Some(self.next_db_id);
+                if s.db_id.is_none() && s.progress.first.is_some() {
+                    s.db_id = Some(self.next_db_id);
                     self.next_db_id += 1;
-                    e.geo = self.geo.as_ref().map(|geo| geo.lookup(canon.addr.ip()));
+                    s.geo = self.geo.as_ref().map(|geo| geo.lookup(canon.addr.ip()));
                     if let Some(pool) = &self.rdns {
                         pool.request(canon, canon.addr.ip());
                     }
@@ -299,8 +335,11 @@ impl PeerBook {
             }
             // Counted once the peer has a row: an earlier failed visit's row has no peer
             // id, so `failed_visits` always equals the failed rows that name the peer.
-            VisitResult::Failure if e.db_id.is_some() => e.progress.failure(),
-            VisitResult::Failure => {}
+            VisitResult::Failure => {
+                if let Some(s) = e.seen.as_mut().filter(|s| s.db_id.is_some()) {
+                    s.progress.failure();
+                }
+            }
             VisitResult::Retry | VisitResult::Myself => {}
         }
         if crossed_now {
@@ -308,8 +347,8 @@ impl PeerBook {
         }
         let e = &self.entries[&canon];
         let recorded = Recorded {
-            peer_id: e.db_id,
-            row: e.db_id.and_then(|id| self.row(id, &canon, e)),
+            peer_id: e.db_id(),
+            row: e.db_id().and_then(|id| self.row(id, &canon, e)),
             crossed_now,
         };
         (recorded, canon, joined)
@@ -319,14 +358,15 @@ impl PeerBook {
     pub fn complete(&self, peer: PeerAddr, threshold: u32) -> bool {
         self.entries
             .get(&self.canonical(peer))
-            .is_some_and(|e| e.progress.complete(threshold))
+            .and_then(|e| e.seen.as_ref())
+            .is_some_and(|s| s.progress.complete(threshold))
     }
 
     /// Records a peer's reverse-DNS domain; returns its database id for an update.
     pub fn set_domain(&mut self, peer: &PeerAddr, domain: String) -> Option<i64> {
-        let e = self.entries.get_mut(peer)?;
-        e.domain = Some(domain);
-        e.db_id
+        let s = self.entries.get_mut(peer)?.seen.as_mut()?;
+        s.domain = Some(domain);
+        s.db_id
     }
 
     /// Confirmed downloads so far.
@@ -335,28 +375,29 @@ impl PeerBook {
     }
 
     fn row(&self, id: i64, peer: &PeerAddr, e: &Entry) -> Option<PeerRow> {
-        let (first_ms, first_pieces) = e.progress.first?;
-        let (last_ms, last_pieces) = e.progress.last?;
+        let s = e.seen.as_ref()?;
+        let (first_ms, first_pieces) = s.progress.first?;
+        let (last_ms, last_pieces) = s.progress.last?;
         Some(PeerRow {
             id,
             torrent_id: peer.torrent.db_id(),
             peer_key: self.keyer.key(&peer.addr),
             source: e.source.as_str(),
-            client: e.client.as_ref().map(|c| c.0.clone()),
-            client_version: e.client.as_ref().and_then(|c| c.1.clone()),
-            client_v: e.client_v.clone(),
+            client: s.client.as_ref().map(|c| c.0.clone()),
+            client_version: s.client.as_ref().and_then(|c| c.1.clone()),
+            client_v: s.client_v.clone(),
             first_seen: first_ms.div_euclid(1000),
             first_pieces,
             last_seen: last_ms.div_euclid(1000),
             last_pieces,
-            max_speed: e.progress.max_speed,
-            visits: e.progress.visits,
-            failed_visits: e.progress.failed_visits,
-            crossed_at: e.progress.crossed_at.map(|ms| ms.div_euclid(1000)),
-            crossed_strict: e.progress.crossed_strict(),
-            geo: e.geo.clone().unwrap_or_default(),
+            max_speed: s.progress.max_speed,
+            visits: s.progress.visits,
+            failed_visits: s.progress.failed_visits,
+            crossed_at: s.progress.crossed_at.map(|ms| ms.div_euclid(1000)),
+            crossed_strict: s.progress.crossed_strict(),
+            geo: s.geo.clone().unwrap_or_default(),
             network: self.store_prefix.then(|| network_of(&peer.addr.ip())),
-            rdns_domain: e.domain.clone(),
+            rdns_domain: s.domain.clone(),
         })
     }
 }
