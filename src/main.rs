@@ -66,9 +66,10 @@ enum Command {
     /// Serve simulated swarms on loopback until Ctrl+C, for btda, a real client or another tool
     ///
     /// Each torrent gets its own HTTP and UDP tracker on 127.99.0.x and scripted peers on
-    /// 127.100.x.x (every behaviour, or with --realistic 2015's first-contact mix, where
-    /// most peers never answer); a small DHT on 127.97.0.x knows the peers no tracker
-    /// lists. The .torrent files are written to --dir at once, the truth (every peer's
+    /// 127.100.x.x: by default as the internet shows them (2015's first-contact mix, where
+    /// most peers never answer, and round-trip times of 20-400 ms), with --every-kind
+    /// only peers that answer, of every behaviour; a small DHT on 127.97.0.x knows the
+    /// peers no tracker lists. The .torrent files are written to --dir at once, the truth (every peer's
     /// kind, life and completion time) to --dir/truth.tsv when it stops.
     Sim {
         /// Peers per torrent
@@ -80,12 +81,13 @@ enum Command {
         /// Length of the peers' scripted lives in seconds (they arrive in the first quarter)
         #[arg(long, default_value_t = 300)]
         seconds: u64,
-        /// 2015's first-contact mix: 63 % never answer a SYN, 15 % refuse, 12 % close or reset
+        /// Peers of every behaviour that all answer, instead of 2015's first-contact mix
+        /// (63 % never answer a SYN, 15 % refuse, 12 % close or reset)
         #[arg(long)]
-        realistic: bool,
-        /// Round-trip times of the peers in ms, as LOW-HIGH (e.g. 20-400)
-        #[arg(long, value_name = "LOW-HIGH", value_parser = parse_range)]
-        rtt_ms: Option<(u64, u64)>,
+        every_kind: bool,
+        /// Round-trip times of the peers in ms, as LOW-HIGH; 0-0 for loopback speed
+        #[arg(long, value_name = "LOW-HIGH", value_parser = parse_range, default_value = "20-400")]
+        rtt_ms: (u64, u64),
         /// Where NAT-like peers connect to (the measuring tool's listen address); the
         /// trackers list it too
         #[arg(long, value_name = "IP:PORT")]
@@ -226,7 +228,7 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
             peers,
             torrents,
             seconds,
-            realistic,
+            every_kind,
             rtt_ms,
             dial,
             dir,
@@ -236,8 +238,8 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
                 peers: (*peers).clamp(1, 60_000),
                 torrents: (*torrents).clamp(1, 20),
                 seconds: (*seconds).max(1),
-                realistic: *realistic,
-                rtt_ms: *rtt_ms,
+                realistic: !*every_kind,
+                rtt_ms: (rtt_ms.1 > 0).then_some(*rtt_ms),
                 dial: *dial,
             };
             let shutdown = Shutdown::install().context("installing the Ctrl+C handler")?;
@@ -247,9 +249,9 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
                 options.torrents,
                 options.peers,
                 if options.realistic {
-                    " (realistic mix)"
+                    " (2015's first-contact mix)"
                 } else {
-                    ""
+                    " (every kind, all answering)"
                 },
                 server
                     .dht_router
