@@ -2,13 +2,14 @@
 //! connection under the handshake deadline, and turns the result into a
 //! [`PeerStream`]. Nothing here parses bytes.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
 use super::outcome::Outcome;
 use super::stream::PeerStream;
-use crate::shutdown::{POLL, Shutdown};
+use super::visit::{handshake_failure, read_some_by};
+use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::mse::{Initiator, MseError, Progress, Responder, Torrents};
 
@@ -35,29 +36,7 @@ fn read_some(
     deadline: Instant,
     stop: &Shutdown,
 ) -> Result<usize, Outcome> {
-    loop {
-        if stop.requested() {
-            return Err(Outcome::Interrupted);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Outcome::HandshakeTimeout);
-        }
-        tcp.set_read_timeout(Some(left.min(POLL)))
-            .map_err(|e| failed(&e))?;
-        match tcp.read(buf) {
-            Ok(0) => return Err(Outcome::ClosedInHandshake),
-            Ok(n) => return Ok(n),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(failed(&e)),
-        }
-    }
+    read_some_by(tcp, buf, deadline, stop).map_err(handshake_failure)
 }
 
 /// Encrypts an outgoing connection for `info_hash`, offering `provide`, with `initial`

@@ -166,15 +166,33 @@ pub(crate) enum ReadError {
     Io(io::Error),
 }
 
-/// Reads exactly `buf.len()` bytes before `deadline`, checking `stop` while waiting.
-pub(crate) fn read_exact_by(
-    s: &mut PeerStream,
+/// A connection whose reads can wait with a timeout: TCP, or a [`PeerStream`] on it.
+pub(crate) trait TimedRead: Read {
+    /// Sets how long one read may block.
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+}
+
+impl TimedRead for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+}
+
+impl TimedRead for PeerStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        PeerStream::set_read_timeout(self, t)
+    }
+}
+
+/// Reads what arrives (at least one byte) before `deadline`, checking `stop` at least
+/// every [`POLL`] while waiting: the one waiting read of visits and of the MSE handshake.
+pub(crate) fn read_some_by(
+    s: &mut impl TimedRead,
     buf: &mut [u8],
     deadline: Instant,
     stop: &Shutdown,
-) -> Result<(), ReadError> {
-    let mut got = 0;
-    while got < buf.len() {
+) -> Result<usize, ReadError> {
+    loop {
         if stop.requested() {
             return Err(ReadError::Stopped);
         }
@@ -184,22 +202,36 @@ pub(crate) fn read_exact_by(
         }
         s.set_read_timeout(Some(left.min(POLL)))
             .map_err(ReadError::Io)?;
-        match s.read(&mut buf[got..]) {
+        match s.read(buf) {
             Ok(0) => return Err(ReadError::Closed),
-            Ok(n) => got += n,
+            Ok(n) => return Ok(n),
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(ReadError::Io(e)),
         }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes before `deadline`, checking `stop` while waiting.
+pub(crate) fn read_exact_by(
+    s: &mut PeerStream,
+    buf: &mut [u8],
+    deadline: Instant,
+    stop: &Shutdown,
+) -> Result<(), ReadError> {
+    let mut got = 0;
+    while got < buf.len() {
+        got += read_some_by(s, &mut buf[got..], deadline, stop)?;
     }
     Ok(())
 }
 
-fn handshake_failure(e: ReadError) -> Outcome {
+pub(crate) fn handshake_failure(e: ReadError) -> Outcome {
     match e {
         ReadError::Timeout => Outcome::HandshakeTimeout,
         ReadError::Closed => Outcome::ClosedInHandshake,
