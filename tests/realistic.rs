@@ -54,19 +54,9 @@ fn measured_timeouts_keep_the_count_exact_on_a_realistic_swarm() {
         .start_dht("127.96.0.1:0".parse().unwrap(), 10)
         .unwrap();
     let router = swarm.dht_router.unwrap();
-    let urls = swarm.announce_urls(0);
     let (_root, input, output) = common::run_dirs_with_fixture();
     std::fs::remove_file(input.join("a.torrent")).unwrap();
-    let list: String = urls.iter().map(|u| format!("l{}:{u}e", u.len())).collect();
-    std::fs::write(
-        input.join("real.torrent"),
-        format!(
-            "d8:announce{}:{}13:announce-listl{list}e4:info{info}e",
-            urls[0].len(),
-            urls[0]
-        ),
-    )
-    .unwrap();
+    std::fs::write(input.join("real.torrent"), swarm.torrent_file(0, &info)).unwrap();
     let listen: SocketAddr = LISTEN.parse().unwrap();
     // 256 workers: before the warm-up every dead address holds one for the upper bound.
     std::fs::write(

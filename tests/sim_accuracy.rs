@@ -80,19 +80,9 @@ fn confirmed_downloads_match_the_simulated_truth() {
         "untracked peers announced on the DHT: {announced}"
     );
     let router = swarm.dht_router.unwrap();
-    let urls = swarm.announce_urls(0);
     let (_root, input, output) = common::run_dirs_with_fixture();
     std::fs::remove_file(input.join("a.torrent")).unwrap();
-    let list: String = urls.iter().map(|u| format!("l{}:{u}e", u.len())).collect();
-    std::fs::write(
-        input.join("sim.torrent"),
-        format!(
-            "d8:announce{}:{}13:announce-listl{list}e4:info{info}e",
-            urls[0].len(),
-            urls[0]
-        ),
-    )
-    .unwrap();
+    std::fs::write(input.join("sim.torrent"), swarm.torrent_file(0, &info)).unwrap();
     let listen: SocketAddr = LISTEN.parse().unwrap();
     std::fs::write(
         input.join("btda.toml"),

@@ -98,18 +98,9 @@ pub fn start(o: &SimOptions, dir: &Path) -> Result<SimServer, String> {
         .map_err(|e| format!("simulated DHT: {e}"))?;
     let mut torrent_files = Vec::new();
     for (t, info) in infos.iter().enumerate() {
-        let urls = swarm.announce_urls(t);
-        let list: String = urls.iter().map(|u| format!("l{}:{u}e", u.len())).collect();
         let path = dir.join(format!("sim-{t}.torrent"));
-        std::fs::write(
-            &path,
-            format!(
-                "d8:announce{}:{}13:announce-listl{list}e4:info{info}e",
-                urls[0].len(),
-                urls[0]
-            ),
-        )
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, swarm.torrent_file(t, info))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         torrent_files.push(path);
     }
     Ok(SimServer {

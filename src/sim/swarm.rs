@@ -152,6 +152,18 @@ impl Swarm {
         urls
     }
 
+    /// A `.torrent` file for torrent `t` around its raw `info` dictionary, announcing to
+    /// its simulated trackers (`announce` and `announce-list`).
+    pub fn torrent_file(&self, t: usize, info: &str) -> String {
+        let urls = self.announce_urls(t);
+        let list: String = urls.iter().map(|u| format!("l{}:{u}e", u.len())).collect();
+        format!(
+            "d8:announce{}:{}13:announce-listl{list}e4:info{info}e",
+            urls[0].len(),
+            urls[0]
+        )
+    }
+
     /// The address at which a peer is listed (and, if it listens, reachable).
     pub fn addr_of(&self, p: &PeerScript) -> SocketAddr {
         self.reactor.addr_of(p.ip, p.kind)
