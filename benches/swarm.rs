@@ -60,6 +60,7 @@ fn main() {
             &hash.to_hex()[..8]
         );
     }
+    print_lateness(&demo, 3);
     println!("| whole benchmark, wall | {wall:.0} s |");
     println!();
     println!(
@@ -117,6 +118,7 @@ fn realistic_round() {
             &hash.to_hex()[..8]
         );
     }
+    print_lateness(&demo, 3);
     println!(
         "| simulator CPU | {:.1} s in {:.0} s |",
         demo.simulator_cpu_secs, demo.wall_secs
@@ -129,5 +131,21 @@ fn realistic_round() {
          round-trip times show in the handshake times, whose p99 x 2 (within a \
          quarter-octave bucket) is the handshake timeout. Scale targets of issue 16 \
          (100,000 peers on cadence, 1,000,000 tracked in 256 MiB) are not shown yet."
+    );
+}
+
+/// The scheduler's lateness figures as table rows.
+fn print_lateness(demo: &btda::sim::demo::DemoResult, revisit_delay_secs: u64) {
+    let (first, revisit, on_time) = demo.lateness;
+    let ms = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| format!("{v} ms"));
+    println!(
+        "| fresh peers' wait for their first visit, p99 | {} |",
+        ms(first)
+    );
+    println!(
+        "| revisits of reached peers: lateness p99; share within {:.1} s (a tenth of the {revisit_delay_secs} s delay) | {}; {} |",
+        revisit_delay_secs as f64 / 10.0,
+        ms(revisit),
+        on_time.map_or_else(|| "-".to_string(), |s| format!("{:.0} %", 100.0 * s))
     );
 }

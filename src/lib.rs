@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod dht;
 pub mod geo;
+pub mod histogram;
 pub mod monitor;
 pub mod peer;
 pub mod resolve;

@@ -344,6 +344,12 @@ impl PeerQueue {
     }
 
     /// Counts for monitoring (walks the map; call every few seconds, not per visit).
+    /// How late peers were handed out so far (first visits, revisits).
+    pub fn lateness(&self) -> crate::schedule::scheduler::Lateness {
+        self.inner.lock().sched.lateness()
+    }
+
+    /// Counts for the status line and the `statistic` table.
     pub fn counts(&self) -> QueueCounts {
         let g = self.inner.lock();
         QueueCounts {

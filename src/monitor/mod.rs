@@ -75,6 +75,7 @@ impl Monitor {
         let workload = (span > 0.0).then(|| ((busy - self.last.1) as f64 / span).min(1.0));
         self.last = (now, busy, visits);
         let q = self.engine.queue.counts();
+        let late = self.engine.queue.lateness();
         let p = process_sample();
         StatisticRow {
             at: crate::clock::unix_now(),
@@ -103,6 +104,9 @@ impl Monitor {
             mse_malformed: Some(s.mse_malformed.load(Ordering::Relaxed)),
             connect_timeout_ms: Some(millis(self.engine.measured.connect.current())),
             handshake_timeout_ms: Some(millis(self.engine.measured.handshake.current())),
+            first_wait_p99_ms: late.first_wait_p99_ms,
+            revisit_late_p99_ms: late.revisit_late_p99_ms,
+            revisits_on_time: late.revisits_on_time,
         }
     }
 

@@ -8,6 +8,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+
+use crate::histogram::Histogram;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -119,6 +121,21 @@ pub struct Scheduler<K> {
     slots: HashMap<K, Slot>,
     policy: Policy,
     in_flight: u64,
+    /// How long fresh peers waited for their first visit after they were due, ms.
+    first_wait: Histogram,
+    /// How late reached peers were revisited after their due time, ms.
+    revisit_late: Histogram,
+}
+
+/// How late peers were handed out: whether btda keeps up with its swarm.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Lateness {
+    /// 99th percentile of the wait of fresh peers for their first visit, ms.
+    pub first_wait_p99_ms: Option<u64>,
+    /// 99th percentile of how late revisits of reached peers came, ms.
+    pub revisit_late_p99_ms: Option<u64>,
+    /// Share of those revisits within a tenth of the revisit delay of their due time.
+    pub revisits_on_time: Option<f64>,
 }
 
 impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
@@ -129,6 +146,8 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
             slots: HashMap::new(),
             policy,
             in_flight: 0,
+            first_wait: Histogram::default(),
+            revisit_late: Histogram::default(),
         }
     }
 
@@ -207,12 +226,29 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
                 self.heap.push(Reverse((later, k)));
                 continue;
             }
+            let waited =
+                u32::try_from(now.saturating_duration_since(due).as_millis()).unwrap_or(u32::MAX);
+            if s.attempts == 0 {
+                self.first_wait.record(waited);
+            } else if s.reach == Reach::Reached {
+                self.revisit_late.record(waited);
+            }
             s.state = State::InFlight;
             s.attempts += 1;
             self.in_flight += 1;
             return Popped::Visit(k, s.attempts);
         }
         Popped::Wait(None)
+    }
+
+    /// How late peers were handed out so far.
+    pub fn lateness(&self) -> Lateness {
+        let tenth = u64::try_from(self.policy.revisit_delay.as_millis() / 10).unwrap_or(u64::MAX);
+        Lateness {
+            first_wait_p99_ms: self.first_wait.quantile(0.99),
+            revisit_late_p99_ms: self.revisit_late.quantile(0.99),
+            revisits_on_time: self.revisit_late.share_at_most(tenth),
+        }
     }
 
     /// Whether any entry is in the heap (a worker may watch the next due time).
@@ -374,6 +410,38 @@ mod tests {
 
     fn pop(s: &mut Scheduler<u32>, now: Instant) -> Popped<u32> {
         s.pop_due(now, |_| false)
+    }
+
+    #[test]
+    fn lateness_of_first_visits_and_revisits_is_measured() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(policy());
+        assert_eq!(s.lateness(), Lateness::default(), "nothing handed out yet");
+        s.add(1, t0, true);
+        s.add(2, t0, true);
+        // Peer 1 waits 2 s for its first visit, peer 2 5 s.
+        assert_eq!(
+            pop(&mut s, t0 + Duration::from_secs(2)),
+            Popped::Visit(1, 1)
+        );
+        assert_eq!(
+            pop(&mut s, t0 + Duration::from_secs(5)),
+            Popped::Visit(2, 1)
+        );
+        let done = t0 + Duration::from_secs(6);
+        s.finish(1, Ended::Reached { complete: false }, done);
+        s.finish(2, Ended::Failed, done);
+        // Peer 1's revisit is due 180 s later and handed out 30 s late; a failed
+        // peer's retry is not a revisit.
+        let late = done + Duration::from_secs(210);
+        assert_eq!(pop(&mut s, late), Popped::Visit(2, 2));
+        assert_eq!(pop(&mut s, late), Popped::Visit(1, 2));
+        let l = s.lateness();
+        let first = l.first_wait_p99_ms.unwrap() as f64;
+        assert!((5_000.0..=5_000.0 * 1.19).contains(&first), "{l:?}");
+        let revisit = l.revisit_late_p99_ms.unwrap() as f64;
+        assert!((30_000.0..=30_000.0 * 1.19).contains(&revisit), "{l:?}");
+        assert_eq!(l.revisits_on_time, Some(0.0), "30 s late is beyond 18 s");
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct DemoResult {
     pub timeouts_ms: Option<(i64, i64)>,
     /// Visits by outcome.
     pub outcomes: Vec<(String, i64)>,
+    /// From the last `statistic` row: p99 wait of fresh peers for their first visit
+    /// (ms), p99 lateness of revisits (ms), share of revisits on time.
+    pub lateness: (Option<i64>, Option<i64>, Option<f64>),
 }
 
 /// Runs the demo for `seconds`, writing the run and the truth into `output`.
@@ -172,6 +175,16 @@ pub fn run_demo_with(
         outcome.files.database.display()
     );
     let visits = report.torrents.iter().map(|t| t.visits).sum();
+    let lateness = crate::store::schema::open_read_only(&outcome.files.database)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT first_wait_p99_ms, revisit_late_p99_ms, revisits_on_time FROM statistic
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+        })
+        .unwrap_or_default();
     let outcomes = crate::store::schema::open_read_only(&outcome.files.database)
         .and_then(|c| {
             let mut stmt =
@@ -182,6 +195,7 @@ pub fn run_demo_with(
         .unwrap_or_default();
     Ok(DemoResult {
         timeouts_ms: report.run.as_ref().and_then(|r| r.timeouts_ms),
+        lateness,
         outcomes,
         text: out,
         rows,

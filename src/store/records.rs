@@ -230,6 +230,12 @@ pub struct StatisticRow {
     pub connect_timeout_ms: Option<u64>,
     /// Handshake timeout of first contacts in force, ms.
     pub handshake_timeout_ms: Option<u64>,
+    /// 99th percentile of the wait of fresh peers for their first visit, ms.
+    pub first_wait_p99_ms: Option<u64>,
+    /// 99th percentile of how late revisits of reached peers came, ms.
+    pub revisit_late_p99_ms: Option<u64>,
+    /// Share of those revisits within a tenth of the revisit delay.
+    pub revisits_on_time: Option<f64>,
 }
 
 /// Everything the writer thread can be asked to store.
@@ -444,9 +450,10 @@ impl Record {
                         open_fds, incoming_accepted, incoming_refused_busy, incoming_unknown,
                         confirmed, peers_reached, self_connections, own_addresses_skipped,
                         not_global_tracker, not_global_dht, not_global_pex, mse_accepted,
-                        mse_unknown, mse_malformed, connect_timeout_ms, handshake_timeout_ms)
+                        mse_unknown, mse_malformed, connect_timeout_ms, handshake_timeout_ms,
+                        first_wait_p99_ms, revisit_late_p99_ms, revisits_on_time)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
                 )?
                 .execute(params![
                     s.at,
@@ -474,7 +481,10 @@ impl Record {
                     s.mse_unknown,
                     s.mse_malformed,
                     s.connect_timeout_ms,
-                    s.handshake_timeout_ms
+                    s.handshake_timeout_ms,
+                    s.first_wait_p99_ms,
+                    s.revisit_late_p99_ms,
+                    s.revisits_on_time
                 ])
                 .map(drop),
         }

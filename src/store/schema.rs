@@ -139,7 +139,10 @@ CREATE TABLE IF NOT EXISTS statistic (
     mse_unknown     INTEGER,             -- cumulative: incoming MSE for a torrent not analysed
     mse_malformed   INTEGER,             -- cumulative: incoming MSE that failed (garbage, no sync, …)
     connect_timeout_ms   INTEGER,        -- connect timeout of first contacts in force (measured or fixed)
-    handshake_timeout_ms INTEGER         -- handshake timeout of first contacts in force
+    handshake_timeout_ms INTEGER,        -- handshake timeout of first contacts in force
+    first_wait_p99_ms    INTEGER,        -- p99 wait of fresh peers for their first visit after due (run so far)
+    revisit_late_p99_ms  INTEGER,        -- p99 lateness of revisits of reached peers after due
+    revisits_on_time     REAL            -- share of those revisits within a tenth of the revisit delay
 );
 
 CREATE VIEW IF NOT EXISTS confirmed_download AS
