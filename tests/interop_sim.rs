@@ -1,5 +1,6 @@
 //! `btda sim` on its own: it serves a simulated swarm (trackers, DHT, peers) that a
-//! real client can join. Debian's python3-libtorrent adds the .torrent `btda sim` wrote,
+//! real client can join (the simulated tracker lists peers to it and it completes a
+//! BitTorrent handshake with at least one of them). Debian's python3-libtorrent adds the .torrent `btda sim` wrote,
 //! announces to the simulated trackers and connects to the simulated peers; on Ctrl+C
 //! `btda sim` writes the truth file.
 
@@ -40,7 +41,7 @@ fn a_libtorrent_client_joins_a_swarm_served_by_btda_sim() {
         .arg(&script)
         .args(["--torrent", &torrent, "--at", "127.34.0.1:51701", "--dir"])
         .arg(dir.path())
-        .args(["--min-peers", "3", "--max-seconds", "60"])
+        .args(["--min-peers", "1", "--max-seconds", "60"])
         .output()
         .expect("python3-libtorrent is installed by `make deps`");
     let seen: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
@@ -49,7 +50,7 @@ fn a_libtorrent_client_joins_a_swarm_served_by_btda_sim() {
         .collect();
     let last = seen.last().expect("the client reported");
     assert!(
-        last["connected"].as_i64().unwrap_or(0) >= 3,
+        last["connected"].as_i64().unwrap_or(0) >= 1 && last["listed"].as_i64().unwrap_or(0) >= 1,
         "libtorrent found and connected to the simulated peers: {seen:?}"
     );
 

@@ -26,7 +26,10 @@ def main():
     ap.add_argument("--max-seconds", type=int, default=60)
     a = ap.parse_args()
 
-    session = lt.session(settings(a.at))
+    # The simulated peers speak TCP only: without this libtorrent first tries uTP to
+    # each and waits for every attempt to time out.
+    session = lt.session(settings(a.at) | {"enable_outgoing_utp": False,
+                                           "enable_incoming_utp": False})
     p = lt.add_torrent_params()
     p.ti = lt.torrent_info(a.torrent)
     p.save_path = a.dir
