@@ -444,8 +444,6 @@ pub trait TorrentLookup {
     fn encrypted(&self) -> Option<&Torrents>;
 }
 
-/// The first bytes of a plaintext BitTorrent handshake.
-const PLAIN_PREFIX: &[u8; 20] = b"\x13BitTorrent protocol";
 
 /// Handles an accepted connection, plaintext or MSE (told apart by the first 20
 /// bytes). An info-hash btda does not analyse is refused right after the first 48
@@ -466,7 +464,8 @@ pub fn visit_incoming(
     if let Err(e) = read_exact_by(&mut plain, &mut prefix, deadline, stop) {
         return (None, VisitReport::failed(handshake_failure(e), start));
     }
-    let mut stream = match (&prefix == PLAIN_PREFIX, torrents.encrypted()) {
+    let plaintext = Handshake::check_prefix(&prefix).is_ok();
+    let mut stream = match (plaintext, torrents.encrypted()) {
         (true, _) => PeerStream::plain(plain.into_tcp(), prefix.to_vec()),
         (false, None) => return (None, VisitReport::failed(Outcome::WrongProtocol, start)),
         (false, Some(known)) => {

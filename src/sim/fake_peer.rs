@@ -225,7 +225,7 @@ fn encrypted(tcp: TcpStream, info_hash: InfoHash, stop: &Shutdown) -> Option<Pee
     let mut first = [0u8; 20];
     let mut plain = PeerStream::plain(tcp, Vec::new());
     plain.read_exact(&mut first).ok()?;
-    if first[0] == 19 && &first[1..] == b"BitTorrent protocol" {
+    if Handshake::check_prefix(&first).is_ok() {
         return None; // dropped: what a client that requires encryption does
     }
     let torrents = crate::wire::mse::Torrents::new([info_hash]);

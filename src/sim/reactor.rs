@@ -685,7 +685,9 @@ impl State {
         let encrypted_only = self.lives[life].script.kind == Kind::EncryptedOnly;
         let c = self.conns[slot].as_mut().expect("present above");
         c.sorted = true;
-        let plain = got.starts_with(b"\x13BitTorrent protocol");
+        let plain = got
+            .first_chunk::<20>()
+            .is_some_and(|prefix| Handshake::check_prefix(prefix).is_ok());
         if encrypted_only && !plain {
             let (responder, hello) = Responder::new(CRYPTO_RC4);
             c.out.extend_from_slice(&hello);
