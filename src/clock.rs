@@ -16,6 +16,11 @@ pub fn unix_now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// A duration in whole milliseconds (saturating: no duration btda handles comes near).
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// `YYYY-mm-dd_HH-MM-SS` (UTC) for file names.
 pub fn file_stamp(unix: i64) -> String {
     let fmt = format_description!("[year]-[month]-[day]_[hour]-[minute]-[second]");

@@ -5,9 +5,7 @@ use std::time::Duration;
 use super::Config;
 
 fn millis(d: &[Duration]) -> Vec<u64> {
-    d.iter()
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .collect()
+    d.iter().copied().map(crate::clock::millis).collect()
 }
 
 /// A fixed timeout's milliseconds; nothing for "auto".

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serializer};
 use crate::torrent::InfoHash;
 
 fn millis(d: &Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    crate::clock::millis(*d)
 }
 
 /// A whole number of milliseconds (`*_ms` keys).

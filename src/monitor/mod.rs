@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::clock::millis;
 use crate::peer::Engine;
 use crate::store::{Record, StatisticRow, WriterStats};
 
@@ -165,10 +166,6 @@ pub fn statistics_loop(
             break;
         }
     }
-}
-
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -14,10 +14,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::histogram::Histogram;
-
 use super::visit::{Timeouts, VisitReport};
+use crate::clock::millis;
 use crate::config::{self, Timeout};
+use crate::histogram::Histogram;
 
 /// How one timeout is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,10 +110,6 @@ impl Adaptive {
         };
         self.current_ms.store(chosen, Ordering::Relaxed);
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The connect and handshake timeouts of outgoing visits, measured or fixed.

@@ -444,7 +444,6 @@ pub trait TorrentLookup {
     fn encrypted(&self) -> Option<&Torrents>;
 }
 
-
 /// Handles an accepted connection, plaintext or MSE (told apart by the first 20
 /// bytes). An info-hash btda does not analyse is refused right after the first 48
 /// handshake bytes (or the MSE `req2` hash), without waiting for anything else.

@@ -8,12 +8,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-
-use crate::histogram::Histogram;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use super::policy::{Next, Policy};
+use crate::histogram::Histogram;
 
 /// What became of a peer reported by a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
