@@ -4,31 +4,19 @@
 //! that never answer a SYN cost 0.3 s instead of 5 s; a slow but live peer cut by the
 //! short handshake timeout is reached at its retry, whose timeout is doubled.
 //!
-//! "Never answers a SYN" without root or traffic shaping: a listener with a backlog of
-//! 0 whose queue is filled and never accepted, so the kernel drops further SYNs.
+//! "Never answers a SYN" without root or traffic shaping: the simulator's
+//! [`BlackHole`], a listener whose accept queue is full, so the kernel drops SYNs.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use btda::config::Timeout;
+use btda::sim::reactor::BlackHole;
 use btda::sim::{Behaviour, FakePeer, Harness, HarnessOptions};
 use btda::torrent::InfoHash;
 
 const PIECES: u32 = 50;
 const HASH: InfoHash = InfoHash([0x7e; 20]);
-
-/// A listener whose accept queue is full: connects to it time out.
-fn black_hole(ip: [u8; 4]) -> (socket2::Socket, Vec<std::net::TcpStream>, SocketAddr) {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    s.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
-    s.listen(0).unwrap();
-    let at = s.local_addr().unwrap().as_socket().unwrap();
-    // Fill the queue (backlog + 1 on Linux); the fillers themselves may time out.
-    let fillers = (0..3)
-        .filter_map(|_| std::net::TcpStream::connect_timeout(&at, Duration::from_millis(200)).ok())
-        .collect();
-    (s, fillers, at)
-}
 
 #[test]
 fn measured_timeouts_cut_dead_addresses_short_and_keep_slow_live_peers() {
@@ -77,9 +65,9 @@ fn measured_timeouts_cut_dead_addresses_short_and_keep_slow_live_peers() {
         "loopback times are far below the lower bounds"
     );
 
-    let holes: Vec<_> = (1..=4).map(|i| black_hole([127, 70, 1, i])).collect();
-    for (_, _, at) in &holes {
-        h.add(*at);
+    let hole = BlackHole::open().unwrap();
+    for i in 1..=4 {
+        h.add(SocketAddr::from(([127, 70, 1, i], hole.port)));
     }
     let slow = FakePeer::start(
         SocketAddr::from(([127, 70, 2, 1], 0)),
@@ -135,5 +123,5 @@ fn measured_timeouts_cut_dead_addresses_short_and_keep_slow_live_peers() {
         )
         .unwrap();
     assert_eq!(ok, 33, "every live peer reached");
-    drop(holes);
+    drop(hole);
 }

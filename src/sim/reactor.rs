@@ -157,7 +157,8 @@ impl Reactor {
         // Holds the closed port for the reactor's life; never listens.
         let closed = loopback_socket(0)?;
         let closed_port = port_of(&closed)?;
-        let (black_hole, black_hole_port) = black_hole()?;
+        let black_hole = BlackHole::open()?;
+        let black_hole_port = black_hole.port;
         listener.set_nonblocking(true)?;
         alt.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener.into());
@@ -252,19 +253,36 @@ impl Ports {
     }
 }
 
-/// A listener on the loopback device whose accept queue is full and never accepted:
-/// the kernel drops every further SYN, so connects to it time out (no root, no traffic
-/// shaping). Returns the listener with the connections that fill it, and its port.
-fn black_hole() -> std::io::Result<((Socket, Vec<std::net::TcpStream>), u16)> {
-    let s = loopback_socket(0)?;
-    s.listen(0)?;
-    let port = port_of(&s)?;
-    let at = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    // Linux queues backlog + 1; later attempts of the fillers themselves time out.
-    let fillers = (0..3)
-        .filter_map(|_| std::net::TcpStream::connect_timeout(&at, Duration::from_millis(100)).ok())
-        .collect();
-    Ok(((s, fillers), port))
+/// A port on every loopback address that never answers a SYN: a listener on the
+/// loopback device whose accept queue is full and never accepted, so the kernel drops
+/// every further SYN and connects to any 127.x.y.z at this port time out (no root, no
+/// traffic shaping). Holds the listener and the connections that fill it.
+pub struct BlackHole {
+    /// The port.
+    pub port: u16,
+    _listener: Socket,
+    _fillers: Vec<std::net::TcpStream>,
+}
+
+impl BlackHole {
+    /// Opens one on a free port.
+    pub fn open() -> std::io::Result<Self> {
+        let listener = loopback_socket(0)?;
+        listener.listen(0)?;
+        let port = port_of(&listener)?;
+        let at = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        // Linux queues backlog + 1; later attempts of the fillers themselves time out.
+        let fillers = (0..3)
+            .filter_map(|_| {
+                std::net::TcpStream::connect_timeout(&at, Duration::from_millis(100)).ok()
+            })
+            .collect();
+        Ok(Self {
+            port,
+            _listener: listener,
+            _fillers: fillers,
+        })
+    }
 }
 
 /// A TCP socket on `0.0.0.0:port` that only sees the loopback device.
