@@ -64,11 +64,9 @@ impl Histogram {
 
     /// The `q` quantile (0 < q ≤ 1) as the upper end of its bucket; `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<u64> {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
+        // A snapshot on the stack: counts keep moving while it is read.
+        let counts: [u64; BUCKETS] =
+            std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed));
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return None;

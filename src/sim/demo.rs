@@ -175,22 +175,22 @@ pub fn run_demo_with(
         outcome.files.database.display()
     );
     let visits = report.torrents.iter().map(|t| t.visits).sum();
-    let lateness = crate::store::schema::open_read_only(&outcome.files.database)
+    let (lateness, outcomes) = crate::store::schema::open_read_only(&outcome.files.database)
         .and_then(|c| {
-            c.query_row(
-                "SELECT first_wait_p99_ms, revisit_late_p99_ms, revisits_on_time FROM statistic
-                 ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-        })
-        .unwrap_or_default();
-    let outcomes = crate::store::schema::open_read_only(&outcome.files.database)
-        .and_then(|c| {
+            let lateness = c
+                .query_row(
+                    "SELECT first_wait_p99_ms, revisit_late_p99_ms, revisits_on_time
+                     FROM statistic ORDER BY id DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .unwrap_or_default();
             let mut stmt =
                 c.prepare("SELECT outcome, count(*) FROM visit GROUP BY outcome ORDER BY 2 DESC")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<(String, i64)>>>()
+            let outcomes = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
+            Ok((lateness, outcomes))
         })
         .unwrap_or_default();
     Ok(DemoResult {

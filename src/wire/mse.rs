@@ -286,13 +286,9 @@ impl Initiator {
         self.seen += data.len();
         self.buf.extend_from_slice(data);
         let state = std::mem::replace(&mut self.state, InitState::Failed);
-        match self.step(state, out) {
-            Ok((next, progress)) => {
-                self.state = next;
-                Ok(progress)
-            }
-            Err(e) => Err(e),
-        }
+        let (next, progress) = self.step(state, out)?;
+        self.state = next;
+        Ok(progress)
     }
 
     fn step(
