@@ -27,7 +27,7 @@ use super::script::{Kind, PeerScript, counts_at};
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
-use crate::wire::mse::{CRYPTO_RC4, Initiator, Keystream, Progress, Responder};
+use crate::wire::mse::{CRYPTO_RC4, Initiator, Keystream, Progress, Responder, Torrents};
 use crate::wire::{Handshake, Message};
 
 /// One torrent's simulated peers.
@@ -315,8 +315,9 @@ enum Phase {
 
 /// MSE/PE on a connection of an `encrypted_only` peer.
 enum Mse {
-    /// The handshake of a connection from btda is under way.
-    Accepting(Box<Responder>),
+    /// The handshake of a connection from btda is under way, for one of these torrents
+    /// (those of the peers at the address it reached).
+    Accepting(Box<Responder>, Torrents),
     /// The handshake of our own connection to btda is under way; then these bytes
     /// (what follows our BitTorrent handshake) are sent.
     Dialling(Box<Initiator>, Vec<u8>),
@@ -701,15 +702,19 @@ impl State {
             return false;
         };
         let encrypted_only = self.lives[life].script.kind == Kind::EncryptedOnly;
+        let torrents = encrypted_only.then(|| {
+            let here = self.by_ip.get(&local).into_iter().flatten();
+            Torrents::new(here.map(|&l| self.hashes[self.lives[l].torrent].0))
+        });
         let c = self.conns[slot].as_mut().expect("present above");
         c.sorted = true;
         let plain = got
             .first_chunk::<20>()
             .is_some_and(|prefix| Handshake::check_prefix(prefix).is_ok());
-        if encrypted_only && !plain {
+        if let (Some(torrents), false) = (torrents, plain) {
             let (responder, hello) = Responder::new(CRYPTO_RC4);
             c.out.extend_from_slice(&hello);
-            c.mse = Some(Mse::Accepting(Box::new(responder)));
+            c.mse = Some(Mse::Accepting(Box::new(responder), torrents));
         } else if encrypted_only || !plain {
             return false; // plaintext to a client that requires MSE, or garbage
         }
@@ -751,18 +756,9 @@ impl State {
                     Err(_) => return false,
                 }
             }
-            Some(Mse::Accepting(responder)) => {
-                let lives = &self.lives;
-                let hashes = &self.hashes;
-                let torrents = crate::wire::mse::Torrents::new(
-                    self.by_ip
-                        .get(&c.local)
-                        .into_iter()
-                        .flatten()
-                        .map(|&l| hashes[lives[l].torrent].0),
-                );
+            Some(Mse::Accepting(responder, torrents)) => {
                 let mut out = Vec::new();
-                match responder.feed(got, &torrents, &mut out) {
+                match responder.feed(got, torrents, &mut out) {
                     Ok(Progress::Continue) => {
                         c.out.extend_from_slice(&out);
                         return true;
