@@ -269,7 +269,11 @@ pub fn render_text(report: &Report) -> String {
                 t.visits.to_string(),
                 t.visits_ok.to_string(),
                 t.complete_peers.to_string(),
-                t.encrypted_only.to_string(),
+                match t.encrypted_only {
+                    0 => "0".to_string(),
+                    // Share of the peers with a row: what issue readers compare.
+                    n => format!("{n} ({:.1} %)", 100.0 * n as f64 / t.peers.max(1) as f64),
+                },
                 t.confirmed.to_string(),
             ]
         })
