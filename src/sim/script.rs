@@ -75,9 +75,6 @@ impl Kind {
         Kind::EncryptedOnly,
     ];
 
-    /// The kinds a contact fails with, in the realistic mix only.
-    pub const FAILING: [Kind; 3] = [Kind::NoSyn, Kind::CloseInHandshake, Kind::ResetInHandshake];
-
     /// Whether it accepts connections.
     pub fn listens(self) -> bool {
         !matches!(self, Kind::IncomingOnly | Kind::ClosedPort | Kind::NoSyn)
