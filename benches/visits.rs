@@ -69,15 +69,11 @@ fn serve() {
 
 /// CPU seconds (user + system) of this process so far.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command name.
-    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+    btda::monitor::cpu_ms(btda::monitor::CpuOf::Process).unwrap_or(0) as f64 / 1000.0
 }
+
+/// Peers put in a queue for the memory figure (issue 16: a million in 256 MiB).
+const TRACKED: u32 = 1_000_000;
 
 fn rss_mb() -> f64 {
     btda::monitor::process_sample().rss_mb.unwrap_or(0.0)
@@ -190,7 +186,7 @@ fn main() {
 
     let rss_start = rss_mb();
     // Memory first, before the rounds grow the allocator's pools: 1024 idle workers,
-    // then 100,000 peers in a queue.
+    // then 1,000,000 peers in a queue.
     let dir = tempfile::tempdir().expect("temp dir");
     let before = rss_mb();
     let idle = Harness::start(dir.path(), &options(1024), None).expect("harness");
@@ -209,12 +205,12 @@ fn main() {
         PeerKeyer::random(),
     )
     .allow_private(true);
-    for i in 0..100_000u32 {
+    for i in 0..TRACKED {
         let addr = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881));
         queue.add(TorrentId::new(0), addr, Source::Tracker);
     }
     let with_peers = rss_mb() - before;
-    assert_eq!(queue.counts().peers.known, 100_000);
+    assert_eq!(queue.counts().peers.known, u64::from(TRACKED));
 
     let rows = vec![
         round("seeders (have_all), 64 workers", 64, (0..PEERS).map(seeder)),
@@ -296,8 +292,8 @@ fn main() {
     println!("| process RSS at start (fake peers are in another process) | {rss_start:.1} |");
     println!("| RSS added by 1024 idle workers (256 KiB stacks) | {with_workers:.1} |");
     println!(
-        "| RSS added by 100,000 peers tracked in the PeerQueue, never answering ({:.0} B per peer) | {with_peers:.1} |",
-        with_peers * 1024.0 * 1024.0 / 100_000.0
+        "| RSS added by {TRACKED} peers tracked in the PeerQueue, never answering ({:.0} B per peer) | {with_peers:.1} |",
+        with_peers * 1024.0 * 1024.0 / f64::from(TRACKED)
     );
     println!();
     println!("| per new peer | µs |");

@@ -15,10 +15,12 @@ pub mod sink;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
+use indexmap::IndexMap;
+
 pub use crate::schedule::Added;
 pub use identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 pub use progress::Progress;
-pub use queue::{Job, PeerQueue, QueueCounts};
+pub use queue::{Job, LockFigures, PeerQueue, QueueCounts};
 pub use sink::{Offered, PeerSink};
 
 use crate::store::PeerRow;
@@ -93,17 +95,20 @@ impl Entry {
     }
 }
 
-/// The ports of the known peers at one IP: almost always one, kept inline.
+/// The ports of the known peers at one IP: almost always one, kept inline (16 bytes;
+/// the rare NAT with several peers pays a second allocation).
 #[derive(Debug)]
 enum Ports {
     One(u16),
-    Many(Vec<u16>),
+    /// Boxed so the enum is 16 bytes, not the 24 of a `Vec`: one map entry per IP.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<u16>>),
 }
 
 impl Ports {
     fn push(&mut self, port: u16) {
         match self {
-            Self::One(first) => *self = Self::Many(vec![*first, port]),
+            Self::One(first) => *self = Self::Many(Box::new(vec![*first, port])),
             Self::Many(v) => v.push(port),
         }
     }
@@ -122,7 +127,9 @@ const MAX_OWN_IPS: usize = 16;
 /// Every known peer's identity and progress. Not synchronised: [`PeerQueue`] holds it
 /// under its lock.
 pub struct PeerBook {
-    entries: HashMap<PeerAddr, Entry>,
+    /// Every known peer, in the order it became known: its index is its id (the
+    /// scheduler's key), so no second map from address to id is needed.
+    entries: IndexMap<PeerAddr, Entry>,
     by_ip: HashMap<(TorrentId, IpAddr), Ports>,
     by_id: HashMap<(TorrentId, [u8; 20]), PeerAddr>,
     alias: HashMap<PeerAddr, PeerAddr>,
@@ -141,7 +148,7 @@ impl PeerBook {
     /// An empty book whose peers are keyed on disk with `keyer`.
     pub fn new(keyer: PeerKeyer) -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: IndexMap::new(),
             by_ip: HashMap::new(),
             by_id: HashMap::new(),
             alias: HashMap::new(),
@@ -201,17 +208,37 @@ impl PeerBook {
                 && self.own_ips.contains(&addr.ip()))
     }
 
-    /// Adds a peer if unknown; true when it was new.
-    pub fn know(&mut self, peer: PeerAddr, source: Source) -> bool {
-        if self.entries.contains_key(&peer) {
-            return false;
+    /// Adds a peer if unknown; returns its id and whether it was new. Ids are dense
+    /// from 0 and never reused (peers are not forgotten during a run).
+    pub fn know(&mut self, peer: PeerAddr, source: Source) -> (u32, bool) {
+        if let Some(id) = self.id(&peer) {
+            return (id, false);
         }
-        self.entries.insert(peer, Entry::new(source));
+        let (index, _) = self.entries.insert_full(peer, Entry::new(source));
         self.by_ip
             .entry((peer.torrent, peer.addr.ip()))
             .and_modify(|ports| ports.push(peer.addr.port()))
             .or_insert(Ports::One(peer.addr.port()));
-        true
+        (id_of_index(index), true)
+    }
+
+    /// The id of one of our own addresses, given so that the scheduler can mark it; it
+    /// is not indexed by IP, so incoming connections are never matched to it by IP.
+    pub fn know_ours(&mut self, peer: PeerAddr, source: Source) -> u32 {
+        match self.id(&peer) {
+            Some(id) => id,
+            None => id_of_index(self.entries.insert_full(peer, Entry::new(source)).0),
+        }
+    }
+
+    /// The id of a known peer.
+    pub fn id(&self, peer: &PeerAddr) -> Option<u32> {
+        self.entries.get_index_of(peer).map(id_of_index)
+    }
+
+    /// The peer with id `id`.
+    pub fn peer(&self, id: u32) -> Option<PeerAddr> {
+        self.entries.get_index(id as usize).map(|(p, _)| *p)
     }
 
     /// Known peers of `torrent` at `ip` (several behind a NAT).
@@ -263,7 +290,7 @@ impl PeerBook {
             return (self.canonical(at(*only)), false);
         }
         let peer = at(p.unwrap_or(0));
-        let new = self.know(peer, Source::Incoming);
+        let (_, new) = self.know(peer, Source::Incoming);
         (self.canonical(peer), new)
     }
 
@@ -400,6 +427,12 @@ impl PeerBook {
             rdns_domain: s.domain.clone(),
         })
     }
+}
+
+/// A peer id from an index of the book (more than 4 billion peers in one run cannot
+/// be tracked in memory anyway).
+fn id_of_index(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
 }
 
 /// The /24 (IPv4) or /48 (IPv6) network of an address, as text.

@@ -10,9 +10,10 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 use super::{PeerBook, Recorded, VisitResult};
@@ -49,7 +50,7 @@ pub struct QueueCounts {
 }
 
 struct Inner {
-    sched: Scheduler<PeerAddr>,
+    sched: Scheduler,
     book: PeerBook,
     torrents: Arc<TorrentRegistry>,
     /// Incoming connections under way, per remote IP: its peers are not dialled then.
@@ -65,6 +66,29 @@ struct Inner {
 pub struct PeerQueue {
     inner: Mutex<Inner>,
     wake: Condvar,
+    contention: LockContention,
+}
+
+/// How much threads waited for the queue's lock: the one lock every worker, source and
+/// incoming connection shares, so the first place a large swarm would queue up.
+/// Measured only when the lock was taken (`try_lock` failed), so the common path reads
+/// no clock.
+#[derive(Debug, Default)]
+struct LockContention {
+    acquired: AtomicU64,
+    contended: AtomicU64,
+    wait_ns: AtomicU64,
+}
+
+/// Cumulative lock figures of a [`PeerQueue`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LockFigures {
+    /// Times the lock was taken (waits for work on the condition variable excluded).
+    pub acquired: u64,
+    /// Of those, times it was held by another thread.
+    pub contended: u64,
+    /// Time spent waiting for it, summed over threads, ms.
+    pub wait_ms: u64,
 }
 
 impl PeerQueue {
@@ -84,45 +108,70 @@ impl PeerQueue {
                 ours: 0,
             }),
             wake: Condvar::new(),
+            contention: LockContention::default(),
+        }
+    }
+
+    /// Takes the lock, counting the wait when another thread held it.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.contention.acquired.fetch_add(1, Ordering::Relaxed);
+        if let Some(g) = self.inner.try_lock() {
+            return g;
+        }
+        let started = Instant::now();
+        let g = self.inner.lock();
+        let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.contention.contended.fetch_add(1, Ordering::Relaxed);
+        self.contention.wait_ns.fetch_add(waited, Ordering::Relaxed);
+        g
+    }
+
+    /// How often and how long threads waited for the queue's lock so far.
+    pub fn lock_figures(&self) -> LockFigures {
+        let c = &self.contention;
+        LockFigures {
+            acquired: c.acquired.load(Ordering::Relaxed),
+            contended: c.contended.load(Ordering::Relaxed),
+            wait_ms: c.wait_ns.load(Ordering::Relaxed) / 1_000_000,
         }
     }
 
     /// Dial addresses that are not globally routable even when a tracker, the DHT or
     /// PEX names them (tests and the demo run on loopback).
     pub fn allow_private(self, allow: bool) -> Self {
-        self.inner.lock().allow_private = allow;
+        self.lock().allow_private = allow;
         self
     }
 
     /// Our listen port and, when specific, our listen address: never queued.
     pub fn with_own_address(self, port: u16, ip: Option<IpAddr>) -> Self {
-        self.inner.lock().book.set_own(port, ip);
+        self.lock().book.set_own(port, ip);
         self
     }
 
     /// Asks `pool` for the domain of each peer at its first observation; answers go
     /// to [`Self::set_domain`].
     pub fn with_rdns(self, pool: crate::geo::rdns::RdnsPool<PeerAddr>) -> Self {
-        self.inner.lock().book.set_rdns(pool);
+        self.lock().book.set_rdns(pool);
         self
     }
 
     /// Looks peers up in `geo` (once each) and, with `store_prefix`, records their /24
     /// or /48 network.
     pub fn with_geo(self, geo: std::sync::Arc<crate::geo::Geo>, store_prefix: bool) -> Self {
-        self.inner.lock().book.set_geo(geo, store_prefix);
+        self.lock().book.set_geo(geo, store_prefix);
         self
     }
 
     /// Records a peer's reverse-DNS domain; returns its database id for an update.
     pub fn set_domain(&self, peer: &PeerAddr, domain: String) -> Option<i64> {
-        self.inner.lock().book.set_domain(peer, domain)
+        self.lock().book.set_domain(peer, domain)
     }
 
     /// Remembers an external address of ours (BEP 10 `yourip`, a tracker's `external
     /// ip`): our port there is never queued.
     pub fn learn_own_ip(&self, ip: IpAddr) {
-        self.inner.lock().book.learn_own_ip(ip);
+        self.lock().book.learn_own_ip(ip);
     }
 
     /// Adds a peer reported by a source; new peers are due at once. Addresses that are
@@ -131,7 +180,7 @@ impl PeerQueue {
     pub fn add(&self, torrent: TorrentId, addr: SocketAddr, source: Source) -> Added {
         let now = Instant::now();
         let peer = PeerAddr { torrent, addr };
-        let mut g = self.inner.lock();
+        let mut g = self.lock();
         if g.torrents.info_hash(torrent).is_none() {
             return Added::Duplicate;
         }
@@ -154,11 +203,12 @@ impl PeerQueue {
         }
         if g.book.is_ours(&addr) {
             g.ours += 1;
-            g.sched.set_ours(peer, now);
+            let id = g.book.know_ours(peer, source);
+            g.sched.set_ours(id, now);
             return Added::Ours;
         }
-        g.book.know(peer, source);
-        let added = g.sched.add(peer, now, threshold.is_some());
+        let (id, _) = g.book.know(peer, source);
+        let added = g.sched.add(id, now, threshold.is_some());
         if added == Added::New && threshold.is_some() {
             drop(g);
             self.wake.notify_one();
@@ -171,7 +221,7 @@ impl PeerQueue {
     /// only known peer there) waits: clients that allow one connection per IP would
     /// refuse a second.
     pub fn next_job(&self) -> Option<Job> {
-        let mut g = self.inner.lock();
+        let mut g = self.lock();
         loop {
             if g.closed {
                 return None;
@@ -185,14 +235,20 @@ impl PeerQueue {
             } = &mut *g;
             // An incoming connection from an IP with several known peers (a NAT) is
             // most likely one of the others: only a lone peer waits for it to end.
-            let popped = sched.pop_due(now, |p| {
-                incoming.contains_key(&p.addr.ip()) && book.peers_at(p.torrent, p.addr.ip()) <= 1
+            let popped = sched.pop_due(now, |id| {
+                book.peer(id).is_some_and(|p| {
+                    incoming.contains_key(&p.addr.ip())
+                        && book.peers_at(p.torrent, p.addr.ip()) <= 1
+                })
             });
             match popped {
-                Popped::Visit(peer, attempt) => {
-                    let Some(threshold) = g.torrents.threshold(peer.torrent) else {
+                Popped::Visit(id, attempt) => {
+                    let peer = g.book.peer(id);
+                    let Some((peer, threshold)) =
+                        peer.and_then(|p| Some((p, g.torrents.threshold(p.torrent)?)))
+                    else {
                         // Metadata pending (cannot happen: such peers are parked).
-                        g.sched.finish(peer, Ended::Retry, now);
+                        g.sched.finish(id, Ended::Retry, now);
                         continue;
                     };
                     if g.sched.has_pending() {
@@ -224,7 +280,10 @@ impl PeerQueue {
     /// schedules the peer's next visit.
     pub fn finish(&self, job: &Job, result: VisitResult) -> Recorded {
         let now = Instant::now();
-        let mut g = self.inner.lock();
+        let mut g = self.lock();
+        let Some(id) = g.book.id(&job.peer) else {
+            return Recorded::default(); // not handed out by this queue
+        };
         let (recorded, ended) = match &result {
             VisitResult::Myself => {
                 g.book.mark_ours(job.peer.addr);
@@ -239,13 +298,14 @@ impl PeerQueue {
             VisitResult::Success { .. } => {
                 let (r, canon, joined) = g.book.record(job.peer, job.threshold, &result);
                 let mut complete = g.book.complete(canon, job.threshold);
-                if complete && canon != job.peer {
-                    g.sched.set_finished(&canon);
+                let canon = g.book.id(&canon).unwrap_or(id);
+                if complete && canon != id {
+                    g.sched.set_finished(canon);
                 }
                 // Joined to an address that is visited itself: visit only that one.
                 if joined
                     && matches!(
-                        g.sched.state(&canon),
+                        g.sched.state(canon),
                         Some(State::Waiting(_) | State::InFlight | State::Finished)
                     )
                 {
@@ -254,7 +314,7 @@ impl PeerQueue {
                 (r, Ended::Reached { complete })
             }
         };
-        let rescheduled = g.sched.finish(job.peer, ended, now);
+        let rescheduled = g.sched.finish(id, ended, now);
         drop(g);
         if rescheduled {
             self.wake.notify_one();
@@ -264,12 +324,12 @@ impl PeerQueue {
 
     /// An incoming connection from `ip` begins: its peers are not dialled meanwhile.
     pub fn incoming_started(&self, ip: IpAddr) {
-        *self.inner.lock().incoming.entry(ip).or_insert(0) += 1;
+        *self.lock().incoming.entry(ip).or_insert(0) += 1;
     }
 
     /// The incoming connection from `ip` is closed.
     pub fn incoming_ended(&self, ip: IpAddr) {
-        let mut g = self.inner.lock();
+        let mut g = self.lock();
         if let Some(n) = g.incoming.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
@@ -290,7 +350,7 @@ impl PeerQueue {
         result: VisitResult,
     ) -> Recorded {
         let now = Instant::now();
-        let mut g = self.inner.lock();
+        let mut g = self.lock();
         let Some(threshold) = g.torrents.threshold(torrent) else {
             return Recorded::default();
         };
@@ -298,13 +358,16 @@ impl PeerQueue {
             return Recorded::default();
         };
         let (peer, created) = g.book.match_incoming(torrent, ip, listen_port, *peer_id);
-        if created {
-            g.sched.add(peer, now, false);
+        if created && let Some(id) = g.book.id(&peer) {
+            g.sched.add(id, now, false);
         }
         let (recorded, canon, _) = g.book.record(peer, threshold, &result);
         let complete = g.book.complete(canon, threshold);
         let dialable = canon.addr.port() != 0 && !g.book.is_ours(&canon.addr);
-        let scheduled = g.sched.after_incoming(canon, complete, dialable, now);
+        let scheduled = match g.book.id(&canon) {
+            Some(id) => g.sched.after_incoming(id, complete, dialable, now),
+            None => false,
+        };
         drop(g);
         if scheduled {
             self.wake.notify_one();
@@ -316,12 +379,15 @@ impl PeerQueue {
     /// registry has it.
     pub fn metadata_arrived(&self, torrent: TorrentId) {
         let now = Instant::now();
-        let mut g = self.inner.lock();
+        let mut g = self.lock();
         if g.torrents.threshold(torrent).is_none() {
             return;
         }
-        g.sched
-            .release_parked(now, |p| p.torrent == torrent && p.addr.port() != 0);
+        let Inner { sched, book, .. } = &mut *g;
+        sched.release_parked(now, |id| {
+            book.peer(id)
+                .is_some_and(|p| p.torrent == torrent && p.addr.port() != 0)
+        });
         drop(g);
         self.wake.notify_all();
     }
@@ -329,29 +395,31 @@ impl PeerQueue {
     /// Addresses of a torrent's peers parked while its metadata is pending (candidates
     /// for fetching that metadata), at most `max`.
     pub fn parked_peers(&self, torrent: TorrentId, max: usize) -> Vec<SocketAddr> {
-        let g = self.inner.lock();
+        let g = self.lock();
+        let wanted = |p: &PeerAddr| p.torrent == torrent && p.addr.port() != 0;
         g.sched
-            .parked(max, |p| p.torrent == torrent && p.addr.port() != 0)
+            .parked(max, |id| g.book.peer(id).is_some_and(|p| wanted(&p)))
             .into_iter()
+            .filter_map(|id| g.book.peer(id))
             .map(|p| p.addr)
             .collect()
     }
 
     /// Wakes every worker and makes [`Self::next_job`] return `None` from now on.
     pub fn close(&self) {
-        self.inner.lock().closed = true;
+        self.lock().closed = true;
         self.wake.notify_all();
     }
 
     /// Counts for monitoring (walks the map; call every few seconds, not per visit).
     /// How late peers were handed out so far (first visits, revisits).
     pub fn lateness(&self) -> crate::schedule::scheduler::Lateness {
-        self.inner.lock().sched.lateness()
+        self.lock().sched.lateness()
     }
 
     /// Counts for the status line and the `statistic` table.
     pub fn counts(&self) -> QueueCounts {
-        let g = self.inner.lock();
+        let g = self.lock();
         QueueCounts {
             peers: g.sched.counts(Instant::now()),
             confirmed: g.book.confirmed(),
@@ -663,6 +731,35 @@ mod tests {
         let job = q.next_job().unwrap();
         assert_eq!((job.peer.torrent, job.threshold), (magnet, 5));
         assert!(q.parked_peers(magnet, 10).is_empty());
+    }
+
+    #[test]
+    fn waits_for_the_lock_are_counted() {
+        let q = Arc::new(queue(10, &[10]));
+        let built = q.lock_figures().acquired; // the builders took it
+        q.counts();
+        assert_eq!(
+            q.lock_figures(),
+            LockFigures {
+                acquired: built + 1,
+                contended: 0,
+                wait_ms: 0
+            },
+            "uncontended"
+        );
+        let (held, is_held) = std::sync::mpsc::channel();
+        let q2 = Arc::clone(&q);
+        let holder = std::thread::spawn(move || {
+            let _g = q2.lock();
+            held.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        });
+        is_held.recv().unwrap();
+        q.counts(); // waits for the holder
+        holder.join().unwrap();
+        let f = q.lock_figures();
+        assert_eq!((f.acquired, f.contended), (built + 3, 1), "{f:?}");
+        assert!((50..2_000).contains(&f.wait_ms), "{f:?}");
     }
 
     #[test]

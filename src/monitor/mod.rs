@@ -42,6 +42,30 @@ pub fn process_sample() -> ProcessSample {
     }
 }
 
+/// Whose CPU time [`cpu_ms`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuOf {
+    /// The calling thread.
+    Thread,
+    /// The whole process.
+    Process,
+}
+
+/// CPU time (user + system) so far, ms, from `/proc/…/stat` (fields 14 and 15, in
+/// clock ticks of 10 ms); `None` where unavailable.
+pub fn cpu_ms(of: CpuOf) -> Option<u64> {
+    let path = match of {
+        CpuOf::Thread => "/proc/thread-self/stat",
+        CpuOf::Process => "/proc/self/stat",
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10)
+}
+
 /// Keeps the previous sample to turn counters into rates and shares.
 pub struct Monitor {
     engine: Arc<Engine>,
@@ -77,6 +101,7 @@ impl Monitor {
         self.last = (now, busy, visits);
         let q = self.engine.queue.counts();
         let late = self.engine.queue.lateness();
+        let lock = self.engine.queue.lock_figures();
         let p = process_sample();
         StatisticRow {
             at: crate::clock::unix_now(),
@@ -106,8 +131,12 @@ impl Monitor {
             connect_timeout_ms: Some(millis(self.engine.measured.connect.current())),
             handshake_timeout_ms: Some(millis(self.engine.measured.handshake.current())),
             first_wait_p99_ms: late.first_wait_p99_ms,
+            first_wait_max_ms: late.first_wait_max_ms,
             revisit_late_p99_ms: late.revisit_late_p99_ms,
             revisits_on_time: late.revisits_on_time,
+            queue_lock_wait_ms: Some(lock.wait_ms),
+            queue_lock_contended: (lock.acquired > 0)
+                .then(|| lock.contended as f64 / lock.acquired as f64),
         }
     }
 

@@ -5,10 +5,14 @@
 //! matches the peer's state is stale and skipped), and one slot per peer with its state,
 //! attempts, failures in a row, whether it was ever reached, and when a source last
 //! listed it.
+//!
+//! Peers are dense `u32` ids (the peer book's index), so the slots are a `Vec` and a
+//! heap entry is 8 bytes; times are kept as [`Tick`]s of 10 ms since the scheduler
+//! started (a `u32` lasts 497 days). A million tracked peers cost about 24 MB here
+//! instead of ~150 MB with `Instant`s and a map keyed by address.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::Hash;
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use super::policy::{Next, Policy};
@@ -75,13 +79,56 @@ pub enum Ended {
     Ours,
 }
 
+/// A time as 10 ms steps since the scheduler's start.
+type Tick = u32;
+
+/// Length of one [`Tick`] in milliseconds.
+const TICK_MS: u64 = 10;
+
+/// [`State`] without its time, which the slot keeps as a [`Tick`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Waiting,
+    InFlight,
+    Parked,
+    Finished,
+    Dropped,
+    Ours,
+}
+
+/// One peer's scheduling record: 16 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    state: State,
-    attempts: u32,
-    failures_in_row: u32,
+    /// Due time (`Waiting`) or end of the cool-down (`Dropped`).
+    at: Tick,
+    /// When a source last listed the peer.
+    listed: Tick,
+    attempts: u16,
+    tag: Tag,
+    failures_in_row: u8,
     reach: Reach,
-    listed: Instant,
+}
+
+impl Slot {
+    fn new(tag: Tag, at: Tick, now: Tick) -> Self {
+        Self {
+            at,
+            listed: now,
+            attempts: 0,
+            tag,
+            failures_in_row: 0,
+            reach: Reach::Unknown,
+        }
+    }
+
+    fn is(&self, tag: Tag) -> bool {
+        self.tag == tag
+    }
+
+    fn set(&mut self, tag: Tag, at: Tick) {
+        self.tag = tag;
+        self.at = at;
+    }
 }
 
 /// Counts by state (walks every slot).
@@ -113,11 +160,16 @@ pub enum Popped<K> {
 /// How long a peer that is busy (another connection with it open) waits.
 pub const BUSY_DELAY: Duration = Duration::from_secs(1);
 
-/// The scheduler for peers keyed by `K`.
+/// A peer's id: its index in the peer book, dense from 0.
+pub type Key = u32;
+
+/// The scheduler for peers keyed by dense ids.
 #[derive(Debug)]
-pub struct Scheduler<K> {
-    heap: BinaryHeap<Reverse<(Instant, K)>>,
-    slots: HashMap<K, Slot>,
+pub struct Scheduler {
+    heap: BinaryHeap<Reverse<(Tick, Key)>>,
+    slots: Vec<Option<Slot>>,
+    known: u64,
+    start: Instant,
     policy: Policy,
     in_flight: u64,
     /// How long fresh peers waited for their first visit after they were due, ms.
@@ -131,18 +183,28 @@ pub struct Scheduler<K> {
 pub struct Lateness {
     /// 99th percentile of the wait of fresh peers for their first visit, ms.
     pub first_wait_p99_ms: Option<u64>,
+    /// The longest such wait (upper end of its bucket), ms.
+    pub first_wait_max_ms: Option<u64>,
     /// 99th percentile of how late revisits of reached peers came, ms.
     pub revisit_late_p99_ms: Option<u64>,
     /// Share of those revisits within a tenth of the revisit delay of their due time.
     pub revisits_on_time: Option<f64>,
 }
 
-impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
-    /// An empty scheduler.
+impl Scheduler {
+    /// An empty scheduler whose clock starts now.
     pub fn new(policy: Policy) -> Self {
+        Self::starting(policy, Instant::now())
+    }
+
+    /// An empty scheduler whose clock starts at `start` (no time given to it may be
+    /// earlier).
+    pub fn starting(policy: Policy, start: Instant) -> Self {
         Self {
             heap: BinaryHeap::new(),
-            slots: HashMap::new(),
+            slots: Vec::new(),
+            known: 0,
+            start,
             policy,
             in_flight: 0,
             first_wait: Histogram::default(),
@@ -150,92 +212,124 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
         }
     }
 
+    /// `t` in ticks (rounded down; earlier than the start is 0, later than 497 days the
+    /// last tick).
+    fn tick(&self, t: Instant) -> Tick {
+        let ms = t.saturating_duration_since(self.start).as_millis() / u128::from(TICK_MS);
+        Tick::try_from(ms).unwrap_or(Tick::MAX)
+    }
+
+    /// The instant of tick `t`.
+    fn instant(&self, t: Tick) -> Instant {
+        self.start + Duration::from_millis(u64::from(t) * TICK_MS)
+    }
+
+    /// `now + d` in ticks.
+    fn tick_after(&self, now: Tick, d: Duration) -> Tick {
+        let steps = d.as_millis().div_ceil(u128::from(TICK_MS));
+        now.saturating_add(Tick::try_from(steps).unwrap_or(Tick::MAX))
+    }
+
+    fn slot(&self, k: Key) -> Option<&Slot> {
+        self.slots.get(k as usize).and_then(Option::as_ref)
+    }
+
+    fn slot_mut(&mut self, k: Key) -> Option<&mut Slot> {
+        self.slots.get_mut(k as usize).and_then(Option::as_mut)
+    }
+
+    /// The slot of `k`, created with `fresh` when unknown.
+    fn slot_or_insert(&mut self, k: Key, fresh: Slot) -> (&mut Slot, bool) {
+        let i = k as usize;
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, None);
+        }
+        let created = self.slots[i].is_none();
+        if created {
+            self.known += 1;
+        }
+        (self.slots[i].get_or_insert(fresh), created)
+    }
+
     /// A source lists `k`: new peers are due now (`active`) or parked; a dropped peer
     /// whose cool-down has passed is tried again. Every listing is remembered, so a peer
     /// that was reached before is not dropped while a source still lists it.
-    pub fn add(&mut self, k: K, now: Instant, active: bool) -> Added {
-        let state = if active {
-            State::Waiting(now)
-        } else {
-            State::Parked
-        };
-        match self.slots.get_mut(&k) {
-            None => {
-                self.slots.insert(
-                    k,
-                    Slot {
-                        state,
-                        attempts: 0,
-                        failures_in_row: 0,
-                        reach: Reach::Unknown,
-                        listed: now,
-                    },
-                );
+    pub fn add(&mut self, k: Key, now: Instant, active: bool) -> Added {
+        let now = self.tick(now);
+        let tag = if active { Tag::Waiting } else { Tag::Parked };
+        let (s, created) = self.slot_or_insert(k, Slot::new(tag, now, now));
+        if created {
+            if active {
+                self.heap.push(Reverse((now, k)));
+            }
+            return Added::New;
+        }
+        s.listed = now;
+        match s.tag {
+            Tag::Ours => Added::Ours,
+            Tag::Dropped if now < s.at => Added::CoolingDown,
+            Tag::Dropped => {
+                s.set(tag, now);
+                s.failures_in_row = 0;
                 if active {
                     self.heap.push(Reverse((now, k)));
                 }
                 Added::New
             }
-            Some(s) => {
-                s.listed = now;
-                match s.state {
-                    State::Ours => Added::Ours,
-                    State::Dropped(until) if now < until => Added::CoolingDown,
-                    State::Dropped(_) => {
-                        s.state = state;
-                        s.failures_in_row = 0;
-                        if active {
-                            self.heap.push(Reverse((now, k)));
-                        }
-                        Added::New
-                    }
-                    _ => Added::Duplicate,
-                }
-            }
+            _ => Added::Duplicate,
         }
     }
 
     /// The state of `k`.
-    pub fn state(&self, k: &K) -> Option<State> {
-        self.slots.get(k).map(|s| s.state)
+    pub fn state(&self, k: Key) -> Option<State> {
+        self.slot(k).map(|s| match s.tag {
+            Tag::Waiting => State::Waiting(self.instant(s.at)),
+            Tag::InFlight => State::InFlight,
+            Tag::Parked => State::Parked,
+            Tag::Finished => State::Finished,
+            Tag::Dropped => State::Dropped(self.instant(s.at)),
+            Tag::Ours => State::Ours,
+        })
     }
 
     /// Whether `k` was ever reached.
-    pub fn reach(&self, k: &K) -> Option<Reach> {
-        self.slots.get(k).map(|s| s.reach)
+    pub fn reach(&self, k: Key) -> Option<Reach> {
+        self.slot(k).map(|s| s.reach)
     }
 
     /// Takes the next due peer for which `busy` is false and marks it in flight; a busy
     /// one is put back [`BUSY_DELAY`] later.
-    pub fn pop_due(&mut self, now: Instant, mut busy: impl FnMut(&K) -> bool) -> Popped<K> {
+    pub fn pop_due(&mut self, now: Instant, mut busy: impl FnMut(Key) -> bool) -> Popped<Key> {
+        let now_tick = self.tick(now);
         while let Some(&Reverse((due, k))) = self.heap.peek() {
-            if due > now {
-                return Popped::Wait(Some(due));
+            if due > now_tick {
+                return Popped::Wait(Some(self.instant(due)));
             }
             self.heap.pop();
-            let Some(s) = self.slots.get_mut(&k) else {
+            let due_at = self.instant(due);
+            let later = self.tick_after(now_tick, BUSY_DELAY);
+            let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
                 continue;
             };
-            if s.state != State::Waiting(due) {
+            if !(s.is(Tag::Waiting) && s.at == due) {
                 continue; // stale heap entry
             }
-            if busy(&k) {
-                let later = now + BUSY_DELAY;
-                s.state = State::Waiting(later);
+            if busy(k) {
+                s.at = later;
                 self.heap.push(Reverse((later, k)));
                 continue;
             }
-            let waited =
-                u32::try_from(now.saturating_duration_since(due).as_millis()).unwrap_or(u32::MAX);
+            let waited = u32::try_from(now.saturating_duration_since(due_at).as_millis())
+                .unwrap_or(u32::MAX);
             if s.attempts == 0 {
                 self.first_wait.record(waited);
             } else if s.reach == Reach::Reached {
                 self.revisit_late.record(waited);
             }
-            s.state = State::InFlight;
-            s.attempts += 1;
+            s.tag = Tag::InFlight;
+            s.attempts = s.attempts.saturating_add(1);
             self.in_flight += 1;
-            return Popped::Visit(k, s.attempts);
+            return Popped::Visit(k, u32::from(s.attempts));
         }
         Popped::Wait(None)
     }
@@ -245,6 +339,7 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
         let tenth = u64::try_from(self.policy.revisit_delay.as_millis() / 10).unwrap_or(u64::MAX);
         Lateness {
             first_wait_p99_ms: self.first_wait.quantile(0.99),
+            first_wait_max_ms: self.first_wait.quantile(1.0),
             revisit_late_p99_ms: self.revisit_late.quantile(0.99),
             revisits_on_time: self.revisit_late.share_at_most(tenth),
         }
@@ -257,50 +352,64 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
 
     /// Schedules `k` after a visit handed out by [`Self::pop_due`]; true when it got a
     /// new due time (a waiting worker may need to watch it).
-    pub fn finish(&mut self, k: K, ended: Ended, now: Instant) -> bool {
+    pub fn finish(&mut self, k: Key, ended: Ended, now: Instant) -> bool {
         self.in_flight = self.in_flight.saturating_sub(1);
-        let Some(s) = self.slots.get_mut(&k) else {
+        let now_tick = self.tick(now);
+        let policy = &self.policy;
+        let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
             return false;
         };
         let next = match ended {
             Ended::Reached { complete } => {
                 s.failures_in_row = 0;
                 s.reach = Reach::Reached;
-                self.policy.after_success(complete)
+                policy.after_success(complete)
             }
             Ended::Failed => {
-                s.failures_in_row += 1;
+                s.failures_in_row = s.failures_in_row.saturating_add(1);
                 if s.reach == Reach::Unknown {
                     s.reach = Reach::Never;
                 }
-                let listed = now.saturating_duration_since(s.listed) < self.policy.cooldown;
-                self.policy
-                    .after_failure(s.failures_in_row, s.reach == Reach::Reached && listed)
+                let since_listed =
+                    Duration::from_millis(u64::from(now_tick.saturating_sub(s.listed)) * TICK_MS);
+                let listed = since_listed < policy.cooldown;
+                policy.after_failure(
+                    u32::from(s.failures_in_row),
+                    s.reach == Reach::Reached && listed,
+                )
             }
             Ended::Retry => {
                 s.attempts = s.attempts.saturating_sub(1);
                 Next::After(
-                    self.policy
+                    policy
                         .backoff
                         .first()
                         .copied()
-                        .unwrap_or(self.policy.revisit_delay),
+                        .unwrap_or(policy.revisit_delay),
                 )
             }
             Ended::Ours => {
-                s.state = State::Ours;
+                s.tag = Tag::Ours;
                 return false;
             }
         };
         match next {
             Next::After(delay) => {
-                let due = now + delay;
-                s.state = State::Waiting(due);
+                let due = self.tick_after(now_tick, delay);
+                let Some(s) = self.slot_mut(k) else {
+                    return false;
+                };
+                s.set(Tag::Waiting, due);
                 self.heap.push(Reverse((due, k)));
                 return true;
             }
-            Next::Finished => s.state = State::Finished,
-            Next::Drop => s.state = State::Dropped(now + self.policy.cooldown),
+            Next::Finished => s.tag = Tag::Finished,
+            Next::Drop => {
+                let until = self.tick_after(now_tick, self.policy.cooldown);
+                if let Some(s) = self.slot_mut(k) {
+                    s.set(Tag::Dropped, until);
+                }
+            }
         }
         false
     }
@@ -308,19 +417,19 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
     /// After an incoming visit of `k` (known or just added parked): a complete peer is
     /// finished; a parked one that can be dialled is revisited after the revisit delay.
     /// Returns true when it was scheduled.
-    pub fn after_incoming(&mut self, k: K, complete: bool, dialable: bool, now: Instant) -> bool {
-        let Some(s) = self.slots.get_mut(&k) else {
+    pub fn after_incoming(&mut self, k: Key, complete: bool, dialable: bool, now: Instant) -> bool {
+        let due = self.tick_after(self.tick(now), self.policy.revisit_delay);
+        let Some(s) = self.slot_mut(k) else {
             return false;
         };
         s.reach = Reach::Reached;
-        match s.state {
-            State::Waiting(_) | State::Parked | State::Dropped(_) if complete => {
-                s.state = State::Finished;
+        match s.tag {
+            Tag::Waiting | Tag::Parked | Tag::Dropped if complete => {
+                s.tag = Tag::Finished;
                 false
             }
-            State::Parked | State::Dropped(_) if dialable => {
-                let due = now + self.policy.revisit_delay;
-                s.state = State::Waiting(due);
+            Tag::Parked | Tag::Dropped if dialable => {
+                s.set(Tag::Waiting, due);
                 s.failures_in_row = 0;
                 self.heap.push(Reverse((due, k)));
                 true
@@ -330,35 +439,33 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
     }
 
     /// Marks `k` finished (merged into another address, or complete).
-    pub fn set_finished(&mut self, k: &K) {
-        if let Some(s) = self.slots.get_mut(k)
-            && s.state != State::InFlight
+    pub fn set_finished(&mut self, k: Key) {
+        if let Some(s) = self.slot_mut(k)
+            && !s.is(Tag::InFlight)
         {
-            s.state = State::Finished;
+            s.tag = Tag::Finished;
         }
     }
 
     /// Marks `k` as btda's own address (adding it if unknown): never visited.
-    pub fn set_ours(&mut self, k: K, now: Instant) {
-        let slot = self.slots.entry(k).or_insert(Slot {
-            state: State::Ours,
-            attempts: 0,
-            failures_in_row: 0,
-            reach: Reach::Unknown,
-            listed: now,
-        });
-        if slot.state != State::InFlight {
-            slot.state = State::Ours;
+    pub fn set_ours(&mut self, k: Key, now: Instant) {
+        let now = self.tick(now);
+        let (slot, _) = self.slot_or_insert(k, Slot::new(Tag::Ours, now, now));
+        if !slot.is(Tag::InFlight) {
+            slot.tag = Tag::Ours;
         }
     }
 
     /// Makes every parked peer that `release` picks due now; returns how many.
-    pub fn release_parked(&mut self, now: Instant, mut release: impl FnMut(&K) -> bool) -> usize {
+    pub fn release_parked(&mut self, now: Instant, mut release: impl FnMut(Key) -> bool) -> usize {
+        let now = self.tick(now);
         let mut n = 0;
-        for (k, s) in self.slots.iter_mut() {
-            if s.state == State::Parked && release(k) {
-                s.state = State::Waiting(now);
-                self.heap.push(Reverse((now, *k)));
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(s) = slot.as_mut() else { continue };
+            let k = i as Key;
+            if s.is(Tag::Parked) && release(k) {
+                s.set(Tag::Waiting, now);
+                self.heap.push(Reverse((now, k)));
                 n += 1;
             }
         }
@@ -366,27 +473,30 @@ impl<K: Copy + Eq + Hash + Ord> Scheduler<K> {
     }
 
     /// Parked peers that `pick` accepts, at most `max`.
-    pub fn parked(&self, max: usize, mut pick: impl FnMut(&K) -> bool) -> Vec<K> {
+    pub fn parked(&self, max: usize, mut pick: impl FnMut(Key) -> bool) -> Vec<Key> {
         self.slots
             .iter()
-            .filter(|(k, s)| s.state == State::Parked && pick(k))
-            .map(|(k, _)| *k)
+            .enumerate()
+            .filter(|(_, s)| s.is_some_and(|s| s.is(Tag::Parked)))
+            .map(|(i, _)| i as Key)
+            .filter(|&k| pick(k))
             .take(max)
             .collect()
     }
 
     /// Counts by state.
     pub fn counts(&self, now: Instant) -> StateCounts {
+        let now = self.tick(now);
         let mut c = StateCounts {
-            known: self.slots.len() as u64,
+            known: self.known,
             in_flight: self.in_flight,
             ..StateCounts::default()
         };
-        for s in self.slots.values() {
-            match s.state {
-                State::Waiting(due) if due <= now => c.due += 1,
-                State::Finished => c.finished += 1,
-                State::Dropped(_) => c.dropped += 1,
+        for s in self.slots.iter().flatten() {
+            match s.tag {
+                Tag::Waiting if s.at <= now => c.due += 1,
+                Tag::Finished => c.finished += 1,
+                Tag::Dropped => c.dropped += 1,
                 _ => {}
             }
             c.reached += u64::from(s.reach == Reach::Reached);
@@ -407,14 +517,14 @@ mod tests {
         }
     }
 
-    fn pop(s: &mut Scheduler<u32>, now: Instant) -> Popped<u32> {
+    fn pop(s: &mut Scheduler, now: Instant) -> Popped<u32> {
         s.pop_due(now, |_| false)
     }
 
     #[test]
     fn lateness_of_first_visits_and_revisits_is_measured() {
         let t0 = Instant::now();
-        let mut s = Scheduler::new(policy());
+        let mut s = Scheduler::starting(policy(), t0);
         assert_eq!(s.lateness(), Lateness::default(), "nothing handed out yet");
         s.add(1, t0, true);
         s.add(2, t0, true);
@@ -446,7 +556,7 @@ mod tests {
     #[test]
     fn due_order_revisits_and_finish() {
         let t0 = Instant::now();
-        let mut s = Scheduler::new(policy());
+        let mut s = Scheduler::starting(policy(), t0);
         assert_eq!(s.add(1, t0, true), Added::New);
         assert_eq!(s.add(2, t0 + Duration::from_secs(1), true), Added::New);
         assert_eq!(s.add(1, t0, true), Added::Duplicate);
@@ -457,7 +567,7 @@ mod tests {
         );
         s.finish(1, Ended::Reached { complete: false }, t0);
         assert_eq!(
-            s.state(&1),
+            s.state(1),
             Some(State::Waiting(t0 + Duration::from_secs(180)))
         );
         assert_eq!(
@@ -465,7 +575,7 @@ mod tests {
             Popped::Visit(2, 1)
         );
         s.finish(2, Ended::Reached { complete: true }, t0);
-        assert_eq!(s.state(&2), Some(State::Finished));
+        assert_eq!(s.state(2), Some(State::Finished));
         assert_eq!(
             pop(&mut s, t0 + Duration::from_secs(180)),
             Popped::Visit(1, 2)
@@ -476,7 +586,7 @@ mod tests {
     #[test]
     fn never_reached_peers_drop_and_come_back_after_the_cool_down() {
         let t0 = Instant::now();
-        let mut s = Scheduler::new(policy());
+        let mut s = Scheduler::starting(policy(), t0);
         s.add(7, t0, true);
         let mut now = t0;
         for _ in 0..3 {
@@ -486,8 +596,8 @@ mod tests {
             now += Duration::from_secs(1000);
             s.finish(k, Ended::Failed, now);
         }
-        assert_eq!(s.reach(&7), Some(Reach::Never));
-        assert!(matches!(s.state(&7), Some(State::Dropped(_))));
+        assert_eq!(s.reach(7), Some(Reach::Never));
+        assert!(matches!(s.state(7), Some(State::Dropped(_))));
         assert_eq!(
             s.add(7, now + Duration::from_secs(10), true),
             Added::CoolingDown
@@ -498,7 +608,7 @@ mod tests {
     #[test]
     fn reached_peers_are_not_dropped_while_listed() {
         let t0 = Instant::now();
-        let mut s = Scheduler::new(policy());
+        let mut s = Scheduler::starting(policy(), t0);
         s.add(7, t0, true);
         assert_eq!(pop(&mut s, t0), Popped::Visit(7, 1));
         s.finish(7, Ended::Reached { complete: false }, t0);
@@ -511,7 +621,7 @@ mod tests {
             };
             s.finish(k, Ended::Failed, now);
             assert!(
-                matches!(s.state(&7), Some(State::Waiting(_))),
+                matches!(s.state(7), Some(State::Waiting(_))),
                 "retried, not dropped"
             );
         }
@@ -521,13 +631,13 @@ mod tests {
             panic!("due")
         };
         s.finish(k, Ended::Failed, now);
-        assert!(matches!(s.state(&7), Some(State::Dropped(_))));
+        assert!(matches!(s.state(7), Some(State::Dropped(_))));
     }
 
     #[test]
     fn busy_peers_wait_and_ours_are_never_visited() {
         let t0 = Instant::now();
-        let mut s = Scheduler::new(policy());
+        let mut s = Scheduler::starting(policy(), t0);
         s.add(1, t0, true);
         assert_eq!(s.pop_due(t0, |_| true), Popped::Wait(Some(t0 + BUSY_DELAY)));
         assert_eq!(pop(&mut s, t0 + BUSY_DELAY), Popped::Visit(1, 1));
@@ -544,11 +654,11 @@ mod tests {
     #[test]
     fn retries_do_not_count_and_parked_peers_are_released() {
         let t0 = Instant::now();
-        let mut s = Scheduler::new(policy());
+        let mut s = Scheduler::starting(policy(), t0);
         s.add(3, t0, false);
         assert_eq!(pop(&mut s, t0), Popped::Wait(None));
         assert_eq!(s.parked(10, |_| true), vec![3]);
-        assert_eq!(s.release_parked(t0, |&k| k == 3), 1);
+        assert_eq!(s.release_parked(t0, |k| k == 3), 1);
         assert_eq!(pop(&mut s, t0), Popped::Visit(3, 1));
         s.finish(3, Ended::Retry, t0);
         assert_eq!(
@@ -560,6 +670,6 @@ mod tests {
         assert!(s.after_incoming(4, false, true, t0));
         s.add(5, t0, false);
         assert!(!s.after_incoming(5, true, true, t0));
-        assert_eq!(s.state(&5), Some(State::Finished));
+        assert_eq!(s.state(5), Some(State::Finished));
     }
 }

@@ -13,11 +13,12 @@ use std::time::Duration;
 use super::serve::{self, SimOptions};
 use super::swarm::Kind;
 use crate::config::Config;
+use crate::monitor::{CpuOf, cpu_ms};
 use crate::run::{RunOptions, Shutdown};
 use crate::torrent::InfoHash;
 
 /// Where btda listens during the demo (incoming-only peers dial it).
-const LISTEN: SocketAddr =
+pub const LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 98, 0, 1)), 16881);
 
 /// The demo's btda configuration: short revisit delay, tracker and DHT intervals so a
@@ -30,7 +31,7 @@ pub fn config(router: SocketAddr, workers: u32) -> String {
          interval_secs = 3\nquery_timeout_ms = 500\n\
          [peer]\nallow_private_addresses = true\nworkers = {workers}\nlisten_address = \"{ip}\"\nlisten_port = {port}\n\
          revisit_delay_secs = 3\nstate_window_ms = 200\nsilence_timeout_ms = 1500\nvisit_cap_ms = 2000\nretry_backoff_secs = [2, 4]\n\
-         [tracker]\ninterval_secs = 3\nstopped_timeout_ms = 300\n\
+         [tracker]\ninterval_secs = 3\nstopped_timeout_ms = 300\nnumwant = 2000\n\
          [monitor]\nstatus_interval_secs = 5\nstatistics_interval_secs = 5\n",
         ip = LISTEN.ip(),
         port = LISTEN.port()
@@ -61,6 +62,27 @@ pub struct DemoResult {
     /// From the last `statistic` row: p99 wait of fresh peers for their first visit
     /// (ms), p99 lateness of revisits (ms), share of revisits on time.
     pub lateness: (Option<i64>, Option<i64>, Option<f64>),
+    /// From the `statistic` rows: how btda itself fared.
+    pub load: Load,
+}
+
+/// btda's own load during a demo run, from its `statistic` rows and the process.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Load {
+    /// CPU of the process minus the simulator's reactor thread, s (the simulated
+    /// trackers and DHT, a few threads that mostly sleep, are counted as btda's).
+    pub btda_cpu_secs: Option<f64>,
+    /// Mean share of time the workers were in visits.
+    pub workload: Option<f64>,
+    /// Peers known at the end.
+    pub peers_known: Option<i64>,
+    /// Highest resident memory seen, MiB.
+    pub rss_mb: Option<f64>,
+    /// Time threads waited for the peer queue's lock, summed, ms; and the share of its
+    /// acquisitions that waited.
+    pub queue_lock: (Option<i64>, Option<f64>),
+    /// The longest wait of a fresh peer for its first visit, ms.
+    pub first_wait_max_ms: Option<i64>,
 }
 
 /// Runs the demo for `seconds`, writing the run and the truth into `output`.
@@ -84,10 +106,18 @@ pub fn run_demo(
 
 /// Runs the demo on the swarms `sim` describes (its `dial` is set to btda's listen
 /// address) for `sim.seconds`.
-pub fn run_demo_with(
+pub fn run_demo_with(sim: SimOptions, output: &Path, verbosity: i8) -> Result<DemoResult, String> {
+    run_demo_configured(sim, output, verbosity, config)
+}
+
+/// [`run_demo_with`] with btda's configuration from `config(DHT router, workers)`
+/// instead of the demo's (the benchmark's scale round runs btda's defaults). The
+/// configuration must listen on [`LISTEN`].
+pub fn run_demo_configured(
     mut sim: SimOptions,
     output: &Path,
     verbosity: i8,
+    config: impl FnOnce(SocketAddr, u32) -> String,
 ) -> Result<DemoResult, String> {
     let (seconds, peers, torrents) = (sim.seconds, sim.peers, sim.torrents);
     let input = output.join("demo-input");
@@ -114,11 +144,20 @@ pub fn run_demo_with(
         verbosity,
     };
     let started = std::time::Instant::now();
+    let cpu_before = cpu_ms(CpuOf::Process);
+    let sim_cpu_before = server.swarm.reactor.counters.cpu_ms.load(Ordering::Relaxed);
     let outcome = crate::run::run(&opts, &shutdown).map_err(|e| e.to_string())?;
     let wall_secs = started.elapsed().as_secs_f64();
     let swarm = &server.swarm;
     let counters = &swarm.reactor.counters;
-    let simulator_cpu_secs = counters.cpu_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+    let simulator_cpu_ms = counters.cpu_ms.load(Ordering::Relaxed);
+    let simulator_cpu_secs = simulator_cpu_ms as f64 / 1000.0;
+    let btda_cpu_secs = cpu_ms(CpuOf::Process)
+        .zip(cpu_before)
+        .map(|(after, before)| {
+            let sim = simulator_cpu_ms.saturating_sub(sim_cpu_before);
+            after.saturating_sub(before).saturating_sub(sim) as f64 / 1000.0
+        });
     let (accepted, dials) = (
         counters.accepted.load(Ordering::Relaxed),
         counters.dials.load(Ordering::Relaxed),
@@ -175,7 +214,7 @@ pub fn run_demo_with(
         outcome.files.database.display()
     );
     let visits = report.torrents.iter().map(|t| t.visits).sum();
-    let (lateness, outcomes) = crate::store::schema::open_read_only(&outcome.files.database)
+    let (lateness, outcomes, load) = crate::store::schema::open_read_only(&outcome.files.database)
         .and_then(|c| {
             let lateness = c
                 .query_row(
@@ -185,18 +224,43 @@ pub fn run_demo_with(
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .unwrap_or_default();
+            let load = c
+                .query_row(
+                    "SELECT (SELECT avg(workload) FROM statistic),
+                            (SELECT max(rss_mb) FROM statistic),
+                            s.peers_known, s.queue_lock_wait_ms, s.queue_lock_contended,
+                            s.first_wait_max_ms
+                     FROM statistic s ORDER BY s.id DESC LIMIT 1",
+                    [],
+                    |r| {
+                        Ok(Load {
+                            btda_cpu_secs,
+                            workload: r.get(0)?,
+                            rss_mb: r.get(1)?,
+                            peers_known: r.get(2)?,
+                            queue_lock: (r.get(3)?, r.get(4)?),
+                            first_wait_max_ms: r.get(5)?,
+                        })
+                    },
+                )
+                .unwrap_or_default();
             let mut stmt =
                 c.prepare("SELECT outcome, count(*) FROM visit GROUP BY outcome ORDER BY 2 DESC")?;
             let outcomes = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
-            Ok((lateness, outcomes))
+            Ok((lateness, outcomes, load))
         })
         .unwrap_or_default();
+    let load = Load {
+        btda_cpu_secs,
+        ..load
+    };
     Ok(DemoResult {
         timeouts_ms: report.run.as_ref().and_then(|r| r.timeouts_ms),
         lateness,
         outcomes,
+        load,
         text: out,
         rows,
         visits,

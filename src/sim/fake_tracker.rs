@@ -22,7 +22,15 @@ pub struct SwarmView {
     pub leechers: u32,
     /// Completions so far.
     pub downloaded: u32,
+    /// Where the next announce's listing starts in `peers`.
+    pub next: usize,
 }
+
+/// Peers a tracker lists when the announce does not say `numwant` (BEP 3's default).
+pub const DEFAULT_NUMWANT: usize = 50;
+
+/// Peers a UDP answer lists at most, so that it fits in one datagram.
+const UDP_MAX_LISTED: usize = 1_000;
 
 /// One answer a fake tracker gave: its kind and the figures in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,6 +55,45 @@ impl std::fmt::Debug for SharedPeers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SharedPeers({})", self.0.lock().peers.len())
     }
+}
+
+impl SharedPeers {
+    /// The view for one announce asking for `want` peers: as a real tracker returns a
+    /// subset of a large swarm, each announce lists the next `want` peers (wrapping
+    /// around), so repeated announces see the whole swarm; a swarm that fits is listed
+    /// whole.
+    pub fn listing(&self, want: usize) -> SwarmView {
+        let mut view = self.0.lock();
+        let n = view.peers.len();
+        let mut out = SwarmView {
+            peers: Vec::new(),
+            ..*view
+        };
+        if n <= want {
+            out.peers.clone_from(&view.peers);
+            return out;
+        }
+        let start = view.next % n;
+        out.peers = view
+            .peers
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(want)
+            .copied()
+            .collect();
+        view.next = (start + want) % n;
+        out
+    }
+}
+
+/// `numwant` of an HTTP announce's query.
+fn query_numwant(target: &str) -> usize {
+    target
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("numwant="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_NUMWANT)
 }
 
 impl PartialEq for SharedPeers {
@@ -194,8 +241,8 @@ fn serve_http(
         HttpBehaviour::Body(body) => (200, body.clone()),
         HttpBehaviour::Huge(n) => (200, vec![b'x'; *n]),
         HttpBehaviour::Dynamic(shared) => {
-            let view = shared.0.lock().clone();
             let scrape = target.starts_with("/scrape");
+            let view = shared.listing(if scrape { 0 } else { query_numwant(&target) });
             served.lock().push(Served {
                 kind: if scrape {
                     "scrape"
@@ -401,7 +448,15 @@ fn udp_reply(
     };
     match b {
         UdpBehaviour::Dynamic(shared) => {
-            let view = shared.0.lock().clone();
+            // numwant: bytes 92..96 of an announce, -1 for the tracker's default.
+            let want = request
+                .get(92..96)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(i32::from_be_bytes)
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(DEFAULT_NUMWANT)
+                .min(UDP_MAX_LISTED);
+            let view = shared.listing(if action == 1 { want } else { 0 });
             let stopped = request.get(80..84) == Some(&3u32.to_be_bytes()[..]);
             let kind = match action {
                 1 if stopped => "stopped",
@@ -465,8 +520,25 @@ fn udp_reply(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn large_swarms_are_listed_a_window_at_a_time() {
+        let shared = SharedPeers::default();
+        shared.0.lock().peers = (1..=5u16)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        let ports = |v: SwarmView| v.peers.iter().map(SocketAddr::port).collect::<Vec<_>>();
+        assert_eq!(ports(shared.listing(2)), [1, 2]);
+        assert_eq!(ports(shared.listing(2)), [3, 4]);
+        assert_eq!(ports(shared.listing(2)), [5, 1], "wraps around");
+        assert_eq!(ports(shared.listing(9)), [1, 2, 3, 4, 5], "fits: all");
+        assert_eq!(query_numwant("/announce?info_hash=x&numwant=7&key=1"), 7);
+        assert_eq!(query_numwant("/announce?info_hash=x"), DEFAULT_NUMWANT);
+    }
+
     #[test]
     fn percent_decoding() {
-        assert_eq!(super::percent_decode("a%20b%FF%2"), b"a b\xff%2".to_vec());
+        assert_eq!(percent_decode("a%20b%FF%2"), b"a b\xff%2".to_vec());
     }
 }

@@ -465,13 +465,13 @@ impl State {
                 self.tick();
                 next_tick = Instant::now() + TICK;
                 if self.now_ms() % 1000 < TICK.as_millis() as u64
-                    && let Some(ms) = thread_cpu_ms()
+                    && let Some(ms) = crate::monitor::cpu_ms(crate::monitor::CpuOf::Thread)
                 {
                     self.counters.cpu_ms.store(ms, Ordering::Relaxed);
                 }
             }
         }
-        if let Some(ms) = thread_cpu_ms() {
+        if let Some(ms) = crate::monitor::cpu_ms(crate::monitor::CpuOf::Thread) {
             self.counters.cpu_ms.store(ms, Ordering::Relaxed);
         }
         Ok(())
@@ -1105,17 +1105,6 @@ fn invalid_bitfield(total: u32) -> Vec<u8> {
 /// port it claims to listen on.
 fn nat_hello(port: u16) -> Vec<u8> {
     format!("d1:mde1:pi{port}e1:v7:SimPeere").into_bytes()
-}
-
-/// CPU time of the calling thread, ms, from `/proc/thread-self/stat` (utime + stime,
-/// fields 14 and 15, in clock ticks of 10 ms).
-fn thread_cpu_ms() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) * 10)
 }
 
 /// EINPROGRESS on Linux: a non-blocking connect under way (`ErrorKind::InProgress` is

@@ -232,10 +232,16 @@ pub struct StatisticRow {
     pub handshake_timeout_ms: Option<u64>,
     /// 99th percentile of the wait of fresh peers for their first visit, ms.
     pub first_wait_p99_ms: Option<u64>,
+    /// The longest wait of a fresh peer for its first visit, ms.
+    pub first_wait_max_ms: Option<u64>,
     /// 99th percentile of how late revisits of reached peers came, ms.
     pub revisit_late_p99_ms: Option<u64>,
     /// Share of those revisits within a tenth of the revisit delay.
     pub revisits_on_time: Option<f64>,
+    /// Time threads waited for the peer queue's lock so far, summed, ms.
+    pub queue_lock_wait_ms: Option<u64>,
+    /// Share of the queue lock's acquisitions so far that had to wait.
+    pub queue_lock_contended: Option<f64>,
 }
 
 /// Everything the writer thread can be asked to store.
@@ -451,9 +457,11 @@ impl Record {
                         confirmed, peers_reached, self_connections, own_addresses_skipped,
                         not_global_tracker, not_global_dht, not_global_pex, mse_accepted,
                         mse_unknown, mse_malformed, connect_timeout_ms, handshake_timeout_ms,
-                        first_wait_p99_ms, revisit_late_p99_ms, revisits_on_time)
+                        first_wait_p99_ms, revisit_late_p99_ms, revisits_on_time,
+                        queue_lock_wait_ms, queue_lock_contended, first_wait_max_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29,
+                        ?30, ?31, ?32)",
                 )?
                 .execute(params![
                     s.at,
@@ -484,7 +492,10 @@ impl Record {
                     s.handshake_timeout_ms,
                     s.first_wait_p99_ms,
                     s.revisit_late_p99_ms,
-                    s.revisits_on_time
+                    s.revisits_on_time,
+                    s.queue_lock_wait_ms,
+                    s.queue_lock_contended,
+                    s.first_wait_max_ms
                 ])
                 .map(drop),
         }

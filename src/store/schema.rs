@@ -142,7 +142,10 @@ CREATE TABLE IF NOT EXISTS statistic (
     handshake_timeout_ms INTEGER,        -- handshake timeout of first contacts in force
     first_wait_p99_ms    INTEGER,        -- p99 wait of fresh peers for their first visit after due (run so far)
     revisit_late_p99_ms  INTEGER,        -- p99 lateness of revisits of reached peers after due
-    revisits_on_time     REAL            -- share of those revisits within a tenth of the revisit delay
+    revisits_on_time     REAL,           -- share of those revisits within a tenth of the revisit delay
+    queue_lock_wait_ms   INTEGER,        -- cumulative: time threads waited for the peer queue's lock, summed
+    queue_lock_contended REAL,           -- share of the queue lock's acquisitions that had to wait (run so far)
+    first_wait_max_ms    INTEGER         -- longest wait of a fresh peer for its first visit after due (run so far)
 );
 
 CREATE VIEW IF NOT EXISTS confirmed_download AS
