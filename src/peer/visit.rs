@@ -249,6 +249,12 @@ pub fn connect(
 ) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if let Some(ip) = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+        // Binding port 0 to a source address reserves an ephemeral port for the socket
+        // alone, so at a few hundred connects a second the ports held in TIME_WAIT
+        // (60 s) run out and `bind` fails (`local_error`). With SO_REUSEADDR the
+        // kernel may hand out a port whose earlier connections are in TIME_WAIT; the
+        // connection itself is still unique by its four-tuple.
+        socket.set_reuse_address(true)?;
         socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
     }
     socket.connect_timeout(&SockAddr::from(addr), timeout)?;
