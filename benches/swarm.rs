@@ -254,9 +254,11 @@ fn scale_round() {
          tracker (and the DHT); the few that only the DHT or an incoming connection names \
          make up the difference between peers known and simulated. Most visits are \
          retries of addresses that never answer (60 s, 300 s and 900 s backoff), each cut \
-         at the measured connect timeout. Confirmed downloads trail the observable \
-         completions by the peers that finished less than a revisit delay (180 s) before \
-         the end: their confirming revisit was not due yet. The 1,000,000-peer memory \
+         at the measured connect timeout. This round measures cadence and cost, not the \
+         count: confirmed downloads stay below the observable completions (a crossing \
+         btda could not witness: a peer first reached after it finished, or reached too \
+         late to be revisited); that the count is exact is what tests/sim_accuracy.rs \
+         and tests/realistic.rs check on smaller swarms. The 1,000,000-peer memory \
          figure is in the first table (`benches/visits.rs`)."
     );
 }
