@@ -12,10 +12,10 @@ BTDA    := target/release/btda
 # python3-libtorrent, transmission-daemon and aria2 run real seeders and leechers,
 # opentracker a real tracker, for the interop suite. R (with RSQLite, ggplot2, maps),
 # LaTeX (latexmk, lmodern) and poppler-utils (pdfinfo, pdftotext for the tests) are
-# for `make stats`.
+# for `make stats`. openssl makes the test TLS certificates (`make fixtures`).
 DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent opentracker \
                 transmission-daemon aria2 \
-                r-base-core r-cran-rsqlite r-cran-ggplot2 r-cran-maps r-cran-mapproj \
+                openssl r-base-core r-cran-rsqlite r-cran-ggplot2 r-cran-maps r-cran-mapproj \
                 texlive-latex-base texlive-latex-recommended latexmk lmodern poppler-utils
 
 .PHONY: run build import test interop stats fmt fmt-check lint deps fixtures bench geodata demo
@@ -103,3 +103,4 @@ geodata: build
 fixtures: deps
 	python3 tests/fixtures/make_fixtures.py
 	python3 tests/fixtures/make_mse_fixtures.py
+	sh tests/fixtures/make_tls_fixtures.sh

@@ -62,7 +62,8 @@ fn announce_and_scrape_against_opentracker_over_http_and_udp() {
         let scrape = client
             .scrape(url, &[hash])
             .unwrap()
-            .expect("opentracker scrapes");
+            .expect("opentracker scrapes")
+            .counts;
         assert_eq!(scrape.len(), 1);
         assert_eq!(
             (scrape[0].1.leechers, scrape[0].1.seeders),
@@ -73,7 +74,7 @@ fn announce_and_scrape_against_opentracker_over_http_and_udp() {
         client
             .announce(url, &params(hash, 2, Event::Stopped))
             .unwrap();
-        let after = client.scrape(url, &[hash]).unwrap().unwrap();
+        let after = client.scrape(url, &[hash]).unwrap().unwrap().counts;
         assert_eq!(after[0].1.leechers, Some(1), "{url}: stopped is honoured");
     }
     // A hash not on the whitelist: the tracker's own failure reason.

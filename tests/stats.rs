@@ -184,6 +184,11 @@ fn stats_on_a_simulated_run_and_on_an_empty_one() {
         !threshold.contains("No data"),
         "the simulated run has confirmed downloads"
     );
+    // Each simulated torrent has an HTTP and a UDP tracker on one IP: labelled apart.
+    let trackers = text_of(&run.join("figures/tracker_requests.pdf"));
+    for scheme in ["http://127.99.0.1:", "udp://127.99.0.1:"] {
+        assert!(trackers.contains(scheme), "{scheme} in: {trackers}");
+    }
 
     // A run with no peers: one torrent whose tracker is not there, no DHT.
     let (_root, input, output) = common::run_dirs_with_fixture();

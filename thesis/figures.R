@@ -313,7 +313,7 @@ tracker_requests <- function(ctx) {
     return(list(pages = list(n, n), captions = c("Tracker requests.", "Tracker errors.")))
   }
   r$result <- ifelse(r$ok == 1, "success", "failure")
-  r$where <- paste(substr(r$name, 1, 20), short_url(r$url), sep = " @ ")
+  r$where <- paste(substr(r$name, 1, 20), tracker_label(r$url), sep = " @ ")
   a <- ggplot(r, aes(where, fill = result)) + geom_bar() + facet_wrap(~kind, scales = "free_x") + coord_flip() +
     labs(title = "Tracker requests", x = NULL, y = "requests", fill = NULL) + theme_btda() +
     theme(axis.text.y = element_text(size = 6))

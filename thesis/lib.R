@@ -75,6 +75,18 @@ config_number <- function(config, section, key, default) {
 
 short_url <- function(u) sub("/announce$", "", sub("^[a-z]+://", "", u))
 
+# Tracker labels: scheme://host:port, so an HTTP and a UDP tracker on one host and port
+# stay apart; URLs that still share a label (another path, a passkey) get #1, #2, … in
+# URL order (the path itself may hold a private tracker's passkey: never shown).
+tracker_label <- function(u) {
+  urls <- sort(unique(u))
+  bases <- sub("^([A-Za-z][A-Za-z0-9+.-]*://[^/?#]+).*$", "\\1", urls)
+  n <- ave(seq_along(urls), bases, FUN = seq_along)
+  shared <- ave(seq_along(urls), bases, FUN = length) > 1
+  label <- ifelse(shared, paste0(bases, " #", n), bases)
+  unname(label[match(u, urls)])
+}
+
 # Cumulative sums per bin over every bin from 0 to the last.
 cumulative <- function(bins, counts, last) {
   all <- data.frame(bin = 0:max(0, last))

@@ -237,6 +237,11 @@ pub struct Tracker {
     /// Largest `min interval` honoured, s (a tracker asking for years is capped).
     #[serde(with = "units::secs")]
     pub max_min_interval_secs: Duration,
+    /// How often each tracker is scraped, s, whatever its announce `min interval`
+    /// (longer when a tracker's BEP 48 `min_request_interval` asks for it, capped by
+    /// `max_min_interval_secs`).
+    #[serde(with = "units::secs")]
+    pub scrape_interval_secs: Duration,
     /// Delays after failed announces, s; the last repeats.
     #[serde(with = "units::secs_list")]
     pub retry_backoff_secs: Vec<Duration>,
@@ -262,6 +267,10 @@ pub struct Tracker {
     /// Budget for the `stopped` announces at shutdown, ms.
     #[serde(with = "units::ms")]
     pub stopped_timeout_ms: Duration,
+    /// PEM file of root certificates trusted for `https://` trackers besides the
+    /// built-in webpki ones (a private tracker's own CA); relative to the input folder
+    /// unless absolute; empty for none.
+    pub ca_file: String,
 }
 
 impl Default for Tracker {
@@ -270,6 +279,7 @@ impl Default for Tracker {
             threads: 8,
             interval_secs: Duration::from_secs(300),
             max_min_interval_secs: Duration::from_secs(3600),
+            scrape_interval_secs: Duration::from_secs(300),
             retry_backoff_secs: vec![
                 Duration::from_secs(60),
                 Duration::from_secs(300),
@@ -284,6 +294,7 @@ impl Default for Tracker {
             udp_retransmit_ms: vec![Duration::from_millis(2000), Duration::from_millis(4000)],
             dns_timeout_ms: Duration::from_millis(3000),
             stopped_timeout_ms: Duration::from_millis(2000),
+            ca_file: String::new(),
         }
     }
 }

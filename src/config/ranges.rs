@@ -212,6 +212,12 @@ pub const RANGES: &[Range] = &[
         get: |c| seconds(&c.tracker.retry_backoff_secs),
     },
     Range {
+        key: "tracker.scrape_interval_secs",
+        min: 1,
+        max: 604_800,
+        get: |c| seconds(&[c.tracker.scrape_interval_secs]),
+    },
+    Range {
         key: "tracker.numwant",
         min: 0,
         max: 10_000,

@@ -76,6 +76,36 @@ pub enum RunError {
     /// A thread of the evaluation could not be started (out of memory or threads).
     #[error("cannot start the evaluation: {0}")]
     Start(std::io::Error),
+    /// `tracker.ca_file` cannot be used.
+    #[error("tracker.ca_file {path}: {why}")]
+    TrackerRoots {
+        /// The file, as resolved.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// `opts` with `tracker.ca_file` resolved against the input folder and checked, so a
+/// wrong file stops the run at once instead of failing every HTTPS announce.
+fn with_tracker_roots(opts: &RunOptions) -> Result<RunOptions, RunError> {
+    let file = &opts.config.tracker.ca_file;
+    if file.is_empty() {
+        return Ok(opts.clone());
+    }
+    let path = if Path::new(file).is_absolute() {
+        PathBuf::from(file)
+    } else {
+        opts.input.join(file)
+    };
+    let fail = |why: String| RunError::TrackerRoots {
+        path: path.display().to_string(),
+        why,
+    };
+    crate::tracker::tls::load_roots(&path).map_err(fail)?;
+    let mut resolved = opts.clone();
+    resolved.config.tracker.ca_file = path.display().to_string();
+    Ok(resolved)
 }
 
 /// What a finished run reports. The peer, visit and confirmed figures are read back
@@ -164,6 +194,7 @@ pub fn load_inputs(input: &Path, config: &Config) -> Result<ImportReport, RunErr
 
 /// Runs the measurement until `shutdown` is requested.
 pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunError> {
+    let opts = &with_tracker_roots(opts)?;
     let imported = load_inputs(&opts.input, &opts.config)?;
     let started_at = crate::clock::unix_now();
     let started = Instant::now();

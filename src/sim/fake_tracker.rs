@@ -119,6 +119,14 @@ pub enum HttpBehaviour {
         /// `interval` and, if any, `min interval`.
         interval: (u64, Option<u64>),
     },
+    /// Announces with `min interval` (and `interval`) of this many seconds and no peers;
+    /// scrapes with BEP 48 `flags.min_request_interval` when given.
+    Paced {
+        /// `interval` and `min interval` of announces, s.
+        min_interval: u64,
+        /// `min_request_interval` of scrapes, s.
+        scrape_min_request_interval: Option<u64>,
+    },
     /// This exact body with status 200.
     Body(Vec<u8>),
     /// A status line other than 200.
@@ -139,13 +147,58 @@ pub struct FakeHttpTracker {
     pub requests: Arc<Mutex<Vec<String>>>,
     /// Answers given by a `Dynamic` tracker.
     pub served: Arc<Mutex<Vec<Served>>>,
+    scheme: &'static str,
     stop: Shutdown,
     thread: Option<JoinHandle<()>>,
+}
+
+/// TLS for a fake tracker: a `rustls` server configuration.
+#[cfg(feature = "https")]
+pub type Tls = Arc<rustls::ServerConfig>;
+/// Without the `https` feature there is no TLS.
+#[cfg(not(feature = "https"))]
+pub type Tls = std::convert::Infallible;
+
+/// A TLS server configuration from a PEM certificate chain and a PEM key, for
+/// an HTTPS fake tracker.
+#[cfg(feature = "https")]
+pub fn tls_config(chain_pem: &std::path::Path, key_pem: &std::path::Path) -> Result<Tls, String> {
+    let chain = crate::tracker::tls::load_roots(chain_pem)?
+        .into_iter()
+        .map(rustls::pki_types::CertificateDer::from)
+        .collect();
+    use rustls::pki_types::pem::PemObject;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key_pem)
+        .map_err(|e| format!("{}: {e}", key_pem.display()))?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(config))
 }
 
 impl FakeHttpTracker {
     /// Starts on `addr` (port 0 picks one).
     pub fn start(addr: SocketAddr, behaviour: HttpBehaviour) -> std::io::Result<Self> {
+        Self::start_with(addr, behaviour, None)
+    }
+
+    /// Starts an HTTPS tracker on `addr` with `tls`; [`Self::url`] then says `https`.
+    #[cfg(feature = "https")]
+    pub fn start_tls(
+        addr: SocketAddr,
+        behaviour: HttpBehaviour,
+        tls: Tls,
+    ) -> std::io::Result<Self> {
+        Self::start_with(addr, behaviour, Some(tls))
+    }
+
+    fn start_with(
+        addr: SocketAddr,
+        behaviour: HttpBehaviour,
+        tls: Option<Tls>,
+    ) -> std::io::Result<Self> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -158,19 +211,39 @@ impl FakeHttpTracker {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let (r, sv, b, st) = (
+                #[cfg_attr(not(feature = "https"), allow(clippy::clone_on_copy))]
+                let (r, sv, b, st, tls) = (
                     Arc::clone(&r),
                     Arc::clone(&sv),
                     behaviour.clone(),
                     st.clone(),
+                    tls.clone(),
                 );
                 std::thread::spawn(move || {
-                    let _ = serve_http(stream, &b, (&r, &sv), addr, &st);
+                    if stream
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    let _ = match tls {
+                        None => serve_http(stream, &b, (&r, &sv), addr, &st),
+                        #[cfg(feature = "https")]
+                        Some(tls) => rustls::ServerConnection::new(tls)
+                            .map_err(std::io::Error::other)
+                            .and_then(|c| {
+                                let s = rustls::StreamOwned::new(c, stream);
+                                serve_http(s, &b, (&r, &sv), addr, &st)
+                            }),
+                        #[cfg(not(feature = "https"))]
+                        Some(never) => match never {},
+                    };
                 });
             }
         });
         Ok(Self {
             addr,
+            scheme,
             requests,
             served,
             stop,
@@ -180,7 +253,7 @@ impl FakeHttpTracker {
 
     /// The announce URL.
     pub fn url(&self) -> String {
-        format!("http://{}/announce", self.addr)
+        format!("{}://{}/announce", self.scheme, self.addr)
     }
 }
 
@@ -200,13 +273,12 @@ fn compact(peers: &[SocketAddr]) -> Vec<u8> {
 }
 
 fn serve_http(
-    mut s: TcpStream,
+    mut s: impl Read + Write,
     b: &HttpBehaviour,
     (requests, served): (&Mutex<Vec<String>>, &Mutex<Vec<Served>>),
     me: SocketAddr,
     stop: &Shutdown,
 ) -> std::io::Result<()> {
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
@@ -267,6 +339,23 @@ fn serve_http(
         HttpBehaviour::Normal { counts, .. } if target.starts_with("/scrape") => {
             (200, scrape_body(&target, *counts))
         }
+        HttpBehaviour::Paced {
+            scrape_min_request_interval,
+            ..
+        } if target.starts_with("/scrape") => {
+            let mut body = scrape_body(&target, (1, 2, 3));
+            if let Some(s) = scrape_min_request_interval {
+                body.pop(); // the outer dictionary's end
+                body.extend_from_slice(
+                    format!("5:flagsd20:min_request_intervali{s}eee").as_bytes(),
+                );
+            }
+            (200, body)
+        }
+        HttpBehaviour::Paced { min_interval, .. } => (
+            200,
+            announce_body(&[], (1, 2, 3), (*min_interval, Some(*min_interval))),
+        ),
         HttpBehaviour::Normal {
             peers,
             counts,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::{AnnounceParams, AnnounceReply, ScrapeCounts, TrackerError, http, udp};
+use super::{AnnounceParams, AnnounceReply, ScrapeReply, TrackerError, http, udp};
 use crate::torrent::InfoHash;
 
 /// How long a UDP connection id may be used (BEP 15: one minute).
@@ -30,6 +30,9 @@ pub struct ClientSettings {
     pub dns_timeout: Duration,
     /// Source address of UDP requests (used when its family matches the tracker's).
     pub source_ip: Option<std::net::IpAddr>,
+    /// Root certificates trusted for `https://` trackers besides the built-in ones
+    /// (DER; from `tracker.ca_file`).
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 /// Resolves `host:port` within `timeout` ([`crate::resolve`]), as a tracker error.
@@ -42,6 +45,9 @@ pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAdd
 
 fn io_error(e: &std::io::Error) -> TrackerError {
     use std::io::ErrorKind as K;
+    if let Some(why) = super::tls::tls_error(e) {
+        return TrackerError::Tls(why);
+    }
     match e.kind() {
         K::TimedOut | K::WouldBlock => TrackerError::Timeout,
         K::ConnectionRefused => TrackerError::Refused,
@@ -80,18 +86,20 @@ impl TrackerClient {
         }
     }
 
-    /// Scrapes `hashes` (all of one tracker); the result holds the hashes it knew.
-    /// `Ok(None)` means the tracker does not support scrape (BEP 48).
+    /// Scrapes `hashes` (all of one tracker); the result holds the hashes it knew
+    /// and, over HTTP, the tracker's BEP 48 `min_request_interval` (the longest given
+    /// when several requests were needed). `Ok(None)` means the tracker does not
+    /// support scrape (BEP 48).
     pub fn scrape(
         &self,
         url: &str,
         hashes: &[InfoHash],
-    ) -> Result<Option<Vec<(InfoHash, ScrapeCounts)>>, TrackerError> {
+    ) -> Result<Option<ScrapeReply>, TrackerError> {
+        let mut all = ScrapeReply::default();
         if url.starts_with("udp://") {
             let (addr, _) = self.udp_target(url)?;
-            let mut all = Vec::new();
             for chunk in hashes.chunks(udp::MAX_SCRAPE) {
-                all.extend(self.udp_exchange(
+                all.counts.extend(self.udp_exchange(
                     addr,
                     |cid, tx| udp::scrape_request(cid, tx, chunk),
                     |b, tx| udp::parse_scrape(b, tx, chunk),
@@ -102,10 +110,11 @@ impl TrackerClient {
         let Some(scrape) = http::scrape_url(url) else {
             return Ok(None);
         };
-        let mut all = Vec::new();
         for chunk in hashes.chunks(50) {
             let body = self.http_get(&http::scrape_url_for(&scrape, chunk))?;
-            all.extend(http::parse_scrape(&body, chunk)?);
+            let reply = http::parse_scrape(&body, chunk)?;
+            all.counts.extend(reply.counts);
+            all.min_request_interval = all.min_request_interval.max(reply.min_request_interval);
         }
         Ok(Some(all))
     }
@@ -122,7 +131,12 @@ impl TrackerClient {
             self.settings.dns_timeout,
         )?;
         let s = &self.settings;
-        let response = attohttpc::get(url)
+        let request = attohttpc::get(url);
+        #[cfg(feature = "https")]
+        let request = s.extra_roots.iter().fold(request, |r, der| {
+            r.add_root_certificate(rustls::pki_types::CertificateDer::from(der.clone()))
+        });
+        let response = request
             .timeout(s.http_timeout)
             .connect_timeout(s.http_timeout)
             .read_timeout(s.http_timeout)
@@ -139,7 +153,13 @@ impl TrackerClient {
                 | attohttpc::ErrorKind::InvalidUrlHost
                 | attohttpc::ErrorKind::InvalidUrlPort => TrackerError::Redirect(e.to_string()),
                 attohttpc::ErrorKind::TlsDisabled => {
-                    TrackerError::Io("https trackers need the `https` feature".into())
+                    TrackerError::Tls("https trackers need the `https` feature".into())
+                }
+                #[cfg(feature = "https")]
+                attohttpc::ErrorKind::Tls(e) => TrackerError::Tls(e.to_string()),
+                #[cfg(feature = "https")]
+                attohttpc::ErrorKind::InvalidDNSName(name) => {
+                    TrackerError::Tls(format!("not a valid TLS server name: {name}"))
                 }
                 _ => TrackerError::Malformed(e.to_string()),
             })?;

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::{AnnounceParams, AnnounceReply, ScrapeCounts, TrackerError};
+use super::{AnnounceParams, AnnounceReply, ScrapeCounts, ScrapeReply, TrackerError};
 use crate::torrent::InfoHash;
 use crate::torrent::bencode::{self, Dict, as_bytes, list_items};
 use crate::wire::compact::{decode_v4 as compact_v4, decode_v6 as compact_v6};
@@ -176,17 +176,21 @@ fn dict_peer(v: &bencode::Value<'_>) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// Parses a scrape response: counts for each requested hash the tracker knows.
-pub fn parse_scrape(
-    body: &[u8],
-    hashes: &[InfoHash],
-) -> Result<Vec<(InfoHash, ScrapeCounts)>, TrackerError> {
+/// Parses a scrape response: counts for each requested hash the tracker knows, and
+/// BEP 48's `flags.min_request_interval` (a malformed or negative one is ignored).
+pub fn parse_scrape(body: &[u8], hashes: &[InfoHash]) -> Result<ScrapeReply, TrackerError> {
     with_response(body, |d| {
         let files = d
             .dict("files")
             .map_err(|e| TrackerError::Malformed(e.to_string()))?
             .ok_or_else(|| TrackerError::Malformed("no `files` in the scrape response".into()))?;
-        Ok(hashes
+        let min_request_interval = d
+            .dict("flags")
+            .ok()
+            .flatten()
+            .and_then(|f| f.int("min_request_interval").ok().flatten())
+            .and_then(|s| u64::try_from(s).ok());
+        let counts = hashes
             .iter()
             .filter_map(|h| {
                 let entry = files.get_raw(&h.0)?;
@@ -200,7 +204,11 @@ pub fn parse_scrape(
                     },
                 ))
             })
-            .collect())
+            .collect();
+        Ok(ScrapeReply {
+            counts,
+            min_request_interval,
+        })
     })
 }
 
@@ -326,14 +334,39 @@ mod tests {
     }
 
     #[test]
+    fn scrape_flags_give_the_trackers_interval() {
+        let h = InfoHash([0xfe; 20]);
+        let with = |flags: &str| {
+            let mut body = b"d5:filesd20:".to_vec();
+            body.extend_from_slice(&h.0);
+            body.extend_from_slice(b"d8:completei1eee5:flags");
+            body.extend_from_slice(flags.as_bytes());
+            body.push(b'e');
+            parse_scrape(&body, &[h]).unwrap()
+        };
+        let r = with("d20:min_request_intervali900ee");
+        assert_eq!((r.min_request_interval, r.counts.len()), (Some(900), 1));
+        assert_eq!(
+            with("d20:min_request_intervali-5ee").min_request_interval,
+            None
+        );
+        assert_eq!(
+            with("d20:min_request_interval3:abce").min_request_interval,
+            None
+        );
+        assert_eq!(with("le").min_request_interval, None, "flags not a dict");
+    }
+
+    #[test]
     fn scrape_counts_by_raw_hash() {
         let h = InfoHash([0xfe; 20]);
         let mut body = b"d5:filesd20:".to_vec();
         body.extend_from_slice(&h.0);
         body.extend_from_slice(b"d8:completei2e10:downloadedi9e10:incompletei4eeee");
         let got = parse_scrape(&body, &[h, InfoHash([b'b'; 20])]).unwrap();
+        assert_eq!(got.min_request_interval, None);
         assert_eq!(
-            got,
+            got.counts,
             vec![(
                 h,
                 ScrapeCounts {

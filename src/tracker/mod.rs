@@ -3,6 +3,7 @@
 pub mod client;
 pub mod http;
 pub mod service;
+pub mod tls;
 pub mod udp;
 
 use std::net::SocketAddr;
@@ -96,6 +97,16 @@ pub fn cap_peers(peers: &mut Vec<std::net::SocketAddr>, max: usize) -> u32 {
     u32::try_from(dropped).unwrap_or(u32::MAX)
 }
 
+/// What a scrape returned: counts for each torrent the tracker knew, and the BEP 48
+/// `flags.min_request_interval` when it gave one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScrapeReply {
+    /// Counts per info-hash asked for and known.
+    pub counts: Vec<(crate::torrent::InfoHash, ScrapeCounts)>,
+    /// Seconds the tracker wants between scrapes.
+    pub min_request_interval: Option<u64>,
+}
+
 /// A tracker's counts for one torrent in a scrape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ScrapeCounts {
@@ -134,6 +145,10 @@ pub enum TrackerError {
     /// Any other I/O error.
     #[error("io: {0}")]
     Io(String),
+    /// The TLS handshake of an `https://` tracker failed: a certificate not signed by a
+    /// trusted root (`tracker.ca_file` adds roots), not valid for the host, expired.
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 impl TrackerError {

@@ -34,6 +34,9 @@ pub struct TrackedTorrent {
     pub trackers: Vec<String>,
 }
 
+/// The wait before the next scrape of a tracker that has no scrape URL (a century).
+const NEVER: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// `left` announced while a torrent's size is unknown (1 GiB: plainly a leecher).
 const UNKNOWN_LEFT: u64 = 1 << 30;
 
@@ -62,6 +65,11 @@ struct Slot {
 struct Job {
     url: String,
     slots: Vec<Slot>,
+    /// When all its torrents are scraped next: on the job's own schedule
+    /// (`tracker.scrape_interval_secs`, or the tracker's BEP 48 `min_request_interval`
+    /// when longer), not after each announce, whose `min interval` may be a quarter of
+    /// an hour.
+    scrape_next: Instant,
 }
 
 struct Shared {
@@ -95,7 +103,20 @@ pub fn client_settings(c: &crate::config::Tracker) -> ClientSettings {
         udp_retransmit: c.udp_retransmit_ms.clone(),
         dns_timeout: c.dns_timeout_ms,
         source_ip: None,
+        extra_roots: extra_roots(c),
     }
+}
+
+/// The roots of `tracker.ca_file` (checked when the run starts, so a failure here is
+/// only logged).
+fn extra_roots(c: &crate::config::Tracker) -> Vec<Vec<u8>> {
+    if c.ca_file.is_empty() {
+        return Vec::new();
+    }
+    super::tls::load_roots(std::path::Path::new(&c.ca_file)).unwrap_or_else(|why| {
+        log::error!("tracker.ca_file {}: {why}", c.ca_file);
+        Vec::new()
+    })
 }
 
 impl TrackerService {
@@ -135,6 +156,7 @@ impl TrackerService {
                     None => jobs.push(Job {
                         url: url.clone(),
                         slots: vec![slot],
+                        scrape_next: now,
                     }),
                 }
             }
@@ -326,12 +348,11 @@ impl Shared {
         }
     }
 
-    /// Announces every due torrent of job `i`, then scrapes them all; returns when the
-    /// job is due next.
+    /// Announces every due torrent of job `i`, then scrapes them all when the scrape
+    /// is due; returns when the job is due next.
     fn round(&self, i: usize) -> Instant {
         let mut job = self.jobs[i].lock();
         let url = job.url.clone();
-        let mut announced = false;
         let mut unreachable = None;
         for slot in job.slots.iter_mut() {
             if self.stopping() || slot.next > Instant::now() {
@@ -386,7 +407,6 @@ impl Shared {
                     slot.next = Instant::now() + self.config.interval_secs.max(min);
                     slot.started = true;
                     slot.failures = 0;
-                    announced = true;
                 }
                 Err(e) => {
                     row.error = Some(e.class());
@@ -407,17 +427,26 @@ impl Shared {
             }
             self.record(Record::Request(row));
         }
-        if announced && !self.stopping() {
-            self.scrape(&url, &job.slots);
+        let now = Instant::now();
+        if let Some(retry) = unreachable {
+            // Down: scraped again when it is next tried.
+            job.scrape_next = job.scrape_next.max(retry);
+        } else if job.scrape_next <= now && !self.stopping() {
+            let wait = self.scrape(&url, &job.slots);
+            job.scrape_next = Instant::now()
+                .checked_add(wait)
+                .unwrap_or_else(|| now + NEVER);
         }
         job.slots
             .iter()
             .map(|s| s.next)
+            .chain(std::iter::once(job.scrape_next))
             .min()
-            .unwrap_or_else(|| Instant::now() + self.config.interval_secs)
+            .unwrap_or_else(|| now + self.config.interval_secs)
     }
 
-    fn scrape(&self, url: &str, slots: &[Slot]) {
+    /// Scrapes every torrent of a tracker; returns the wait until the next scrape.
+    fn scrape(&self, url: &str, slots: &[Slot]) -> Duration {
         let hashes: Vec<InfoHash> = slots.iter().map(|s| s.info_hash).collect();
         let start = Instant::now();
         let result = self.client.scrape(url, &hashes);
@@ -431,12 +460,14 @@ impl Shared {
             duration_ms: duration,
             ..RequestRow::default()
         };
+        let every = self.config.scrape_interval_secs;
         match result {
-            Ok(None) => {} // no scrape URL (BEP 48): nothing asked, nothing recorded
-            Ok(Some(counts)) => {
+            // No scrape URL (BEP 48): nothing asked, nothing recorded, never asked again.
+            Ok(None) => NEVER,
+            Ok(Some(reply)) => {
                 for slot in slots {
                     let mut r = row(slot);
-                    match counts.iter().find(|(h, _)| *h == slot.info_hash) {
+                    match reply.counts.iter().find(|(h, _)| *h == slot.info_hash) {
                         Some((_, c)) => {
                             r.ok = true;
                             (r.seeders, r.leechers, r.completed) =
@@ -449,6 +480,9 @@ impl Shared {
                     }
                     self.record(Record::Request(r));
                 }
+                let asked = Duration::from_secs(reply.min_request_interval.unwrap_or(0))
+                    .min(self.config.max_min_interval_secs);
+                every.max(asked)
             }
             Err(e) => {
                 for slot in slots {
@@ -456,6 +490,7 @@ impl Shared {
                     r.error = Some(e.class());
                     self.record(Record::Request(r));
                 }
+                every
             }
         }
     }

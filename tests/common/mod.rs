@@ -370,3 +370,72 @@ pub fn transmission_percent(rpc: &str) -> Option<f64> {
         .find_map(|l| l.trim().strip_prefix("Percent Done:"))
         .and_then(|p| p.trim().trim_end_matches('%').parse().ok())
 }
+
+/// A `request` row as the tracker tests read it: url, kind, ok, error.
+pub type RequestRow = (String, String, bool, Option<String>);
+
+/// Runs the tracker loop for `torrents` (one 1 MiB torrent per entry, all known) with
+/// `config` for `run_for`, stops it and returns the `request` rows in order.
+pub fn run_trackers(
+    torrents: &[btda::tracker::service::TrackedTorrent],
+    config: &btda::config::Tracker,
+    run_for: Duration,
+) -> Vec<RequestRow> {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.sqlite");
+    let writer = btda::store::Writer::start(
+        &db,
+        btda::store::WriterSettings::from(&btda::config::Writer::default()),
+    )
+    .unwrap();
+    let figures = btda::torrent::Figures {
+        pieces: 64,
+        size: 1 << 20,
+        threshold: 63,
+    };
+    let registry = Arc::new(btda::torrent::TorrentRegistry::new(
+        torrents.iter().map(|t| (t.info_hash, Some(figures))),
+    ));
+    let policy = btda::schedule::Policy {
+        revisit_delay: Duration::from_secs(60),
+        backoff: vec![],
+        cooldown: Duration::ZERO,
+    };
+    let queue = Arc::new(
+        btda::book::PeerQueue::new(
+            Arc::clone(&registry),
+            policy,
+            btda::book::PeerKeyer::random(),
+        )
+        .allow_private(true),
+    );
+    let stop = btda::run::Shutdown::new();
+    let me = btda::tracker::service::Announcer {
+        source_ip: Some("127.0.0.1".parse().unwrap()),
+        peer_id: *b"-BD0100-trackertest2",
+        port: 51413,
+        key: 7,
+    };
+    let service = btda::tracker::service::TrackerService::start(
+        torrents,
+        registry,
+        config,
+        me,
+        queue as Arc<dyn btda::book::PeerSink>,
+        writer.sender(),
+        stop.clone(),
+    );
+    std::thread::sleep(run_for);
+    stop.request();
+    service.stop();
+    writer.finish().unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT url, kind, ok, error FROM request ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
