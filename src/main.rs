@@ -63,6 +63,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Merge runs of the same torrents from several hosts into one database
+    ///
+    /// The runs must have used the same privacy.key. A peer seen by several hosts is
+    /// one peer; its observations from all hosts are put in time order, so a peer seen
+    /// below T by one host and at or above T by another later is one confirmed
+    /// download. Visits, tracker requests and statistics keep their host (run_id).
+    Merge {
+        /// The merged database to write (must not exist)
+        out: PathBuf,
+        /// The run databases (.sqlite), two or more
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+    },
     /// Serve simulated swarms on loopback until Ctrl+C, for btda, a real client or another tool
     ///
     /// Each torrent gets its own HTTP and UDP tracker on 127.99.0.x and scripted peers on
@@ -208,6 +221,21 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
             report(database, *json)
         }
         Command::WriterLoad { database, records } => writer_load(database, *records, &config),
+        Command::Merge { out, runs } => {
+            let s = btda::store::merge::merge(out, runs)?;
+            for (path, hosts, confirmed) in &s.inputs {
+                println!("{path}: host {}, {confirmed} confirmed", hosts.join(", "));
+            }
+            println!(
+                "{}: {} torrents, {} peers, {} confirmed downloads ({} seen crossing only across hosts)",
+                out.display(),
+                s.torrents,
+                s.peers,
+                s.confirmed,
+                s.across_hosts
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo {
             seconds,
             peers,

@@ -194,6 +194,7 @@ fn report_counts_confirmed_downloads_from_the_view() {
             config: String::new(),
             geo_city: None,
             geo_asn: None,
+            key_check: None,
         }),
         torrent(1, 'a', 100, 98),
         torrent(2, 'b', 10, 10),

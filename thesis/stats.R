@@ -32,6 +32,8 @@ on.exit(dbDisconnect(con))
 ctx <- list(con = con, out = out)
 
 ctx$run <- q(ctx, "SELECT started_at, ended_at, hostname, version, config, end_reason FROM run ORDER BY id LIMIT 1")
+# Every run: one, or several after `btda merge` (one per host).
+ctx$runs <- q(ctx, "SELECT started_at, ended_at, hostname FROM run ORDER BY id")
 ctx$config <- if (nrow(ctx$run) > 0) ctx$run$config[1] else ""
 
 # Per-torrent figures, with the same definitions as `btda report`.

@@ -53,6 +53,14 @@ run_lines <- function(ctx) {
   r <- ctx$run
   if (nrow(r) == 0) return("No run row in this database.")
   when <- function(t) if (is.na(t)) "--" else format(as.POSIXct(t, origin = "1970-01-01", tz = "UTC"), "%Y-%m-%d %H:%M UTC")
+  runs <- ctx$runs
+  if (!is.null(runs) && nrow(runs) > 1) {
+    ends <- runs$ended_at[!is.na(runs$ended_at)]
+    return(sprintf("Merged from %d runs (btda merge) on hosts %s, from %s to %s; %d torrents.",
+                   nrow(runs), tex_escape(paste(runs$hostname, collapse = ", ")),
+                   when(min(runs$started_at)), when(if (length(ends) > 0) max(ends) else NA),
+                   nrow(ctx$torrents)))
+  }
   sprintf("Run on %s, btda %s, from %s to %s (%s); %d torrents.", tex_escape(r$hostname[1]),
           tex_escape(r$version[1]), when(r$started_at[1]), when(r$ended_at[1]),
           tex_escape(ifelse(is.na(r$end_reason[1]), "not ended", r$end_reason[1])), nrow(ctx$torrents))

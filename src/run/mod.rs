@@ -86,6 +86,10 @@ pub enum RunError {
     },
 }
 
+/// The fixed address whose keyed hash is `run.key_check`.
+pub const KEY_CHECK_ADDRESS: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
 /// `opts` with `tracker.ca_file` resolved against the input folder and checked, so a
 /// wrong file stops the run at once instead of failing every HTTPS announce.
 fn with_tracker_roots(opts: &RunOptions) -> Result<RunOptions, RunError> {
@@ -248,6 +252,11 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         config: opts.config.to_stored_toml(),
         geo_city,
         geo_asn,
+        key_check: opts
+            .config
+            .privacy
+            .peer_key()
+            .map(|k| crate::book::PeerKeyer::new(k).key(&KEY_CHECK_ADDRESS)),
     }))?;
     let mut torrents = imported.torrents;
     // Metadata fetched by an earlier run is reused, so each magnet is fetched once.

@@ -1,5 +1,6 @@
 //! Storage: the SQLite schema, the single writer thread and the queries `report` uses.
 
+pub mod merge;
 pub mod records;
 pub mod report;
 pub mod schema;

@@ -20,6 +20,9 @@ pub struct RunStart {
     pub geo_city: Option<String>,
     /// ASN database description, if one is used.
     pub geo_asn: Option<String>,
+    /// Keyed hash of a fixed address with the run's privacy key (None: a random key),
+    /// so `btda merge` can tell that runs share their key without storing it.
+    pub key_check: Option<String>,
 }
 
 /// A torrent taken up by the run.
@@ -290,8 +293,9 @@ impl Record {
         match self {
             Record::RunStart(r) => conn
                 .prepare_cached(
-                    "INSERT INTO run (id, started_at, hostname, version, config, geo_city, geo_asn)
-                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO run (id, started_at, hostname, version, config, geo_city, geo_asn,
+                        key_check)
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?
                 .execute(params![
                     r.started_at,
@@ -299,7 +303,8 @@ impl Record {
                     r.version,
                     r.config,
                     r.geo_city,
-                    r.geo_asn
+                    r.geo_asn,
+                    r.key_check
                 ])
                 .map(drop),
             Record::RunEnd { ended_at, reason } => conn

@@ -124,6 +124,8 @@ pub struct Report {
     pub run: Option<RunInfo>,
     /// Torrents in id order.
     pub torrents: Vec<TorrentSummary>,
+    /// The host of every run in the database (several after `btda merge`).
+    pub hosts: Vec<String>,
 }
 
 /// Reads the summary from a run database (opened read-only).
@@ -213,7 +215,15 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
         }
     }
     let torrents = torrents.into_iter().map(|(_, t)| t).collect();
-    Ok(Report { run, torrents })
+    let hosts = conn
+        .prepare("SELECT hostname FROM run ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(Report {
+        run,
+        torrents,
+        hosts,
+    })
 }
 
 /// Renders the report as an aligned plain-text table.
@@ -242,6 +252,13 @@ pub fn render_text(report: &Report) -> String {
             }
         }
         None => out.push_str("no run row in this database\n"),
+    }
+    if report.hosts.len() > 1 {
+        out.push_str(&format!(
+            "merged from {} runs (btda merge), hosts: {}\n",
+            report.hosts.len(),
+            report.hosts.join(", ")
+        ));
     }
     let header = [
         "info_hash",

@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS run (
     config        TEXT NOT NULL,         -- effective configuration, TOML
     end_reason    TEXT,                  -- signal / error / finished
     geo_city      TEXT,                  -- city database type and build date, if used
-    geo_asn       TEXT                   -- ASN database type and build date, if used
+    geo_asn       TEXT,                  -- ASN database type and build date, if used
+    key_check     TEXT                   -- keyed hash of a fixed address: equal across runs with one privacy.key; NULL: random key
 );
 
 CREATE TABLE IF NOT EXISTS torrent (
@@ -85,7 +86,8 @@ CREATE TABLE IF NOT EXISTS visit (
     first_pieces INTEGER,                -- pieces at the first valid piece-state message (NULL: none came)
     first_state_ms INTEGER,              -- when it came, ms after the visit started (the state window runs from here)
     encryption   TEXT CHECK (encryption IN ('rc4', 'plaintext')), -- MSE and the method the peers chose; NULL: no MSE
-    fallback     INTEGER                 -- 1: plaintext was refused in this visit and MSE reached the peer
+    fallback     INTEGER,                -- 1: plaintext was refused in this visit and MSE reached the peer
+    run_id       INTEGER                 -- the run (host) that made it; NULL: the database's only run
 );
 CREATE INDEX IF NOT EXISTS visit_torrent ON visit (torrent_id);
 CREATE INDEX IF NOT EXISTS visit_peer ON visit (peer_id);
@@ -108,7 +110,8 @@ CREATE TABLE IF NOT EXISTS request (
     completed       INTEGER,
     nodes_queried   INTEGER,             -- DHT lookups: nodes asked
     nodes_announced INTEGER,             -- DHT lookups: nodes that took our announce
-    dropped_peers   INTEGER              -- peers beyond the 2,000 kept from one tracker reply
+    dropped_peers   INTEGER,             -- peers beyond the 2,000 kept from one tracker reply
+    run_id          INTEGER              -- the run (host) that asked; NULL: the database's only run
 );
 CREATE INDEX IF NOT EXISTS request_torrent ON request (torrent_id);
 
@@ -145,7 +148,8 @@ CREATE TABLE IF NOT EXISTS statistic (
     revisits_on_time     REAL,           -- share of those revisits within a tenth of the revisit delay
     queue_lock_wait_ms   INTEGER,        -- cumulative: time threads waited for the peer queue's lock, summed
     queue_lock_contended REAL,           -- share of the queue lock's acquisitions that had to wait (run so far)
-    first_wait_max_ms    INTEGER         -- longest wait of a fresh peer for its first visit after due (run so far)
+    first_wait_max_ms    INTEGER,        -- longest wait of a fresh peer for its first visit after due (run so far)
+    run_id               INTEGER         -- the run (host) sampled; NULL: the database's only run
 );
 
 CREATE VIEW IF NOT EXISTS confirmed_download AS

@@ -1,0 +1,353 @@
+//! `btda merge` (issue 17): runs of the same torrents from several hosts become one
+//! database. Hand-made runs check the rules (a crossing seen only across hosts counts,
+//! refusals); two btda instances on two loopback addresses measuring one simulated
+//! swarm check the merged count against the simulator's truth.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use btda::sim::reactor::{ReactorOptions, SimTorrent};
+use btda::sim::swarm::{Swarm, TrackerAddrs, mixed_lives};
+use btda::store::merge::{MergeError, merge};
+use btda::torrent::InfoHash;
+
+/// A visit made up for a hand-made run: started at (s), first pieces, end pieces.
+type Visit = (i64, i64, i64);
+
+/// A hand-made run database: one torrent of 100 pieces (T = 98) and the given peers,
+/// each with its successful visits (started_at s, first pieces, end pieces).
+fn run_db(
+    dir: &Path,
+    name: &str,
+    host: &str,
+    key_check: Option<&str>,
+    threshold: i64,
+    peers: &[(&str, &[Visit])],
+) -> PathBuf {
+    let path = dir.join(name);
+    let conn = btda::store::schema::open_for_writing(&path).unwrap();
+    conn.execute(
+        "INSERT INTO run (id, started_at, hostname, version, config, key_check)
+         VALUES (1, 1000, ?1, 'v', '', ?2)",
+        rusqlite::params![host, key_check],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO torrent (id, info_hash, name, pieces_count, piece_size, total_size,
+            complete_threshold, threshold, source, trackers, added_at)
+         VALUES (1, 'abababababababababababababababababababab', 't', 100, 16384, 1638400, ?1,
+            0.98, 'file', '[]', 1000)",
+        [threshold],
+    )
+    .unwrap();
+    for (i, (key, visits)) in peers.iter().enumerate() {
+        let id = i as i64 + 1;
+        // The row as a single run makes it: crossed only when its own visits show it.
+        let first = visits[0];
+        let last = visits[visits.len() - 1];
+        let below = visits
+            .iter()
+            .position(|v| v.1 < threshold || v.2 < threshold);
+        let crossed = below.and_then(|b| {
+            visits[b..]
+                .iter()
+                .find(|v| v.2 >= threshold)
+                .map(|v| v.0 + 1)
+        });
+        conn.execute(
+            "INSERT INTO peer (id, torrent_id, peer_key, source, first_seen, first_pieces,
+                last_seen, last_pieces, visits, failed_visits, crossed_at)
+             VALUES (?1, 1, ?2, 'tracker', ?3, ?4, ?5, ?6, ?7, 0, ?8)",
+            rusqlite::params![
+                id,
+                key,
+                first.0,
+                first.1,
+                last.0 + 1,
+                last.2,
+                visits.len() as i64,
+                crossed
+            ],
+        )
+        .unwrap();
+        for v in *visits {
+            conn.execute(
+                "INSERT INTO visit (peer_id, torrent_id, started_at, direction, outcome,
+                    duration_ms, pieces, state, first_pieces, first_state_ms)
+                 VALUES (?1, 1, ?2, 'out', 'ok', 1200, ?3, 'bitfield', ?4, 100)",
+                rusqlite::params![id, v.0, v.2, v.1],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO request (torrent_id, at, source, url, kind, ok)
+             VALUES (1, 1000, 'tracker', 'udp://127.0.0.1:6969/announce', 'announce', 1)",
+            [],
+        )
+        .unwrap();
+    }
+    path
+}
+
+fn confirmed(db: &Path) -> Vec<String> {
+    common::column(
+        &rusqlite::Connection::open(db).unwrap(),
+        "SELECT peer_key FROM peer WHERE crossed_at IS NOT NULL ORDER BY peer_key",
+    )
+}
+
+#[test]
+fn a_crossing_seen_only_across_two_hosts_is_one_download_and_bad_merges_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Host a sees p1 at 40 pieces, p2 crossing on its own, p3 at 10; host b sees p1
+    // later at 100 (below T on a, at T on b: one download), p3 earlier at 99 than a's
+    // 10 (time order: no crossing), p4 only it, complete.
+    let a = run_db(
+        dir.path(),
+        "a.sqlite",
+        "host-a",
+        Some("k"),
+        98,
+        &[
+            ("p1", &[(2000, 40, 41)]),
+            ("p2", &[(2000, 10, 20), (2200, 90, 100)]),
+            ("p3", &[(3000, 10, 10)]),
+        ],
+    );
+    let b = run_db(
+        dir.path(),
+        "b.sqlite",
+        "host-b",
+        Some("k"),
+        98,
+        &[
+            ("p1", &[(2500, 100, 100)]),
+            ("p3", &[(2500, 99, 99)]),
+            ("p4", &[(2500, 100, 100)]),
+        ],
+    );
+    assert_eq!(confirmed(&a), ["p2"]);
+    assert!(confirmed(&b).is_empty());
+    let out = dir.path().join("merged.sqlite");
+    let s = merge(&out, &[a.clone(), b.clone()]).unwrap();
+    assert_eq!((s.peers, s.confirmed, s.across_hosts), (4, 2, 1), "{s:?}");
+    assert_eq!(confirmed(&out), ["p1", "p2"]);
+    let conn = rusqlite::Connection::open(&out).unwrap();
+    let (first, last, visits, crossed): (i64, i64, i64, i64) = conn
+        .query_row(
+            "SELECT first_pieces, last_pieces, visits, crossed_at FROM peer WHERE peer_key = 'p1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!((first, last, visits, crossed), (40, 100, 2, 2500));
+    // Every visit and request is kept, with the host that made it.
+    let hosts: Vec<String> = common::column(
+        &conn,
+        "SELECT r.hostname || ' ' || count(*) FROM visit v JOIN run r ON r.id = v.run_id
+         GROUP BY r.hostname ORDER BY r.hostname",
+    );
+    assert_eq!(hosts, ["host-a 4", "host-b 3"]);
+    let requests: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM request WHERE run_id IN (1, 2)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(requests, 6);
+    // The merged database reads like a run: `btda report` names both hosts.
+    let report = common::btda().arg("report").arg(&out).output().unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(report.status.success(), "{text}");
+    assert!(text.contains("host-a") && text.contains("host-b"), "{text}");
+
+    // Refusals, each with its reason.
+    let err = merge(&out, &[a.clone(), b.clone()]).unwrap_err();
+    assert!(matches!(err, MergeError::Exists(_)), "{err}");
+    let other_key = run_db(
+        dir.path(),
+        "c.sqlite",
+        "host-c",
+        Some("x"),
+        98,
+        &[("p1", &[(1, 1, 1)])],
+    );
+    let err = merge(&dir.path().join("m2.sqlite"), &[a.clone(), other_key]).unwrap_err();
+    assert!(err.to_string().contains("privacy.key"), "{err}");
+    let random = run_db(
+        dir.path(),
+        "d.sqlite",
+        "host-d",
+        None,
+        98,
+        &[("p1", &[(1, 1, 1)])],
+    );
+    let err = merge(&dir.path().join("m3.sqlite"), &[a.clone(), random]).unwrap_err();
+    assert!(err.to_string().contains("random privacy key"), "{err}");
+    let other_t = run_db(
+        dir.path(),
+        "e.sqlite",
+        "host-e",
+        Some("k"),
+        90,
+        &[("p1", &[(1, 1, 1)])],
+    );
+    let err = merge(&dir.path().join("m4.sqlite"), &[a, other_t]).unwrap_err();
+    assert!(err.to_string().contains("threshold"), "{err}");
+    assert!(!dir.path().join("m4.sqlite").exists() || err.to_string().contains("threshold"));
+}
+
+const KEY: &str = "0505050505050505050505050505050505050505050505050505050505050505";
+const PIECES: u32 = 100;
+const SPAN_MS: u64 = 16_000;
+
+/// A btda run on one swarm from `listen`, for `ms`; returns its database.
+fn measure(
+    swarm_torrent: &str,
+    router: SocketAddr,
+    listen: SocketAddr,
+    ms: u64,
+) -> (tempfile::TempDir, PathBuf) {
+    let (root, input, output) = common::run_dirs_with_fixture();
+    std::fs::remove_file(input.join("a.torrent")).unwrap();
+    std::fs::write(input.join("sim.torrent"), swarm_torrent).unwrap();
+    std::fs::write(
+        input.join("btda.toml"),
+        format!(
+            "[dht]\nenabled = true\nlisten_address = \"{ip}\"\nport = 0\nbootstrap = [\"{router}\"]\n\
+             interval_secs = 1\nquery_timeout_ms = 500\n\
+             [peer]\nallow_private_addresses = true\nworkers = 128\nlisten_address = \"{ip}\"\n\
+             listen_port = {port}\nrevisit_delay_secs = 1\nstate_window_ms = 800\n\
+             silence_timeout_ms = 1000\nvisit_cap_ms = 2000\nretry_backoff_secs = [1, 1, 1]\n\
+             [tracker]\ninterval_secs = 1\nstopped_timeout_ms = 500\n\
+             [monitor]\nstatistics_interval_secs = 1\n[privacy]\nkey = \"{KEY}\"\n",
+            ip = listen.ip(),
+            port = listen.port()
+        ),
+    )
+    .unwrap();
+    let (mut child, _, _lines) = common::start_run(&input, &output);
+    std::thread::sleep(Duration::from_millis(ms));
+    common::interrupt_and_wait(&mut child);
+    let db = common::database_in(&output).unwrap();
+    (root, db)
+}
+
+#[test]
+fn two_vantage_points_merged_count_the_simulated_truth() {
+    let info = format!(
+        "d6:lengthi{}e4:name5:merge12:piece lengthi16384e6:pieces{}:{}e",
+        PIECES * 16384,
+        PIECES * 20,
+        "m".repeat(PIECES as usize * 20)
+    );
+    let hash = InfoHash::of_info_bytes(info.as_bytes());
+    let lives = mixed_lives(Ipv4Addr::new(127, 86, 0, 1), 140, PIECES, SPAN_MS);
+    // Host b measures the whole time and is the one NAT-like peers dial; host a, on
+    // another address, only the first 60 %.
+    let a: SocketAddr = "127.87.0.2:16871".parse().unwrap();
+    let b: SocketAddr = "127.87.0.3:16872".parse().unwrap();
+    let options = ReactorOptions {
+        dial: Some(b),
+        dial_every_ms: 1_500,
+        batch_every_ms: 700,
+        hold_ms: 3_000,
+        busy: (3_000, 6_000),
+        also_listed: vec![a, b],
+        ..ReactorOptions::default()
+    };
+    let sim = SimTorrent {
+        info_hash: hash,
+        total: PIECES,
+        lives: lives.clone(),
+    };
+    let trackers = [TrackerAddrs {
+        http: "127.85.0.1:0".parse().unwrap(),
+        udp: Some("127.85.0.1:0".parse().unwrap()),
+    }];
+    let mut swarm = Swarm::start(vec![sim], &trackers, options).unwrap();
+    swarm
+        .start_dht("127.84.0.1:0".parse().unwrap(), 10)
+        .unwrap();
+    let router = swarm.dht_router.unwrap();
+    let torrent = swarm.torrent_file(0, &info);
+    let (t2, r2) = (torrent.clone(), router);
+    let host_a = std::thread::spawn(move || measure(&t2, r2, a, SPAN_MS * 6 / 10));
+    let (_keep_b, db_b) = measure(&torrent, router, b, SPAN_MS - 1_000);
+    let (_keep_a, db_a) = host_a.join().unwrap();
+    let ended_ms = swarm.reactor.now_ms();
+
+    let out = tempfile::tempdir().unwrap();
+    let merged_db = out.path().join("merged.sqlite");
+    let status = common::btda()
+        .arg("merge")
+        .arg(&merged_db)
+        .arg(&db_a)
+        .arg(&db_b)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let keyer = common::keyer(KEY);
+    let crossed = |db: &Path| -> HashMap<String, bool> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT peer_key, crossed_at IS NOT NULL FROM peer")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let (in_a, in_b, merged) = (crossed(&db_a), crossed(&db_b), crossed(&merged_db));
+    let count = |m: &HashMap<String, bool>| m.values().filter(|c| **c).count();
+    let mut wrong = Vec::new();
+    let mut truth = 0;
+    for s in &lives {
+        let addr = swarm.addr_of(s);
+        let completes = s.completes_at(PIECES).is_some_and(|ms| ms < ended_ms);
+        let expected = completes && s.kind.observable();
+        truth += usize::from(expected);
+        let got = merged.get(&keyer.key(&addr)).copied().unwrap_or(false);
+        if got != expected {
+            wrong.push(format!(
+                "{addr} {}: completes {completes}, merged {got}",
+                s.kind.name()
+            ));
+        }
+    }
+    println!(
+        "truth {truth}; host a {}, host b {}, merged {}",
+        count(&in_a),
+        count(&in_b),
+        count(&merged)
+    );
+    assert!(truth >= 10, "a swarm with something to count: {truth}");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert!(count(&merged) >= count(&in_a).max(count(&in_b)));
+
+    // `make stats` reads the merged database and names its runs' hosts.
+    let stats = std::process::Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-s", "stats"])
+        .arg(format!("DB={}", merged_db.display()))
+        .output()
+        .unwrap();
+    assert!(
+        stats.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stats.stderr)
+    );
+    let report = std::process::Command::new("pdftotext")
+        .arg(merged_db.with_extension("").join("report.pdf"))
+        .arg("-")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(text.contains("Merged from 2 runs"), "{text}");
+}
