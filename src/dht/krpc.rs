@@ -1,13 +1,15 @@
 //! KRPC (BEP 5) messages, sans-IO: queries, responses and errors of the Mainline DHT,
-//! encoded and decoded from byte slices with size, depth and count limits.
+//! encoded and decoded from byte slices with size, depth and count limits. The IPv6
+//! parts of BEP 32 are understood too: `nodes6` (38 bytes a node), IPv6 peers (18
+//! bytes) in `values`, and `want` (`n4`, `n6`) in `find_node` and `get_peers`.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use torrust_bencode::{BMutAccess, BencodeMut, ben_bytes, ben_int, ben_map};
 
 use crate::torrent::InfoHash;
 use crate::torrent::bencode::{self, Dict, as_bytes, list_items};
-use crate::wire::compact::{decode_v4 as compact_v4, encode_one};
+use crate::wire::compact::{decode_v4 as compact_v4, decode_v6 as compact_v6, encode_one};
 
 /// Largest datagram accepted (a KRPC message fits in one UDP packet).
 pub const MAX_PACKET: usize = 1500;
@@ -30,15 +32,34 @@ pub struct NodeInfo {
     pub addr: SocketAddrV4,
 }
 
+/// An IPv6 node (BEP 32): id and address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeInfo6 {
+    /// Its id.
+    pub id: NodeId,
+    /// Its UDP address.
+    pub addr: SocketAddrV6,
+}
+
+/// Which node lists a `find_node` or `get_peers` asks for (BEP 32 `want`); neither
+/// means the list of the family the query came over (BEP 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Want {
+    /// `n4`: IPv4 nodes (`nodes`).
+    pub n4: bool,
+    /// `n6`: IPv6 nodes (`nodes6`).
+    pub n6: bool,
+}
+
 /// A query's method and arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     /// `ping`.
     Ping,
     /// `find_node` for a target id.
-    FindNode(NodeId),
+    FindNode(NodeId, Want),
     /// `get_peers` for an info-hash.
-    GetPeers(InfoHash),
+    GetPeers(InfoHash, Want),
     /// `announce_peer`.
     AnnouncePeer {
         /// The torrent.
@@ -57,7 +78,9 @@ pub enum Query {
 pub struct Response {
     /// Compact nodes (IPv4, 26 bytes each).
     pub nodes: Vec<NodeInfo>,
-    /// Peers (`values`).
+    /// Compact IPv6 nodes (`nodes6`, 38 bytes each; BEP 32).
+    pub nodes6: Vec<NodeInfo6>,
+    /// Peers (`values`), IPv4 and IPv6.
     pub values: Vec<SocketAddr>,
     /// Token for a later `announce_peer`.
     pub token: Option<Vec<u8>>,
@@ -131,6 +154,34 @@ pub fn parse_nodes(bytes: &[u8]) -> Vec<NodeInfo> {
         .collect()
 }
 
+/// Compact IPv6 node info (BEP 32): 20-byte id, 16-byte IPv6, 2-byte port each; a
+/// partial tail is ignored.
+pub fn parse_nodes6(bytes: &[u8]) -> Vec<NodeInfo6> {
+    bytes
+        .chunks_exact(38)
+        .take(MAX_NODES)
+        .filter_map(|c| {
+            let id = id20(Some(&c[..20]))?;
+            let ip: [u8; 16] = c[20..36].try_into().ok()?;
+            let port = u16::from_be_bytes([c[36], c[37]]);
+            (port != 0).then(|| NodeInfo6 {
+                id,
+                addr: SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0),
+            })
+        })
+        .collect()
+}
+
+/// Encodes IPv6 nodes in the compact form.
+pub fn encode_nodes6(nodes: &[NodeInfo6]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nodes.len() * 38);
+    for n in nodes {
+        out.extend_from_slice(&n.id);
+        out.extend(encode_one(&SocketAddr::V6(n.addr)));
+    }
+    out
+}
+
 /// Encodes nodes in the compact form.
 pub fn encode_nodes(nodes: &[NodeInfo]) -> Vec<u8> {
     let mut out = Vec::with_capacity(nodes.len() * 26);
@@ -141,9 +192,44 @@ pub fn encode_nodes(nodes: &[NodeInfo]) -> Vec<u8> {
     out
 }
 
-/// A peer for a `values` list: IPv4 only (BEP 5; IPv6 is BEP 32's).
-fn compact_peer(addr: &SocketAddr) -> Option<Vec<u8>> {
-    addr.is_ipv4().then(|| encode_one(addr))
+/// A peer for a `values` list: 6 bytes for IPv4 (BEP 5), 18 for IPv6 (BEP 32).
+fn compact_peer(addr: &SocketAddr) -> Vec<u8> {
+    encode_one(addr)
+}
+
+/// The `want` list of a query's arguments; unknown entries are ignored.
+fn parse_want(a: &Dict<'_, '_>) -> Want {
+    let mut want = Want::default();
+    if let Some(list) = a.list("want").ok().flatten() {
+        for w in list.into_iter().take(8).filter_map(as_bytes) {
+            match w {
+                b"n4" => want.n4 = true,
+                b"n6" => want.n6 = true,
+                _ => {}
+            }
+        }
+    }
+    want
+}
+
+/// `args` with a `want` list when `want` names a family.
+fn with_want(
+    mut args: Vec<(&'static str, BencodeMut<'static>)>,
+    want: Want,
+) -> Vec<(&'static str, BencodeMut<'static>)> {
+    if want.n4 || want.n6 {
+        let mut list = BencodeMut::new_list();
+        if let Some(l) = list.list_mut() {
+            if want.n4 {
+                l.push(ben_bytes!("n4"));
+            }
+            if want.n6 {
+                l.push(ben_bytes!("n6"));
+            }
+        }
+        args.push(("want", list));
+    }
+    args
 }
 
 impl Message {
@@ -179,11 +265,23 @@ impl Message {
                     .flatten()
                     .map(parse_nodes)
                     .unwrap_or_default();
+                let nodes6 = r
+                    .bytes("nodes6")
+                    .ok()
+                    .flatten()
+                    .map(parse_nodes6)
+                    .unwrap_or_default();
                 let mut values = Vec::new();
                 if let Some(list) = r.list("values").ok().flatten() {
                     for v in list.into_iter().take(MAX_VALUES) {
-                        if let Some(b) = as_bytes(v).filter(|b| b.len() == 6) {
-                            values.extend(compact_v4(b).filter(|p| p.port() != 0));
+                        match as_bytes(v) {
+                            Some(b) if b.len() == 6 => {
+                                values.extend(compact_v4(b).filter(|p| p.port() != 0));
+                            }
+                            Some(b) if b.len() == 18 => {
+                                values.extend(compact_v6(b).filter(|p| p.port() != 0));
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -198,6 +296,7 @@ impl Message {
                     id: Some(id),
                     body: Body::Response(Response {
                         nodes,
+                        nodes6,
                         values,
                         token,
                     }),
@@ -248,8 +347,9 @@ impl Message {
             b"ping" => Query::Ping,
             b"find_node" => Query::FindNode(
                 id20(a.bytes("target").ok().flatten()).ok_or_else(|| bad("no valid target"))?,
+                parse_want(&a),
             ),
-            b"get_peers" => Query::GetPeers(hash()?),
+            b"get_peers" => Query::GetPeers(hash()?, parse_want(&a)),
             b"announce_peer" => {
                 let implied_port = a.int("implied_port").ok().flatten().is_some_and(|n| n != 0);
                 let port = a
@@ -297,12 +397,14 @@ impl Message {
                 let mut args = ben_map! { "id" => ben_bytes!(id) };
                 let (method, extra): (&str, Vec<(&str, BencodeMut<'static>)>) = match q {
                     Query::Ping => ("ping", vec![]),
-                    Query::FindNode(target) => {
-                        ("find_node", vec![("target", ben_bytes!(target.to_vec()))])
-                    }
-                    Query::GetPeers(h) => {
-                        ("get_peers", vec![("info_hash", ben_bytes!(h.0.to_vec()))])
-                    }
+                    Query::FindNode(target, want) => (
+                        "find_node",
+                        with_want(vec![("target", ben_bytes!(target.to_vec()))], *want),
+                    ),
+                    Query::GetPeers(h, want) => (
+                        "get_peers",
+                        with_want(vec![("info_hash", ben_bytes!(h.0.to_vec()))], *want),
+                    ),
                     Query::AnnouncePeer {
                         info_hash,
                         port,
@@ -334,13 +436,19 @@ impl Message {
                             ben_bytes!(encode_nodes(&r.nodes)),
                         );
                     }
+                    if !r.nodes6.is_empty() {
+                        d.insert(
+                            "nodes6".as_bytes().into(),
+                            ben_bytes!(encode_nodes6(&r.nodes6)),
+                        );
+                    }
                     if let Some(t) = &r.token {
                         d.insert("token".as_bytes().into(), ben_bytes!(t.clone()));
                     }
                     if !r.values.is_empty() {
                         let mut list = BencodeMut::new_list();
                         if let Some(l) = list.list_mut() {
-                            for v in r.values.iter().filter_map(compact_peer) {
+                            for v in r.values.iter().map(compact_peer) {
                                 l.push(ben_bytes!(v));
                             }
                         }
@@ -384,12 +492,31 @@ mod tests {
             Message {
                 tid: b"ab".to_vec(),
                 id,
-                body: Body::Query(Query::FindNode([9; 20])),
+                body: Body::Query(Query::FindNode([9; 20], Want::default())),
             },
             Message {
                 tid: b"ac".to_vec(),
                 id,
-                body: Body::Query(Query::GetPeers(InfoHash([3; 20]))),
+                body: Body::Query(Query::GetPeers(InfoHash([3; 20]), Want::default())),
+            },
+            Message {
+                tid: b"ag".to_vec(),
+                id,
+                body: Body::Query(Query::GetPeers(
+                    InfoHash([3; 20]),
+                    Want { n4: true, n6: true },
+                )),
+            },
+            Message {
+                tid: b"ah".to_vec(),
+                id,
+                body: Body::Query(Query::FindNode(
+                    [9; 20],
+                    Want {
+                        n4: false,
+                        n6: true,
+                    },
+                )),
             },
             Message {
                 tid: b"ad".to_vec(),
@@ -406,7 +533,11 @@ mod tests {
                 id,
                 body: Body::Response(Response {
                     nodes: vec![node(1), node(2)],
-                    values: vec!["127.70.1.1:7000".parse().unwrap()],
+                    nodes6: vec![node6(1), node6(2)],
+                    values: vec![
+                        "127.70.1.1:7000".parse().unwrap(),
+                        "[::1]:7001".parse().unwrap(),
+                    ],
                     token: Some(b"xyz".to_vec()),
                 }),
             },
@@ -476,5 +607,60 @@ mod tests {
         let mut nodes = encode_nodes(&(0..40).map(node).collect::<Vec<_>>());
         nodes.extend_from_slice(&[1, 2, 3]);
         assert_eq!(parse_nodes(&nodes).len(), MAX_NODES);
+        let mut nodes6 = encode_nodes6(&(0..40).map(node6).collect::<Vec<_>>());
+        nodes6.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(parse_nodes6(&nodes6).len(), MAX_NODES);
+    }
+
+    fn node6(i: u8) -> NodeInfo6 {
+        NodeInfo6 {
+            id: [i; 20],
+            addr: SocketAddrV6::new(Ipv6Addr::LOCALHOST, 7000 + u16::from(i), 0, 0),
+        }
+    }
+
+    #[test]
+    fn bep_32_fields_decode_from_the_wire() {
+        // A response with one IPv6 node (38 bytes) and an IPv6 and an IPv4 peer, and
+        // values of other lengths or port 0 ignored.
+        let mut node = vec![b'n'; 20];
+        node.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+        node.extend_from_slice(&6881u16.to_be_bytes());
+        let mut v6 = Ipv6Addr::LOCALHOST.octets().to_vec();
+        v6.extend_from_slice(&7000u16.to_be_bytes());
+        let mut zero_port = Ipv6Addr::LOCALHOST.octets().to_vec();
+        zero_port.extend_from_slice(&[0, 0]);
+        let mut packet = b"d1:rd2:id20:abcdefghij01234567896:nodes638:".to_vec();
+        packet.extend_from_slice(&node);
+        packet.extend_from_slice(b"6:valuesl18:");
+        packet.extend_from_slice(&v6);
+        packet.extend_from_slice(b"6:\x7f\x00\x00\x01\x1b\x58");
+        packet.extend_from_slice(b"18:");
+        packet.extend_from_slice(&zero_port);
+        packet.extend_from_slice(b"5:abcdeee1:t2:aa1:y1:re");
+        let Body::Response(r) = Message::decode(&packet).unwrap().body else {
+            panic!("a response");
+        };
+        assert_eq!(r.nodes6.len(), 1);
+        assert_eq!(r.nodes6[0].addr, "[::1]:6881".parse().unwrap());
+        assert_eq!(
+            r.values,
+            vec![
+                "[::1]:7000".parse::<SocketAddr>().unwrap(),
+                "127.0.0.1:7000".parse().unwrap()
+            ]
+        );
+        // `want` with an unknown entry.
+        let q = b"d1:ad2:id20:abcdefghij01234567899:info_hash20:abcdefghij01234567894:wantl2:n62:n9ee1:q9:get_peers1:t2:aa1:y1:qe";
+        assert_eq!(
+            Message::decode(q).unwrap().body,
+            Body::Query(Query::GetPeers(
+                InfoHash(*b"abcdefghij0123456789"),
+                Want {
+                    n4: false,
+                    n6: true
+                }
+            ))
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::krpc::{Body, KrpcError, Message, NodeId, NodeInfo, Query, Response};
+use super::krpc::{Body, KrpcError, Message, NodeId, NodeInfo, Query, Response, Want};
 use super::routing::{K, RoutingTable, distance};
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
@@ -277,11 +277,11 @@ impl Shared {
     fn answer(&self, q: Query, from: SocketAddrV4) -> Body {
         match q {
             Query::Ping => Body::Response(Response::default()),
-            Query::FindNode(target) => Body::Response(Response {
+            Query::FindNode(target, _) => Body::Response(Response {
                 nodes: self.table.lock().closest(&target, K),
                 ..Response::default()
             }),
-            Query::GetPeers(hash) => {
+            Query::GetPeers(hash, _) => {
                 let (current, _) = self.current_secrets();
                 let token = Some(self.token(from.ip(), &current));
                 let values: Vec<SocketAddr> = self
@@ -299,6 +299,7 @@ impl Shared {
                     nodes,
                     values,
                     token,
+                    ..Response::default()
                 })
             }
             Query::AnnouncePeer {
@@ -362,9 +363,9 @@ impl Shared {
     fn lookup(&self, target: &NodeId, peers: bool, extra: &[SocketAddr]) -> Lookup {
         let query = |t: &NodeId| {
             if peers {
-                Query::GetPeers(InfoHash(*t))
+                Query::GetPeers(InfoHash(*t), Want::default())
             } else {
-                Query::FindNode(*t)
+                Query::FindNode(*t, Want::default())
             }
         };
         let (tx, rx) = channel::<(Message, SocketAddr)>();
