@@ -113,3 +113,57 @@ fn malformed_packets_get_errors_or_silence() {
     stop.request();
     node.join();
 }
+
+/// BEP 32: a DHT of IPv6 nodes on ::1 (distinct ports). Nodes learn each other through
+/// `nodes6`, an announce over IPv6 is found as an IPv6 peer, and an IPv4 node on the
+/// same port number next to them keeps its own table of IPv4 nodes only.
+#[test]
+fn an_ipv6_dht_on_loopback_finds_an_ipv6_announce() {
+    let stop = Shutdown::new();
+    let v6 = |port: u16| SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+    let nodes: Vec<DhtNode> = (0..12)
+        .map(|_| DhtNode::start(v6(0), rand::random(), &[], settings(), stop.clone()).unwrap())
+        .collect();
+    let router = nodes[0].local_addr().unwrap();
+    assert!(router.is_ipv6());
+    for _ in 0..2 {
+        for node in &nodes[1..] {
+            node.bootstrap(&[router]);
+        }
+    }
+    assert!(
+        nodes.iter().all(|n| n.nodes().len() >= 3),
+        "IPv6 nodes found each other through nodes6: {:?}",
+        nodes.iter().map(|n| n.nodes().len()).collect::<Vec<_>>()
+    );
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.nodes().iter().all(|k| k.addr.is_ipv6()))
+    );
+    // An IPv4 node on the same port number as an IPv6 one (IPv6-only sockets).
+    let port = nodes[3].local_addr().unwrap().port();
+    let v4 = DhtNode::start(
+        SocketAddr::from(([127, 72, 1, 1], port)),
+        rand::random(),
+        &[],
+        settings(),
+        stop.clone(),
+    )
+    .unwrap();
+    // It hears from IPv4 nodes only: a bootstrap towards the IPv6 router is dropped.
+    v4.bootstrap(&[router]);
+    assert!(v4.nodes().is_empty(), "{:?}", v4.nodes());
+
+    let hash = InfoHash(rand::random());
+    let lookup = nodes[4].get_peers(hash, &[]);
+    assert!(nodes[4].announce(hash, 7000, &lookup) >= 2);
+    let found = nodes[9].get_peers(hash, &[]);
+    assert!(found.peers.contains(&v6(7000)), "{:?}", found.peers);
+    assert!(found.peers.iter().all(SocketAddr::is_ipv6));
+    stop.request();
+    for n in nodes {
+        n.join();
+    }
+    v4.join();
+}

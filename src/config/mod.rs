@@ -160,6 +160,18 @@ pub enum Timeout {
     Fixed(Duration),
 }
 
+/// Whether the DHT runs an IPv6 node as well (`dht.ipv6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ipv6Dht {
+    /// When the host has a global IPv6 address (a route lookup, no packet sent).
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
 /// Whether btda speaks MSE/PE (`peer.encryption`). Incoming connections are accepted
 /// plaintext and encrypted alike, except with `plaintext`, which never speaks MSE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,8 +320,14 @@ pub struct Dht {
     /// Address the node's UDP socket binds to.
     #[serde(with = "units::ip")]
     pub listen_address: IpAddr,
-    /// UDP port of the node.
+    /// UDP port of the node (the IPv6 node uses the same number).
     pub port: u16,
+    /// A second node on IPv6 (BEP 32): `auto` runs it when this host has a global IPv6
+    /// address, `on` always, `off` never.
+    pub ipv6: Ipv6Dht,
+    /// Address the IPv6 node binds to.
+    #[serde(with = "units::ip")]
+    pub ipv6_listen_address: IpAddr,
     /// `host:port` of the nodes used to join.
     pub bootstrap: Vec<String>,
     /// Seconds between lookups of each torrent.
@@ -370,6 +388,8 @@ impl Default for Dht {
             enabled: true,
             listen_address: IpAddr::from([0, 0, 0, 0]),
             port: 6881,
+            ipv6: Ipv6Dht::Auto,
+            ipv6_listen_address: IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
             bootstrap: vec![
                 "router.bittorrent.com:6881".into(),
                 "dht.transmissionbt.com:6881".into(),
@@ -676,6 +696,20 @@ impl Config {
                 return Err(invalid(key, v.to_string(), "must be in [0, 1]"));
             }
         }
+        if !self.dht.ipv6_listen_address.is_ipv6() {
+            return Err(invalid(
+                "dht.ipv6_listen_address",
+                self.dht.ipv6_listen_address.to_string(),
+                "must be an IPv6 address",
+            ));
+        }
+        if self.dht.listen_address.is_ipv6() {
+            return Err(invalid(
+                "dht.listen_address",
+                self.dht.listen_address.to_string(),
+                "must be an IPv4 address (the IPv6 node has dht.ipv6_listen_address)",
+            ));
+        }
         Ok(())
     }
 }
@@ -730,6 +764,25 @@ mod range_tests {
             assert!(why.starts_with("must be between "), "{why}");
             assert!(text.contains(&value), "{value} named");
         }
+    }
+
+    #[test]
+    fn each_dht_node_gets_an_address_of_its_family() {
+        let (k, v, why) = refused("[dht]\nipv6_listen_address = \"127.0.0.1\"");
+        assert_eq!(
+            (k.as_str(), v.as_str()),
+            ("dht.ipv6_listen_address", "127.0.0.1")
+        );
+        assert!(why.contains("IPv6"), "{why}");
+        let (k, _, _) = refused("[dht]\nlisten_address = \"::1\"");
+        assert_eq!(k, "dht.listen_address");
+        let c = Config::parse(
+            "[dht]\nipv6 = \"on\"\nipv6_listen_address = \"::1\"",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.dht.ipv6, super::Ipv6Dht::On);
+        assert!(Config::parse("[dht]\nipv6 = \"maybe\"", "t.toml").is_err());
     }
 
     /// Values of the wrong form are refused while the file is read, with the line (so

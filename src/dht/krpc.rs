@@ -3,7 +3,7 @@
 //! parts of BEP 32 are understood too: `nodes6` (38 bytes a node), IPv6 peers (18
 //! bytes) in `values`, and `want` (`n4`, `n6`) in `find_node` and `get_peers`.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use torrust_bencode::{BMutAccess, BencodeMut, ben_bytes, ben_int, ben_map};
 
@@ -23,22 +23,13 @@ pub const MAX_NODES: usize = 16;
 /// A 160-bit DHT node id.
 pub type NodeId = [u8; 20];
 
-/// A node: id and address.
+/// A node: id and address (IPv4 in `nodes`, IPv6 in BEP 32's `nodes6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NodeInfo {
     /// Its id.
     pub id: NodeId,
     /// Its UDP address.
-    pub addr: SocketAddrV4,
-}
-
-/// An IPv6 node (BEP 32): id and address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NodeInfo6 {
-    /// Its id.
-    pub id: NodeId,
-    /// Its UDP address.
-    pub addr: SocketAddrV6,
+    pub addr: SocketAddr,
 }
 
 /// Which node lists a `find_node` or `get_peers` asks for (BEP 32 `want`); neither
@@ -79,7 +70,7 @@ pub struct Response {
     /// Compact nodes (IPv4, 26 bytes each).
     pub nodes: Vec<NodeInfo>,
     /// Compact IPv6 nodes (`nodes6`, 38 bytes each; BEP 32).
-    pub nodes6: Vec<NodeInfo6>,
+    pub nodes6: Vec<NodeInfo>,
     /// Peers (`values`), IPv4 and IPv6.
     pub values: Vec<SocketAddr>,
     /// Token for a later `announce_peer`.
@@ -148,7 +139,7 @@ pub fn parse_nodes(bytes: &[u8]) -> Vec<NodeInfo> {
             let port = u16::from_be_bytes([c[24], c[25]]);
             (port != 0).then(|| NodeInfo {
                 id,
-                addr: SocketAddrV4::new(ip, port),
+                addr: SocketAddr::from((ip, port)),
             })
         })
         .collect()
@@ -156,7 +147,7 @@ pub fn parse_nodes(bytes: &[u8]) -> Vec<NodeInfo> {
 
 /// Compact IPv6 node info (BEP 32): 20-byte id, 16-byte IPv6, 2-byte port each; a
 /// partial tail is ignored.
-pub fn parse_nodes6(bytes: &[u8]) -> Vec<NodeInfo6> {
+pub fn parse_nodes6(bytes: &[u8]) -> Vec<NodeInfo> {
     bytes
         .chunks_exact(38)
         .take(MAX_NODES)
@@ -164,30 +155,30 @@ pub fn parse_nodes6(bytes: &[u8]) -> Vec<NodeInfo6> {
             let id = id20(Some(&c[..20]))?;
             let ip: [u8; 16] = c[20..36].try_into().ok()?;
             let port = u16::from_be_bytes([c[36], c[37]]);
-            (port != 0).then(|| NodeInfo6 {
+            (port != 0).then(|| NodeInfo {
                 id,
-                addr: SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0),
+                addr: SocketAddr::from((Ipv6Addr::from(ip), port)),
             })
         })
         .collect()
 }
 
-/// Encodes IPv6 nodes in the compact form.
-pub fn encode_nodes6(nodes: &[NodeInfo6]) -> Vec<u8> {
+/// Encodes the IPv6 nodes of `nodes` in the compact form (IPv4 ones are skipped).
+pub fn encode_nodes6(nodes: &[NodeInfo]) -> Vec<u8> {
     let mut out = Vec::with_capacity(nodes.len() * 38);
-    for n in nodes {
+    for n in nodes.iter().filter(|n| n.addr.is_ipv6()) {
         out.extend_from_slice(&n.id);
-        out.extend(encode_one(&SocketAddr::V6(n.addr)));
+        out.extend(encode_one(&n.addr));
     }
     out
 }
 
-/// Encodes nodes in the compact form.
+/// Encodes the IPv4 nodes of `nodes` in the compact form (IPv6 ones are skipped).
 pub fn encode_nodes(nodes: &[NodeInfo]) -> Vec<u8> {
     let mut out = Vec::with_capacity(nodes.len() * 26);
-    for n in nodes {
+    for n in nodes.iter().filter(|n| n.addr.is_ipv4()) {
         out.extend_from_slice(&n.id);
-        out.extend(encode_one(&SocketAddr::V4(n.addr)));
+        out.extend(encode_one(&n.addr));
     }
     out
 }
@@ -476,7 +467,7 @@ mod tests {
     fn node(i: u8) -> NodeInfo {
         NodeInfo {
             id: [i; 20],
-            addr: SocketAddrV4::new(Ipv4Addr::new(127, 70, 0, i), 6881),
+            addr: SocketAddr::from((Ipv4Addr::new(127, 70, 0, i), 6881)),
         }
     }
 
@@ -612,10 +603,10 @@ mod tests {
         assert_eq!(parse_nodes6(&nodes6).len(), MAX_NODES);
     }
 
-    fn node6(i: u8) -> NodeInfo6 {
-        NodeInfo6 {
+    fn node6(i: u8) -> NodeInfo {
+        NodeInfo {
             id: [i; 20],
-            addr: SocketAddrV6::new(Ipv6Addr::LOCALHOST, 7000 + u16::from(i), 0, 0),
+            addr: SocketAddr::from((Ipv6Addr::LOCALHOST, 7000 + u16::from(i))),
         }
     }
 

@@ -1,9 +1,13 @@
 //! A Mainline DHT node on one UDP socket: answers `ping`, `find_node`, `get_peers` and
 //! `announce_peer` (tokens from a secret that rotates every five minutes), and runs
 //! iterative lookups with `alpha` queries in flight, under a global query-rate limit.
+//!
+//! A node speaks one address family, the one of its socket: an IPv4 node is BEP 5's,
+//! an IPv6 node BEP 32's (its nodes travel in `nodes6`, its peers are IPv6). A run
+//! with both keeps two nodes with two routing tables, as BEP 32 describes.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Sender, channel};
@@ -79,7 +83,9 @@ struct Shared {
     socket: UdpSocket,
     table: Mutex<RoutingTable>,
     pending: Mutex<HashMap<Vec<u8>, ReplyTo>>,
-    store: Mutex<HashMap<InfoHash, Vec<(SocketAddrV4, Instant)>>>,
+    store: Mutex<HashMap<InfoHash, Vec<(SocketAddr, Instant)>>>,
+    /// The socket's family: IPv6 (BEP 32) or IPv4.
+    v6: bool,
     secrets: Mutex<([u8; 16], [u8; 16], Instant)>,
     rate: Mutex<RateLimit>,
     next_tid: AtomicU32,
@@ -103,10 +109,11 @@ impl DhtNode {
         settings: NodeSettings,
         stop: Shutdown,
     ) -> std::io::Result<Self> {
-        let socket = UdpSocket::bind(addr)?;
+        let socket = bind(addr)?;
         socket.set_read_timeout(Some(crate::shutdown::POLL))?;
+        let v6 = addr.is_ipv6();
         let mut table = RoutingTable::new(id);
-        for n in known {
+        for n in known.iter().filter(|n| n.addr.is_ipv6() == v6) {
             table.seen(*n);
         }
         let shared = Arc::new(Shared {
@@ -114,6 +121,7 @@ impl DhtNode {
             table: Mutex::new(table),
             pending: Mutex::new(HashMap::new()),
             store: Mutex::new(HashMap::new()),
+            v6,
             secrets: Mutex::new((rand::random(), rand::random(), Instant::now())),
             rate: Mutex::new(RateLimit {
                 per_sec: settings.rate_per_sec.max(1),
@@ -173,11 +181,7 @@ impl DhtNode {
                 token: token.clone(),
                 implied_port: false,
             };
-            if self
-                .shared
-                .send_query(SocketAddr::V4(node.addr), q, &tx)
-                .is_some()
-            {
+            if self.shared.send_query(node.addr, q, &tx).is_some() {
                 sent += 1;
             }
         }
@@ -240,15 +244,25 @@ impl Shared {
     }
 
     fn handle(&self, msg: Message, from: SocketAddr) {
-        let SocketAddr::V4(from4) = from else { return };
+        // A v4-mapped sender on an IPv6 socket is not an IPv6 node.
+        let from = match from {
+            SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+                Some(v4) => SocketAddr::from((v4, a.port())),
+                None => from,
+            },
+            v4 => v4,
+        };
+        if from.is_ipv6() != self.v6 {
+            return;
+        }
         if let Some(id) = msg.id
             && !matches!(msg.body, Body::Error(..))
         {
-            self.table.lock().seen(NodeInfo { id, addr: from4 });
+            self.table.lock().seen(NodeInfo { id, addr: from });
         }
         match msg.body {
             Body::Query(q) => {
-                let body = self.answer(q, from4);
+                let body = self.answer(q, from);
                 self.reply(from, msg.tid, body);
             }
             Body::Response(_) | Body::Error(..) => {
@@ -259,10 +273,13 @@ impl Shared {
         }
     }
 
-    fn token(&self, ip: &std::net::Ipv4Addr, secret: &[u8; 16]) -> Vec<u8> {
+    fn token(&self, ip: &IpAddr, secret: &[u8; 16]) -> Vec<u8> {
         let mut h = sha1_smol::Sha1::new();
         h.update(secret);
-        h.update(&ip.octets());
+        match ip {
+            IpAddr::V4(v4) => h.update(&v4.octets()),
+            IpAddr::V6(v6) => h.update(&v6.octets()),
+        }
         h.digest().bytes()[..8].to_vec()
     }
 
@@ -274,33 +291,42 @@ impl Shared {
         (s.0, s.1)
     }
 
-    fn answer(&self, q: Query, from: SocketAddrV4) -> Body {
+    /// A response carrying `nodes` in the list of this node's family.
+    fn with_nodes(&self, nodes: Vec<NodeInfo>, mut r: Response) -> Response {
+        if self.v6 {
+            r.nodes6 = nodes;
+        } else {
+            r.nodes = nodes;
+        }
+        r
+    }
+
+    fn answer(&self, q: Query, from: SocketAddr) -> Body {
         match q {
             Query::Ping => Body::Response(Response::default()),
-            Query::FindNode(target, _) => Body::Response(Response {
-                nodes: self.table.lock().closest(&target, K),
-                ..Response::default()
-            }),
+            Query::FindNode(target, _) => Body::Response(
+                self.with_nodes(self.table.lock().closest(&target, K), Response::default()),
+            ),
             Query::GetPeers(hash, _) => {
                 let (current, _) = self.current_secrets();
-                let token = Some(self.token(from.ip(), &current));
+                let token = Some(self.token(&from.ip(), &current));
                 let values: Vec<SocketAddr> = self
                     .store
                     .lock()
                     .get(&hash)
-                    .map(|v| v.iter().map(|(a, _)| SocketAddr::V4(*a)).collect())
+                    .map(|v| v.iter().map(|(a, _)| *a).collect())
                     .unwrap_or_default();
                 let nodes = if values.is_empty() {
                     self.table.lock().closest(&hash.0, K)
                 } else {
                     Vec::new()
                 };
-                Body::Response(Response {
-                    nodes,
+                let r = Response {
                     values,
                     token,
                     ..Response::default()
-                })
+                };
+                Body::Response(self.with_nodes(nodes, r))
             }
             Query::AnnouncePeer {
                 info_hash,
@@ -309,13 +335,13 @@ impl Shared {
                 implied_port,
             } => {
                 let (current, previous) = self.current_secrets();
-                if token != self.token(from.ip(), &current)
-                    && token != self.token(from.ip(), &previous)
+                if token != self.token(&from.ip(), &current)
+                    && token != self.token(&from.ip(), &previous)
                 {
                     return Body::Error(203, "Protocol Error: bad token".into());
                 }
                 let port = if implied_port { from.port() } else { port };
-                let peer = SocketAddrV4::new(*from.ip(), port);
+                let peer = SocketAddr::new(from.ip(), port);
                 let mut store = self.store.lock();
                 if store.len() >= STORE_HASHES && !store.contains_key(&info_hash) {
                     return Body::Error(202, "Server Error: store full".into());
@@ -404,7 +430,7 @@ impl Shared {
             };
             let next: Vec<NodeInfo> = candidates
                 .iter()
-                .filter(|n| !asked.contains(&SocketAddr::V4(n.addr)))
+                .filter(|n| !asked.contains(&n.addr))
                 .take(K)
                 .copied()
                 .collect();
@@ -417,7 +443,7 @@ impl Shared {
                 if kth.is_some_and(|k| distance(&n.id, target) >= k) {
                     break;
                 }
-                let addr = SocketAddr::V4(n.addr);
+                let addr = n.addr;
                 asked.insert(addr);
                 if let Some(tid) = self.send_query(addr, query(target), &tx) {
                     outstanding.insert(tid, (addr, Instant::now() + timeout, Some(n.id)));
@@ -435,17 +461,19 @@ impl Shared {
             match rx.recv_timeout(next_expiry.saturating_duration_since(Instant::now())) {
                 Ok((msg, from)) => {
                     outstanding.remove(&msg.tid);
-                    if let (Body::Response(r), Some(id), SocketAddr::V4(from4)) =
-                        (msg.body, msg.id, from)
-                    {
+                    if let (Body::Response(r), Some(id)) = (msg.body, msg.id) {
                         result.answered += 1;
-                        found.extend(r.values);
+                        // Peers of this node's family only (an IPv4 node's answer names
+                        // IPv4 peers, an IPv6 node's IPv6 ones).
+                        found.extend(r.values.into_iter().filter(|p| p.is_ipv6() == self.v6));
+                        let own = self.table.lock().own_id();
+                        let nodes = if self.v6 { r.nodes6 } else { r.nodes };
                         candidates.extend(
-                            r.nodes
+                            nodes
                                 .into_iter()
-                                .filter(|n| n.id != self.table.lock().own_id()),
+                                .filter(|n| n.id != own && n.addr.is_ipv6() == self.v6),
                         );
-                        answered.push((NodeInfo { id, addr: from4 }, r.token.unwrap_or_default()));
+                        answered.push((NodeInfo { id, addr: from }, r.token.unwrap_or_default()));
                     }
                 }
                 Err(_) => {
@@ -475,4 +503,16 @@ impl Shared {
         result.closest = answered;
         result
     }
+}
+
+/// A UDP socket on `addr`; an IPv6 one is IPv6-only, so an IPv4 node can use the same
+/// port number on 0.0.0.0.
+fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }

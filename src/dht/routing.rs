@@ -164,7 +164,7 @@ mod tests {
     fn node(id: NodeId, host: u8) -> NodeInfo {
         NodeInfo {
             id,
-            addr: SocketAddrV4::new(Ipv4Addr::new(127, 71, 0, host), 6881),
+            addr: SocketAddrV4::new(Ipv4Addr::new(127, 71, 0, host), 6881).into(),
         }
     }
 

@@ -1,5 +1,7 @@
-//! The DHT in a run: one node, a `get_peers` lookup and an announce for every torrent
-//! every interval, bucket refreshes, and the node id and routing table kept across runs.
+//! The DHT in a run: an IPv4 node and, when `dht.ipv6` says so, an IPv6 node (BEP 32)
+//! with its own routing table and the same id; a `get_peers` lookup and an announce
+//! for every torrent on each every interval, bucket refreshes, and the node id and
+//! routing tables kept across runs.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,7 +40,7 @@ pub fn load_state(path: &Path) -> Option<(NodeId, Vec<NodeInfo>)> {
         match parts.as_slice() {
             ["id", h] => id = hex(h),
             ["node", h, addr] => {
-                if let (Some(nid), Ok(SocketAddr::V4(a))) = (hex(h), addr.parse()) {
+                if let (Some(nid), Ok(a)) = (hex(h), addr.parse::<SocketAddr>()) {
                     nodes.push(NodeInfo { id: nid, addr: a });
                 }
             }
@@ -112,58 +114,125 @@ fn run(
     let (id, known) = state
         .and_then(load_state)
         .unwrap_or_else(|| (rand::random(), Vec::new()));
-    let bind = SocketAddr::new(config.listen_address, config.port);
-    let node = match DhtNode::start(bind, id, &known, settings, stop.clone()) {
-        Ok(n) => n,
-        Err(e) => {
-            log::error!("DHT: cannot bind {bind}: {e}; running without the DHT");
-            return;
-        }
-    };
     let timeout = config.query_timeout_ms;
-    let bootstrap: Vec<SocketAddr> = config
+    // Bootstrap entries resolve to addresses of both families; each node takes its own.
+    let resolved: Vec<SocketAddr> = config
         .bootstrap
         .iter()
         .filter_map(|b| {
             let (host, port) = b.rsplit_once(':')?;
-            crate::resolve::resolve(host, port.parse().ok()?, timeout)
-                .ok()?
-                .into_iter()
-                .find(SocketAddr::is_ipv4)
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            crate::resolve::resolve(host, port.parse().ok()?, timeout).ok()
         })
+        .flatten()
         .collect();
-    let joined = node.bootstrap(&bootstrap);
-    log::info!(
-        "DHT: node {} joined with {joined} nodes ({} saved, {} bootstrap)",
-        InfoHash(id),
-        known.len(),
-        bootstrap.len()
-    );
+    let mut families = vec![SocketAddr::new(config.listen_address, config.port)];
+    if wants_ipv6(config) {
+        families.push(SocketAddr::new(config.ipv6_listen_address, config.port));
+    }
+    let mut nodes: Vec<(DhtNode, Vec<SocketAddr>)> = Vec::new();
+    for bind in families {
+        let node = match DhtNode::start(bind, id, &known, settings.clone(), stop.clone()) {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!("DHT: cannot bind {bind}: {e}; running without this node");
+                continue;
+            }
+        };
+        // One bootstrap address per entry and family (a name may resolve to many).
+        let mut bootstrap: Vec<SocketAddr> = Vec::new();
+        for addr in resolved.iter().filter(|a| a.is_ipv6() == bind.is_ipv6()) {
+            if !bootstrap
+                .iter()
+                .any(|b| b.port() == addr.port() && b.ip() == addr.ip())
+            {
+                bootstrap.push(*addr);
+            }
+        }
+        let joined = node.bootstrap(&bootstrap);
+        log::info!(
+            "DHT: {} node {} on {bind} joined with {joined} nodes ({} saved, {} bootstrap)",
+            if bind.is_ipv6() { "IPv6" } else { "IPv4" },
+            InfoHash(id),
+            known
+                .iter()
+                .filter(|n| n.addr.is_ipv6() == bind.is_ipv6())
+                .count(),
+            bootstrap.len()
+        );
+        nodes.push((node, bootstrap));
+    }
+    if nodes.is_empty() {
+        return;
+    }
     let interval = config.interval_secs;
     let mut next = Instant::now();
     while !stop.requested() {
         if Instant::now() >= next {
             for t in torrents {
-                if stop.requested() {
-                    break;
+                for (node, bootstrap) in &nodes {
+                    if stop.requested() {
+                        break;
+                    }
+                    lookup_one(node, t, announce_port, queue, db, bootstrap);
                 }
-                lookup_one(&node, t, announce_port, queue, db, &bootstrap);
             }
-            node.refresh();
+            for (node, _) in &nodes {
+                node.refresh();
+            }
             next = Instant::now() + interval;
         }
         std::thread::sleep(crate::shutdown::POLL);
     }
     if let Some(state) = state {
+        let all: Vec<NodeInfo> = nodes.iter().flat_map(|(n, _)| n.nodes()).collect();
         let saved = state
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| save_state(state, &node.id(), &node.nodes()));
+            .and_then(|()| save_state(state, &id, &all));
         if let Err(e) = saved {
             log::warn!("DHT: cannot save {}: {e}", state.display());
         }
     }
-    node.join();
+    for (node, _) in nodes {
+        node.join();
+    }
+}
+
+/// Whether to run the IPv6 node: `on`, or `auto` on a host with a global IPv6 address.
+fn wants_ipv6(config: &crate::config::Dht) -> bool {
+    match config.ipv6 {
+        crate::config::Ipv6Dht::On => true,
+        crate::config::Ipv6Dht::Off => false,
+        crate::config::Ipv6Dht::Auto => has_global_ipv6(),
+    }
+}
+
+/// Whether this host has a global IPv6 address: the source address the kernel picks
+/// for a route to a global address (connecting a UDP socket sends no packet).
+pub fn has_global_ipv6() -> bool {
+    let probe = SocketAddr::from((
+        std::net::Ipv6Addr::new(0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888),
+        53,
+    ));
+    std::net::UdpSocket::bind("[::]:0")
+        .and_then(|s| s.connect(probe).and_then(|()| s.local_addr()))
+        .is_ok_and(|local| match local.ip() {
+            std::net::IpAddr::V6(ip) => is_global_v6(&ip),
+            std::net::IpAddr::V4(_) => false,
+        })
+}
+
+/// Global unicast: not unspecified, loopback, link-local (fe80::/10), unique local
+/// (fc00::/7), multicast, or documentation (2001:db8::/32).
+fn is_global_v6(ip: &std::net::Ipv6Addr) -> bool {
+    let s = ip.segments();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || (s[0] & 0xffc0) == 0xfe80
+        || (s[0] & 0xfe00) == 0xfc00
+        || (s[0] == 0x2001 && s[1] == 0x0db8))
 }
 
 fn lookup_one(
@@ -193,6 +262,11 @@ fn lookup_one(
         torrent_id: Some(t.torrent.db_id()),
         at: crate::clock::unix_now(),
         source: "dht",
+        // Lookups of the IPv6 node (BEP 32) are told apart; the IPv4 node's keep NULL.
+        url: node
+            .local_addr()
+            .is_ok_and(|a| a.is_ipv6())
+            .then(|| "ipv6".to_string()),
         kind: "get_peers",
         ok: lookup.answered > 0,
         error: (lookup.answered == 0).then(|| "timeout: no node answered".to_string()),
@@ -209,14 +283,37 @@ fn lookup_one(
 #[cfg(test)]
 mod tests {
     #[test]
+    fn global_ipv6_addresses_are_told_from_local_ones() {
+        let global = |s: &str| super::is_global_v6(&s.parse().unwrap());
+        assert!(global("2a01:4f8::1") && global("2001:4860::8888"));
+        for local in [
+            "::",
+            "::1",
+            "fe80::1",
+            "fd00::2",
+            "fc00::1",
+            "ff02::1",
+            "2001:db8::1",
+        ] {
+            assert!(!global(local), "{local}");
+        }
+    }
+
+    #[test]
     fn state_round_trips() {
         use super::*;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(STATE_FILE);
-        let nodes = vec![NodeInfo {
-            id: [3; 20],
-            addr: "127.74.0.1:6881".parse().unwrap(),
-        }];
+        let nodes = vec![
+            NodeInfo {
+                id: [3; 20],
+                addr: "127.74.0.1:6881".parse().unwrap(),
+            },
+            NodeInfo {
+                id: [4; 20],
+                addr: "[::1]:6881".parse().unwrap(),
+            },
+        ];
         save_state(&path, &[9; 20], &nodes).unwrap();
         assert_eq!(load_state(&path), Some(([9; 20], nodes)));
         std::fs::write(&path, "garbage\nnode zz 1.2.3.4:5\n").unwrap();
