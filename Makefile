@@ -52,7 +52,7 @@ test: deps fmt-check lint
 
 ## interop: btda against real clients from Debian on loopback (libtorrent, Transmission,
 ## aria2, opentracker)
-INTEROP_TESTS := interop_libtorrent interop_opentracker interop_magnet interop_dht interop_swarm interop_encryption interop_sim
+INTEROP_TESTS := interop_libtorrent interop_opentracker interop_magnet interop_dht interop_swarm interop_encryption interop_sim interop_dht6
 interop: deps
 	$(CARGO) test --features interop $(addprefix --test ,$(INTEROP_TESTS))
 
