@@ -113,21 +113,7 @@ fn realistic_round() {
         demo.visits,
         demo.visits as f64 / demo.wall_secs
     );
-    for (outcome, n) in &demo.outcomes {
-        println!("| visits `{outcome}` | {n} |");
-    }
-    if let Some((connect, handshake)) = demo.timeouts_ms {
-        println!(
-            "| timeouts btda chose (truth: every connect on loopback ~0 ms, handshakes answered after the peer's RTT, at most {} ms) | connect {connect} ms, handshake {handshake} ms |",
-            rtt.1
-        );
-    }
-    for (hash, all, seen, got) in &demo.rows {
-        println!(
-            "| torrent {}: completions / observable / confirmed | {all} / {seen} / {got} |",
-            &hash.to_hex()[..8]
-        );
-    }
+    print_outcomes_and_counts(&demo, rtt.1, "");
     print_lateness(&demo, 3);
     println!(
         "| simulator CPU | {:.1} s in {:.0} s |",
@@ -186,9 +172,6 @@ fn scale_round() {
         demo.visits,
         demo.visits as f64 / demo.wall_secs
     );
-    for (outcome, n) in &demo.outcomes {
-        println!("| visits `{outcome}` | {n} | |");
-    }
     let (first_p99, revisit_p99, on_time) = demo.lateness;
     println!(
         "| fresh peers' wait for their first visit: p99; longest | {}; {} | first sweep within 120 s |",
@@ -236,18 +219,7 @@ fn scale_round() {
         l.rss_mb
             .map_or_else(|| "-".to_string(), |m| format!("{m:.0}"))
     );
-    if let Some((connect, handshake)) = demo.timeouts_ms {
-        println!(
-            "| timeouts btda chose (truth: connects ~0 ms on loopback, handshakes after the peer's RTT, at most {} ms) | connect {connect} ms, handshake {handshake} ms | |",
-            rtt.1
-        );
-    }
-    for (hash, all, seen, got) in &demo.rows {
-        println!(
-            "| torrent {}: completions / observable / confirmed | {all} / {seen} / {got} | |",
-            &hash.to_hex()[..8]
-        );
-    }
+    print_outcomes_and_counts(&demo, rtt.1, " |");
     println!();
     println!(
         "Peers reach btda through the simulated trackers, 2,000 per announce every 3 s per \
@@ -285,6 +257,26 @@ fn ms(v: Option<i64>) -> String {
 
 fn opt(v: Option<i64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// Table rows: visits by outcome, the timeouts btda chose next to the simulated RTTs,
+/// and each torrent's completions next to its confirmed downloads; `more` ends each
+/// row (an empty cell for a table with a third column).
+fn print_outcomes_and_counts(demo: &btda::sim::demo::DemoResult, rtt_max: u64, more: &str) {
+    for (outcome, n) in &demo.outcomes {
+        println!("| visits `{outcome}` | {n} |{more}");
+    }
+    if let Some((connect, handshake)) = demo.timeouts_ms {
+        println!(
+            "| timeouts btda chose (truth: every connect on loopback ~0 ms, handshakes answered after the peer's RTT, at most {rtt_max} ms) | connect {connect} ms, handshake {handshake} ms |{more}"
+        );
+    }
+    for (hash, all, seen, got) in &demo.rows {
+        println!(
+            "| torrent {}: completions / observable / confirmed | {all} / {seen} / {got} |{more}",
+            &hash.to_hex()[..8]
+        );
+    }
 }
 
 /// The scheduler's lateness figures as table rows.

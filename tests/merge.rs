@@ -8,12 +8,9 @@ mod common;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use btda::sim::reactor::{ReactorOptions, SimTorrent};
-use btda::sim::swarm::{Swarm, TrackerAddrs, mixed_lives};
+use btda::sim::swarm::mixed_lives;
 use btda::store::merge::{MergeError, merge};
-use btda::torrent::InfoHash;
 
 /// A visit made up for a hand-made run: started at (s), first pieces, end pieces.
 type Visit = (i64, i64, i64);
@@ -206,79 +203,28 @@ const KEY: &str = "0505050505050505050505050505050505050505050505050505050505050
 const PIECES: u32 = 100;
 const SPAN_MS: u64 = 16_000;
 
-/// A btda run on one swarm from `listen`, for `ms`; returns its database.
-fn measure(
-    swarm_torrent: &str,
-    router: SocketAddr,
-    listen: SocketAddr,
-    ms: u64,
-) -> (tempfile::TempDir, PathBuf) {
-    let (root, input, output) = common::run_dirs_with_fixture();
-    std::fs::remove_file(input.join("a.torrent")).unwrap();
-    std::fs::write(input.join("sim.torrent"), swarm_torrent).unwrap();
-    std::fs::write(
-        input.join("btda.toml"),
-        format!(
-            "[dht]\nenabled = true\nlisten_address = \"{ip}\"\nport = 0\nbootstrap = [\"{router}\"]\n\
-             interval_secs = 1\nquery_timeout_ms = 500\n\
-             [peer]\nallow_private_addresses = true\nworkers = 128\nlisten_address = \"{ip}\"\n\
-             listen_port = {port}\nrevisit_delay_secs = 1\nstate_window_ms = 800\n\
-             silence_timeout_ms = 1000\nvisit_cap_ms = 2000\nretry_backoff_secs = [1, 1, 1]\n\
-             [tracker]\ninterval_secs = 1\nstopped_timeout_ms = 500\n\
-             [monitor]\nstatistics_interval_secs = 1\n[privacy]\nkey = \"{KEY}\"\n",
-            ip = listen.ip(),
-            port = listen.port()
-        ),
-    )
-    .unwrap();
-    let (mut child, _, _lines) = common::start_run(&input, &output);
-    std::thread::sleep(Duration::from_millis(ms));
-    common::interrupt_and_wait(&mut child);
-    let db = common::database_in(&output).unwrap();
-    (root, db)
-}
-
 #[test]
 fn two_vantage_points_merged_count_the_simulated_truth() {
-    let info = format!(
-        "d6:lengthi{}e4:name5:merge12:piece lengthi16384e6:pieces{}:{}e",
-        PIECES * 16384,
-        PIECES * 20,
-        "m".repeat(PIECES as usize * 20)
-    );
-    let hash = InfoHash::of_info_bytes(info.as_bytes());
+    let info = common::sim_info("merge", 'm', PIECES);
     let lives = mixed_lives(Ipv4Addr::new(127, 86, 0, 1), 140, PIECES, SPAN_MS);
     // Host b measures the whole time and is the one NAT-like peers dial; host a, on
     // another address, only the first 60 %.
     let a: SocketAddr = "127.87.0.2:16871".parse().unwrap();
     let b: SocketAddr = "127.87.0.3:16872".parse().unwrap();
-    let options = ReactorOptions {
-        dial: Some(b),
-        dial_every_ms: 1_500,
-        batch_every_ms: 700,
-        hold_ms: 3_000,
-        busy: (3_000, 6_000),
-        also_listed: vec![a, b],
-        ..ReactorOptions::default()
-    };
-    let sim = SimTorrent {
-        info_hash: hash,
-        total: PIECES,
-        lives: lives.clone(),
-    };
-    let trackers = [TrackerAddrs {
-        http: "127.85.0.1:0".parse().unwrap(),
-        udp: Some("127.85.0.1:0".parse().unwrap()),
-    }];
-    let mut swarm = Swarm::start(vec![sim], &trackers, options).unwrap();
-    swarm
-        .start_dht("127.84.0.1:0".parse().unwrap(), 10)
-        .unwrap();
+    let options = common::compressed(b, vec![a, b]);
+    let (swarm, _, torrent) = common::start_sim(
+        &info,
+        lives.clone(),
+        PIECES,
+        options,
+        "127.85.0.1",
+        "127.84.0.1",
+    );
     let router = swarm.dht_router.unwrap();
-    let torrent = swarm.torrent_file(0, &info);
-    let (t2, r2) = (torrent.clone(), router);
-    let host_a = std::thread::spawn(move || measure(&t2, r2, a, SPAN_MS * 6 / 10));
-    let (_keep_b, db_b) = measure(&torrent, router, b, SPAN_MS - 1_000);
+    let config = |listen| common::sim_config(listen, router, 128, (800, 2_000), KEY, "");
+    let (t2, c2) = (torrent.clone(), config(a));
+    let host_a = std::thread::spawn(move || common::measure(&t2, &c2, SPAN_MS * 6 / 10));
+    let (_keep_b, db_b) = common::measure(&torrent, &config(b), SPAN_MS - 1_000);
     let (_keep_a, db_a) = host_a.join().unwrap();
     let ended_ms = swarm.reactor.now_ms();
 
@@ -294,17 +240,11 @@ fn two_vantage_points_merged_count_the_simulated_truth() {
     assert!(status.success());
 
     let keyer = common::keyer(KEY);
-    let crossed = |db: &Path| -> HashMap<String, bool> {
-        let conn = rusqlite::Connection::open(db).unwrap();
-        let mut stmt = conn
-            .prepare("SELECT peer_key, crossed_at IS NOT NULL FROM peer")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    };
-    let (in_a, in_b, merged) = (crossed(&db_a), crossed(&db_b), crossed(&merged_db));
+    let (in_a, in_b, merged) = (
+        common::crossed_by_key(&db_a),
+        common::crossed_by_key(&db_b),
+        common::crossed_by_key(&merged_db),
+    );
     let count = |m: &HashMap<String, bool>| m.values().filter(|c| **c).count();
     let mut wrong = Vec::new();
     let mut truth = 0;

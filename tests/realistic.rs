@@ -7,13 +7,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
-use btda::sim::reactor::{ReactorOptions, SimTorrent};
-use btda::sim::swarm::{Kind, Swarm, TrackerAddrs, realistic_lives};
-use btda::torrent::InfoHash;
+use btda::sim::reactor::ReactorOptions;
+use btda::sim::swarm::{Kind, realistic_lives};
 
 const KEY: &str = "0404040404040404040404040404040404040404040404040404040404040404";
 const PIECES: u32 = 100;
@@ -22,74 +19,38 @@ const LISTEN: &str = "127.95.0.2:16895";
 
 #[test]
 fn measured_timeouts_keep_the_count_exact_on_a_realistic_swarm() {
-    let info = format!(
-        "d6:lengthi{}e4:name4:real12:piece lengthi16384e6:pieces{}:{}e",
-        PIECES * 16384,
-        PIECES * 20,
-        "y".repeat(PIECES as usize * 20)
-    );
-    let hash = InfoHash::of_info_bytes(info.as_bytes());
+    let info = common::sim_info("real", 'y', PIECES);
     let lives = realistic_lives(Ipv4Addr::new(127, 94, 0, 1), 400, PIECES, SPAN_MS);
-    let options = ReactorOptions {
-        dial: Some(LISTEN.parse().unwrap()),
-        dial_every_ms: 1_500,
-        batch_every_ms: 700,
-        hold_ms: 3_000,
-        busy: (3_000, 6_000),
-        also_listed: vec![LISTEN.parse().unwrap()],
-        rtt_ms: Some((20, 400)),
-        ..ReactorOptions::default()
-    };
-    let sim = SimTorrent {
-        info_hash: hash,
-        total: PIECES,
-        lives: lives.clone(),
-    };
-    let trackers = [TrackerAddrs {
-        http: "127.95.0.1:0".parse().unwrap(),
-        udp: Some("127.95.0.1:0".parse().unwrap()),
-    }];
-    let mut swarm = Swarm::start(vec![sim], &trackers, options).unwrap();
-    swarm
-        .start_dht("127.96.0.1:0".parse().unwrap(), 10)
-        .unwrap();
-    let router = swarm.dht_router.unwrap();
-    let (_root, input, output) = common::run_dirs_with_fixture();
-    std::fs::remove_file(input.join("a.torrent")).unwrap();
-    std::fs::write(input.join("real.torrent"), swarm.torrent_file(0, &info)).unwrap();
     let listen: SocketAddr = LISTEN.parse().unwrap();
+    let options = ReactorOptions {
+        rtt_ms: Some((20, 400)),
+        ..common::compressed(listen, vec![listen])
+    };
+    let (swarm, _, torrent) = common::start_sim(
+        &info,
+        lives.clone(),
+        PIECES,
+        options,
+        "127.95.0.1",
+        "127.96.0.1",
+    );
+    let router = swarm.dht_router.unwrap();
     // 256 workers: before the warm-up every dead address holds one for the upper bound.
-    std::fs::write(
-        input.join("btda.toml"),
-        format!(
-            "[dht]\nenabled = true\nlisten_address = \"{ip}\"\nport = 0\nbootstrap = [\"{router}\"]\n\
-             interval_secs = 1\nquery_timeout_ms = 500\n\
-             [peer]\nallow_private_addresses = true\nworkers = 256\nlisten_address = \"{ip}\"\n\
-             listen_port = {port}\nrevisit_delay_secs = 1\nstate_window_ms = 800\n\
-             silence_timeout_ms = 1000\nvisit_cap_ms = 2000\nretry_backoff_secs = [1, 1, 1]\n\
-             auto_timeout_warmup = 16\nauto_connect_timeout_ms = [300, 2000]\n\
-             [tracker]\ninterval_secs = 1\nstopped_timeout_ms = 1000\n\
-             [monitor]\nstatistics_interval_secs = 1\n[privacy]\nkey = \"{KEY}\"\n",
-            ip = listen.ip(),
-            port = listen.port()
-        ),
-    )
-    .unwrap();
-    let (mut child, _, _lines) = common::start_run(&input, &output);
-    std::thread::sleep(Duration::from_millis(SPAN_MS - 1_000));
-    common::interrupt_and_wait(&mut child);
+    let config = common::sim_config(
+        listen,
+        router,
+        256,
+        (800, 2_000),
+        KEY,
+        "auto_timeout_warmup = 16\nauto_connect_timeout_ms = [300, 2000]\n",
+    );
+    let (_root, db) = common::measure(&torrent, &config, SPAN_MS - 1_000);
     let ended_ms = swarm.reactor.now_ms();
     println!("simulator: {:?}", swarm.reactor.counters);
 
     let keyer = common::keyer(KEY);
-    let conn = rusqlite::Connection::open(common::database_in(&output).unwrap()).unwrap();
-    let crossed: HashMap<String, bool> = conn
-        .prepare("SELECT peer_key, crossed_at IS NOT NULL FROM peer")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let crossed = common::crossed_by_key(&db);
     let mut wrong = Vec::new();
     let mut truth = 0;
     for s in &lives {

@@ -12,15 +12,42 @@ use btda::run::Shutdown;
 use btda::sim::{Behaviour, FakePeer};
 use common::eventually;
 
-#[test]
-fn btda_finds_peers_on_the_dht_and_announces_itself() {
-    let stop = Shutdown::new();
-    let settings = NodeSettings {
+fn settings() -> NodeSettings {
+    NodeSettings {
         alpha: 3,
         query_timeout: Duration::from_millis(500),
         max_queries: 200,
         rate_per_sec: 2000,
-    };
+    }
+}
+
+/// A temporary root with `input/` holding a torrent (fe553347…), `output/`, a DHT
+/// state folder, and the torrent's hash.
+fn dirs() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    btda::torrent::InfoHash,
+) {
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("input");
+    let output = root.path().join("output");
+    let state_dir = root.path().join("state");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(
+        common::fixtures().join("inputs/hand/non-canonical.torrent"),
+        input.join("a.torrent"),
+    )
+    .unwrap();
+    let hash = btda::torrent::InfoHash::parse("fe553347d875639130a5b1a125da7b9536c4cef5").unwrap();
+    (root, input, output, state_dir, hash)
+}
+
+#[test]
+fn btda_finds_peers_on_the_dht_and_announces_itself() {
+    let stop = Shutdown::new();
+    let settings = settings();
     let nodes: Vec<DhtNode> = (1..=12u8)
         .map(|i| {
             DhtNode::start(
@@ -38,17 +65,7 @@ fn btda_finds_peers_on_the_dht_and_announces_itself() {
         n.bootstrap(&[first]);
     }
 
-    let root = tempfile::tempdir().unwrap();
-    let input = root.path().join("input");
-    let output = root.path().join("output");
-    let state_dir = root.path().join("state");
-    std::fs::create_dir_all(&input).unwrap();
-    std::fs::copy(
-        common::fixtures().join("inputs/hand/non-canonical.torrent"),
-        input.join("a.torrent"),
-    )
-    .unwrap();
-    let hash = btda::torrent::InfoHash::parse("fe553347d875639130a5b1a125da7b9536c4cef5").unwrap();
+    let (_root, input, output, state_dir, hash) = dirs();
     // A seeder on node 5's address, announced by node 5.
     let seeder = FakePeer::start(
         "127.75.0.5:7000".parse().unwrap(),
@@ -119,12 +136,7 @@ fn btda_finds_peers_on_the_dht_and_announces_itself() {
 #[test]
 fn btda_finds_ipv6_peers_through_its_ipv6_node() {
     let stop = Shutdown::new();
-    let settings = NodeSettings {
-        alpha: 3,
-        query_timeout: Duration::from_millis(500),
-        max_queries: 200,
-        rate_per_sec: 2000,
-    };
+    let settings = settings();
     let v6 = |port: u16| SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
     let nodes: Vec<DhtNode> = (0..10)
         .map(|_| {
@@ -135,17 +147,7 @@ fn btda_finds_ipv6_peers_through_its_ipv6_node() {
     for n in &nodes[1..] {
         n.bootstrap(&[first]);
     }
-    let root = tempfile::tempdir().unwrap();
-    let input = root.path().join("input");
-    let output = root.path().join("output");
-    let state_dir = root.path().join("state");
-    std::fs::create_dir_all(&input).unwrap();
-    std::fs::copy(
-        common::fixtures().join("inputs/hand/non-canonical.torrent"),
-        input.join("a.torrent"),
-    )
-    .unwrap();
-    let hash = btda::torrent::InfoHash::parse("fe553347d875639130a5b1a125da7b9536c4cef5").unwrap();
+    let (_root, input, output, state_dir, hash) = dirs();
     let seeder = FakePeer::start(v6(17_006), hash, 3, 3, Behaviour::HaveAll).unwrap();
     let lookup = nodes[4].get_peers(hash, &[]);
     assert!(nodes[4].announce(hash, 17_006, &lookup) > 0);

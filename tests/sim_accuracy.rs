@@ -13,12 +13,9 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
 use btda::sim::fake_tracker::Served;
-use btda::sim::reactor::{ReactorOptions, SimTorrent};
-use btda::sim::swarm::{Kind, PeerScript, Swarm, TrackerAddrs, mixed_lives};
-use btda::torrent::InfoHash;
+use btda::sim::swarm::{Kind, PeerScript, mixed_lives};
 
 const KEY: &str = "0202020202020202020202020202020202020202020202020202020202020202";
 const PIECES: u32 = 100;
@@ -32,13 +29,7 @@ const CAP_MS: u64 = 2_000;
 
 #[test]
 fn confirmed_downloads_match_the_simulated_truth() {
-    let info = format!(
-        "d6:lengthi{}e4:name3:sim12:piece lengthi16384e6:pieces{}:{}e",
-        PIECES * 16384,
-        PIECES * 20,
-        "x".repeat(PIECES as usize * 20)
-    );
-    let hash = InfoHash::of_info_bytes(info.as_bytes());
+    let info = common::sim_info("sim", 'x', PIECES);
     let mut lives = mixed_lives(Ipv4Addr::new(127, 90, 0, 1), 80, PIECES, SPAN_MS);
     // Connects in at 95 of 100 pieces and streams ten pieces a second: its first visit
     // goes from below T to T and above while btda listens.
@@ -52,60 +43,29 @@ fn confirmed_downloads_match_the_simulated_truth() {
         tracked: false,
     };
     lives.push(in_visit.clone());
-    let sim = SimTorrent {
-        info_hash: hash,
-        total: PIECES,
-        lives: lives.clone(),
-    };
-    let trackers = [TrackerAddrs {
-        http: "127.91.0.1:0".parse().unwrap(),
-        udp: Some("127.91.0.1:0".parse().unwrap()),
-    }];
-    let options = ReactorOptions {
-        dial: Some(LISTEN.parse().unwrap()),
-        dial_every_ms: 1_500,
-        batch_every_ms: 700,
-        hold_ms: 3_000,
-        busy: (3_000, 6_000),
-        // Real trackers list the announcer too.
-        also_listed: vec![LISTEN.parse().unwrap()],
-        ..ReactorOptions::default()
-    };
-    let mut swarm = Swarm::start(vec![sim], &trackers, options).unwrap();
-    let announced = swarm
-        .start_dht("127.92.0.1:0".parse().unwrap(), 10)
-        .unwrap();
+    let listen: SocketAddr = LISTEN.parse().unwrap();
+    let options = common::compressed(listen, vec![listen]);
+    let (swarm, announced, torrent) = common::start_sim(
+        &info,
+        lives.clone(),
+        PIECES,
+        options,
+        "127.91.0.1",
+        "127.92.0.1",
+    );
     assert!(
         announced >= 3,
         "untracked peers announced on the DHT: {announced}"
     );
     let router = swarm.dht_router.unwrap();
-    let (_root, input, output) = common::run_dirs_with_fixture();
-    std::fs::remove_file(input.join("a.torrent")).unwrap();
-    std::fs::write(input.join("sim.torrent"), swarm.torrent_file(0, &info)).unwrap();
-    let listen: SocketAddr = LISTEN.parse().unwrap();
-    std::fs::write(
-        input.join("btda.toml"),
-        format!(
-            "[dht]\nenabled = true\nlisten_address = \"{}\"\nport = 0\nbootstrap = [\"{router}\"]\n\
-             interval_secs = 1\nquery_timeout_ms = 500\n[peer]\nallow_private_addresses = true\nworkers = 16\nlisten_address = \"{}\"\nlisten_port = {}\n\
-             revisit_delay_secs = 1\nstate_window_ms = {WINDOW_MS}\nsilence_timeout_ms = 1000\nvisit_cap_ms = {CAP_MS}\nretry_backoff_secs = [1, 1, 1]\n\
-             [tracker]\ninterval_secs = 1\nstopped_timeout_ms = 1000\n[privacy]\nkey = \"{KEY}\"\n",
-            listen.ip(),
-            listen.ip(),
-            listen.port()
-        ),
-    )
-    .unwrap();
-    let (mut child, _, _lines) = common::start_run(&input, &output);
-    std::thread::sleep(Duration::from_millis(SPAN_MS - 1_000));
-    common::interrupt_and_wait(&mut child);
+    let config = common::sim_config(listen, router, 16, (WINDOW_MS, CAP_MS), KEY, "");
+    let (_root, db) = common::measure(&torrent, &config, SPAN_MS - 1_000);
     let ended_ms = swarm.reactor.now_ms();
     let counters = &swarm.reactor.counters;
     println!("simulator: {counters:?}");
 
     let keyer = common::keyer(KEY);
-    let conn = rusqlite::Connection::open(common::database_in(&output).unwrap()).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
     let rows: HashMap<String, (i64, i64, Option<i64>)> = conn
         .prepare("SELECT peer_key, first_pieces, last_pieces, crossed_at FROM peer")
         .unwrap()

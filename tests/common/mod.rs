@@ -439,3 +439,113 @@ pub fn run_trackers(
         .collect::<Result<_, _>>()
         .unwrap()
 }
+
+/// The raw `info` dictionary of a simulated single-file torrent of `pieces` 16 KiB
+/// pieces named `name` (its piece hashes are `fill` bytes), and its info-hash.
+pub fn sim_info(name: &str, fill: char, pieces: u32) -> (String, btda::torrent::InfoHash) {
+    let info = format!(
+        "d6:lengthi{}e4:name{}:{name}12:piece lengthi16384e6:pieces{}:{}e",
+        pieces * 16384,
+        name.len(),
+        pieces * 20,
+        fill.to_string().repeat(pieces as usize * 20)
+    );
+    let hash = btda::torrent::InfoHash::of_info_bytes(info.as_bytes());
+    (info, hash)
+}
+
+/// The simulator's behaviour at the accuracy tests' compressed time: NAT-like peers
+/// dial `dial` every 1.5 s, batches every 0.7 s, connections held 3 s, busy peers refuse
+/// for 3-6 s; the trackers also list `also_listed` (real trackers list the announcer).
+pub fn compressed(
+    dial: std::net::SocketAddr,
+    also_listed: Vec<std::net::SocketAddr>,
+) -> btda::sim::reactor::ReactorOptions {
+    btda::sim::reactor::ReactorOptions {
+        dial: Some(dial),
+        dial_every_ms: 1_500,
+        batch_every_ms: 700,
+        hold_ms: 3_000,
+        busy: (3_000, 6_000),
+        also_listed,
+        ..btda::sim::reactor::ReactorOptions::default()
+    }
+}
+
+/// One simulated torrent of `lives` behind an HTTP and a UDP tracker on `tracker_ip`,
+/// with a DHT router on `dht_ip` and nodes for its DHT-only peers; returns the swarm,
+/// how many peers were announced on the DHT, and the `.torrent` file's text.
+pub fn start_sim(
+    (info, hash): &(String, btda::torrent::InfoHash),
+    lives: Vec<btda::sim::swarm::PeerScript>,
+    pieces: u32,
+    options: btda::sim::reactor::ReactorOptions,
+    tracker_ip: &str,
+    dht_ip: &str,
+) -> (btda::sim::swarm::Swarm, usize, String) {
+    let sim = btda::sim::reactor::SimTorrent {
+        info_hash: *hash,
+        total: pieces,
+        lives,
+    };
+    let trackers = [btda::sim::swarm::TrackerAddrs {
+        http: format!("{tracker_ip}:0").parse().unwrap(),
+        udp: Some(format!("{tracker_ip}:0").parse().unwrap()),
+    }];
+    let mut swarm = btda::sim::swarm::Swarm::start(vec![sim], &trackers, options).unwrap();
+    let announced = swarm
+        .start_dht(format!("{dht_ip}:0").parse().unwrap(), 10)
+        .unwrap();
+    let torrent = swarm.torrent_file(0, info);
+    (swarm, announced, torrent)
+}
+
+/// btda's configuration for measuring a simulated swarm at compressed time: listening
+/// on `listen`, the swarm's DHT through `router`, 1 s revisits and intervals, the
+/// shared `key`; `peer_extra` adds `[peer]` lines.
+pub fn sim_config(
+    listen: std::net::SocketAddr,
+    router: std::net::SocketAddr,
+    workers: u32,
+    (window_ms, cap_ms): (u64, u64),
+    key: &str,
+    peer_extra: &str,
+) -> String {
+    format!(
+        "[dht]\nenabled = true\nlisten_address = \"{ip}\"\nport = 0\nbootstrap = [\"{router}\"]\n\
+         interval_secs = 1\nquery_timeout_ms = 500\n\
+         [peer]\nallow_private_addresses = true\nworkers = {workers}\nlisten_address = \"{ip}\"\n\
+         listen_port = {port}\nrevisit_delay_secs = 1\nstate_window_ms = {window_ms}\n\
+         silence_timeout_ms = 1000\nvisit_cap_ms = {cap_ms}\nretry_backoff_secs = [1, 1, 1]\n{peer_extra}\
+         [tracker]\ninterval_secs = 1\nstopped_timeout_ms = 1000\n\
+         [monitor]\nstatistics_interval_secs = 1\n[privacy]\nkey = \"{key}\"\n",
+        ip = listen.ip(),
+        port = listen.port()
+    )
+}
+
+/// `btda run` on the torrent `torrent` (a `.torrent` file's text) with `config` for
+/// `ms`, then Ctrl+C; returns the temporary root (keep it alive) and the database.
+pub fn measure(torrent: &str, config: &str, ms: u64) -> (tempfile::TempDir, PathBuf) {
+    let (root, input, output) = run_dirs_with_fixture();
+    std::fs::remove_file(input.join("a.torrent")).unwrap();
+    std::fs::write(input.join("sim.torrent"), torrent).unwrap();
+    std::fs::write(input.join("btda.toml"), config).unwrap();
+    let (mut child, _, _lines) = start_run(&input, &output);
+    std::thread::sleep(Duration::from_millis(ms));
+    interrupt_and_wait(&mut child);
+    let db = database_in(&output).unwrap();
+    (root, db)
+}
+
+/// Whether each peer of a run database (by keyed hash) is a confirmed download.
+pub fn crossed_by_key(db: &Path) -> std::collections::HashMap<String, bool> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT peer_key, crossed_at IS NOT NULL FROM peer")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
