@@ -167,3 +167,73 @@ fn an_ipv6_dht_on_loopback_finds_an_ipv6_announce() {
     }
     v4.join();
 }
+
+/// BEP 32 `want`: an IPv6 node paired with the run's IPv4 node answers `n4` from the
+/// IPv4 node's table and `n6` from its own; without `want`, its own family only.
+#[test]
+fn want_gets_nodes_of_both_families_from_paired_nodes() {
+    use btda::dht::krpc::{NodeInfo, Query, Want};
+    let stop = Shutdown::new();
+    let known = |v6: bool| -> Vec<NodeInfo> {
+        (1..=3u8)
+            .map(|i| NodeInfo {
+                id: [i; 20],
+                addr: if v6 {
+                    SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 9000 + u16::from(i)))
+                } else {
+                    SocketAddr::from(([127, 72, 3, i], 9000))
+                },
+            })
+            .collect()
+    };
+    let v4 = DhtNode::start(
+        SocketAddr::from(([127, 72, 2, 1], 0)),
+        [7; 20],
+        &known(false),
+        settings(),
+        stop.clone(),
+    )
+    .unwrap();
+    let v6 = DhtNode::start(
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+        [7; 20],
+        &known(true),
+        settings(),
+        stop.clone(),
+    )
+    .unwrap();
+    v4.pair(&v6);
+    let asker = UdpSocket::bind("[::1]:0").unwrap();
+    asker
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let ask = |want: Want| {
+        let q = Message {
+            tid: b"w1".to_vec(),
+            id: Some([9; 20]),
+            body: Body::Query(Query::FindNode([5; 20], want)),
+        };
+        asker
+            .send_to(&q.encode(), v6.local_addr().unwrap())
+            .unwrap();
+        let mut buf = [0u8; 1500];
+        let (n, _) = asker.recv_from(&mut buf).unwrap();
+        match Message::decode(&buf[..n]).unwrap().body {
+            Body::Response(r) => (r.nodes.len(), r.nodes6.len()),
+            other => panic!("{other:?}"),
+        }
+    };
+    // Its three known IPv6 nodes and the asker, whom the query itself made known.
+    assert_eq!(ask(Want { n4: true, n6: true }), (3, 4));
+    assert_eq!(
+        ask(Want {
+            n4: true,
+            n6: false
+        }),
+        (3, 0)
+    );
+    assert_eq!(ask(Want::default()), (0, 4), "its own family without want");
+    stop.request();
+    v4.join();
+    v6.join();
+}

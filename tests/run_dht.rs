@@ -166,6 +166,14 @@ fn btda_finds_ipv6_peers_through_its_ipv6_node() {
         eventually(Duration::from_secs(20), || seeder.served() >= 1),
         "the IPv6 DHT peer was never visited"
     );
+    // The visit is recorded once it ends (a seeder's ends at its have_all).
+    let db = common::database_in(&output).unwrap();
+    let recorded = || {
+        rusqlite::Connection::open(&db)
+            .and_then(|c| c.query_row("SELECT count(*) FROM peer", [], |r| r.get::<_, i64>(0)))
+            .is_ok_and(|n| n >= 1)
+    };
+    assert!(eventually(Duration::from_secs(20), recorded), "no peer row");
     common::interrupt_and_wait(&mut child);
 
     let conn = rusqlite::Connection::open(common::database_in(&output).unwrap()).unwrap();

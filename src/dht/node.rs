@@ -86,6 +86,9 @@ struct Shared {
     store: Mutex<HashMap<InfoHash, Vec<(SocketAddr, Instant)>>>,
     /// The socket's family: IPv6 (BEP 32) or IPv4.
     v6: bool,
+    /// The node of the other family in the same run, whose table answers BEP 32's
+    /// `want` for that family.
+    sibling: Mutex<std::sync::Weak<Shared>>,
     secrets: Mutex<([u8; 16], [u8; 16], Instant)>,
     rate: Mutex<RateLimit>,
     next_tid: AtomicU32,
@@ -122,6 +125,7 @@ impl DhtNode {
             pending: Mutex::new(HashMap::new()),
             store: Mutex::new(HashMap::new()),
             v6,
+            sibling: Mutex::new(std::sync::Weak::new()),
             secrets: Mutex::new((rand::random(), rand::random(), Instant::now())),
             rate: Mutex::new(RateLimit {
                 per_sec: settings.rate_per_sec.max(1),
@@ -145,6 +149,13 @@ impl DhtNode {
     /// The bound address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.shared.socket.local_addr()
+    }
+
+    /// Makes `self` and `other` (a node of the other family, BEP 32) answer `want`
+    /// for each other's family from each other's routing table.
+    pub fn pair(&self, other: &DhtNode) {
+        *self.shared.sibling.lock() = Arc::downgrade(&other.shared);
+        *other.shared.sibling.lock() = Arc::downgrade(&self.shared);
     }
 
     /// Our node id.
@@ -291,12 +302,31 @@ impl Shared {
         (s.0, s.1)
     }
 
-    /// A response carrying `nodes` in the list of this node's family.
-    fn with_nodes(&self, nodes: Vec<NodeInfo>, mut r: Response) -> Response {
-        if self.v6 {
-            r.nodes6 = nodes;
+    /// `r` with the nodes closest to `target` in the lists `want` asks for (BEP 32):
+    /// none asked means this node's family; the other family's come from the sibling
+    /// node when there is one. `own` is false when `values` already answer.
+    fn with_nodes(&self, target: &NodeId, want: Want, own: bool, mut r: Response) -> Response {
+        let (ours, theirs) = if want == Want::default() {
+            (true, false)
+        } else if self.v6 {
+            (want.n6, want.n4)
         } else {
-            r.nodes = nodes;
+            (want.n4, want.n6)
+        };
+        let mut fill = |nodes: Vec<NodeInfo>| {
+            for n in nodes {
+                if n.addr.is_ipv6() {
+                    r.nodes6.push(n);
+                } else {
+                    r.nodes.push(n);
+                }
+            }
+        };
+        if ours && own {
+            fill(self.table.lock().closest(target, K));
+        }
+        if theirs && let Some(sibling) = self.sibling.lock().upgrade() {
+            fill(sibling.table.lock().closest(target, K));
         }
         r
     }
@@ -304,10 +334,10 @@ impl Shared {
     fn answer(&self, q: Query, from: SocketAddr) -> Body {
         match q {
             Query::Ping => Body::Response(Response::default()),
-            Query::FindNode(target, _) => Body::Response(
-                self.with_nodes(self.table.lock().closest(&target, K), Response::default()),
-            ),
-            Query::GetPeers(hash, _) => {
+            Query::FindNode(target, want) => {
+                Body::Response(self.with_nodes(&target, want, true, Response::default()))
+            }
+            Query::GetPeers(hash, want) => {
                 let (current, _) = self.current_secrets();
                 let token = Some(self.token(&from.ip(), &current));
                 let values: Vec<SocketAddr> = self
@@ -316,17 +346,13 @@ impl Shared {
                     .get(&hash)
                     .map(|v| v.iter().map(|(a, _)| *a).collect())
                     .unwrap_or_default();
-                let nodes = if values.is_empty() {
-                    self.table.lock().closest(&hash.0, K)
-                } else {
-                    Vec::new()
-                };
+                let own = values.is_empty();
                 let r = Response {
                     values,
                     token,
                     ..Response::default()
                 };
-                Body::Response(self.with_nodes(nodes, r))
+                Body::Response(self.with_nodes(&hash.0, want, own, r))
             }
             Query::AnnouncePeer {
                 info_hash,

@@ -165,6 +165,9 @@ fn run(
     if nodes.is_empty() {
         return;
     }
+    if let [(v4, _), (v6, _)] = nodes.as_slice() {
+        v4.pair(v6); // BEP 32 `want`: each answers for the other's family
+    }
     let interval = config.interval_secs;
     let mut next = Instant::now();
     while !stop.requested() {
