@@ -204,7 +204,7 @@ fn btda_measures_a_swarm_of_real_clients() {
         format!(
             "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 8\nlisten_address = \"{btda_ip}\"\nlisten_port = {btda_port}\n\
              revisit_delay_secs = 3\nstate_window_ms = 500\nvisit_cap_ms = 3000\nretry_backoff_secs = [2, 2, 4, 8]\n\
-             [tracker]\ninterval_secs = 5\nmax_min_interval_secs = 5\nstopped_timeout_ms = 1000\n\
+             [tracker]\ninterval_secs = 5\nmax_min_interval_secs = 5\nscrape_interval_secs = 5\nstopped_timeout_ms = 1000\n\
              [privacy]\nkey = \"{KEY}\"\n"
         ),
     )

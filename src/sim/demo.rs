@@ -31,7 +31,7 @@ pub fn config(router: SocketAddr, workers: u32) -> String {
          interval_secs = 3\nquery_timeout_ms = 500\n\
          [peer]\nallow_private_addresses = true\nworkers = {workers}\nlisten_address = \"{ip}\"\nlisten_port = {port}\n\
          revisit_delay_secs = 3\nstate_window_ms = 200\nsilence_timeout_ms = 1500\nvisit_cap_ms = 2000\nretry_backoff_secs = [2, 4]\n\
-         [tracker]\ninterval_secs = 3\nstopped_timeout_ms = 300\nnumwant = 2000\n\
+         [tracker]\ninterval_secs = 3\nscrape_interval_secs = 3\nstopped_timeout_ms = 300\nnumwant = 2000\n\
          [monitor]\nstatus_interval_secs = 5\nstatistics_interval_secs = 5\n",
         ip = LISTEN.ip(),
         port = LISTEN.port()
