@@ -30,6 +30,9 @@ pub struct Job {
     pub attempt: u32,
     /// T in pieces for the peer's torrent.
     pub threshold: u32,
+    /// The peer's id in this queue's book, so that [`PeerQueue::finish`] needs no
+    /// lookup by address.
+    id: u32,
 }
 
 /// Snapshot counts for the status line and the `statistic` table.
@@ -258,6 +261,7 @@ impl PeerQueue {
                         peer,
                         attempt,
                         threshold,
+                        id,
                     });
                 }
                 Popped::Wait(None) => self.wake.wait(&mut g),
@@ -281,9 +285,7 @@ impl PeerQueue {
     pub fn finish(&self, job: &Job, result: VisitResult) -> Recorded {
         let now = Instant::now();
         let mut g = self.lock();
-        let Some(id) = g.book.id(&job.peer) else {
-            return Recorded::default(); // not handed out by this queue
-        };
+        let id = job.id;
         let (recorded, ended) = match &result {
             VisitResult::Myself => {
                 g.book.mark_ours(job.peer.addr);
@@ -411,13 +413,13 @@ impl PeerQueue {
         self.wake.notify_all();
     }
 
-    /// Counts for monitoring (walks the map; call every few seconds, not per visit).
     /// How late peers were handed out so far (first visits, revisits).
     pub fn lateness(&self) -> crate::schedule::scheduler::Lateness {
         self.lock().sched.lateness()
     }
 
-    /// Counts for the status line and the `statistic` table.
+    /// Counts for the status line and the `statistic` table (walks every slot: call
+    /// every few seconds, not per visit).
     pub fn counts(&self) -> QueueCounts {
         let g = self.lock();
         QueueCounts {

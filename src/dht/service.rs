@@ -115,8 +115,9 @@ fn run(
         .and_then(load_state)
         .unwrap_or_else(|| (rand::random(), Vec::new()));
     let timeout = config.query_timeout_ms;
-    // Bootstrap entries resolve to addresses of both families; each node takes its own.
-    let resolved: Vec<SocketAddr> = config
+    // Bootstrap entries resolve to addresses of both families; each node takes the
+    // first of its own family from every entry.
+    let resolved: Vec<Vec<SocketAddr>> = config
         .bootstrap
         .iter()
         .filter_map(|b| {
@@ -124,7 +125,6 @@ fn run(
             let host = host.trim_start_matches('[').trim_end_matches(']');
             crate::resolve::resolve(host, port.parse().ok()?, timeout).ok()
         })
-        .flatten()
         .collect();
     let mut families = vec![SocketAddr::new(config.listen_address, config.port)];
     if wants_ipv6(config) {
@@ -139,16 +139,11 @@ fn run(
                 continue;
             }
         };
-        // One bootstrap address per entry and family (a name may resolve to many).
-        let mut bootstrap: Vec<SocketAddr> = Vec::new();
-        for addr in resolved.iter().filter(|a| a.is_ipv6() == bind.is_ipv6()) {
-            if !bootstrap
-                .iter()
-                .any(|b| b.port() == addr.port() && b.ip() == addr.ip())
-            {
-                bootstrap.push(*addr);
-            }
-        }
+        let bootstrap: Vec<SocketAddr> = resolved
+            .iter()
+            .filter_map(|addrs| addrs.iter().find(|a| a.is_ipv6() == bind.is_ipv6()))
+            .copied()
+            .collect();
         let joined = node.bootstrap(&bootstrap);
         log::info!(
             "DHT: {} node {} on {bind} joined with {joined} nodes ({} saved, {} bootstrap)",

@@ -168,7 +168,6 @@ pub type Key = u32;
 pub struct Scheduler {
     heap: BinaryHeap<Reverse<(Tick, Key)>>,
     slots: Vec<Option<Slot>>,
-    known: u64,
     start: Instant,
     policy: Policy,
     in_flight: u64,
@@ -203,7 +202,6 @@ impl Scheduler {
         Self {
             heap: BinaryHeap::new(),
             slots: Vec::new(),
-            known: 0,
             start,
             policy,
             in_flight: 0,
@@ -245,9 +243,6 @@ impl Scheduler {
             self.slots.resize(i + 1, None);
         }
         let created = self.slots[i].is_none();
-        if created {
-            self.known += 1;
-        }
         (self.slots[i].get_or_insert(fresh), created)
     }
 
@@ -301,13 +296,13 @@ impl Scheduler {
     /// one is put back [`BUSY_DELAY`] later.
     pub fn pop_due(&mut self, now: Instant, mut busy: impl FnMut(Key) -> bool) -> Popped<Key> {
         let now_tick = self.tick(now);
+        let later = self.tick_after(now_tick, BUSY_DELAY);
         while let Some(&Reverse((due, k))) = self.heap.peek() {
             if due > now_tick {
                 return Popped::Wait(Some(self.instant(due)));
             }
             self.heap.pop();
             let due_at = self.instant(due);
-            let later = self.tick_after(now_tick, BUSY_DELAY);
             let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
                 continue;
             };
@@ -488,11 +483,11 @@ impl Scheduler {
     pub fn counts(&self, now: Instant) -> StateCounts {
         let now = self.tick(now);
         let mut c = StateCounts {
-            known: self.known,
             in_flight: self.in_flight,
             ..StateCounts::default()
         };
         for s in self.slots.iter().flatten() {
+            c.known += 1;
             match s.tag {
                 Tag::Waiting if s.at <= now => c.due += 1,
                 Tag::Finished => c.finished += 1,

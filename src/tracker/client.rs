@@ -62,6 +62,11 @@ pub struct TrackerClient {
 }
 
 impl TrackerClient {
+    /// Its settings.
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
     /// A client with these settings.
     pub fn new(settings: ClientSettings) -> Self {
         Self {

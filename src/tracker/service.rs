@@ -218,8 +218,8 @@ impl TrackerService {
     }
 
     fn send_stopped(&self, budget: Duration, deadline: Instant) {
-        let mut settings = client_settings(&self.shared.config);
-        settings.source_ip = self.shared.me.source_ip;
+        // The running client's settings (source address, trusted roots), shorter timeouts.
+        let mut settings = self.shared.client.settings().clone();
         settings.http_timeout = budget;
         settings.dns_timeout = budget;
         settings.udp_retransmit = vec![budget];
