@@ -86,6 +86,12 @@ pub enum RunError {
     },
 }
 
+/// A path from the configuration: relative to the input folder unless absolute.
+fn in_input(input: &Path, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() { p } else { input.join(p) }
+}
+
 /// The fixed address whose keyed hash is `run.key_check`.
 pub const KEY_CHECK_ADDRESS: std::net::SocketAddr =
     std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
@@ -97,11 +103,7 @@ fn with_tracker_roots(opts: &RunOptions) -> Result<RunOptions, RunError> {
     if file.is_empty() {
         return Ok(opts.clone());
     }
-    let path = if Path::new(file).is_absolute() {
-        PathBuf::from(file)
-    } else {
-        opts.input.join(file)
-    };
+    let path = in_input(&opts.input, file);
     let fail = |why: String| RunError::TrackerRoots {
         path: path.display().to_string(),
         why,
@@ -222,14 +224,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         log::warn!("{refused}");
     }
 
-    let in_input = |p: &String| {
-        let p = PathBuf::from(p);
-        if p.is_absolute() {
-            p
-        } else {
-            opts.input.join(p)
-        }
-    };
+    let in_input = |p: &String| in_input(&opts.input, p);
     let g = &opts.config.geo;
     let geo = Arc::new(crate::geo::Geo::open(
         &g.city.iter().map(in_input).collect::<Vec<_>>(),

@@ -214,7 +214,6 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError>
     // Torrents: one per info-hash, with the same threshold everywhere.
     let mut torrent_of: Vec<HashMap<i64, i64>> = Vec::new();
     let mut by_hash: HashMap<String, (i64, Option<i64>, f64, usize)> = HashMap::new();
-    let mut thresholds: HashMap<i64, Option<i64>> = HashMap::new();
     for (i, input) in opened.iter().enumerate() {
         let mut map = HashMap::new();
         for r in rows(
@@ -255,7 +254,6 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError>
                         )
                         .map_err(db(&out_path))?;
                         by_hash.insert(hash.clone(), (id, t, frac, i));
-                        thresholds.insert(id, t);
                     }
                     id
                 }
@@ -271,7 +269,6 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError>
                     )
                     .map_err(db(&out_path))?;
                     by_hash.insert(hash, (id, t, frac, i));
-                    thresholds.insert(id, t);
                     id
                 }
             };
@@ -281,6 +278,9 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError>
         }
         torrent_of.push(map);
     }
+
+    let thresholds: HashMap<i64, Option<i64>> =
+        by_hash.values().map(|&(id, t, _, _)| (id, t)).collect();
 
     // Peers: one per (torrent, keyed hash).
     let mut merged: HashMap<(i64, String), PeerRow> = HashMap::new();
