@@ -216,31 +216,26 @@ pub fn run_demo_configured(
     let visits = report.torrents.iter().map(|t| t.visits).sum();
     let (lateness, outcomes, load) = crate::store::schema::open_read_only(&outcome.files.database)
         .and_then(|c| {
-            let lateness = c
+            // The last statistic row (figures of the run so far) and two over all rows.
+            let (lateness, load) = c
                 .query_row(
-                    "SELECT first_wait_p99_ms, revisit_late_p99_ms, revisits_on_time
-                     FROM statistic ORDER BY id DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .unwrap_or_default();
-            let load = c
-                .query_row(
-                    "SELECT (SELECT avg(workload) FROM statistic),
+                    "SELECT s.first_wait_p99_ms, s.revisit_late_p99_ms, s.revisits_on_time,
+                            (SELECT avg(workload) FROM statistic),
                             (SELECT max(rss_mb) FROM statistic),
                             s.peers_known, s.queue_lock_wait_ms, s.queue_lock_contended,
                             s.first_wait_max_ms
                      FROM statistic s ORDER BY s.id DESC LIMIT 1",
                     [],
                     |r| {
-                        Ok(Load {
-                            btda_cpu_secs,
-                            workload: r.get(0)?,
-                            rss_mb: r.get(1)?,
-                            peers_known: r.get(2)?,
-                            queue_lock: (r.get(3)?, r.get(4)?),
-                            first_wait_max_ms: r.get(5)?,
-                        })
+                        let load = Load {
+                            btda_cpu_secs: None,
+                            workload: r.get(3)?,
+                            rss_mb: r.get(4)?,
+                            peers_known: r.get(5)?,
+                            queue_lock: (r.get(6)?, r.get(7)?),
+                            first_wait_max_ms: r.get(8)?,
+                        };
+                        Ok(((r.get(0)?, r.get(1)?, r.get(2)?), load))
                     },
                 )
                 .unwrap_or_default();
