@@ -196,6 +196,8 @@ fn main() {
     let before = rss_mb();
     let policy = Policy {
         revisit_delay: Duration::from_secs(1),
+        min_revisit: Duration::from_secs(1),
+        transient_retry: Duration::from_secs(1),
         backoff: vec![],
         cooldown: Duration::ZERO,
     };

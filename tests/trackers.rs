@@ -133,6 +133,8 @@ fn every_tracker_is_announced_scraped_and_classified() {
         Writer::start(&db, WriterSettings::from(&btda::config::Writer::default())).unwrap();
     let policy = Policy {
         revisit_delay: Duration::from_secs(60),
+        min_revisit: Duration::from_secs(60),
+        transient_retry: Duration::from_secs(60),
         backoff: vec![],
         cooldown: Duration::ZERO,
     };

@@ -18,6 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use indexmap::IndexMap;
 
 pub use crate::schedule::Added;
+use crate::schedule::Reason;
 pub use identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 pub use progress::Progress;
 pub use queue::{Job, LockFigures, PeerQueue, QueueCounts};
@@ -44,8 +45,12 @@ pub enum VisitResult {
         /// The peer id from the handshake (kept in memory only, to join addresses).
         peer_id: Option<[u8; 20]>,
     },
-    /// Connect, handshake or protocol failure.
-    Failure,
+    /// Connect, handshake or protocol failure; `connected` when the TCP connection was
+    /// made (a live peer whose handshake failed: retried sooner).
+    Failure {
+        /// The connection was made before the visit failed.
+        connected: bool,
+    },
     /// A failure on btda's side (shutdown, no file descriptors): retried without penalty.
     Retry,
     /// The handshake carried our own peer id.
@@ -82,6 +87,10 @@ struct Seen {
     client_v: Option<String>,
     geo: Option<crate::geo::GeoInfo>,
     domain: Option<String>,
+    /// How the crossing was witnessed, once it was.
+    crossed_how: Option<&'static str>,
+    /// Successful visits that the peer made by connecting in.
+    visits_in: u32,
 }
 
 impl Entry {
@@ -294,15 +303,17 @@ impl PeerBook {
         (self.canonical(peer), new)
     }
 
-    /// Records a visit of `peer` (an address as dialled or matched). A peer id seen
-    /// before under another address of the same torrent joins this address to that peer
-    /// when this address has no observation of its own yet. Returns what to store, the
-    /// peer the visit counted for, and whether the address was joined now.
+    /// Records a visit of `peer` (an address as dialled or matched), made for `reason`.
+    /// A peer id seen before under another address of the same torrent joins this
+    /// address to that peer when this address has no observation of its own yet.
+    /// Returns what to store, the peer the visit counted for, and whether the address
+    /// was joined now.
     pub fn record(
         &mut self,
         peer: PeerAddr,
         threshold: u32,
         result: &VisitResult,
+        reason: Reason,
     ) -> (Recorded, PeerAddr, bool) {
         let mut canon = self.canonical(peer);
         let mut joined = false;
@@ -345,6 +356,14 @@ impl PeerBook {
                 let before = s.progress.crossed_at;
                 s.progress.success(observations, *with_state, threshold);
                 crossed_now = before.is_none() && s.progress.crossed_at.is_some();
+                if crossed_now {
+                    s.crossed_how = Some(if s.progress.crossed_within_visit {
+                        "within_visit"
+                    } else {
+                        reason.as_str()
+                    });
+                }
+                s.visits_in += u32::from(reason == Reason::Incoming);
                 if client.is_some() {
                     s.client.clone_from(client);
                 }
@@ -362,7 +381,7 @@ impl PeerBook {
             }
             // Counted once the peer has a row: an earlier failed visit's row has no peer
             // id, so `failed_visits` always equals the failed rows that name the peer.
-            VisitResult::Failure => {
+            VisitResult::Failure { .. } => {
                 if let Some(s) = e.seen.as_mut().filter(|s| s.db_id.is_some()) {
                     s.progress.failure();
                 }
@@ -387,6 +406,15 @@ impl PeerBook {
             .get(&self.canonical(peer))
             .and_then(|e| e.seen.as_ref())
             .is_some_and(|s| s.progress.complete(threshold))
+    }
+
+    /// How long from `now_ms` (Unix ms) until `peer`'s own rate makes it pass T; None
+    /// when it is at or above T or has no measured rate.
+    pub fn eta(&self, peer: PeerAddr, threshold: u32, now_ms: i64) -> Option<std::time::Duration> {
+        self.entries
+            .get(&self.canonical(peer))
+            .and_then(|e| e.seen.as_ref())
+            .and_then(|s| s.progress.eta_from(now_ms, threshold))
     }
 
     /// Records a peer's reverse-DNS domain; returns its database id for an update.
@@ -422,6 +450,9 @@ impl PeerBook {
             failed_visits: s.progress.failed_visits,
             crossed_at: s.progress.crossed_at.map(|ms| ms.div_euclid(1000)),
             crossed_strict: s.progress.crossed_strict(),
+            crossed_how: s.crossed_how,
+            predicted_at: s.progress.predicted_ms.map(|ms| ms.div_euclid(1000)),
+            visits_in: s.visits_in,
             geo: s.geo.clone().unwrap_or_default(),
             network: self.store_prefix.then(|| network_of(&peer.addr.ip())),
             rdns_domain: s.domain.clone(),
@@ -485,7 +516,7 @@ mod tests {
         let nat = [127, 5, 0, 1];
         b.know(peer(nat, 6881), Source::Tracker);
         b.know(peer(nat, 7000), Source::Tracker);
-        b.record(peer(nat, 6881), 10, &seen(1, 1, 1));
+        b.record(peer(nat, 6881), 10, &seen(1, 1, 1), Reason::First);
         // `p` names the second peer.
         assert_eq!(
             b.match_incoming(TorrentId::new(0), nat.into(), Some(7000), Some([2; 20])),
@@ -513,7 +544,7 @@ mod tests {
         let mut b = PeerBook::new(PeerKeyer::new([0; 32]));
         let ip = [127, 6, 0, 1];
         b.know(peer(ip, 6881), Source::Tracker);
-        b.record(peer(ip, 6881), 10, &seen(1, 1, 1));
+        b.record(peer(ip, 6881), 10, &seen(1, 1, 1), Reason::First);
         assert_eq!(
             b.match_incoming(TorrentId::new(0), ip.into(), None, Some([9; 20])),
             (peer(ip, 6881), false),
@@ -533,15 +564,15 @@ mod tests {
         let other = peer([127, 7, 0, 2], 6881);
         b.know(v4, Source::Tracker);
         b.know(other, Source::Dht);
-        let (r, _, joined) = b.record(v4, 10, &seen(2, 1_000, 7));
+        let (r, _, joined) = b.record(v4, 10, &seen(2, 1_000, 7), Reason::First);
         assert_eq!((r.peer_id, joined), (Some(1), false));
-        let (r, canon, joined) = b.record(other, 10, &seen(10, 2_000, 7));
+        let (r, canon, joined) = b.record(other, 10, &seen(10, 2_000, 7), Reason::Fixed);
         assert_eq!(
             (canon, joined, r.peer_id, r.crossed_now),
             (v4, true, Some(1), true)
         );
         assert_eq!(b.confirmed(), 1);
-        let (r, canon, _) = b.record(other, 10, &seen(10, 3_000, 7));
+        let (r, canon, _) = b.record(other, 10, &seen(10, 3_000, 7), Reason::Fixed);
         assert_eq!((canon, r.crossed_now, b.confirmed()), (v4, false, 1));
         // An incoming connection from a third address with the same id: the same peer.
         assert_eq!(
@@ -572,7 +603,7 @@ mod tests {
             client_v: None,
             peer_id: None,
         };
-        let (r, _, _) = b.record(p, 10, &invalid);
+        let (r, _, _) = b.record(p, 10, &invalid, Reason::First);
         assert_eq!(r, Recorded::default(), "no observation, no row");
     }
 }

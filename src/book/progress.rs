@@ -26,6 +26,18 @@ pub struct Progress {
     /// Whether a below-T observation came from a real piece-state message (not state
     /// `none`); the strict count requires it.
     pub below_with_state: bool,
+    /// The peer's download rate, pieces per second, as the latest visit measured it:
+    /// the faster of its own two observations and the span since the previous visit's
+    /// last one (the faster, because a revisit that comes early costs one more visit
+    /// and one that comes late can miss a finisher that leaves). None: not measured or
+    /// no progress.
+    pub rate: Option<f64>,
+    /// The crossing time (Unix ms) that rate predicted at the latest visit below T;
+    /// frozen once the peer crossed, so it is the prediction the crossing is compared to.
+    pub predicted_ms: Option<i64>,
+    /// Whether the crossing was seen inside one visit (its first observation below T,
+    /// its last at or above).
+    pub crossed_within_visit: bool,
 }
 
 impl Progress {
@@ -34,10 +46,52 @@ impl Progress {
     /// observed as 0 pieces); a visit whose state messages were all invalid passes no
     /// observation at all.
     pub fn success(&mut self, observations: &[(i64, u32)], with_state: bool, threshold: u32) {
+        let before = self.last;
+        let crossed_before = self.crossed_at.is_some();
         for &(at_ms, pieces) in observations {
             self.observe(at_ms, pieces, with_state, threshold);
         }
         self.visits += 1;
+        if let (Some(&first), Some(&last)) = (observations.first(), observations.last()) {
+            if !crossed_before && self.crossed_at.is_some() {
+                self.crossed_within_visit = first.1 < threshold && last.1 >= threshold;
+            }
+            let rates = [Some(first), before]
+                .into_iter()
+                .flatten()
+                .filter_map(|(at, p)| {
+                    let dt = last.0 - at;
+                    (dt > 0).then(|| f64::from(last.1.saturating_sub(p)) * 1000.0 / dt as f64)
+                });
+            self.rate = rates.fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
+            self.rate = self.rate.filter(|&r| r > 0.0);
+            if self.crossed_at.is_none() {
+                self.predicted_ms = self.eta_ms(threshold).map(|eta| last.0 + eta);
+            }
+        }
+    }
+
+    /// Milliseconds from the latest observation until the peer's rate makes it pass T;
+    /// None when it is already there or has no measured rate.
+    fn eta_ms(&self, threshold: u32) -> Option<i64> {
+        let (_, pieces) = self.last?;
+        let rate = self.rate?;
+        let to_go = threshold.checked_sub(pieces).filter(|&n| n > 0)?;
+        let ms = (f64::from(to_go) / rate * 1000.0).ceil();
+        // Beyond a year the prediction says nothing useful (and must not overflow).
+        (ms < 3.2e10).then_some(ms as i64)
+    }
+
+    /// How long from `now_ms` until the predicted crossing (zero when it is past);
+    /// None for a peer at or above T or without a measured rate.
+    pub fn eta_from(&self, now_ms: i64, threshold: u32) -> Option<std::time::Duration> {
+        if self.complete(threshold) {
+            return None;
+        }
+        let at = self.predicted_ms?;
+        Some(std::time::Duration::from_millis(
+            u64::try_from(at - now_ms).unwrap_or(0),
+        ))
     }
 
     fn observe(&mut self, at_ms: i64, pieces: u32, with_state: bool, threshold: u32) {
@@ -106,6 +160,39 @@ mod tests {
         assert_eq!((p.first, p.last), (Some((1_000, 90)), Some((2_000, 100))));
         assert_eq!(p.max_speed, Some(10.0));
         assert!(p.crossed_strict() && p.complete(98));
+    }
+
+    #[test]
+    fn the_rate_predicts_the_crossing() {
+        let mut p = Progress::default();
+        // 10 pieces in the 1 s state window: 10 pieces/s, 48 to go = 4.8 s.
+        p.success(&[(1_000, 40), (2_000, 50)], true, 98);
+        assert_eq!(p.rate, Some(10.0));
+        assert_eq!(p.predicted_ms, Some(6_800));
+        assert_eq!(
+            p.eta_from(2_000, 98),
+            Some(std::time::Duration::from_millis(4_800))
+        );
+        // No have inside the next visit, but 20 pieces since the last one: 2/s.
+        p.success(&[(11_000, 70), (12_000, 70)], true, 98);
+        assert_eq!(p.rate, Some(2.0));
+        assert_eq!(p.predicted_ms, Some(26_000));
+        assert_eq!(p.eta_from(30_000, 98), Some(std::time::Duration::ZERO));
+        // No progress at all: no rate, no prediction.
+        p.success(&[(20_000, 70), (21_000, 70)], true, 98);
+        p.success(&[(22_000, 70)], true, 98);
+        assert_eq!((p.rate, p.predicted_ms), (None, None));
+        // The crossing freezes the last prediction and says how it was seen.
+        p.success(&[(30_000, 80), (31_000, 90)], true, 98);
+        let predicted = p.predicted_ms;
+        assert!(predicted.is_some());
+        p.success(&[(40_000, 99), (41_000, 100)], true, 98);
+        assert_eq!((p.crossed_at, p.predicted_ms), (Some(40_000), predicted));
+        assert!(!p.crossed_within_visit, "below T was the visit before");
+        assert_eq!(p.eta_from(41_000, 98), None, "complete");
+        let mut q = Progress::default();
+        q.success(&[(1_000, 97), (2_000, 99)], true, 98);
+        assert!(q.crossed_within_visit);
     }
 
     #[test]

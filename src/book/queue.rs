@@ -18,7 +18,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 use super::{PeerBook, Recorded, VisitResult};
 use crate::schedule::scheduler::{Ended, Popped, Scheduler, State, StateCounts};
-use crate::schedule::{Added, Policy};
+use crate::schedule::{Added, Policy, Reason};
 use crate::torrent::{TorrentId, TorrentRegistry};
 
 /// A visit handed to a worker.
@@ -30,6 +30,8 @@ pub struct Job {
     pub attempt: u32,
     /// T in pieces for the peer's torrent.
     pub threshold: u32,
+    /// Why the peer is visited now.
+    pub reason: Reason,
     /// The peer's id in this queue's book, so that [`PeerQueue::finish`] needs no
     /// lookup by address.
     id: u32,
@@ -261,6 +263,7 @@ impl PeerQueue {
                         peer,
                         attempt,
                         threshold,
+                        reason: g.sched.reason(id).unwrap_or_default(),
                         id,
                     });
                 }
@@ -293,13 +296,22 @@ impl PeerQueue {
                 (Recorded::default(), Ended::Ours)
             }
             VisitResult::Retry => (Recorded::default(), Ended::Retry),
-            VisitResult::Failure => {
-                let (r, _, _) = g.book.record(job.peer, job.threshold, &result);
-                (r, Ended::Failed)
+            VisitResult::Failure { connected } => {
+                let (r, _, _) = g.book.record(job.peer, job.threshold, &result, job.reason);
+                let ended = if *connected {
+                    Ended::Transient
+                } else {
+                    Ended::Failed
+                };
+                (r, ended)
             }
             VisitResult::Success { .. } => {
-                let (r, canon, joined) = g.book.record(job.peer, job.threshold, &result);
+                let (r, canon, joined) =
+                    g.book.record(job.peer, job.threshold, &result, job.reason);
                 let mut complete = g.book.complete(canon, job.threshold);
+                let eta = g
+                    .book
+                    .eta(canon, job.threshold, crate::clock::unix_now_ms());
                 let canon = g.book.id(&canon).unwrap_or(id);
                 if complete && canon != id {
                     g.sched.set_finished(canon);
@@ -313,7 +325,7 @@ impl PeerQueue {
                 {
                     complete = true;
                 }
-                (r, Ended::Reached { complete })
+                (r, Ended::Reached { complete, eta })
             }
         };
         let rescheduled = g.sched.finish(id, ended, now);
@@ -363,11 +375,12 @@ impl PeerQueue {
         if created && let Some(id) = g.book.id(&peer) {
             g.sched.add(id, now, false);
         }
-        let (recorded, canon, _) = g.book.record(peer, threshold, &result);
+        let (recorded, canon, _) = g.book.record(peer, threshold, &result, Reason::Incoming);
         let complete = g.book.complete(canon, threshold);
+        let eta = g.book.eta(canon, threshold, crate::clock::unix_now_ms());
         let dialable = canon.addr.port() != 0 && !g.book.is_ours(&canon.addr);
         let scheduled = match g.book.id(&canon) {
-            Some(id) => g.sched.after_incoming(id, complete, dialable, now),
+            Some(id) => g.sched.after_incoming(id, complete, dialable, eta, now),
             None => false,
         };
         drop(g);
@@ -442,6 +455,8 @@ mod tests {
     fn queue(revisit_ms: u64, backoff_ms: &[u64]) -> PeerQueue {
         let policy = Policy {
             revisit_delay: Duration::from_millis(revisit_ms),
+            min_revisit: Duration::from_millis(revisit_ms),
+            transient_retry: Duration::from_millis(backoff_ms[0]),
             backoff: backoff_ms
                 .iter()
                 .map(|&m| Duration::from_millis(m))
@@ -632,7 +647,7 @@ mod tests {
         q.add(TorrentId::new(0), addr(3), Source::Tracker);
         for _ in 0..3 {
             let job = q.next_job().unwrap();
-            let r = q.finish(&job, VisitResult::Failure);
+            let r = q.finish(&job, VisitResult::Failure { connected: false });
             assert_eq!(r.peer_id, None);
         }
         assert_eq!(q.counts().peers.dropped, 1);

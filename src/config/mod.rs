@@ -116,9 +116,19 @@ pub struct Peer {
     /// Longest visit, ms.
     #[serde(with = "units::ms")]
     pub visit_cap_ms: Duration,
-    /// Delay before revisiting an unfinished peer, s.
+    /// Delay before revisiting an unfinished peer, s: the upper bound; a peer whose
+    /// own rate predicts it passes T sooner is visited just after that.
     #[serde(with = "units::secs")]
     pub revisit_delay_secs: Duration,
+    /// Shortest delay between two visits of a peer, however soon its rate predicts it
+    /// passes T, s (politeness).
+    #[serde(with = "units::secs")]
+    pub min_revisit_secs: Duration,
+    /// Delay before retrying a peer after a first failure in which the connection was
+    /// made (handshake failed, timed out or was reset), s; addresses that never
+    /// answered follow `retry_backoff_secs`.
+    #[serde(with = "units::secs")]
+    pub transient_retry_secs: Duration,
     /// Delays before retrying a failing peer, s; dropped after the last.
     #[serde(with = "units::secs_list")]
     pub retry_backoff_secs: Vec<Duration>,
@@ -139,7 +149,7 @@ pub struct Peer {
     pub allow_private_addresses: bool,
     /// Port the listener binds to and announces (0 = no listener).
     pub listen_port: u16,
-    /// Incoming connections handled at once.
+    /// Incoming connections handled at once; 0 = as many as `workers`.
     pub incoming_handlers: usize,
     /// Largest magnet metadata accepted, bytes.
     pub max_metadata_bytes: u64,
@@ -218,6 +228,8 @@ impl Default for Peer {
             state_window_ms: Duration::from_millis(1_000),
             visit_cap_ms: Duration::from_millis(20_000),
             revisit_delay_secs: Duration::from_secs(180),
+            min_revisit_secs: Duration::from_secs(15),
+            transient_retry_secs: Duration::from_secs(15),
             retry_backoff_secs: vec![
                 Duration::from_secs(60),
                 Duration::from_secs(300),
@@ -229,7 +241,7 @@ impl Default for Peer {
             outgoing_address: None,
             allow_private_addresses: false,
             listen_port: 6881,
-            incoming_handlers: 64,
+            incoming_handlers: 0,
             max_metadata_bytes: 8 << 20,
             metadata_fetch_secs: Duration::from_secs(30),
             encryption: Encryption::Fallback,

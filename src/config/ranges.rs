@@ -152,6 +152,18 @@ pub const RANGES: &[Range] = &[
         get: |c| seconds(&[c.peer.revisit_delay_secs]),
     },
     Range {
+        key: "peer.min_revisit_secs",
+        min: 1,
+        max: 604_800,
+        get: |c| seconds(&[c.peer.min_revisit_secs]),
+    },
+    Range {
+        key: "peer.transient_retry_secs",
+        min: 1,
+        max: 604_800,
+        get: |c| seconds(&[c.peer.transient_retry_secs]),
+    },
+    Range {
         key: "peer.retry_backoff_secs",
         min: 1,
         max: 604_800,
@@ -171,7 +183,7 @@ pub const RANGES: &[Range] = &[
     },
     Range {
         key: "peer.incoming_handlers",
-        min: 1,
+        min: 0,
         max: 16_384,
         get: |c| vec![c.peer.incoming_handlers as u64],
     },

@@ -141,7 +141,9 @@ impl Monitor {
     }
 
     /// One plain-text status line (no cursor tricks, so it reads well in tmux logs).
-    pub fn status_line(&self, torrents: usize, since: &mut (Instant, u64)) -> String {
+    /// `since` holds the time, visits and incoming refusals of the previous line; when
+    /// incoming peers were turned away for want of a handler since, the line says so.
+    pub fn status_line(&self, torrents: usize, since: &mut (Instant, u64, u64)) -> String {
         let s = &self.engine.stats;
         let visits = s.visits.load(Ordering::Relaxed);
         let ok = s.visits_ok.load(Ordering::Relaxed);
@@ -151,7 +153,12 @@ impl Monitor {
         } else {
             0.0
         };
-        *since = (Instant::now(), visits);
+        let refused = s.incoming_refused_busy.load(Ordering::Relaxed);
+        let full = match refused.saturating_sub(since.2) {
+            0 => String::new(),
+            n => format!(" | INCOMING FULL: {n} connections turned away (peer.incoming_handlers)"),
+        };
+        *since = (Instant::now(), visits, refused);
         let q = self.engine.queue.counts();
         let pending = self.engine.pending_metadata();
         let success = if visits > 0 {
@@ -167,7 +174,7 @@ impl Monitor {
             None => String::new(),
         };
         format!(
-            "[{}] torrents {torrents} ({pending} waiting for metadata) | peers {} ({} due, {} complete) | visits/s {rate:.1} | ok {success} | confirmed {} | incoming {} | db backlog {}{stalled}",
+            "[{}] torrents {torrents} ({pending} waiting for metadata) | peers {} ({} due, {} complete) | visits/s {rate:.1} | ok {success} | confirmed {} | incoming {} | db backlog {}{full}{stalled}",
             crate::clock::format_duration(self.started.elapsed().as_secs() as i64),
             q.peers.known,
             q.peers.due,

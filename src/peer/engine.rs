@@ -179,6 +179,7 @@ impl Engine {
                 torrent,
                 direction: Direction::Out {
                     attempt: job.attempt,
+                    reason: job.reason,
                 },
                 started_ms,
             };

@@ -6,6 +6,7 @@
 use super::outcome::Outcome;
 use super::visit::VisitReport;
 use crate::book::VisitResult;
+use crate::schedule::Reason;
 use crate::store::VisitRow;
 use crate::torrent::TorrentId;
 use crate::wire::StateKind;
@@ -13,10 +14,12 @@ use crate::wire::StateKind;
 /// Which way the connection went (`visit.direction`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
-    /// btda dialled the peer; the attempt number (1 = first contact).
+    /// btda dialled the peer; the attempt number (1 = first contact) and why.
     Out {
         /// 1 for the first attempt at this peer, then 2, 3, …
         attempt: u32,
+        /// Why the peer was due.
+        reason: Reason,
     },
     /// The peer connected to btda.
     In,
@@ -72,7 +75,9 @@ impl FinishedVisit {
             }
             (Outcome::Myself, _) => VisitResult::Myself,
             (o, _) if o.is_local() => VisitResult::Retry,
-            _ => VisitResult::Failure,
+            _ => VisitResult::Failure {
+                connected: r.connect_ms.is_some(),
+            },
         }
     }
 
@@ -80,9 +85,9 @@ impl FinishedVisit {
     /// observation).
     pub fn row(&self, peer_id: Option<i64>) -> VisitRow {
         let r = &self.report;
-        let (direction, attempt) = match self.direction {
-            Direction::Out { attempt } => ("out", Some(attempt)),
-            Direction::In => ("in", None),
+        let (direction, attempt, reason) = match self.direction {
+            Direction::Out { attempt, reason } => ("out", Some(attempt), reason),
+            Direction::In => ("in", None, Reason::Incoming),
         };
         VisitRow {
             peer_id,
@@ -103,6 +108,7 @@ impl FinishedVisit {
             invalid_messages: Some(r.invalid),
             encryption: r.crypto.as_db(),
             fallback: r.fallback,
+            reason: Some(reason.as_str()),
         }
     }
 }
@@ -119,7 +125,10 @@ mod tests {
         FinishedVisit {
             report,
             torrent: TorrentId::new(2),
-            direction: Direction::Out { attempt: 3 },
+            direction: Direction::Out {
+                attempt: 3,
+                reason: Reason::Predicted,
+            },
             started_ms: 1_000_000,
         }
     }
@@ -143,6 +152,7 @@ mod tests {
             (row.torrent_id, row.started_at, row.attempt, row.direction),
             (3, 1_000, Some(3), "out")
         );
+        assert_eq!(row.reason, Some("predicted"));
         assert_eq!((row.first_pieces, row.pieces), (Some(4), Some(9)));
     }
 
@@ -158,7 +168,13 @@ mod tests {
             matches!(f.result(), VisitResult::Success { observations, .. } if observations.is_empty())
         );
         let refused = visit(report(Outcome::Refused));
-        assert_eq!(refused.result(), VisitResult::Failure);
+        assert_eq!(refused.result(), VisitResult::Failure { connected: false });
         assert_eq!(refused.row(None).outcome, "refused");
+        // The connection was made, the handshake timed out: a live peer.
+        let timed_out = visit(VisitReport {
+            connect_ms: Some(12),
+            ..report(Outcome::HandshakeTimeout)
+        });
+        assert_eq!(timed_out.result(), VisitResult::Failure { connected: true });
     }
 }

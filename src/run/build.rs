@@ -27,9 +27,14 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// The configured sizes, shrunk to what `fd_limit` descriptors can serve.
+    /// The configured sizes (incoming handlers 0: as many as workers, so the incoming
+    /// pool grows with the outgoing one), shrunk to what `fd_limit` descriptors can serve.
     pub fn fit(p: &config::Peer, fd_limit: u64) -> Self {
-        let (workers, handlers) = (p.workers, p.incoming_handlers);
+        let workers = p.workers;
+        let handlers = match p.incoming_handlers {
+            0 => workers,
+            n => n,
+        };
         let room = fd_limit.saturating_sub(FD_RESERVE) as usize;
         if workers + handlers <= room {
             return Self { workers, handlers };
@@ -50,7 +55,7 @@ impl Pools {
             }
         };
         let pools = Self::fit(p, fd_limit);
-        if (pools.workers, pools.handlers) != (p.workers, p.incoming_handlers) {
+        if pools != Self::fit(p, u64::MAX) {
             log::warn!(
                 "open-file limit {fd_limit} is too low for {} workers and {} incoming handlers; using {} and {}",
                 p.workers,
@@ -164,5 +169,8 @@ mod tests {
         let (w, h) = fit(1024, 64, 1024);
         assert!(w + h <= 1024 - 64 && w > 800 && h >= 1, "{w} {h}");
         assert_eq!(fit(10, 10, 10), (1, 1));
+        // 0 handlers: as many as workers.
+        assert_eq!(fit(1024, 0, 1_000_000), (1024, 1024));
+        assert_eq!(fit(16, 0, 1_000_000), (16, 16));
     }
 }

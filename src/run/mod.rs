@@ -319,7 +319,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         evaluation.workers,
     );
     let interval = opts.config.monitor.status_interval_secs;
-    let mut since = (Instant::now(), 0);
+    let mut since = (Instant::now(), 0, 0);
     let mut next_status = Instant::now() + interval;
     while !shutdown.requested() && !writer_stats.gave_up() {
         // Short waits: a writer that gave up must stop the run soon.

@@ -4,5 +4,5 @@
 pub mod policy;
 pub mod scheduler;
 
-pub use policy::{Next, Policy};
+pub use policy::{Next, Policy, Reason};
 pub use scheduler::{Added, Ended, Reach, Scheduler, State};

@@ -14,11 +14,49 @@ pub enum Next {
     Drop,
 }
 
+/// Why a peer's next visit happens: stored per visit (`visit.reason`) and, for the
+/// visit that confirmed a download, per peer (`peer.crossed_how`), so a report can say
+/// how each crossing was witnessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reason {
+    /// The first attempt at a newly listed peer (or one back after its cool-down).
+    #[default]
+    First,
+    /// The fixed revisit delay: no measured rate, or the predicted crossing is later.
+    Fixed,
+    /// The peer's own rate predicts it passes T by then.
+    Predicted,
+    /// A retry after a failed attempt.
+    Retry,
+    /// The peer connected to btda (an incoming visit).
+    Incoming,
+}
+
+impl Reason {
+    /// The database value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::First => "first",
+            Self::Fixed => "fixed",
+            Self::Predicted => "predicted",
+            Self::Retry => "retry",
+            Self::Incoming => "incoming",
+        }
+    }
+}
+
 /// Revisit and retry delays (from `[peer]` in the config).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    /// After a successful visit below T.
+    /// After a successful visit below T: the upper bound of every revisit delay.
     pub revisit_delay: Duration,
+    /// The shortest revisit delay, however soon a peer is predicted to pass T
+    /// (politeness: a peer is not visited more often than this).
+    pub min_revisit: Duration,
+    /// After a first failure in a row in which the TCP connection was made (the
+    /// handshake failed, timed out or was reset): the peer is alive, so the retry comes
+    /// sooner than the first backoff step meant for addresses that never answer.
+    pub transient_retry: Duration,
     /// After the 1st, 2nd, … failure in a row.
     pub backoff: Vec<Duration>,
     /// How long a dropped peer is ignored; also how long a listing keeps a reached peer
@@ -31,24 +69,53 @@ impl Policy {
     pub fn from_config(p: &crate::config::Peer) -> Self {
         Self {
             revisit_delay: p.revisit_delay_secs,
+            // The fixed delay stays the upper bound: a shorter one (tests) caps the minimum.
+            min_revisit: p.min_revisit_secs.min(p.revisit_delay_secs),
+            transient_retry: p.transient_retry_secs,
             backoff: p.retry_backoff_secs.clone(),
             cooldown: p.drop_cooldown_secs,
         }
     }
 
-    /// After a successful visit.
-    pub fn after_success(&self, complete: bool) -> Next {
+    /// After a successful visit: finished when complete; otherwise at the predicted
+    /// crossing (`eta` from now, from the peer's own rate) plus a small margin when
+    /// that comes before the fixed revisit delay, never sooner than the minimum
+    /// revisit interval; else after the fixed delay.
+    pub fn after_success(&self, complete: bool, eta: Option<Duration>) -> (Next, Reason) {
         if complete {
-            Next::Finished
-        } else {
-            Next::After(self.revisit_delay)
+            return (Next::Finished, Reason::Fixed);
         }
+        match eta {
+            Some(eta) => {
+                let at = eta + self.margin(eta);
+                if at < self.revisit_delay {
+                    (Next::After(at.max(self.min_revisit)), Reason::Predicted)
+                } else {
+                    (Next::After(self.revisit_delay), Reason::Fixed)
+                }
+            }
+            None => (Next::After(self.revisit_delay), Reason::Fixed),
+        }
+    }
+
+    /// How long after the predicted crossing the visit comes: a twentieth of the time
+    /// to go (rates wobble), at least 1 s, and at most half the minimum revisit
+    /// interval, so that a peer which stays `min_revisit` after crossing is still there.
+    fn margin(&self, eta: Duration) -> Duration {
+        (eta / 20)
+            .max(Duration::from_secs(1))
+            .min(self.min_revisit / 2)
     }
 
     /// After the `failures_in_row`-th failure in a row (1 for the first). A peer that
     /// is `kept` (reached before and still listed by a source) is retried at the last
     /// backoff step for as long as that holds; any other is dropped after the last step.
-    pub fn after_failure(&self, failures_in_row: u32, kept: bool) -> Next {
+    /// A first failure after which the connection had been made (`transient`) is
+    /// retried after the short transient step instead of the first backoff step.
+    pub fn after_failure(&self, failures_in_row: u32, kept: bool, transient: bool) -> Next {
+        if transient && failures_in_row <= 1 {
+            return Next::After(self.transient_retry);
+        }
         match self.backoff.get(failures_in_row.saturating_sub(1) as usize) {
             Some(&d) => Next::After(d),
             None => match self.backoff.last() {
@@ -66,23 +133,52 @@ mod tests {
     #[test]
     fn backoff_then_drop() {
         let p = Policy::from_config(&crate::config::Peer::default());
+        let secs = Duration::from_secs;
         assert_eq!(
-            p.after_success(false),
-            Next::After(Duration::from_secs(180))
+            p.after_success(false, None),
+            (Next::After(secs(180)), Reason::Fixed)
         );
-        assert_eq!(p.after_success(true), Next::Finished);
+        assert_eq!(p.after_success(true, None).0, Next::Finished);
+        assert_eq!(p.after_failure(1, false, false), Next::After(secs(60)));
+        assert_eq!(p.after_failure(3, false, false), Next::After(secs(900)));
+        assert_eq!(p.after_failure(4, false, false), Next::Drop);
+        assert_eq!(p.after_failure(9, true, false), Next::After(secs(900)));
+        // A peer that accepted the connection is retried sooner, once.
+        assert_eq!(p.after_failure(1, false, true), Next::After(secs(15)));
+        assert_eq!(p.after_failure(2, false, true), Next::After(secs(300)));
+    }
+
+    #[test]
+    fn predicted_revisits_lie_between_the_minimum_and_the_fixed_delay() {
+        let p = Policy::from_config(&crate::config::Peer::default());
+        let secs = Duration::from_secs;
+        // 100 s to go: 5 s margin.
         assert_eq!(
-            p.after_failure(1, false),
-            Next::After(Duration::from_secs(60))
+            p.after_success(false, Some(secs(100))),
+            (Next::After(secs(105)), Reason::Predicted)
         );
+        // 2 s to go: not sooner than the 15 s minimum.
         assert_eq!(
-            p.after_failure(3, false),
-            Next::After(Duration::from_secs(900))
+            p.after_success(false, Some(secs(2))),
+            (Next::After(secs(15)), Reason::Predicted)
         );
-        assert_eq!(p.after_failure(4, false), Next::Drop);
+        // Already past the prediction (a late peer): the minimum again.
         assert_eq!(
-            p.after_failure(9, true),
-            Next::After(Duration::from_secs(900))
+            p.after_success(false, Some(Duration::ZERO)),
+            (Next::After(secs(15)), Reason::Predicted)
+        );
+        // Later than the fixed delay: the fixed delay, which stays the upper bound.
+        assert_eq!(
+            p.after_success(false, Some(secs(400))),
+            (Next::After(secs(180)), Reason::Fixed)
+        );
+        // The margin never exceeds half the minimum interval.
+        assert_eq!(
+            p.after_success(false, Some(secs(170))),
+            (
+                Next::After(secs(170) + Duration::from_millis(7_500)),
+                Reason::Predicted
+            )
         );
     }
 }

@@ -15,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use super::policy::{Next, Policy};
+use super::policy::{Next, Policy, Reason};
 use crate::histogram::Histogram;
 
 /// What became of a peer reported by a source.
@@ -70,9 +70,14 @@ pub enum Ended {
     Reached {
         /// Nothing more to learn at this address.
         complete: bool,
+        /// When its own rate predicts it passes T, from now (None: no measured rate).
+        eta: Option<Duration>,
     },
-    /// Connect, handshake or protocol failure.
+    /// No connection: the connect timed out, was refused or unreachable.
     Failed,
+    /// The connection was made, but the handshake failed, timed out or was reset: a
+    /// live peer, retried after the short transient step the first time.
+    Transient,
     /// A failure on btda's side: retried without counting against the peer.
     Retry,
     /// The address is btda's own.
@@ -107,6 +112,8 @@ struct Slot {
     tag: Tag,
     failures_in_row: u8,
     reach: Reach,
+    /// Why the next (or current) visit happens.
+    why: Reason,
 }
 
 impl Slot {
@@ -118,6 +125,7 @@ impl Slot {
             tag,
             failures_in_row: 0,
             reach: Reach::Unknown,
+            why: Reason::First,
         }
     }
 
@@ -266,6 +274,7 @@ impl Scheduler {
             Tag::Dropped => {
                 s.set(tag, now);
                 s.failures_in_row = 0;
+                s.why = Reason::First;
                 if active {
                     self.heap.push(Reverse((now, k)));
                 }
@@ -290,6 +299,11 @@ impl Scheduler {
     /// Whether `k` was ever reached.
     pub fn reach(&self, k: Key) -> Option<Reach> {
         self.slot(k).map(|s| s.reach)
+    }
+
+    /// Why `k`'s next visit (or the one under way) happens.
+    pub fn reason(&self, k: Key) -> Option<Reason> {
+        self.slot(k).map(|s| s.why)
     }
 
     /// Takes the next due peer for which `busy` is false and marks it in flight; a busy
@@ -355,22 +369,26 @@ impl Scheduler {
             return false;
         };
         let next = match ended {
-            Ended::Reached { complete } => {
+            Ended::Reached { complete, eta } => {
                 s.failures_in_row = 0;
                 s.reach = Reach::Reached;
-                policy.after_success(complete)
+                let (next, why) = policy.after_success(complete, eta);
+                s.why = why;
+                next
             }
-            Ended::Failed => {
+            Ended::Failed | Ended::Transient => {
                 s.failures_in_row = s.failures_in_row.saturating_add(1);
                 if s.reach == Reach::Unknown {
                     s.reach = Reach::Never;
                 }
+                s.why = Reason::Retry;
                 let since_listed =
                     Duration::from_millis(u64::from(now_tick.saturating_sub(s.listed)) * TICK_MS);
                 let listed = since_listed < policy.cooldown;
                 policy.after_failure(
                     u32::from(s.failures_in_row),
                     s.reach == Reach::Reached && listed,
+                    ended == Ended::Transient,
                 )
             }
             Ended::Retry => {
@@ -410,10 +428,22 @@ impl Scheduler {
     }
 
     /// After an incoming visit of `k` (known or just added parked): a complete peer is
-    /// finished; a parked one that can be dialled is revisited after the revisit delay.
-    /// Returns true when it was scheduled.
-    pub fn after_incoming(&mut self, k: Key, complete: bool, dialable: bool, now: Instant) -> bool {
-        let due = self.tick_after(self.tick(now), self.policy.revisit_delay);
+    /// finished; one that can be dialled is (re)visited at its predicted crossing or
+    /// after the revisit delay, as after an outgoing visit — a waiting peer is moved
+    /// earlier when the prediction says so. Returns true when it was scheduled.
+    pub fn after_incoming(
+        &mut self,
+        k: Key,
+        complete: bool,
+        dialable: bool,
+        eta: Option<Duration>,
+        now: Instant,
+    ) -> bool {
+        let (next, why) = self.policy.after_success(complete, eta);
+        let due = match next {
+            Next::After(d) => self.tick_after(self.tick(now), d),
+            Next::Finished | Next::Drop => 0,
+        };
         let Some(s) = self.slot_mut(k) else {
             return false;
         };
@@ -425,7 +455,14 @@ impl Scheduler {
             }
             Tag::Parked | Tag::Dropped if dialable => {
                 s.set(Tag::Waiting, due);
+                s.why = why;
                 s.failures_in_row = 0;
+                self.heap.push(Reverse((due, k)));
+                true
+            }
+            Tag::Waiting if dialable && due < s.at => {
+                s.set(Tag::Waiting, due);
+                s.why = why;
                 self.heap.push(Reverse((due, k)));
                 true
             }
@@ -460,6 +497,7 @@ impl Scheduler {
             let k = i as Key;
             if s.is(Tag::Parked) && release(k) {
                 s.set(Tag::Waiting, now);
+                s.why = Reason::First;
                 self.heap.push(Reverse((now, k)));
                 n += 1;
             }
@@ -507,6 +545,8 @@ mod tests {
     fn policy() -> Policy {
         Policy {
             revisit_delay: Duration::from_secs(180),
+            min_revisit: Duration::from_secs(15),
+            transient_retry: Duration::from_secs(15),
             backoff: vec![Duration::from_secs(60), Duration::from_secs(300)],
             cooldown: Duration::from_secs(1800),
         }
@@ -533,7 +573,14 @@ mod tests {
             Popped::Visit(2, 1)
         );
         let done = t0 + Duration::from_secs(6);
-        s.finish(1, Ended::Reached { complete: false }, done);
+        s.finish(
+            1,
+            Ended::Reached {
+                complete: false,
+                eta: None,
+            },
+            done,
+        );
         s.finish(2, Ended::Failed, done);
         // Peer 1's revisit is due 180 s later and handed out 30 s late; a failed
         // peer's retry is not a revisit.
@@ -549,6 +596,48 @@ mod tests {
     }
 
     #[test]
+    fn predicted_revisits_transient_retries_and_their_reasons() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut s = Scheduler::starting(policy(), t0);
+        for k in 1..=3 {
+            s.add(k, t0, true);
+            assert_eq!(s.reason(k), Some(Reason::First));
+            assert!(matches!(pop(&mut s, t0), Popped::Visit(_, 1)));
+        }
+        // A peer predicted to pass T in 40 s is revisited then, plus a 2 s margin.
+        let eta = Some(secs(40));
+        s.finish(
+            1,
+            Ended::Reached {
+                complete: false,
+                eta,
+            },
+            t0,
+        );
+        assert_eq!(s.state(1), Some(State::Waiting(t0 + secs(42))));
+        assert_eq!(s.reason(1), Some(Reason::Predicted));
+        // A peer that accepted the connection but failed the handshake: 15 s, then
+        // the regular backoff; one that never answered: the first backoff step.
+        s.finish(2, Ended::Transient, t0);
+        assert_eq!(s.state(2), Some(State::Waiting(t0 + secs(15))));
+        assert_eq!(s.reason(2), Some(Reason::Retry));
+        s.finish(3, Ended::Failed, t0);
+        assert_eq!(s.state(3), Some(State::Waiting(t0 + secs(60))));
+        assert_eq!(pop(&mut s, t0 + secs(15)), Popped::Visit(2, 2));
+        s.finish(2, Ended::Transient, t0 + secs(15));
+        assert_eq!(s.state(2), Some(State::Waiting(t0 + secs(315))));
+        // An incoming visit of a waiting peer moves its visit earlier when its rate says
+        // so, never later.
+        assert!(s.after_incoming(1, false, true, Some(secs(10)), t0 + secs(1)));
+        assert_eq!(s.state(1), Some(State::Waiting(t0 + secs(16))));
+        assert!(!s.after_incoming(1, false, true, None, t0 + secs(2)));
+        assert_eq!(s.state(1), Some(State::Waiting(t0 + secs(16))));
+        assert_eq!(pop(&mut s, t0 + secs(16)), Popped::Visit(1, 2));
+        assert_eq!(s.reason(1), Some(Reason::Predicted));
+    }
+
+    #[test]
     fn due_order_revisits_and_finish() {
         let t0 = Instant::now();
         let mut s = Scheduler::starting(policy(), t0);
@@ -560,7 +649,14 @@ mod tests {
             pop(&mut s, t0),
             Popped::Wait(Some(t0 + Duration::from_secs(1)))
         );
-        s.finish(1, Ended::Reached { complete: false }, t0);
+        s.finish(
+            1,
+            Ended::Reached {
+                complete: false,
+                eta: None,
+            },
+            t0,
+        );
         assert_eq!(
             s.state(1),
             Some(State::Waiting(t0 + Duration::from_secs(180)))
@@ -569,7 +665,14 @@ mod tests {
             pop(&mut s, t0 + Duration::from_secs(2)),
             Popped::Visit(2, 1)
         );
-        s.finish(2, Ended::Reached { complete: true }, t0);
+        s.finish(
+            2,
+            Ended::Reached {
+                complete: true,
+                eta: None,
+            },
+            t0,
+        );
         assert_eq!(s.state(2), Some(State::Finished));
         assert_eq!(
             pop(&mut s, t0 + Duration::from_secs(180)),
@@ -606,7 +709,14 @@ mod tests {
         let mut s = Scheduler::starting(policy(), t0);
         s.add(7, t0, true);
         assert_eq!(pop(&mut s, t0), Popped::Visit(7, 1));
-        s.finish(7, Ended::Reached { complete: false }, t0);
+        s.finish(
+            7,
+            Ended::Reached {
+                complete: false,
+                eta: None,
+            },
+            t0,
+        );
         let mut now = t0;
         for _ in 0..6 {
             now += Duration::from_secs(400);
@@ -660,11 +770,11 @@ mod tests {
             pop(&mut s, t0 + Duration::from_secs(60)),
             Popped::Visit(3, 1)
         );
-        assert!(!s.after_incoming(4, false, true, t0), "unknown peer");
+        assert!(!s.after_incoming(4, false, true, None, t0), "unknown peer");
         s.add(4, t0, false);
-        assert!(s.after_incoming(4, false, true, t0));
+        assert!(s.after_incoming(4, false, true, None, t0));
         s.add(5, t0, false);
-        assert!(!s.after_incoming(5, true, true, t0));
+        assert!(!s.after_incoming(5, true, true, None, t0));
         assert_eq!(s.state(5), Some(State::Finished));
     }
 }

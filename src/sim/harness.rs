@@ -99,10 +99,13 @@ impl Harness {
             .map_or(0, |a| a.port());
         let queue = build::queue(Arc::clone(&registry), &cfg, PeerKeyer::random());
         let stop = Shutdown::new();
-        let pools = Pools {
-            workers: o.workers,
-            handlers: cfg.incoming_handlers,
-        };
+        let pools = Pools::fit(
+            &crate::config::Peer {
+                workers: o.workers,
+                ..cfg.clone()
+            },
+            u64::MAX,
+        );
         let (engine, running) = build::engine(
             Arc::new(queue),
             writer.sender(),

@@ -91,6 +91,14 @@ pub struct PeerRow {
     pub crossed_at: Option<i64>,
     /// The crossing also holds under the strict rule (a below-T visit had piece state).
     pub crossed_strict: bool,
+    /// How the crossing was witnessed: `within_visit`, or the reason of the visit that
+    /// saw it (`predicted`, `fixed`, `retry`, `incoming`).
+    pub crossed_how: Option<&'static str>,
+    /// Unix seconds at which the peer's rate predicted it would pass T, at its latest
+    /// visit below T.
+    pub predicted_at: Option<i64>,
+    /// Successful visits the peer made by connecting in (all of them: incoming-only).
+    pub visits_in: u32,
     /// /24 or /48 network, only with `privacy.store_prefix`.
     pub network: Option<String>,
     /// Registrable domain of the peer's host name, with `geo.reverse_dns`.
@@ -137,6 +145,8 @@ pub struct VisitRow {
     pub encryption: Option<&'static str>,
     /// Plaintext was refused in this visit and MSE reached the peer.
     pub fallback: bool,
+    /// Why the visit happened: `first`, `fixed`, `predicted`, `retry`, `incoming`.
+    pub reason: Option<&'static str>,
 }
 
 /// A tracker request, DHT lookup or incoming tally.
@@ -339,9 +349,10 @@ impl Record {
                     "INSERT INTO peer (id, torrent_id, peer_key, source, client, client_v,
                         country, continent, city, latitude, longitude, asn, as_org, first_seen,
                         first_pieces, last_seen, last_pieces, max_speed, visits, failed_visits,
-                        crossed_at, client_version, crossed_strict, network, rdns_domain)
+                        crossed_at, client_version, crossed_strict, network, rdns_domain,
+                        crossed_how, predicted_at, visits_in)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
                      ON CONFLICT(id) DO UPDATE SET torrent_id = excluded.torrent_id,
                         peer_key = excluded.peer_key, source = excluded.source,
                         client = excluded.client, client_v = excluded.client_v,
@@ -355,6 +366,8 @@ impl Record {
                         crossed_at = excluded.crossed_at,
                         client_version = excluded.client_version,
                         crossed_strict = excluded.crossed_strict, network = excluded.network,
+                        crossed_how = excluded.crossed_how, predicted_at = excluded.predicted_at,
+                        visits_in = excluded.visits_in,
                         rdns_domain = coalesce(excluded.rdns_domain, peer.rdns_domain)
                      WHERE excluded.visits + excluded.failed_visits
                            >= peer.visits + peer.failed_visits",
@@ -384,7 +397,10 @@ impl Record {
                     p.client_version,
                     p.crossed_strict,
                     p.network,
-                    p.rdns_domain
+                    p.rdns_domain,
+                    p.crossed_how,
+                    p.predicted_at,
+                    p.visits_in
                 ])
                 .map(drop),
             Record::PeerDomain { id, domain } => conn
@@ -401,9 +417,10 @@ impl Record {
                 .prepare_cached(
                     "INSERT INTO visit (peer_id, torrent_id, started_at, direction, outcome,
                         connect_ms, handshake_ms, duration_ms, pieces, state, messages, max_gap_ms,
-                        attempt, invalid_messages, first_pieces, first_state_ms, encryption, fallback)
+                        attempt, invalid_messages, first_pieces, first_state_ms, encryption, fallback,
+                        reason)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                        ?17, ?18)",
+                        ?17, ?18, ?19)",
                 )?
                 .execute(params![
                     v.peer_id,
@@ -423,7 +440,8 @@ impl Record {
                     v.first_pieces,
                     v.first_state_ms,
                     v.encryption,
-                    v.fallback
+                    v.fallback,
+                    v.reason
                 ])
                 .map(drop),
             Record::Request(r) => conn

@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS peer (
     crossed_strict INTEGER NOT NULL DEFAULT 0, -- 1 if a below-T observation came from a piece-state message
     network       TEXT,                   -- /24 or /48, only with privacy.store_prefix
     rdns_domain   TEXT,                   -- registrable domain of the host name (geo.reverse_dns)
+    crossed_how   TEXT,                   -- how the crossing was witnessed: within_visit / predicted / fixed / retry / incoming
+    predicted_at  INTEGER,                -- crossing time the peer's rate predicted at its latest visit below T
+    visits_in     INTEGER NOT NULL DEFAULT 0, -- successful visits it made by connecting in (= visits: incoming-only)
     UNIQUE (torrent_id, peer_key)
 );
 
@@ -87,6 +90,7 @@ CREATE TABLE IF NOT EXISTS visit (
     first_state_ms INTEGER,              -- when it came, ms after the visit started (the state window runs from here)
     encryption   TEXT CHECK (encryption IN ('rc4', 'plaintext')), -- MSE and the method the peers chose; NULL: no MSE
     fallback     INTEGER,                -- 1: plaintext was refused in this visit and MSE reached the peer
+    reason       TEXT,                   -- why it happened: first / fixed / predicted / retry / incoming
     run_id       INTEGER                 -- the run (host) that made it; NULL: the database's only run
 );
 CREATE INDEX IF NOT EXISTS visit_torrent ON visit (torrent_id);

@@ -138,9 +138,15 @@ impl TrackerClient {
         let s = &self.settings;
         let request = attohttpc::get(url);
         #[cfg(feature = "https")]
-        let request = s.extra_roots.iter().fold(request, |r, der| {
-            r.add_root_certificate(rustls::pki_types::CertificateDer::from(der.clone()))
-        });
+        let request = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .cloned()
+            .chain(
+                s.extra_roots
+                    .iter()
+                    .map(|der| rustls::pki_types::CertificateDer::from(der.clone())),
+            )
+            .fold(request, |r, cert| r.add_root_certificate(cert));
         let response = request
             .timeout(s.http_timeout)
             .connect_timeout(s.http_timeout)

@@ -399,6 +399,8 @@ pub fn run_trackers(
     ));
     let policy = btda::schedule::Policy {
         revisit_delay: Duration::from_secs(60),
+        min_revisit: Duration::from_secs(60),
+        transient_retry: Duration::from_secs(60),
         backoff: vec![],
         cooldown: Duration::ZERO,
     };
