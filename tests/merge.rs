@@ -246,21 +246,8 @@ fn two_vantage_points_merged_count_the_simulated_truth() {
         common::crossed_by_key(&merged_db),
     );
     let count = |m: &HashMap<String, bool>| m.values().filter(|c| **c).count();
-    let mut wrong = Vec::new();
-    let mut truth = 0;
-    for s in &lives {
-        let addr = swarm.addr_of(s);
-        let completes = s.completes_at(PIECES).is_some_and(|ms| ms < ended_ms);
-        let expected = completes && s.kind.observable();
-        truth += usize::from(expected);
-        let got = merged.get(&keyer.key(&addr)).copied().unwrap_or(false);
-        if got != expected {
-            wrong.push(format!(
-                "{addr} {}: completes {completes}, merged {got}",
-                s.kind.name()
-            ));
-        }
-    }
+    let judged = common::judge(&swarm, &lives, &merged, &keyer, PIECES, 1_000, ended_ms);
+    let truth = judged.must;
     println!(
         "truth {truth}; host a {}, host b {}, merged {}",
         count(&in_a),
@@ -268,7 +255,8 @@ fn two_vantage_points_merged_count_the_simulated_truth() {
         count(&merged)
     );
     assert!(truth >= 10, "a swarm with something to count: {truth}");
-    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert!(judged.false_confirmed.is_empty(), "{judged:#?}");
+    assert!(judged.missed.is_empty(), "{judged:#?}");
     assert!(count(&merged) >= count(&in_a).max(count(&in_b)));
 
     // `make stats` reads the merged database and names its runs' hosts.

@@ -71,7 +71,11 @@ impl Policy {
             revisit_delay: p.revisit_delay_secs,
             // The fixed delay stays the upper bound: a shorter one (tests) caps the minimum.
             min_revisit: p.min_revisit_secs.min(p.revisit_delay_secs),
-            transient_retry: p.transient_retry_secs,
+            // Never later than the first backoff step it stands in for.
+            transient_retry: p
+                .retry_backoff_secs
+                .first()
+                .map_or(p.transient_retry_secs, |&b| p.transient_retry_secs.min(b)),
             backoff: p.retry_backoff_secs.clone(),
             cooldown: p.drop_cooldown_secs,
         }

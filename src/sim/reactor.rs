@@ -41,6 +41,16 @@ pub struct SimTorrent {
     pub lives: Vec<PeerScript>,
 }
 
+impl SimTorrent {
+    /// T in pieces at btda's default threshold (0.98): the crossing the truth marks.
+    pub fn threshold(&self) -> u32 {
+        crate::torrent::threshold_pieces(DEFAULT_THRESHOLD, self.total)
+    }
+}
+
+/// btda's default completion threshold, which the simulated truth assumes.
+pub const DEFAULT_THRESHOLD: f64 = 0.98;
+
 /// How the simulated peers behave over time.
 #[derive(Debug, Clone)]
 pub struct ReactorOptions {
@@ -131,6 +141,8 @@ pub struct Reactor {
     pub counters: Arc<ReactorCounters>,
     /// Per torrent: the peers present now, as a tracker lists them.
     pub present: Vec<SharedPeers>,
+    /// When busy peers refuse connections ([`ReactorOptions::busy`]).
+    pub busy: (u64, u64),
     start: Instant,
     stop: Shutdown,
     thread: Option<JoinHandle<()>>,
@@ -167,6 +179,7 @@ impl Reactor {
         let counters = Arc::new(ReactorCounters::default());
         let stop = Shutdown::new();
         let start = Instant::now();
+        let busy = options.busy;
         let mut state = State::new(
             torrents,
             options,
@@ -196,6 +209,7 @@ impl Reactor {
             black_hole_port,
             counters,
             present,
+            busy,
             start,
             stop,
             thread: Some(thread),

@@ -125,6 +125,22 @@ impl Kind {
     }
 }
 
+/// How long a peer must stay at or above T for its crossing to count as witnessable:
+/// an ideal observer needs one look at it there.
+pub const WITNESS_MS: u64 = 1_000;
+
+/// What a run must make of a simulated peer (see [`PeerScript::expected`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A witnessable crossing with time to spare: confirmed, or btda missed it.
+    Must,
+    /// A crossing btda may or may not witness (it left within the cadence's reach, or
+    /// the peer's kind hides its pieces — then confirming it would be false).
+    May,
+    /// No crossing while present (or a hidden kind): confirming it would be false.
+    MustNot,
+}
+
 /// One peer's life, times in milliseconds from the start of the swarm.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerScript {
@@ -157,12 +173,84 @@ impl PeerScript {
 
     /// When it completes, if it does while present: the ground truth of a download.
     pub fn completes_at(&self, total: u32) -> Option<u64> {
-        if self.start_pieces >= total || self.rate <= 0.0 {
-            return None; // a seeder from the start, or never progressing
+        self.reaches_at(total)
+    }
+
+    /// When it reaches `pieces` while present, if it starts below them.
+    fn reaches_at(&self, pieces: u32) -> Option<u64> {
+        if self.start_pieces >= pieces || self.rate <= 0.0 {
+            return None; // there from the start, or never progressing
         }
         let ms = self.arrive_ms
-            + ((f64::from(total - self.start_pieces) / self.rate) * 1000.0).ceil() as u64;
+            + ((f64::from(pieces - self.start_pieces) / self.rate) * 1000.0).ceil() as u64;
         (ms < self.leave_ms).then_some(ms)
+    }
+
+    /// When it passes T (`threshold` pieces of `total`) while present, having been
+    /// online below T before: the download btda's rule counts.
+    pub fn crosses_at(&self, total: u32, threshold: u32) -> Option<u64> {
+        self.reaches_at(threshold.min(total))
+    }
+
+    /// How long it stays online after passing T, ms.
+    pub fn linger_ms(&self, total: u32, threshold: u32) -> Option<u64> {
+        self.crosses_at(total, threshold)
+            .map(|at| self.leave_ms.saturating_sub(at))
+    }
+
+    /// The time it refuses every connection (a busy peer: from `busy.0` after its
+    /// arrival for `busy.1`, the simulator's `ReactorOptions::busy`), absolute ms.
+    pub fn refusing(&self, busy: (u64, u64)) -> Option<(u64, u64)> {
+        (self.kind == Kind::Busy).then(|| {
+            let from = self.arrive_ms + busy.0;
+            (from, from + busy.1)
+        })
+    }
+
+    /// The longest stretch after it passes T during which it is online and accepts
+    /// connections, ended at `until` (its departure or the run's end), ms.
+    fn reachable_after_crossing(&self, total: u32, threshold: u32, busy: (u64, u64), until: u64) -> Option<u64> {
+        let at = self.crosses_at(total, threshold)?;
+        let end = self.leave_ms.min(until);
+        let stretch = |a: u64, b: u64| b.saturating_sub(a);
+        Some(match self.refusing(busy) {
+            Some((from, to)) => stretch(at, end.min(from)).max(stretch(at.max(to), end)),
+            None => stretch(at, end),
+        })
+    }
+
+    /// Whether an ideal observer could confirm its download: its kind lets btda learn
+    /// its pieces, it was online below T before crossing, and it stays at least a second
+    /// at or above T after while accepting connections (`busy`: the simulator's busy
+    /// window).
+    pub fn witnessable(&self, total: u32, threshold: u32, busy: (u64, u64)) -> bool {
+        self.kind.observable()
+            && self
+                .reachable_after_crossing(total, threshold, busy, u64::MAX)
+                .is_some_and(|ms| ms >= WITNESS_MS)
+    }
+
+    /// What btda must make of this peer in a run that ended at `ended_ms`: a witnessable
+    /// crossing after which the peer stays reachable at least `min_linger_ms` (before the
+    /// run ends) must be confirmed; any other crossing while present may be (the peer
+    /// left too soon after it for the cadence); a peer that never crossed while present,
+    /// or whose kind hides its pieces, must not be.
+    pub fn expected(
+        &self,
+        total: u32,
+        threshold: u32,
+        busy: (u64, u64),
+        min_linger_ms: u64,
+        ended_ms: u64,
+    ) -> Expect {
+        if !self.kind.observable() {
+            return Expect::MustNot;
+        }
+        match self.reachable_after_crossing(total, threshold, busy, ended_ms) {
+            None => Expect::MustNot,
+            Some(ms) if ms >= min_linger_ms.max(WITNESS_MS) => Expect::Must,
+            Some(_) => Expect::May,
+        }
     }
 }
 

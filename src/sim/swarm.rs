@@ -173,13 +173,13 @@ impl Swarm {
     /// and the time it completes (empty when it does not).
     pub fn truth_tsv(&self) -> String {
         let mut out = String::from(
-            "info_hash\tpeer\tkind\ttracked\tarrive_ms\tleave_ms\tstart_pieces\ttotal\trate\tcompletes_at_ms\tobservable\n",
+            "info_hash\tpeer\tkind\ttracked\tarrive_ms\tleave_ms\tstart_pieces\ttotal\trate\tcompletes_at_ms\tobservable\tcrosses_at_ms\tlinger_ms\twitnessable\n",
         );
         for t in &self.torrents {
             for p in &t.lives {
                 let _ = writeln!(
                     out,
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{}\t{}\t{}\t{}\t{}",
                     t.info_hash,
                     self.addr_of(p),
                     p.kind.name(),
@@ -191,7 +191,12 @@ impl Swarm {
                     p.rate,
                     p.completes_at(t.total)
                         .map_or(String::new(), |ms| ms.to_string()),
-                    u8::from(p.kind.observable())
+                    u8::from(p.kind.observable()),
+                    p.crosses_at(t.total, t.threshold())
+                        .map_or(String::new(), |ms| ms.to_string()),
+                    p.linger_ms(t.total, t.threshold())
+                        .map_or(String::new(), |ms| ms.to_string()),
+                    u8::from(p.witnessable(t.total, t.threshold(), self.reactor.busy))
                 );
             }
         }
@@ -213,10 +218,34 @@ impl Drop for Swarm {
     }
 }
 
+/// How long a completer seeds before it leaves, for the `i`-th peer of a mix over
+/// `span_ms`: peers leave as on the internet, in three groups (`span_ms` stands for a
+/// few hours of a real swarm). One in five is a hit-and-run peer gone within
+/// `span_ms`/32 (within a minute or two: clients set to stop at ratio 0, or closed when
+/// the download ends); seven in ten seed for `span_ms`/5 to `span_ms`/2 (tens of
+/// minutes, the bulk of measured seeding times); one in ten stays to the end (the long
+/// tail of dedicated seeders). The groups are far apart on purpose, so a test can say
+/// which crossings its cadence must witness (lingering ≥ `span_ms`/5) and which it may
+/// miss (the hit-and-run ones, reported, never excused as false).
+pub fn seeding_ms(i: u32, span_ms: u64) -> u64 {
+    // A fixed scramble of i (splitmix64's finaliser), so the groups do not line up
+    // with the kinds or roles.
+    let mut z = u64::from(i).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    let u = (z ^ (z >> 31)) % 100;
+    match u {
+        0..20 => span_ms / 64 + span_ms * u / (64 * 20),
+        20..90 => span_ms / 5 + (span_ms * 3 / 10) * (u - 20) / 70,
+        _ => span_ms * 2,
+    }
+}
+
 /// A mix of lives for one torrent of `total` pieces over `span_ms`: one peer in `n` of
 /// each role, cycling through every [`Kind`], on addresses from `first_ip` upwards.
-/// Roles: seeders; leechers finishing within the first half; slow ones that never
-/// finish; ones that leave half-way through their download. One completing peer in 20
+/// Roles: seeders; leechers finishing within the first half, which then seed for a
+/// while and leave ([`seeding_ms`]); slow ones that never finish; ones that leave
+/// half-way through their download. One completing peer in 20
 /// (of the first 400) is untracked: only the swarm's DHT knows it; so is one
 /// incoming-only completer in five, which btda only learns of when it connects in.
 /// Each `nat_group` peer shares its IP with the incoming-only peer five places before
@@ -238,7 +267,7 @@ pub fn mixed_lives(first_ip: Ipv4Addr, n: u32, total: u32, span_ms: u64) -> Vec<
                 1 | 2 => {
                     let start = (i * 7) % (total / 4).max(1);
                     let rate = f64::from(total - start) / (finish_in as f64 / 1000.0);
-                    (span_ms * 2, start, rate)
+                    (arrive + finish_in + seeding_ms(i, span_ms), start, rate)
                 }
                 3 => (
                     span_ms * 2,
@@ -399,8 +428,21 @@ mod tests {
             .filter(|l| l.completes_at(100).is_some())
             .count();
         assert_eq!(completing, 80, "two roles in five complete");
+        // Completers seed and leave: about a fifth at once, a tenth stays to the end.
+        let lingers: Vec<u64> = lives
+            .iter()
+            .filter_map(|l| l.completes_at(100).map(|at| l.leave_ms - at))
+            .collect();
+        let soon = lingers.iter().filter(|&&ms| ms <= 60_000 / 32).count();
+        let stay = lingers.iter().filter(|&&ms| ms > 60_000).count();
+        let middle = lingers
+            .iter()
+            .filter(|&&ms| (60_000 / 5..=60_000 / 2).contains(&ms))
+            .count();
+        assert_eq!(soon + stay + middle, 80, "{lingers:?}");
+        assert!((8..=24).contains(&soon) && (3..=14).contains(&stay), "{soon} {stay}");
         let (s, l, d) = counts_at(&lives, 100, 100_000);
-        assert_eq!((s, l, d), (40 + 80, 40, 80));
+        assert_eq!((s, l, d), (40 + stay as u32, 40, 80));
         assert_eq!(counts_at(&lives, 100, 0).2, 0);
     }
 }

@@ -551,3 +551,75 @@ pub fn crossed_by_key(db: &Path) -> std::collections::HashMap<String, bool> {
         .collect::<Result<_, _>>()
         .unwrap()
 }
+
+/// btda's count next to the simulated truth, peer by peer.
+#[derive(Debug, Default)]
+pub struct Judged {
+    /// Witnessable crossings that stayed long enough for the cadence: must be confirmed.
+    pub must: usize,
+    /// Of those, confirmed.
+    pub must_confirmed: usize,
+    /// Other crossings while present (left soon after, or hidden by the run's end).
+    pub may: usize,
+    /// Of those, confirmed (reported, not required).
+    pub may_confirmed: usize,
+    /// Confirmed downloads of peers that never crossed while present, or whose kind
+    /// hides their pieces: false counts.
+    pub false_confirmed: Vec<String>,
+    /// Crossings that had to be confirmed and were not.
+    pub missed: Vec<String>,
+}
+
+/// Judges the confirmed downloads of `crossed` (by keyed hash) against `lives` of a
+/// torrent of `total` pieces (T at btda's default threshold), for a cadence that must
+/// witness every crossing after which the peer stays `min_linger_ms`, in a run the
+/// simulator saw end at `ended_ms`.
+pub fn judge(
+    swarm: &btda::sim::swarm::Swarm,
+    lives: &[btda::sim::swarm::PeerScript],
+    crossed: &std::collections::HashMap<String, bool>,
+    keyer: &btda::book::PeerKeyer,
+    total: u32,
+    min_linger_ms: u64,
+    ended_ms: u64,
+) -> Judged {
+    use btda::sim::script::Expect;
+    let threshold = btda::torrent::threshold_pieces(0.98, total);
+    let mut j = Judged::default();
+    for s in lives {
+        let addr = swarm.addr_of(s);
+        let got = crossed.get(&keyer.key(&addr)).copied().unwrap_or(false);
+        let what = format!(
+            "{addr} {} (crosses {:?} ms, lingers {:?} ms)",
+            s.kind.name(),
+            s.crosses_at(total, threshold),
+            s.linger_ms(total, threshold)
+        );
+        match s.expected(total, threshold, swarm.reactor.busy, min_linger_ms, ended_ms) {
+            Expect::Must => {
+                j.must += 1;
+                j.must_confirmed += usize::from(got);
+                if !got {
+                    j.missed.push(what);
+                }
+            }
+            Expect::May => {
+                j.may += 1;
+                j.may_confirmed += usize::from(got);
+            }
+            Expect::MustNot if got => j.false_confirmed.push(what),
+            Expect::MustNot => {}
+        }
+    }
+    println!(
+        "truth: {} witnessable crossings the cadence must see, {} confirmed; {} others \
+         (left within {min_linger_ms} ms of crossing, or at the run's end), {} of them \
+         confirmed; {} false",
+        j.must,
+        j.must_confirmed,
+        j.may,
+        j.may_confirmed,
+        j.false_confirmed.len()
+    );
+    j
+}
