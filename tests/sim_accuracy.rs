@@ -118,7 +118,8 @@ fn confirmed_downloads_match_the_simulated_truth() {
             s.kind.name(),
             s.crosses_at(PIECES, T)
                 .map_or("-".to_string(), |ms| format!("{ms} ms")),
-            s.linger_ms(PIECES, T).map_or("-".to_string(), |ms| ms.to_string()),
+            s.linger_ms(PIECES, T)
+                .map_or("-".to_string(), |ms| ms.to_string()),
             row.map_or("-".into(), |r| r.0.to_string()),
             row.map_or("-".into(), |r| r.1.to_string()),
             crossed

@@ -87,8 +87,8 @@ struct Seen {
     client_v: Option<String>,
     geo: Option<crate::geo::GeoInfo>,
     domain: Option<String>,
-    /// How the crossing was witnessed, once it was.
-    crossed_how: Option<&'static str>,
+    /// Why the visit that witnessed the crossing happened, once one did.
+    crossed_how: Option<Reason>,
     /// Successful visits that the peer made by connecting in.
     visits_in: u32,
 }
@@ -357,11 +357,7 @@ impl PeerBook {
                 s.progress.success(observations, *with_state, threshold);
                 crossed_now = before.is_none() && s.progress.crossed_at.is_some();
                 if crossed_now {
-                    s.crossed_how = Some(if s.progress.crossed_within_visit {
-                        "within_visit"
-                    } else {
-                        reason.as_str()
-                    });
+                    s.crossed_how = Some(reason);
                 }
                 s.visits_in += u32::from(reason == Reason::Incoming);
                 if client.is_some() {
@@ -450,7 +446,8 @@ impl PeerBook {
             failed_visits: s.progress.failed_visits,
             crossed_at: s.progress.crossed_at.map(|ms| ms.div_euclid(1000)),
             crossed_strict: s.progress.crossed_strict(),
-            crossed_how: s.crossed_how,
+            crossed_how: s.crossed_how.map(Reason::as_str),
+            crossed_within: s.crossed_how.map(|_| s.progress.crossed_within_visit),
             predicted_at: s.progress.predicted_ms.map(|ms| ms.div_euclid(1000)),
             visits_in: s.visits_in,
             geo: s.geo.clone().unwrap_or_default(),

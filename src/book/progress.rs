@@ -26,11 +26,11 @@ pub struct Progress {
     /// Whether a below-T observation came from a real piece-state message (not state
     /// `none`); the strict count requires it.
     pub below_with_state: bool,
-    /// The peer's download rate, pieces per second, as the latest visit measured it:
-    /// the faster of its own two observations and the span since the previous visit's
-    /// last one (the faster, because a revisit that comes early costs one more visit
-    /// and one that comes late can miss a finisher that leaves). None: not measured or
-    /// no progress.
+    /// The peer's download rate, pieces per second, as the latest visit measured it: an
+    /// upper bound (one piece more than seen) over its own two observations and over the
+    /// span since the previous visit's last one, the faster of the two (a revisit that
+    /// comes early costs one more visit; one that comes late can miss a finisher that
+    /// leaves). None: not measured or no progress.
     pub rate: Option<f64>,
     /// The crossing time (Unix ms) that rate predicted at the latest visit below T;
     /// frozen once the peer crossed, so it is the prediction the crossing is compared to.
@@ -56,15 +56,19 @@ impl Progress {
             if !crossed_before && self.crossed_at.is_some() {
                 self.crossed_within_visit = first.1 < threshold && last.1 >= threshold;
             }
+            // Whole pieces over a short span: n pieces seen in dt means fewer than n + 1
+            // completed, so (n + 1) / dt bounds the rate from above. A visit predicted
+            // too early finds the peer below T and predicts again from a longer span; one
+            // predicted too late can miss a finisher that leaves.
             let rates = [Some(first), before]
                 .into_iter()
                 .flatten()
                 .filter_map(|(at, p)| {
                     let dt = last.0 - at;
-                    (dt > 0).then(|| f64::from(last.1.saturating_sub(p)) * 1000.0 / dt as f64)
+                    let gained = last.1.saturating_sub(p);
+                    (dt > 0 && gained > 0).then(|| f64::from(gained + 1) * 1000.0 / dt as f64)
                 });
             self.rate = rates.fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
-            self.rate = self.rate.filter(|&r| r > 0.0);
             if self.crossed_at.is_none() {
                 self.predicted_ms = self.eta_ms(threshold).map(|eta| last.0 + eta);
             }
@@ -165,18 +169,18 @@ mod tests {
     #[test]
     fn the_rate_predicts_the_crossing() {
         let mut p = Progress::default();
-        // 10 pieces in the 1 s state window: 10 pieces/s, 48 to go = 4.8 s.
+        // 10 pieces in the 1 s state window: fewer than 11 pieces/s, 48 to go: 4.364 s.
         p.success(&[(1_000, 40), (2_000, 50)], true, 98);
-        assert_eq!(p.rate, Some(10.0));
-        assert_eq!(p.predicted_ms, Some(6_800));
+        assert_eq!(p.rate, Some(11.0));
+        assert_eq!(p.predicted_ms, Some(6_364));
         assert_eq!(
             p.eta_from(2_000, 98),
-            Some(std::time::Duration::from_millis(4_800))
+            Some(std::time::Duration::from_millis(4_364))
         );
-        // No have inside the next visit, but 20 pieces since the last one: 2/s.
+        // No have inside the next visit, but 20 pieces in 10 s since the last one.
         p.success(&[(11_000, 70), (12_000, 70)], true, 98);
-        assert_eq!(p.rate, Some(2.0));
-        assert_eq!(p.predicted_ms, Some(26_000));
+        assert_eq!(p.rate, Some(2.1));
+        assert_eq!(p.predicted_ms, Some(25_334));
         assert_eq!(p.eta_from(30_000, 98), Some(std::time::Duration::ZERO));
         // No progress at all: no rate, no prediction.
         p.success(&[(20_000, 70), (21_000, 70)], true, 98);

@@ -209,7 +209,13 @@ impl PeerScript {
 
     /// The longest stretch after it passes T during which it is online and accepts
     /// connections, ended at `until` (its departure or the run's end), ms.
-    fn reachable_after_crossing(&self, total: u32, threshold: u32, busy: (u64, u64), until: u64) -> Option<u64> {
+    fn reachable_after_crossing(
+        &self,
+        total: u32,
+        threshold: u32,
+        busy: (u64, u64),
+        until: u64,
+    ) -> Option<u64> {
         let at = self.crosses_at(total, threshold)?;
         let end = self.leave_ms.min(until);
         let stretch = |a: u64, b: u64| b.saturating_sub(a);

@@ -440,7 +440,10 @@ mod tests {
             .filter(|&&ms| (60_000 / 5..=60_000 / 2).contains(&ms))
             .count();
         assert_eq!(soon + stay + middle, 80, "{lingers:?}");
-        assert!((8..=24).contains(&soon) && (3..=14).contains(&stay), "{soon} {stay}");
+        assert!(
+            (8..=24).contains(&soon) && (3..=14).contains(&stay),
+            "{soon} {stay}"
+        );
         let (s, l, d) = counts_at(&lives, 100, 100_000);
         assert_eq!((s, l, d), (40 + stay as u32, 40, 80));
         assert_eq!(counts_at(&lives, 100, 0).2, 0);

@@ -91,9 +91,11 @@ pub struct PeerRow {
     pub crossed_at: Option<i64>,
     /// The crossing also holds under the strict rule (a below-T visit had piece state).
     pub crossed_strict: bool,
-    /// How the crossing was witnessed: `within_visit`, or the reason of the visit that
-    /// saw it (`predicted`, `fixed`, `retry`, `incoming`).
+    /// How the crossing was witnessed: why the visit that saw it happened (`first`,
+    /// `fixed`, `predicted`, `retry`, `incoming`).
     pub crossed_how: Option<&'static str>,
+    /// Whether that visit saw the peer below T and at or above T itself.
+    pub crossed_within: Option<bool>,
     /// Unix seconds at which the peer's rate predicted it would pass T, at its latest
     /// visit below T.
     pub predicted_at: Option<i64>,
@@ -350,9 +352,9 @@ impl Record {
                         country, continent, city, latitude, longitude, asn, as_org, first_seen,
                         first_pieces, last_seen, last_pieces, max_speed, visits, failed_visits,
                         crossed_at, client_version, crossed_strict, network, rdns_domain,
-                        crossed_how, predicted_at, visits_in)
+                        crossed_how, predicted_at, visits_in, crossed_within)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)
                      ON CONFLICT(id) DO UPDATE SET torrent_id = excluded.torrent_id,
                         peer_key = excluded.peer_key, source = excluded.source,
                         client = excluded.client, client_v = excluded.client_v,
@@ -367,7 +369,7 @@ impl Record {
                         client_version = excluded.client_version,
                         crossed_strict = excluded.crossed_strict, network = excluded.network,
                         crossed_how = excluded.crossed_how, predicted_at = excluded.predicted_at,
-                        visits_in = excluded.visits_in,
+                        visits_in = excluded.visits_in, crossed_within = excluded.crossed_within,
                         rdns_domain = coalesce(excluded.rdns_domain, peer.rdns_domain)
                      WHERE excluded.visits + excluded.failed_visits
                            >= peer.visits + peer.failed_visits",
@@ -400,7 +402,8 @@ impl Record {
                     p.rdns_domain,
                     p.crossed_how,
                     p.predicted_at,
-                    p.visits_in
+                    p.visits_in,
+                    p.crossed_within
                 ])
                 .map(drop),
             Record::PeerDomain { id, domain } => conn

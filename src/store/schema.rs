@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS peer (
     crossed_strict INTEGER NOT NULL DEFAULT 0, -- 1 if a below-T observation came from a piece-state message
     network       TEXT,                   -- /24 or /48, only with privacy.store_prefix
     rdns_domain   TEXT,                   -- registrable domain of the host name (geo.reverse_dns)
-    crossed_how   TEXT,                   -- how the crossing was witnessed: within_visit / predicted / fixed / retry / incoming
+    crossed_how   TEXT,                   -- why the visit that saw the crossing happened: first / fixed / predicted / retry / incoming
+    crossed_within INTEGER,               -- 1: that visit saw the peer below T and at/above T itself
     predicted_at  INTEGER,                -- crossing time the peer's rate predicted at its latest visit below T
     visits_in     INTEGER NOT NULL DEFAULT 0, -- successful visits it made by connecting in (= visits: incoming-only)
     UNIQUE (torrent_id, peer_key)

@@ -595,7 +595,13 @@ pub fn judge(
             s.crosses_at(total, threshold),
             s.linger_ms(total, threshold)
         );
-        match s.expected(total, threshold, swarm.reactor.busy, min_linger_ms, ended_ms) {
+        match s.expected(
+            total,
+            threshold,
+            swarm.reactor.busy,
+            min_linger_ms,
+            ended_ms,
+        ) {
             Expect::Must => {
                 j.must += 1;
                 j.must_confirmed += usize::from(got);
