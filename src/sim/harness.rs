@@ -54,6 +54,8 @@ pub struct Harness {
     writer: Writer,
     /// The engine (queue, counters).
     pub engine: Arc<Engine>,
+    /// Incoming handlers it runs.
+    pub handlers: usize,
     running: Running,
     stop: Shutdown,
 }
@@ -120,6 +122,7 @@ impl Harness {
             db,
             writer,
             engine,
+            handlers: pools.handlers,
             running,
             stop,
         })

@@ -1,6 +1,7 @@
 //! Simulation: fake peers, trackers and whole swarms on loopback
 //! with known truth, for tests, benchmarks and `make demo`.
 
+pub mod burst;
 pub mod demo;
 pub mod fake_peer;
 pub mod fake_tracker;
