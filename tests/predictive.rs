@@ -132,6 +132,24 @@ fn predictive_revisits_witness_fast_finishers_that_a_fixed_cadence_misses() {
         predicted[1] >= predicted[0] / 2,
         "and the predictions were within 3 s of the observed crossing: {predicted:?}"
     );
+    // `btda report` says the same, per torrent.
+    let report = btda::store::report::read(&db).unwrap();
+    let w = report.torrents[0].witnessed.clone().unwrap();
+    let text = btda::store::report::render_text(&report);
+    println!("{text}");
+    assert_eq!(w.predicted, predicted[0], "{w:?}");
+    assert_eq!(
+        w.predicted + w.fixed + w.first + w.retry + w.incoming,
+        report.torrents[0].confirmed
+    );
+    assert!(
+        text.contains(&format!("witnessed by: predicted visit {}", w.predicted)),
+        "{text}"
+    );
+    assert!(
+        text.contains("within 30 s of the observed crossing"),
+        "{text}"
+    );
     let visits: f64 =
         common::column::<f64>(&conn, "SELECT avg(visits + failed_visits) FROM peer")[0];
     println!("visits per peer: {visits:.1}");

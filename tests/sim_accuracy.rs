@@ -276,6 +276,19 @@ fn confirmed_downloads_match_the_simulated_truth() {
         "each completion confirmed exactly once"
     );
     assert!(incoming_confirmed >= 1, "incoming-only peers are counted");
+    // The report says how crossings were witnessed, the incoming-only ones apart.
+    let report = btda::store::report::read(&db).unwrap();
+    let w = report.torrents[0].witnessed.clone().unwrap();
+    println!("witnessed: {w:?}");
+    assert_eq!(
+        w.predicted + w.fixed + w.first + w.retry + w.incoming,
+        confirmed,
+        "every crossing has its how"
+    );
+    assert!(
+        w.incoming_only >= incoming_confirmed as i64 && w.incoming >= 1,
+        "crossings seen only because the peer dialled in: {w:?}"
+    );
     assert!(
         untracked_incoming_confirmed >= 1,
         "an incoming-only peer no tracker lists is counted under the port it names in `p`"

@@ -60,6 +60,36 @@ pub struct TorrentSummary {
     pub completed_increase: Option<i64>,
     /// The tracker with that increase.
     pub completed_increase_tracker: Option<String>,
+    /// How its crossings were witnessed (None for a database from before btda recorded
+    /// it).
+    pub witnessed: Option<Witnessed>,
+}
+
+/// How the confirmed downloads of one torrent were witnessed: the reason of the visit
+/// that saw each crossing (`peer.crossed_how`), how many of those visits saw both
+/// sides of T themselves, and how many crossings came from peers that btda only ever
+/// saw because they connected in.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Witnessed {
+    /// By a visit timed by the peer's own predicted crossing.
+    pub predicted: i64,
+    /// By a fixed-delay revisit.
+    pub fixed: i64,
+    /// By the first visit (necessarily inside it).
+    pub first: i64,
+    /// By a retry after a failure.
+    pub retry: i64,
+    /// By a connection the peer made to btda.
+    pub incoming: i64,
+    /// Of all, crossings seen inside one visit (below T and at or above T in it).
+    pub within_visit: i64,
+    /// Of all, peers every successful visit of which was incoming (behind NAT): seen
+    /// only because they dialled in.
+    pub incoming_only: i64,
+    /// Crossings with a prediction made before them.
+    pub with_prediction: i64,
+    /// Of those, the observed crossing within 30 s of the predicted time.
+    pub predicted_within_30s: i64,
 }
 
 /// One tracker's figures for one torrent.
@@ -115,6 +145,31 @@ fn tracker_figures(
             })
         })?
         .collect()
+}
+
+fn witnessed(conn: &rusqlite::Connection, torrent_id: i64) -> rusqlite::Result<Witnessed> {
+    conn.query_row(
+        "SELECT ifnull(sum(crossed_how = 'predicted'), 0), ifnull(sum(crossed_how = 'fixed'), 0),
+            ifnull(sum(crossed_how = 'first'), 0), ifnull(sum(crossed_how = 'retry'), 0),
+            ifnull(sum(crossed_how = 'incoming'), 0), ifnull(sum(crossed_within = 1), 0),
+            ifnull(sum(visits_in = visits), 0), ifnull(sum(predicted_at IS NOT NULL), 0),
+            ifnull(sum(abs(crossed_at - predicted_at) <= 30), 0)
+         FROM peer WHERE torrent_id = ?1 AND crossed_at IS NOT NULL",
+        [torrent_id],
+        |r| {
+            Ok(Witnessed {
+                predicted: r.get(0)?,
+                fixed: r.get(1)?,
+                first: r.get(2)?,
+                retry: r.get(3)?,
+                incoming: r.get(4)?,
+                within_visit: r.get(5)?,
+                incoming_only: r.get(6)?,
+                with_prediction: r.get(7)?,
+                predicted_within_30s: r.get(8)?,
+            })
+        },
+    )
 }
 
 /// The whole report.
@@ -198,12 +253,19 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
                     trackers: Vec::new(),
                     completed_increase: None,
                     completed_increase_tracker: None,
+                    witnessed: None,
                 },
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let recorded_how = conn
+        .prepare("SELECT 1 FROM pragma_table_info('peer') WHERE name = 'crossed_how'")?
+        .exists([])?;
     for (id, t) in &mut torrents {
         t.trackers = tracker_figures(&conn, *id)?;
+        if recorded_how {
+            t.witnessed = Some(witnessed(&conn, *id)?);
+        }
         if let Some(best) = t
             .trackers
             .iter()
@@ -343,6 +405,30 @@ pub fn render_text(report: &Report) -> String {
             out.push_str(&format!(
                 "  largest completed increase: +{inc} ({})\n",
                 crate::text::escape_control(url)
+            ));
+        }
+    }
+    for t in &report.torrents {
+        let Some(w) = t.witnessed.as_ref().filter(|_| t.confirmed > 0) else {
+            continue;
+        };
+        out.push_str(&format!(
+            "\ncrossings of {} witnessed by: predicted visit {}, fixed revisit {}, first visit {}, \
+             retry {}, incoming {} ({} from peers btda never reached itself); {} of them \
+             inside one visit\n",
+            &t.info_hash[..8],
+            w.predicted,
+            w.fixed,
+            w.first,
+            w.retry,
+            w.incoming,
+            w.incoming_only,
+            w.within_visit
+        ));
+        if w.with_prediction > 0 {
+            out.push_str(&format!(
+                "  predicted crossing times: {} of {} within 30 s of the observed crossing\n",
+                w.predicted_within_30s, w.with_prediction
             ));
         }
     }
