@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Each figure, its title text, and its page count given the number of torrents and
 /// of download sets.
-const FIGURES: [(&str, &str); 16] = [
+const FIGURES: [(&str, &str); 17] = [
     ("download_confirmed_scrape", "tracker-reported"),
     ("download_confirmed_unique", "unique peers"),
     ("download_each", "Downloads"),
@@ -30,6 +30,7 @@ const FIGURES: [(&str, &str); 16] = [
     ("threshold", "Confirmed downloads by threshold"),
     ("tracker_requests", "Tracker requests"),
     ("timeouts", "Timing of successful visits"),
+    ("crossing_prediction", "Predicted against observed crossing times"),
 ];
 
 fn pages(name: &str, torrents: usize, sets: usize) -> usize {
@@ -41,7 +42,8 @@ fn pages(name: &str, torrents: usize, sets: usize) -> usize {
         | "visits"
         | "isp"
         | "tracker_requests"
-        | "timeouts" => 2,
+        | "timeouts"
+        | "crossing_prediction" => 2,
         _ => 1,
     }
 }
@@ -126,7 +128,13 @@ fn check_stats(db: &Path, torrents: usize, sets: usize) -> PathBuf {
         "report.pdf is too short"
     );
     let text = text_of(&report);
-    for heading in ["Per torrent", "Visit outcomes", "Peer sources", "Figures"] {
+    for heading in [
+        "Per torrent",
+        "How crossings were witnessed",
+        "Visit outcomes",
+        "Peer sources",
+        "Figures",
+    ] {
         assert!(text.contains(heading), "report.pdf lacks {heading}");
     }
     run
@@ -165,6 +173,22 @@ fn check_numbers(db: &Path, run: &Path) -> usize {
             ("threshold_confirmed", "confirmed"),
         ] {
             assert_eq!(row[r], num(&t[j]), "{hash}: R's {r} vs btda's {j}");
+        }
+        // How the crossings were witnessed: R's table against btda report's.
+        for how in [
+            "predicted",
+            "fixed",
+            "first",
+            "retry",
+            "incoming",
+            "incoming_only",
+            "within_visit",
+        ] {
+            assert_eq!(
+                row[how],
+                num(&t["witnessed"][how]),
+                "{hash}: R's {how} vs btda's"
+            );
         }
     }
     torrents.len()

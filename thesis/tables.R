@@ -49,6 +49,38 @@ source_table <- function(ctx) {
   tex_table(c("source", "peers", "confirmed", "share of confirmed"), rows, "lrrr")
 }
 
+# Per torrent: the reason of the visit that witnessed each crossing, the crossings seen
+# inside one visit, and those of peers btda only saw because they connected in.
+witness_counts <- function(ctx) {
+  t <- ctx$torrents
+  cols <- c("predicted", "fixed", "first", "retry", "incoming", "incoming_only", "within_visit")
+  empty <- as.data.frame(matrix(NA_integer_, nrow(t), length(cols), dimnames = list(NULL, cols)))
+  if (nrow(t) == 0 || !("crossed_how" %in% DBI::dbListFields(ctx$con, "peer"))) return(empty)
+  w <- q(ctx, "SELECT torrent_id,
+                      ifnull(sum(crossed_how = 'predicted'), 0) AS predicted,
+                      ifnull(sum(crossed_how = 'fixed'), 0) AS fixed,
+                      ifnull(sum(crossed_how = 'first'), 0) AS first,
+                      ifnull(sum(crossed_how = 'retry'), 0) AS retry,
+                      ifnull(sum(crossed_how = 'incoming'), 0) AS incoming,
+                      ifnull(sum(visits_in = visits), 0) AS incoming_only,
+                      ifnull(sum(crossed_within = 1), 0) AS within_visit
+               FROM peer WHERE crossed_at IS NOT NULL GROUP BY torrent_id")
+  out <- w[match(t$id, w$torrent_id), cols]
+  out[is.na(out)] <- 0L
+  out
+}
+
+witness_table <- function(ctx) {
+  t <- ctx$torrents
+  w <- witness_counts(ctx)
+  rows <- if (nrow(t) == 0) character() else sprintf(
+    "%s & %s & %s & %s & %s & %s & %s & %s & %s", tex_escape(substr(t$name, 1, 28)), fmt_int(t$confirmed),
+    fmt_int(w$predicted), fmt_int(w$fixed), fmt_int(w$first), fmt_int(w$retry), fmt_int(w$incoming),
+    fmt_int(w$incoming_only), fmt_int(w$within_visit))
+  tex_table(c("torrent", "confirmed", "predicted", "fixed", "first visit", "retry", "incoming",
+              "incoming-only", "inside one visit"), rows, "lrrrrrrrr")
+}
+
 run_lines <- function(ctx) {
   r <- ctx$run
   if (nrow(r) == 0) return("No run row in this database.")
@@ -70,7 +102,8 @@ write_tables <- function(ctx) {
   writeLines(c("\\newcommand{\\btdarun}{", run_lines(ctx), "}",
                "\\newcommand{\\btdatorrents}{", torrent_table(ctx), "}",
                "\\newcommand{\\btdaoutcomes}{", outcome_table(ctx), "}",
-               "\\newcommand{\\btdasources}{", source_table(ctx), "}"),
+               "\\newcommand{\\btdasources}{", source_table(ctx), "}",
+               "\\newcommand{\\btdawitnessed}{", witness_table(ctx), "}"),
              file.path(ctx$out, "tables.tex"))
   t <- ctx$torrents
   p <- ctx$threshold_peers
@@ -84,6 +117,7 @@ write_tables <- function(ctx) {
                               confirmed_strict = t$confirmed_strict,
                               encrypted_only = t$encrypted_only,
                               tracker_reported = t$tracker_reported,
-                              threshold_confirmed = as.integer(at_run)),
+                              threshold_confirmed = as.integer(at_run),
+                              witness_counts(ctx)),
                    file.path(ctx$out, "numbers.csv"), row.names = FALSE, na = "")
 }
