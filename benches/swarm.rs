@@ -31,10 +31,11 @@ fn main() {
     let demo = btda::sim::demo::run_demo(seconds, peers_each, torrents, out.path(), -1)
         .unwrap_or_else(|e| panic!("demo run failed: {e}"));
     if !full {
-        for (hash, _, seen, got) in &demo.rows {
+        for r in &demo.rows {
             assert!(
-                *seen > 0 && *got > 0,
-                "smoke run confirmed nothing for {hash}"
+                r.witnessable > 0 && r.confirmed > 0,
+                "smoke run confirmed nothing for {}",
+                r.info_hash
             );
         }
         println!("swarm bench smoke run: {:?}", demo.rows);
@@ -67,10 +68,14 @@ fn main() {
         demo.visits,
         demo.visits as f64 / demo.wall_secs
     );
-    for (hash, all, seen, got) in &demo.rows {
+    for r in &demo.rows {
         println!(
-            "| torrent {}: completions / observable / confirmed | {all} / {seen} / {got} |",
-            &hash.to_hex()[..8]
+            "| torrent {}: crossings / observable / witnessable / confirmed | {} / {} / {} / {} |",
+            &r.info_hash.to_hex()[..8],
+            r.crossings,
+            r.observable,
+            r.witnessable,
+            r.confirmed
         );
     }
     print_lateness(&demo, 3);
@@ -319,10 +324,18 @@ fn print_outcomes_and_counts(demo: &btda::sim::demo::DemoResult, rtt_max: u64, m
             "| timeouts btda chose (truth: every connect on loopback ~0 ms, handshakes answered after the peer's RTT, at most {rtt_max} ms) | connect {connect} ms, handshake {handshake} ms |{more}"
         );
     }
-    for (hash, all, seen, got) in &demo.rows {
+    for r in &demo.rows {
         println!(
-            "| torrent {}: completions / observable / confirmed | {all} / {seen} / {got} |{more}",
-            &hash.to_hex()[..8]
+            "| torrent {}: crossings / observable / witnessable / confirmed (share of witnessable) | {} / {} / {} / {} ({}) |{more}",
+            &r.info_hash.to_hex()[..8],
+            r.crossings,
+            r.observable,
+            r.witnessable,
+            r.confirmed,
+            match r.witnessable {
+                0 => "-".to_string(),
+                w => format!("{:.1} %", 100.0 * r.confirmed as f64 / w as f64),
+            }
         );
     }
 }

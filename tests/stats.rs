@@ -30,7 +30,10 @@ const FIGURES: [(&str, &str); 17] = [
     ("threshold", "Confirmed downloads by threshold"),
     ("tracker_requests", "Tracker requests"),
     ("timeouts", "Timing of successful visits"),
-    ("crossing_prediction", "Predicted against observed crossing times"),
+    (
+        "crossing_prediction",
+        "Predicted against observed crossing times",
+    ),
 ];
 
 fn pages(name: &str, torrents: usize, sets: usize) -> usize {

@@ -370,7 +370,7 @@ timeouts <- function(ctx) {
 # one. Databases from before btda recorded this have no such columns: "no data" pages.
 crossing_prediction <- function(ctx) {
   captions <- c(
-    "Crossing time predicted from the peer's own rate at its last visit below the threshold, against the observed crossing (minutes since the run's start); dashed: identity. Points below the line were predicted early (the revisit then predicts again), above it late.",
+    "Crossing time predicted from the peer's own rate at its last visit below the threshold, against the observed crossing (since the run's start); dashed: identity. Points below the line were predicted early (the revisit then predicts again), above it late.",
     "Confirmed downloads per torrent by how they were witnessed: the reason of the visit that saw the crossing (a predicted revisit, the fixed revisit delay, the first visit, a retry, or an incoming connection); incoming-only marks peers btda never reached itself.")
   if (!("crossed_how" %in% DBI::dbListFields(ctx$con, "peer"))) {
     n <- no_data("Predicted against observed crossing times", "the database predates predictive revisits")
@@ -382,12 +382,15 @@ crossing_prediction <- function(ctx) {
   pred <- p[!is.na(p$predicted_at), ]
   p1 <- if (nrow(pred) == 0) no_data("Predicted against observed crossing times", "no crossing had a prediction")
   else {
-    pred$observed <- (pred$crossed_at - ctx$start) / 60
-    pred$predicted <- (pred$predicted_at - ctx$start) / 60
+    # Minutes for runs of 20 minutes or more, seconds below (a demo run).
+    unit <- if (ctx$end - ctx$start >= 1200) c(60, "minutes") else c(1, "seconds")
+    pred$observed <- (pred$crossed_at - ctx$start) / as.numeric(unit[1])
+    pred$predicted <- (pred$predicted_at - ctx$start) / as.numeric(unit[1])
     ggplot(pred, aes(predicted, observed, colour = crossed_how)) + geom_abline(linetype = "dashed") +
       geom_point(size = 1.5, alpha = 0.7) + coord_equal() +
-      labs(title = "Predicted against observed crossing times", x = "predicted (minutes since start)",
-           y = "observed (minutes since start)", colour = "witnessed by") + theme_btda()
+      labs(title = "Predicted against observed crossing times",
+           x = sprintf("predicted (%s since start)", unit[2]),
+           y = sprintf("observed (%s since start)", unit[2]), colour = "witnessed by") + theme_btda()
   }
   p2 <- if (nrow(p) == 0) no_data("Crossings by how they were witnessed", "no confirmed downloads")
   else {

@@ -38,13 +38,29 @@ pub fn config(router: SocketAddr, workers: u32) -> String {
     )
 }
 
+/// One torrent's truth next to btda's count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TruthRow {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// Peers that crossed T while present, before the run ended.
+    pub crossings: usize,
+    /// Of those, of a kind btda can observe.
+    pub observable: usize,
+    /// Of those, witnessable: online below T before and at least a second at or above T
+    /// after, accepting connections (what an ideal observer could confirm).
+    pub witnessable: usize,
+    /// btda's confirmed downloads.
+    pub confirmed: i64,
+}
+
 /// What a demo run produced: the text `btda demo` prints and the figures behind it.
 #[derive(Debug)]
 pub struct DemoResult {
     /// The run summary, the report and the truth side by side.
     pub text: String,
-    /// Per torrent: info-hash, completions during the run, observable ones, confirmed.
-    pub rows: Vec<(InfoHash, usize, usize, i64)>,
+    /// Per torrent: the simulator's truth next to btda's count.
+    pub rows: Vec<TruthRow>,
     /// Visits btda recorded.
     pub visits: i64,
     /// Length of the run, s.
@@ -165,17 +181,34 @@ pub fn run_demo_configured(
     let truth_path = outcome.files.database.with_extension("truth.tsv");
     server.write_truth(&truth_path)?;
     let ended_ms = swarm.reactor.now_ms();
-    let expected: Vec<(InfoHash, usize, usize)> = swarm
+    let busy = swarm.reactor.busy;
+    let expected: Vec<TruthRow> = swarm
         .torrents()
         .iter()
         .map(|t| {
-            let done: Vec<_> = t
+            let threshold = t.threshold();
+            let crossed: Vec<_> = t
                 .lives
                 .iter()
-                .filter(|p| p.completes_at(t.total).is_some_and(|ms| ms < ended_ms))
+                .filter(|p| {
+                    p.crosses_at(t.total, threshold)
+                        .is_some_and(|ms| ms < ended_ms)
+                })
                 .collect();
-            let seen = done.iter().filter(|p| p.kind.observable()).count();
-            (t.info_hash, done.len(), seen)
+            let observable: Vec<_> = crossed.iter().filter(|p| p.kind.observable()).collect();
+            let witnessable = observable
+                .iter()
+                .filter(|p| {
+                    p.expected(t.total, threshold, busy, 0, ended_ms) == super::script::Expect::Must
+                })
+                .count();
+            TruthRow {
+                info_hash: t.info_hash,
+                crossings: crossed.len(),
+                observable: observable.len(),
+                witnessable,
+                confirmed: 0,
+            }
         })
         .collect();
     drop(server);
@@ -185,23 +218,36 @@ pub fn run_demo_configured(
     out.push_str(&crate::store::report::render_text(&report));
     let _ = writeln!(
         out,
-        "\nconfirmed downloads next to the simulator's truth (completions during the run; \
-         observable = not behind a closed port, silent or sending only invalid bitfields; kinds: {}):",
+        "\nconfirmed downloads next to the simulator's truth (crossings of T during the run; \
+         observable = not behind a closed port, silent or sending only invalid bitfields; \
+         witnessable = observable, and online at or above T at least a second before the \
+         peer left or the run ended; kinds: {}):",
         Kind::ALL.map(Kind::name).join(", ")
     );
     let mut rows = Vec::new();
-    for (hash, all, seen) in expected {
-        let got = report
+    for mut row in expected {
+        row.confirmed = report
             .torrents
             .iter()
-            .find(|t| t.info_hash == hash.to_hex())
+            .find(|t| t.info_hash == row.info_hash.to_hex())
             .map_or(0, |t| t.confirmed);
         let _ = writeln!(
             out,
-            "  {}  truth {all:>4}  observable {seen:>4}  btda {got:>4}",
-            &hash.to_hex()[..8]
+            "  {}  crossings {:>4}  observable {:>4}  witnessable {:>4}  btda {:>4} ({})",
+            &row.info_hash.to_hex()[..8],
+            row.crossings,
+            row.observable,
+            row.witnessable,
+            row.confirmed,
+            match row.witnessable {
+                0 => "-".to_string(),
+                w => format!(
+                    "{:.1} % of witnessable",
+                    100.0 * row.confirmed as f64 / w as f64
+                ),
+            }
         );
-        rows.push((hash, all, seen, got));
+        rows.push(row);
     }
     let _ = writeln!(
         out,
