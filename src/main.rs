@@ -269,6 +269,7 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
                 realistic: !*every_kind,
                 rtt_ms: (rtt_ms.1 > 0).then_some(*rtt_ms),
                 dial: *dial,
+                dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
             };
             let shutdown = Shutdown::install().context("installing the Ctrl+C handler")?;
             let server = btda::sim::serve::start(&options, dir).map_err(anyhow::Error::msg)?;

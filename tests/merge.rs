@@ -258,6 +258,17 @@ fn two_vantage_points_merged_count_the_simulated_truth() {
     assert!(judged.false_confirmed.is_empty(), "{judged:#?}");
     assert!(judged.missed.is_empty(), "{judged:#?}");
     assert!(count(&merged) >= count(&in_a).max(count(&in_b)));
+    // How each merged crossing was witnessed is carried over (or, for a crossing seen
+    // across hosts, taken from the visit whose observation crossed).
+    let report = btda::store::report::read(&merged_db).unwrap();
+    for t in &report.torrents {
+        let w = t.witnessed.clone().unwrap();
+        assert_eq!(
+            w.predicted + w.fixed + w.first + w.retry + w.incoming,
+            t.confirmed,
+            "{w:?}"
+        );
+    }
 
     // `make stats` reads the merged database and names its runs' hosts.
     let stats = std::process::Command::new("make")

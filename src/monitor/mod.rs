@@ -154,10 +154,7 @@ impl Monitor {
             0.0
         };
         let refused = s.incoming_refused_busy.load(Ordering::Relaxed);
-        let full = match refused.saturating_sub(since.2) {
-            0 => String::new(),
-            n => format!(" | INCOMING FULL: {n} connections turned away (peer.incoming_handlers)"),
-        };
+        let full = incoming_full(refused, since.2);
         *since = (Instant::now(), visits, refused);
         let q = self.engine.queue.counts();
         let pending = self.engine.pending_metadata();
@@ -186,6 +183,16 @@ impl Monitor {
     }
 }
 
+/// The status line's warning when incoming connections were turned away for want of a
+/// handler since the previous line (`refused` and `before`: the cumulative counts now
+/// and then); empty when none were.
+fn incoming_full(refused: u64, before: u64) -> String {
+    match refused.saturating_sub(before) {
+        0 => String::new(),
+        n => format!(" | INCOMING FULL: {n} connections turned away (peer.incoming_handlers)"),
+    }
+}
+
 /// Writes a `statistic` row every `interval` until the stop flag is set (and one last
 /// row then).
 pub fn statistics_loop(
@@ -206,6 +213,15 @@ pub fn statistics_loop(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_status_line_says_when_incoming_peers_were_turned_away() {
+        assert_eq!(super::incoming_full(5, 5), "");
+        assert_eq!(
+            super::incoming_full(12, 5),
+            " | INCOMING FULL: 7 connections turned away (peer.incoming_handlers)"
+        );
+    }
+
     #[test]
     fn reads_this_process() {
         let p = super::process_sample();

@@ -50,6 +50,11 @@ pub struct TruthRow {
     /// Of those, witnessable: online below T before and at least a second at or above T
     /// after, accepting connections (what an ideal observer could confirm).
     pub witnessable: usize,
+    /// Of those, the ones whose peer stayed at least btda's minimum revisit interval
+    /// after crossing (what the cadence promises to witness).
+    pub lingering: usize,
+    /// btda's minimum revisit interval in this run, s.
+    pub min_revisit_secs: u64,
     /// btda's confirmed downloads.
     pub confirmed: i64,
 }
@@ -116,6 +121,7 @@ pub fn run_demo(
         realistic: false,
         rtt_ms: None,
         dial: None,
+        dial_every_ms: super::reactor::ReactorOptions::default().dial_every_ms,
     };
     run_demo_with(sim, output, verbosity)
 }
@@ -146,6 +152,10 @@ pub fn run_demo_configured(
         .unwrap_or(SocketAddr::from(([127, 97, 0, 1], 0)));
     let workers = (peers * u32::from(torrents) / 20).clamp(64, 1024);
     let config = Config::parse(&config(router, workers), "demo").map_err(|e| e.to_string())?;
+    let min_revisit = config
+        .peer
+        .min_revisit_secs
+        .min(config.peer.revisit_delay_secs);
     let shutdown = Shutdown::install().map_err(|e| e.to_string())?;
     let timer = shutdown.clone();
     std::thread::spawn(move || {
@@ -196,17 +206,23 @@ pub fn run_demo_configured(
                 })
                 .collect();
             let observable: Vec<_> = crossed.iter().filter(|p| p.kind.observable()).collect();
-            let witnessable = observable
-                .iter()
-                .filter(|p| {
-                    p.expected(t.total, threshold, busy, 0, ended_ms) == super::script::Expect::Must
-                })
-                .count();
+            let must = |min_linger: Duration| {
+                let ms = crate::clock::millis(min_linger);
+                observable
+                    .iter()
+                    .filter(|p| {
+                        p.expected(t.total, threshold, busy, ms, ended_ms)
+                            == super::script::Expect::Must
+                    })
+                    .count()
+            };
             TruthRow {
                 info_hash: t.info_hash,
                 crossings: crossed.len(),
                 observable: observable.len(),
-                witnessable,
+                witnessable: must(Duration::ZERO),
+                lingering: must(min_revisit),
+                min_revisit_secs: min_revisit.as_secs(),
                 confirmed: 0,
             }
         })
@@ -233,11 +249,13 @@ pub fn run_demo_configured(
             .map_or(0, |t| t.confirmed);
         let _ = writeln!(
             out,
-            "  {}  crossings {:>4}  observable {:>4}  witnessable {:>4}  btda {:>4} ({})",
+            "  {}  crossings {:>4}  observable {:>4}  witnessable {:>4} ({} staying {} s)  btda {:>4} ({})",
             &row.info_hash.to_hex()[..8],
             row.crossings,
             row.observable,
             row.witnessable,
+            row.lingering,
+            row.min_revisit_secs,
             row.confirmed,
             match row.witnessable {
                 0 => "-".to_string(),

@@ -32,6 +32,10 @@ pub struct SimOptions {
     /// Where NAT-like peers connect to (a measuring tool's listen address), and the
     /// address trackers also list (as real trackers list the announcer).
     pub dial: Option<SocketAddr>,
+    /// How often each NAT-like peer connects in, ms (the demo's compressed time: every
+    /// few seconds; a real client reconnects to a peer it knows about once a minute at
+    /// most: libtorrent's `min_reconnect_time` is 60 s).
+    pub dial_every_ms: u64,
 }
 
 /// Running swarms and where their torrents are.
@@ -87,6 +91,7 @@ pub fn start(o: &SimOptions, dir: &Path) -> Result<SimServer, String> {
     }
     let options = ReactorOptions {
         dial: o.dial,
+        dial_every_ms: o.dial_every_ms,
         also_listed: o.dial.into_iter().collect(),
         rtt_ms: o.rtt_ms,
         ..ReactorOptions::default()

@@ -119,6 +119,10 @@ const PEER_COLS: &[&str] = &[
     "crossed_strict",
     "network",
     "rdns_domain",
+    "crossed_how",
+    "crossed_within",
+    "predicted_at",
+    "visits_in",
 ];
 
 fn col(name: &str) -> usize {
@@ -340,12 +344,23 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError>
         }
         observations.sort_by_key(|o| o.0);
         let mut p = Progress::default();
-        for (at_ms, pieces, with_state) in observations {
+        let mut how = None;
+        for (at_ms, pieces, with_state, reason) in observations {
             p.success(&[(at_ms, pieces)], with_state, threshold);
+            if p.crossed_at.is_some() && how.is_none() {
+                how = Some(reason);
+            }
         }
         if let Some(at) = p.crossed_at {
             m.cols[col("crossed_at")] = Value::Integer(at.div_euclid(1000));
             m.cols[col("crossed_strict")] = Value::Integer(i64::from(p.below_with_state));
+            // Seen across hosts: never inside one visit; witnessed by the visit whose
+            // observation crossed, predicted from the hosts' observations together.
+            m.cols[col("crossed_how")] = how.flatten().map_or(Value::Null, Value::Text);
+            m.cols[col("crossed_within")] = Value::Integer(0);
+            m.cols[col("predicted_at")] = p
+                .predicted_ms
+                .map_or(Value::Null, |ms| Value::Integer(ms.div_euclid(1000)));
             across_hosts += 1;
         }
     }
@@ -469,7 +484,7 @@ fn combine(m: &mut [Value], other: &[Value]) {
             }
         }
     }
-    for c in ["visits", "failed_visits"] {
+    for c in ["visits", "failed_visits", "visits_in"] {
         m[col(c)] = Value::Integer(int(&m[col(c)]).unwrap_or(0) + int(&other[col(c)]).unwrap_or(0));
     }
     if let Some(s) = real(&other[col("max_speed")])
@@ -478,8 +493,15 @@ fn combine(m: &mut [Value], other: &[Value]) {
         m[col("max_speed")] = Value::Real(s);
     }
     if earlier(&m[col("crossed_at")], &other[col("crossed_at")]) {
-        m[col("crossed_at")] = other[col("crossed_at")].clone();
-        m[col("crossed_strict")] = other[col("crossed_strict")].clone();
+        for c in [
+            "crossed_at",
+            "crossed_strict",
+            "crossed_how",
+            "crossed_within",
+            "predicted_at",
+        ] {
+            m[col(c)] = other[col(c)].clone();
+        }
     }
     for c in [
         "client",
@@ -505,9 +527,12 @@ fn combine(m: &mut [Value], other: &[Value]) {
 /// successful visits of one input, as its run made them: the first piece-state message
 /// and the end of each visit; the end with 0 pieces for state `none`; nothing for
 /// `invalid`. Visit start times are whole seconds, so hosts are ordered to the second.
-fn visit_observations(input: &Input, peer: i64) -> rusqlite::Result<Vec<(i64, u32, bool)>> {
+fn visit_observations(
+    input: &Input,
+    peer: i64,
+) -> rusqlite::Result<Vec<(i64, u32, bool, Option<String>)>> {
     let mut stmt = input.conn.prepare_cached(
-        "SELECT started_at, duration_ms, state, first_pieces, first_state_ms, pieces
+        "SELECT started_at, duration_ms, state, first_pieces, first_state_ms, pieces, reason
          FROM visit WHERE peer_id = ?1 AND outcome = 'ok' ORDER BY started_at, id",
     )?;
     let visits = stmt.query_map([peer], |r| {
@@ -518,23 +543,24 @@ fn visit_observations(input: &Input, peer: i64) -> rusqlite::Result<Vec<(i64, u3
             r.get::<_, Option<i64>>(3)?,
             r.get::<_, Option<i64>>(4)?,
             r.get::<_, Option<i64>>(5)?,
+            r.get::<_, Option<String>>(6)?,
         ))
     })?;
     let pieces = |p: i64| u32::try_from(p).unwrap_or(0);
     let mut out = Vec::new();
     for v in visits {
-        let (started, duration, state, first, first_ms, end_pieces) = v?;
+        let (started, duration, state, first, first_ms, end_pieces, reason) = v?;
         let start_ms = started.saturating_mul(1000);
         let end_ms = start_ms + duration.unwrap_or(0);
         match state.as_deref() {
             Some("invalid") => {}
-            Some("none") | None => out.push((end_ms, 0, false)),
+            Some("none") | None => out.push((end_ms, 0, false, reason)),
             Some(_) => {
                 if let (Some(p), Some(ms)) = (first, first_ms) {
-                    out.push((start_ms + ms, pieces(p), true));
+                    out.push((start_ms + ms, pieces(p), true, reason.clone()));
                 }
                 if let Some(p) = end_pieces {
-                    out.push((end_ms, pieces(p), true));
+                    out.push((end_ms, pieces(p), true, reason));
                 }
             }
         }
