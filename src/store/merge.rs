@@ -527,10 +527,11 @@ fn combine(m: &mut [Value], other: &[Value]) {
 /// successful visits of one input, as its run made them: the first piece-state message
 /// and the end of each visit; the end with 0 pieces for state `none`; nothing for
 /// `invalid`. Visit start times are whole seconds, so hosts are ordered to the second.
-fn visit_observations(
-    input: &Input,
-    peer: i64,
-) -> rusqlite::Result<Vec<(i64, u32, bool, Option<String>)>> {
+/// One observation replayed by merge: Unix ms, pieces, whether it came from a
+/// piece-state message, and the reason of the visit that made it.
+type Observation = (i64, u32, bool, Option<String>);
+
+fn visit_observations(input: &Input, peer: i64) -> rusqlite::Result<Vec<Observation>> {
     let mut stmt = input.conn.prepare_cached(
         "SELECT started_at, duration_ms, state, first_pieces, first_state_ms, pieces, reason
          FROM visit WHERE peer_id = ?1 AND outcome = 'ok' ORDER BY started_at, id",
