@@ -308,15 +308,9 @@ fn scale_run(label: &str, peer_extra: &str) -> f64 {
     for t in &report.torrents {
         if let Some(w) = &t.witnessed {
             println!(
-                "| torrent {}: crossings witnessed by predicted / fixed / first / retry / incoming visits (incoming-only peers); inside one visit | {} / {} / {} / {} / {} ({}); {} | |",
+                "| torrent {}: crossings witnessed by | {} | |",
                 &t.info_hash[..8],
-                w.predicted,
-                w.fixed,
-                w.first,
-                w.retry,
-                w.incoming,
-                w.incoming_only,
-                w.within_visit
+                w.describe()
             );
         }
     }
@@ -333,7 +327,9 @@ fn defaults(router: std::net::SocketAddr, _workers: u32) -> String {
         "[dht]\nenabled = true\nlisten_address = \"{ip}\"\nport = 0\nbootstrap = [\"{router}\"]\nstate_dir = \"none\"\n\
          [peer]\nallow_private_addresses = true\nlisten_address = \"{ip}\"\nlisten_port = {port}\n\
          [tracker]\ninterval_secs = 3\nnumwant = 2000\n\
-         [monitor]\nstatistics_interval_secs = 10\n",
+         [monitor]\nstatistics_interval_secs = 10\n\
+         [privacy]\nkey = \"{key}\"\n",
+        key = "22".repeat(32),
         ip = listen.ip(),
         port = listen.port()
     )
@@ -360,6 +356,18 @@ fn print_outcomes_and_counts(demo: &btda::sim::demo::DemoResult, rtt_max: u64, m
         );
     }
     for r in &demo.rows {
+        if let Some(j) = r.judged {
+            println!(
+                "| torrent {}, peer by peer: confirmed of the witnessable crossings staying ≥ {} s; of those leaving sooner; false | {} of {}; {} of {}; {} |{more}",
+                &r.info_hash.to_hex()[..8],
+                r.min_revisit_secs,
+                j.lingering_confirmed,
+                r.lingering,
+                j.short_confirmed,
+                j.short,
+                j.false_confirmed
+            );
+        }
         println!(
             "| torrent {}: crossings / observable / witnessable (of them staying ≥ {} s, the minimum revisit) / confirmed (share of witnessable) | {} / {} / {} ({}) / {} ({}) |{more}",
             &r.info_hash.to_hex()[..8],

@@ -41,6 +41,19 @@ fn the_demo_confirms_what_the_simulator_says() {
             "{line}\n{text}"
         );
     }
+    // Peer by peer (the demo's fixed privacy key matches the truth to the database):
+    // every crossing that stayed the minimum revisit interval confirmed, none falsely.
+    let judged: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("peer by peer:"))
+        .collect();
+    assert_eq!(judged.len(), 2, "{text}");
+    for line in judged {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (got, of) = (words[3], words[5]);
+        assert_eq!(got, of, "{line}");
+        assert!(line.ends_with(" 0 false"), "{line}");
+    }
     assert!(common::database_in(out.path()).is_some());
     let truth_file = std::fs::read_dir(out.path())
         .unwrap()

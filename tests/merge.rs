@@ -263,11 +263,7 @@ fn two_vantage_points_merged_count_the_simulated_truth() {
     let report = btda::store::report::read(&merged_db).unwrap();
     for t in &report.torrents {
         let w = t.witnessed.clone().unwrap();
-        assert_eq!(
-            w.predicted + w.fixed + w.first + w.retry + w.incoming,
-            t.confirmed,
-            "{w:?}"
-        );
+        assert_eq!(w.total(), t.confirmed, "{w:?}");
     }
 
     // `make stats` reads the merged database and names its runs' hosts.

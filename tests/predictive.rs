@@ -138,10 +138,7 @@ fn predictive_revisits_witness_fast_finishers_that_a_fixed_cadence_misses() {
     let text = btda::store::report::render_text(&report);
     println!("{text}");
     assert_eq!(w.predicted, predicted[0], "{w:?}");
-    assert_eq!(
-        w.predicted + w.fixed + w.first + w.retry + w.incoming,
-        report.torrents[0].confirmed
-    );
+    assert_eq!(w.total(), report.torrents[0].confirmed);
     assert!(
         text.contains(&format!("witnessed by: predicted visit {}", w.predicted)),
         "{text}"

@@ -280,11 +280,7 @@ fn confirmed_downloads_match_the_simulated_truth() {
     let report = btda::store::report::read(&db).unwrap();
     let w = report.torrents[0].witnessed.clone().unwrap();
     println!("witnessed: {w:?}");
-    assert_eq!(
-        w.predicted + w.fixed + w.first + w.retry + w.incoming,
-        confirmed,
-        "every crossing has its how"
-    );
+    assert_eq!(w.total(), confirmed, "every crossing has its how");
     assert!(
         w.incoming_only >= incoming_confirmed as i64 && w.incoming >= 1,
         "crossings seen only because the peer dialled in: {w:?}"

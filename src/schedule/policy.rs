@@ -91,9 +91,11 @@ impl Policy {
         }
         match eta {
             Some(eta) => {
-                let at = eta + self.margin(eta);
+                // Not sooner than the minimum; a prediction that the minimum pushes to
+                // the fixed delay (or beyond) is the fixed revisit.
+                let at = (eta + self.margin(eta)).max(self.min_revisit);
                 if at < self.revisit_delay {
-                    (Next::After(at.max(self.min_revisit)), Reason::Predicted)
+                    (Next::After(at), Reason::Predicted)
                 } else {
                     (Next::After(self.revisit_delay), Reason::Fixed)
                 }
@@ -174,6 +176,15 @@ mod tests {
         // Later than the fixed delay: the fixed delay, which stays the upper bound.
         assert_eq!(
             p.after_success(false, Some(secs(400))),
+            (Next::After(secs(180)), Reason::Fixed)
+        );
+        // A minimum as long as the fixed delay (the old cadence): always the fixed visit.
+        let old = Policy {
+            min_revisit: secs(180),
+            ..p.clone()
+        };
+        assert_eq!(
+            old.after_success(false, Some(secs(2))),
             (Next::After(secs(180)), Reason::Fixed)
         );
         // The margin never exceeds half the minimum interval.

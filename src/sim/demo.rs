@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::script::Expect;
 use super::serve::{self, SimOptions};
 use super::swarm::Kind;
 use crate::config::Config;
@@ -20,6 +21,10 @@ use crate::torrent::InfoHash;
 /// Where btda listens during the demo (incoming-only peers dial it).
 pub const LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 98, 0, 1)), 16881);
+
+/// The demo's privacy key: fixed, so the truth's addresses can be matched to the run's
+/// keyed hashes peer by peer (simulated peers have nothing to hide).
+pub const DEMO_KEY: &str = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0";
 
 /// The demo's btda configuration: short revisit delay, tracker and DHT intervals so a
 /// few minutes show whole downloads; the DHT is the swarm's own, through `router`.
@@ -32,7 +37,8 @@ pub fn config(router: SocketAddr, workers: u32) -> String {
          [peer]\nallow_private_addresses = true\nworkers = {workers}\nlisten_address = \"{ip}\"\nlisten_port = {port}\n\
          revisit_delay_secs = 3\nstate_window_ms = 200\nsilence_timeout_ms = 1500\nvisit_cap_ms = 2000\nretry_backoff_secs = [2, 4]\n\
          [tracker]\ninterval_secs = 3\nscrape_interval_secs = 3\nstopped_timeout_ms = 300\nnumwant = 2000\n\
-         [monitor]\nstatus_interval_secs = 5\nstatistics_interval_secs = 5\n",
+         [monitor]\nstatus_interval_secs = 5\nstatistics_interval_secs = 5\n\
+         [privacy]\nkey = \"{DEMO_KEY}\"\n",
         ip = LISTEN.ip(),
         port = LISTEN.port()
     )
@@ -55,8 +61,27 @@ pub struct TruthRow {
     pub lingering: usize,
     /// btda's minimum revisit interval in this run, s.
     pub min_revisit_secs: u64,
+    /// Peer by peer, when the run's `privacy.key` is set (so the truth's addresses can be
+    /// matched to the database's keyed hashes): of the `lingering` crossings, how many
+    /// btda confirmed; of the other witnessable ones (left sooner after crossing than
+    /// the minimum revisit), how many; and confirmed peers that never crossed while
+    /// present or whose kind hides their pieces (false counts).
+    pub judged: Option<Judged>,
     /// btda's confirmed downloads.
     pub confirmed: i64,
+}
+
+/// btda's confirmed downloads judged peer by peer against the truth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Judged {
+    /// Confirmed among the crossings whose peer stayed the minimum revisit interval.
+    pub lingering_confirmed: usize,
+    /// Witnessable crossings whose peer left sooner than that.
+    pub short: usize,
+    /// Of those, confirmed.
+    pub short_confirmed: usize,
+    /// Confirmed peers that must not be.
+    pub false_confirmed: usize,
 }
 
 /// What a demo run produced: the text `btda demo` prints and the figures behind it.
@@ -156,6 +181,7 @@ pub fn run_demo_configured(
         .peer
         .min_revisit_secs
         .min(config.peer.revisit_delay_secs);
+    let keyer = config.privacy.peer_key().map(crate::book::PeerKeyer::new);
     let shutdown = Shutdown::install().map_err(|e| e.to_string())?;
     let timer = shutdown.clone();
     std::thread::spawn(move || {
@@ -192,6 +218,10 @@ pub fn run_demo_configured(
     server.write_truth(&truth_path)?;
     let ended_ms = swarm.reactor.now_ms();
     let busy = swarm.reactor.busy;
+    let crossed_keys = match &keyer {
+        Some(_) => Some(crossed_peers(&outcome.files.database).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let expected: Vec<TruthRow> = swarm
         .torrents()
         .iter()
@@ -210,12 +240,30 @@ pub fn run_demo_configured(
                 let ms = crate::clock::millis(min_linger);
                 observable
                     .iter()
-                    .filter(|p| {
-                        p.expected(t.total, threshold, busy, ms, ended_ms)
-                            == super::script::Expect::Must
-                    })
+                    .filter(|p| p.expected(t.total, threshold, busy, ms, ended_ms) == Expect::Must)
                     .count()
             };
+            let judged = keyer
+                .as_ref()
+                .zip(crossed_keys.as_ref())
+                .map(|(keyer, keys)| {
+                    let hash = t.info_hash.to_hex();
+                    let mut j = Judged::default();
+                    for p in &t.lives {
+                        let got = keys.contains(&(hash.clone(), keyer.key(&swarm.addr_of(p))));
+                        let expect = |ms| p.expected(t.total, threshold, busy, ms, ended_ms);
+                        match expect(crate::clock::millis(min_revisit)) {
+                            Expect::Must => j.lingering_confirmed += usize::from(got),
+                            Expect::May if expect(0) == Expect::Must => {
+                                j.short += 1;
+                                j.short_confirmed += usize::from(got);
+                            }
+                            Expect::May => {}
+                            Expect::MustNot => j.false_confirmed += usize::from(got),
+                        }
+                    }
+                    j
+                });
             TruthRow {
                 info_hash: t.info_hash,
                 crossings: crossed.len(),
@@ -223,6 +271,7 @@ pub fn run_demo_configured(
                 witnessable: must(Duration::ZERO),
                 lingering: must(min_revisit),
                 min_revisit_secs: min_revisit.as_secs(),
+                judged,
                 confirmed: 0,
             }
         })
@@ -265,6 +314,18 @@ pub fn run_demo_configured(
                 ),
             }
         );
+        if let Some(j) = row.judged {
+            let _ = writeln!(
+                out,
+                "            peer by peer: {} of {} staying {} s confirmed; {} of {} that left sooner; {} false",
+                j.lingering_confirmed,
+                row.lingering,
+                row.min_revisit_secs,
+                j.short_confirmed,
+                j.short,
+                j.false_confirmed
+            );
+        }
         rows.push(row);
     }
     let _ = writeln!(
@@ -328,4 +389,15 @@ pub fn run_demo_configured(
         accepted,
         dials,
     })
+}
+
+/// (info-hash, keyed hash) of every confirmed download in a run database.
+fn crossed_peers(db: &Path) -> rusqlite::Result<std::collections::HashSet<(String, String)>> {
+    let conn = crate::store::schema::open_read_only(db)?;
+    let mut stmt = conn.prepare(
+        "SELECT t.info_hash, p.peer_key FROM peer p JOIN torrent t ON t.id = p.torrent_id
+         WHERE p.crossed_at IS NOT NULL",
+    )?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
 }

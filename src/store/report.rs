@@ -147,6 +147,28 @@ fn tracker_figures(
         .collect()
 }
 
+impl Witnessed {
+    /// Crossings with a how: the torrent's confirmed downloads.
+    pub fn total(&self) -> i64 {
+        self.predicted + self.fixed + self.first + self.retry + self.incoming
+    }
+
+    /// One line: the crossings by how they were witnessed.
+    pub fn describe(&self) -> String {
+        format!(
+            "predicted visit {}, fixed revisit {}, first visit {}, retry {}, incoming {} ({} \
+             from peers btda never reached itself); {} of them inside one visit",
+            self.predicted,
+            self.fixed,
+            self.first,
+            self.retry,
+            self.incoming,
+            self.incoming_only,
+            self.within_visit
+        )
+    }
+}
+
 fn witnessed(conn: &rusqlite::Connection, torrent_id: i64) -> rusqlite::Result<Witnessed> {
     conn.query_row(
         "SELECT ifnull(sum(crossed_how = 'predicted'), 0), ifnull(sum(crossed_how = 'fixed'), 0),
@@ -413,17 +435,9 @@ pub fn render_text(report: &Report) -> String {
             continue;
         };
         out.push_str(&format!(
-            "\ncrossings of {} witnessed by: predicted visit {}, fixed revisit {}, first visit {}, \
-             retry {}, incoming {} ({} from peers btda never reached itself); {} of them \
-             inside one visit\n",
+            "\ncrossings of {} witnessed by: {}\n",
             &t.info_hash[..8],
-            w.predicted,
-            w.fixed,
-            w.first,
-            w.retry,
-            w.incoming,
-            w.incoming_only,
-            w.within_visit
+            w.describe()
         ));
         if w.with_prediction > 0 {
             out.push_str(&format!(
