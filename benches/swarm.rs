@@ -356,13 +356,14 @@ fn print_outcomes_and_counts(demo: &btda::sim::demo::DemoResult, rtt_max: u64, m
         );
     }
     for r in &demo.rows {
-        if let Some(j) = r.judged {
+        if let Some(j) = &r.judged {
             println!(
-                "| torrent {}, peer by peer: confirmed of the witnessable crossings staying ≥ {} s; of those leaving sooner; false | {} of {}; {} of {}; {} |{more}",
+                "| torrent {}, peer by peer: confirmed of the witnessable crossings staying ≥ {} s; of those leaving sooner; false | {} of {}{}; {} of {}; {} |{more}",
                 &r.info_hash.to_hex()[..8],
                 r.min_revisit_secs,
                 j.lingering_confirmed,
                 r.lingering,
+                btda::sim::demo::missed(j),
                 j.short_confirmed,
                 j.short,
                 j.false_confirmed

@@ -89,6 +89,10 @@ impl TorrentLookup for Engine {
         self.torrents.pieces(self.torrents.id_of(info_hash)?)
     }
 
+    fn threshold_of(&self, info_hash: &InfoHash) -> Option<u32> {
+        self.torrents.threshold(self.torrents.id_of(info_hash)?)
+    }
+
     fn encrypted(&self) -> Option<&crate::wire::mse::Torrents> {
         self.mse_torrents.as_ref()
     }
@@ -167,7 +171,7 @@ impl Engine {
             let report = visit_outgoing(
                 job.peer.addr,
                 info_hash,
-                pieces,
+                (pieces, job.threshold),
                 &self.identity(),
                 &timeouts,
                 &self.stop,

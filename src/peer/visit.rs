@@ -40,6 +40,12 @@ pub struct Timeouts {
     pub state_window: Duration,
     /// Longest visit.
     pub cap: Duration,
+    /// How long past its first piece-state message a visit may stay for a crossing of
+    /// T that the peer's rate in this visit says is that close (the minimum revisit
+    /// interval: the crossing is witnessed inside the visit instead of by a revisit the
+    /// finisher may not wait for); zero (also when the minimum revisit is the fixed
+    /// delay, the old cadence): never past the state window.
+    pub watch: Duration,
 }
 
 /// A fixed timeout, or the upper bound of an "auto" one (what applies before any
@@ -60,6 +66,13 @@ impl Timeouts {
             silence: p.silence_timeout_ms,
             state_window: p.state_window_ms,
             cap: p.visit_cap_ms,
+            // Only with predictive revisits: a minimum as long as the fixed delay is
+            // the old cadence, which never stayed.
+            watch: if p.min_revisit_secs < p.revisit_delay_secs {
+                p.min_revisit_secs
+            } else {
+                Duration::ZERO
+            },
         }
     }
 }
@@ -415,7 +428,7 @@ fn attempt(
 pub fn visit_outgoing(
     addr: SocketAddr,
     info_hash: InfoHash,
-    pieces: u32,
+    (pieces, threshold): (u32, u32),
     me: &Identity<'_>,
     t: &Timeouts,
     stop: &Shutdown,
@@ -437,6 +450,10 @@ pub fn visit_outgoing(
     report.fallback = opened.fallback;
     let theirs = opened.theirs;
     let ctx = Ctx { me, t, stop };
+    let pieces = Pieces {
+        count: pieces,
+        threshold: Some(threshold),
+    };
     exchange(&mut opened.stream, &theirs, pieces, ctx, start, &mut report);
     report
 }
@@ -445,6 +462,9 @@ pub fn visit_outgoing(
 pub trait TorrentLookup {
     /// Pieces of the torrent with this info-hash, if btda analyses it.
     fn pieces_of(&self, info_hash: &InfoHash) -> Option<u32>;
+
+    /// T in pieces of that torrent (a visit may stay for a crossing about to happen).
+    fn threshold_of(&self, info_hash: &InfoHash) -> Option<u32>;
 
     /// The torrents an incoming MSE handshake may ask for; `None` refuses MSE.
     fn encrypted(&self) -> Option<&Torrents>;
@@ -529,6 +549,10 @@ pub fn visit_incoming(
         report.duration_ms = ms_since(start);
         return (Some(info_hash), report);
     }
+    let pieces = Pieces {
+        count: pieces,
+        threshold: torrents.threshold_of(&info_hash),
+    };
     exchange(
         &mut stream,
         &hs,
@@ -574,34 +598,68 @@ fn send_hello(
         })
 }
 
+/// The torrent's pieces and T (None: unknown, the visit never stays for a crossing).
+#[derive(Debug, Clone, Copy)]
+struct Pieces {
+    count: u32,
+    threshold: Option<u32>,
+}
+
 /// What the messages of one visit showed so far, and when they came.
 struct Reading {
     state: PieceState,
+    threshold: Option<u32>,
     start: Instant,
     last: Instant,
-    first_state_at: Option<Instant>,
+    /// The first piece-state message: when, and the count it gave.
+    first_state: Option<(Instant, u32)>,
     max_gap: Duration,
 }
 
 impl Reading {
-    fn new(pieces: u32, start: Instant) -> Self {
+    fn new(pieces: Pieces, start: Instant) -> Self {
         Self {
-            state: PieceState::new(pieces),
+            state: PieceState::new(pieces.count),
+            threshold: pieces.threshold,
             start,
             last: Instant::now(),
-            first_state_at: None,
+            first_state: None,
             max_gap: Duration::ZERO,
         }
     }
 
     /// When the visit ends if nothing completes it: the state window after the first
-    /// piece-state message, the silence timeout, the cap, whichever comes first.
+    /// piece-state message (or later, while a crossing of T is about to happen), the
+    /// silence timeout, the cap, whichever comes first.
     fn deadline(&self, t: &Timeouts) -> Instant {
         let mut deadline = (self.start + t.cap).min(self.last + t.silence);
-        if let Some(first) = self.first_state_at {
-            deadline = deadline.min(first + t.state_window);
+        if let Some((first, _)) = self.first_state {
+            let window = first + t.state_window;
+            deadline = deadline.min(self.watch_until(t).map_or(window, |w| w.max(window)));
         }
         deadline
+    }
+
+    /// Until when the visit stays for a crossing: while the peer is below T and its
+    /// rate in this visit — an upper bound, one piece more than seen — says it passes T
+    /// within `t.watch` of the first piece-state message. None once it is at or above T
+    /// (the visit then ends: the crossing is seen), when it made no progress here, or
+    /// when the crossing is further off (a revisit will look).
+    fn watch_until(&self, t: &Timeouts) -> Option<Instant> {
+        let threshold = self.threshold?;
+        let (first, first_count) = self.first_state?;
+        let count = self.state.count();
+        if t.watch.is_zero() || count >= threshold || count <= first_count {
+            return None;
+        }
+        let span = self.last.saturating_duration_since(first).as_secs_f64();
+        if span <= 0.0 {
+            return None;
+        }
+        let rate = f64::from(count - first_count + 1) / span;
+        let eta = Duration::try_from_secs_f64(f64::from(threshold - count) / rate).ok()?;
+        let until = first + t.watch;
+        (self.last + eta <= until).then_some(until)
     }
 
     /// How a visit ends when the peer closes or the read fails: with the answer if the
@@ -650,8 +708,8 @@ impl Reading {
             }
             _ => {}
         }
-        if self.first_state_at.is_none() && self.state.known() {
-            self.first_state_at = Some(arrived);
+        if self.first_state.is_none() && self.state.known() {
+            self.first_state = Some((arrived, self.state.count()));
             report.first_state = Some((self.state.count(), ms_between(self.start, arrived)));
         }
         self.state.known() && self.state.is_complete()
@@ -677,7 +735,7 @@ impl Reading {
 fn exchange(
     stream: &mut PeerStream,
     theirs: &Handshake,
-    pieces: u32,
+    pieces: Pieces,
     ctx: Ctx<'_>,
     start: Instant,
     report: &mut VisitReport,
@@ -689,7 +747,7 @@ fn exchange(
         return;
     }
     // A bitfield needs ceil(pieces / 8) + 1 bytes; other messages btda reads are small.
-    let needed = (pieces as usize).div_ceil(8) as u32 + 1;
+    let needed = (pieces.count as usize).div_ceil(8) as u32 + 1;
     let mut decoder = MessageDecoder::new(ctx.me.max_message.min(needed.max(64 * 1024)));
     let mut reading = Reading::new(pieces, start);
     let mut buf = vec![0u8; 16 * 1024];
@@ -745,4 +803,95 @@ fn exchange(
         }
     };
     reading.finish(outcome, report);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bitfield of `pieces` with the first `have` set.
+    fn bits(pieces: u32, have: u32) -> Message {
+        let mut b = vec![0u8; (pieces as usize).div_ceil(8)];
+        for i in 0..have as usize {
+            b[i / 8] |= 0x80 >> (i % 8);
+        }
+        Message::Bitfield(b)
+    }
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(1),
+            handshake: Duration::from_secs(1),
+            silence: Duration::from_secs(6),
+            state_window: Duration::from_secs(1),
+            cap: Duration::from_secs(20),
+            watch: Duration::from_secs(15),
+        }
+    }
+
+    #[test]
+    fn a_visit_stays_for_a_crossing_its_rate_says_is_close_and_ends_at_it() {
+        let t = timeouts();
+        let t0 = Instant::now();
+        let pieces = Pieces {
+            count: 100,
+            threshold: Some(98),
+        };
+        let mut report = VisitReport::bare(Outcome::Ok);
+        let mut r = Reading::new(pieces, t0);
+        r.apply(bits(100, 90), t0, &mut report);
+        // No progress yet: the state window as always.
+        assert_eq!(r.deadline(&t), t0 + t.state_window);
+        // 5 pieces in the first second: fewer than 6 a second, 3 to go (~0.5 s): the
+        // visit stays, for at most the watch span from the first state message.
+        for (i, at) in (90..95).zip(1..=5) {
+            r.apply(
+                Message::Have(i),
+                t0 + Duration::from_millis(at * 200),
+                &mut report,
+            );
+        }
+        // (Silence still ends it: 6 s after the last message.)
+        assert_eq!(r.deadline(&t), t0 + Duration::from_secs(7));
+        let quiet = Timeouts {
+            silence: Duration::from_secs(60),
+            ..t
+        };
+        assert_eq!(r.deadline(&quiet), t0 + t.watch);
+        let off = Timeouts {
+            watch: Duration::ZERO,
+            ..t
+        };
+        assert_eq!(r.deadline(&off), t0 + t.state_window, "watching off");
+        // At T: the crossing is seen, the visit ends (its window is long past).
+        for i in 95..98 {
+            r.apply(
+                Message::Have(i),
+                t0 + Duration::from_millis(1_500),
+                &mut report,
+            );
+        }
+        assert_eq!(r.deadline(&t), t0 + t.state_window);
+
+        // A peer far from T at this rate: no stay.
+        let mut far = Reading::new(pieces, t0);
+        far.apply(bits(100, 10), t0, &mut report);
+        far.apply(Message::Have(10), t0 + Duration::from_secs(1), &mut report);
+        assert_eq!(far.deadline(&t), t0 + t.state_window);
+        // No threshold known, or watching off: the window.
+        let mut unknown = Reading::new(
+            Pieces {
+                count: 100,
+                threshold: None,
+            },
+            t0,
+        );
+        unknown.apply(bits(100, 96), t0, &mut report);
+        unknown.apply(
+            Message::Have(96),
+            t0 + Duration::from_millis(500),
+            &mut report,
+        );
+        assert_eq!(unknown.deadline(&t), t0 + t.state_window);
+    }
 }

@@ -45,7 +45,7 @@ pub fn config(router: SocketAddr, workers: u32) -> String {
 }
 
 /// One torrent's truth next to btda's count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TruthRow {
     /// The torrent.
     pub info_hash: InfoHash,
@@ -72,7 +72,7 @@ pub struct TruthRow {
 }
 
 /// btda's confirmed downloads judged peer by peer against the truth.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Judged {
     /// Confirmed among the crossings whose peer stayed the minimum revisit interval.
     pub lingering_confirmed: usize,
@@ -82,6 +82,8 @@ pub struct Judged {
     pub short_confirmed: usize,
     /// Confirmed peers that must not be.
     pub false_confirmed: usize,
+    /// The lingering crossings btda missed, by the peer's kind (why: which behaviour).
+    pub missed_by_kind: std::collections::BTreeMap<&'static str, usize>,
 }
 
 /// What a demo run produced: the text `btda demo` prints and the figures behind it.
@@ -253,7 +255,10 @@ pub fn run_demo_configured(
                         let got = keys.contains(&(hash.clone(), keyer.key(&swarm.addr_of(p))));
                         let expect = |ms| p.expected(t.total, threshold, busy, ms, ended_ms);
                         match expect(crate::clock::millis(min_revisit)) {
-                            Expect::Must => j.lingering_confirmed += usize::from(got),
+                            Expect::Must if got => j.lingering_confirmed += 1,
+                            Expect::Must => {
+                                *j.missed_by_kind.entry(p.kind.name()).or_default() += 1
+                            }
                             Expect::May if expect(0) == Expect::Must => {
                                 j.short += 1;
                                 j.short_confirmed += usize::from(got);
@@ -314,16 +319,17 @@ pub fn run_demo_configured(
                 ),
             }
         );
-        if let Some(j) = row.judged {
+        if let Some(j) = &row.judged {
             let _ = writeln!(
                 out,
-                "            peer by peer: {} of {} staying {} s confirmed; {} of {} that left sooner; {} false",
+                "            peer by peer: {} of {} staying {} s confirmed; {} of {} that left sooner; {} false{}",
                 j.lingering_confirmed,
                 row.lingering,
                 row.min_revisit_secs,
                 j.short_confirmed,
                 j.short,
-                j.false_confirmed
+                j.false_confirmed,
+                missed(j)
             );
         }
         rows.push(row);
@@ -400,4 +406,17 @@ fn crossed_peers(db: &Path) -> rusqlite::Result<std::collections::HashSet<(Strin
     )?;
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect()
+}
+
+/// The kinds of the lingering crossings btda missed, as text ("" when none).
+pub fn missed(j: &Judged) -> String {
+    if j.missed_by_kind.is_empty() {
+        return String::new();
+    }
+    let kinds: Vec<String> = j
+        .missed_by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    format!(" (missed: {})", kinds.join(", "))
 }
