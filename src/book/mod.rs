@@ -66,6 +66,9 @@ pub struct Recorded {
     pub row: Option<PeerRow>,
     /// True if this visit made the peer a confirmed download.
     pub crossed_now: bool,
+    /// Rows of other peers that changed with this visit (the peers at an IP that has
+    /// just shown itself crowded: their incoming-only crossings leave the strict count).
+    pub also: Vec<PeerRow>,
 }
 
 /// One known peer: where btda learned of it and, once it answered, what it showed.
@@ -151,6 +154,15 @@ pub struct PeerBook {
     rdns: Option<crate::geo::rdns::RdnsPool<PeerAddr>>,
     next_db_id: i64,
     confirmed: u64,
+    /// Most distinct peers one IP may be per torrent (a NAT or CGNAT hosts a few clients
+    /// in one swarm, not hundreds): one address cannot fake many downloads.
+    max_per_ip: usize,
+    /// Identities not created because their IP already had that many.
+    crowded_refused: u64,
+    /// (torrent, IP) pairs that reached the bound; bounded by known peers / the bound.
+    crowded: HashSet<(TorrentId, IpAddr)>,
+    /// The pair that became crowded last, until [`Self::take_newly_crowded`].
+    newly_crowded: Option<(TorrentId, IpAddr)>,
 }
 
 impl PeerBook {
@@ -170,6 +182,10 @@ impl PeerBook {
             rdns: None,
             next_db_id: 1,
             confirmed: 0,
+            max_per_ip: usize::MAX,
+            crowded_refused: 0,
+            crowded: HashSet::new(),
+            newly_crowded: None,
         }
     }
 
@@ -217,18 +233,60 @@ impl PeerBook {
                 && self.own_ips.contains(&addr.ip()))
     }
 
-    /// Adds a peer if unknown; returns its id and whether it was new. Ids are dense
-    /// from 0 and never reused (peers are not forgotten during a run).
-    pub fn know(&mut self, peer: PeerAddr, source: Source) -> (u32, bool) {
+    /// At most `n` distinct peers per IP and torrent from now on.
+    pub fn set_max_per_ip(&mut self, n: usize) {
+        self.max_per_ip = n.max(1);
+    }
+
+    /// The rows of the peers at the (torrent, IP) that became crowded since the last
+    /// call, if one did (to be written again: the strict count changed for them).
+    pub fn take_newly_crowded(&mut self) -> Vec<PeerRow> {
+        let Some((torrent, ip)) = self.newly_crowded.take() else {
+            return Vec::new();
+        };
+        let ports: Vec<u16> = self
+            .by_ip
+            .get(&(torrent, ip))
+            .map_or(&[][..], Ports::as_slice)
+            .to_vec();
+        ports
+            .into_iter()
+            .filter_map(|port| {
+                let peer = PeerAddr {
+                    torrent,
+                    addr: SocketAddr::new(ip, port),
+                };
+                let e = self.entries.get(&peer)?;
+                self.row(e.db_id()?, &peer, e)
+            })
+            .collect()
+    }
+
+    /// Identities refused so far because their IP already had the most peers allowed.
+    pub fn crowded_refused(&self) -> u64 {
+        self.crowded_refused
+    }
+
+    /// Adds a peer if unknown; returns its id and whether it was new, or `None` when its
+    /// IP already is the most peers allowed for the torrent (counted). Ids are dense from
+    /// 0 and never reused (peers are not forgotten during a run).
+    pub fn know(&mut self, peer: PeerAddr, source: Source) -> Option<(u32, bool)> {
         if let Some(id) = self.id(&peer) {
-            return (id, false);
+            return Some((id, false));
+        }
+        if self.peers_at(peer.torrent, peer.addr.ip()) >= self.max_per_ip {
+            self.crowded_refused += 1;
+            if self.crowded.insert((peer.torrent, peer.addr.ip())) {
+                self.newly_crowded = Some((peer.torrent, peer.addr.ip()));
+            }
+            return None;
         }
         let (index, _) = self.entries.insert_full(peer, Entry::new(source));
         self.by_ip
             .entry((peer.torrent, peer.addr.ip()))
             .and_modify(|ports| ports.push(peer.addr.port()))
             .or_insert(Ports::One(peer.addr.port()));
-        (id_of_index(index), true)
+        Some((id_of_index(index), true))
     }
 
     /// The id of one of our own addresses, given so that the scheduler can mark it; it
@@ -267,14 +325,15 @@ impl PeerBook {
     /// `incoming`, at (ip, `p`) or (ip, 0)). Matched by (IP, `p`), else by the peer id
     /// of an earlier visit, else by IP alone only when exactly one known peer has that
     /// IP and no `p` names another port (a client that randomises its peer id per
-    /// connection then still lands on its row). Returns the peer and whether it is new.
+    /// connection then still lands on its row). Returns the peer and whether it is new;
+    /// `None` when it would be new and its IP already has the most peers allowed.
     pub fn match_incoming(
         &mut self,
         torrent: TorrentId,
         ip: IpAddr,
         p: Option<u16>,
         peer_id: Option<[u8; 20]>,
-    ) -> (PeerAddr, bool) {
+    ) -> Option<(PeerAddr, bool)> {
         let at = |port| PeerAddr {
             torrent,
             addr: SocketAddr::new(ip, port),
@@ -282,12 +341,12 @@ impl PeerBook {
         if let Some(port) = p.filter(|&port| port != 0)
             && self.entries.contains_key(&at(port))
         {
-            return (self.canonical(at(port)), false);
+            return Some((self.canonical(at(port)), false));
         }
         if let Some(id) = peer_id
             && let Some(&known) = self.by_id.get(&(torrent, id))
         {
-            return (self.canonical(known), false);
+            return Some((self.canonical(known), false));
         }
         let ports = self
             .by_ip
@@ -296,11 +355,11 @@ impl PeerBook {
         if p.is_none()
             && let [only] = ports
         {
-            return (self.canonical(at(*only)), false);
+            return Some((self.canonical(at(*only)), false));
         }
         let peer = at(p.unwrap_or(0));
-        let (_, new) = self.know(peer, Source::Incoming);
-        (self.canonical(peer), new)
+        let (_, new) = self.know(peer, Source::Incoming)?;
+        Some((self.canonical(peer), new))
     }
 
     /// Records a visit of `peer` (an address as dialled or matched), made for `reason`.
@@ -392,6 +451,7 @@ impl PeerBook {
             peer_id: e.db_id(),
             row: e.db_id().and_then(|id| self.row(id, &canon, e)),
             crossed_now,
+            also: Vec::new(),
         };
         (recorded, canon, joined)
     }
@@ -445,7 +505,11 @@ impl PeerBook {
             visits: s.progress.visits,
             failed_visits: s.progress.failed_visits,
             crossed_at: s.progress.crossed_at.map(|ms| ms.div_euclid(1000)),
-            crossed_strict: s.progress.crossed_strict(),
+            // The strict count leaves out a crossing seen only through connections from
+            // an IP that tried to be more peers than allowed.
+            crossed_strict: s.progress.crossed_strict()
+                && !(s.visits_in == s.progress.visits
+                    && self.crowded.contains(&(peer.torrent, peer.addr.ip()))),
             crossed_how: s.crossed_how.map(Reason::as_str),
             crossed_within: s.crossed_how.map(|_| s.progress.crossed_within_visit),
             predicted_at: s.progress.predicted_ms.map(|ms| ms.div_euclid(1000)),
@@ -517,22 +581,22 @@ mod tests {
         // `p` names the second peer.
         assert_eq!(
             b.match_incoming(TorrentId::new(0), nat.into(), Some(7000), Some([2; 20])),
-            (peer(nat, 7000), false)
+            Some((peer(nat, 7000), false))
         );
         // No `p`, but the peer id of an earlier visit.
         assert_eq!(
             b.match_incoming(TorrentId::new(0), nat.into(), None, Some([1; 20])),
-            (peer(nat, 6881), false)
+            Some((peer(nat, 6881), false))
         );
         // Neither: two known peers share the IP, so it is a new peer, not a guess.
         assert_eq!(
             b.match_incoming(TorrentId::new(0), nat.into(), None, Some([3; 20])),
-            (peer(nat, 0), true)
+            Some((peer(nat, 0), true))
         );
         // An unknown `p` is a new peer at that port.
         assert_eq!(
             b.match_incoming(TorrentId::new(0), nat.into(), Some(9000), Some([4; 20])),
-            (peer(nat, 9000), true)
+            Some((peer(nat, 9000), true))
         );
     }
 
@@ -544,12 +608,12 @@ mod tests {
         b.record(peer(ip, 6881), 10, &seen(1, 1, 1), Reason::First);
         assert_eq!(
             b.match_incoming(TorrentId::new(0), ip.into(), None, Some([9; 20])),
-            (peer(ip, 6881), false),
+            Some((peer(ip, 6881), false)),
             "a randomised peer id falls back to the address"
         );
         assert_eq!(
             b.match_incoming(TorrentId::new(0), ip.into(), Some(7000), Some([9; 20])),
-            (peer(ip, 7000), true),
+            Some((peer(ip, 7000), true)),
             "another client behind the same IP names its own port"
         );
     }
@@ -579,7 +643,7 @@ mod tests {
                 None,
                 Some([7; 20])
             ),
-            (v4, false)
+            Some((v4, false))
         );
     }
 

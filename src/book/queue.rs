@@ -52,6 +52,8 @@ pub struct QueueCounts {
     pub not_global_pex: u64,
     /// Addresses of ours that sources named, not queued.
     pub ours: u64,
+    /// Peer identities not created: their IP already was the most peers allowed.
+    pub crowded: u64,
 }
 
 struct Inner {
@@ -148,6 +150,12 @@ impl PeerQueue {
         self
     }
 
+    /// At most `n` distinct peers per IP and torrent (`peer.max_peers_per_ip`).
+    pub fn with_max_peers_per_ip(self, n: usize) -> Self {
+        self.lock().book.set_max_per_ip(n);
+        self
+    }
+
     /// Our listen port and, when specific, our listen address: never queued.
     pub fn with_own_address(self, port: u16, ip: Option<IpAddr>) -> Self {
         self.lock().book.set_own(port, ip);
@@ -212,7 +220,11 @@ impl PeerQueue {
             g.sched.set_ours(id, now);
             return Added::Ours;
         }
-        let (id, _) = g.book.know(peer, source);
+        let Some((id, _)) = g.book.know(peer, source) else {
+            // Rows change only for incoming-only crossings, which a later visit rewrites.
+            let _ = g.book.take_newly_crowded();
+            return Added::Crowded;
+        };
         let added = g.sched.add(id, now, threshold.is_some());
         if added == Added::New && threshold.is_some() {
             drop(g);
@@ -371,7 +383,15 @@ impl PeerQueue {
         let VisitResult::Success { peer_id, .. } = &result else {
             return Recorded::default();
         };
-        let (peer, created) = g.book.match_incoming(torrent, ip, listen_port, *peer_id);
+        // A new identity at an IP that already is the most peers allowed: the visit is
+        // stored, no peer (one address cannot be hundreds of downloads).
+        let Some((peer, created)) = g.book.match_incoming(torrent, ip, listen_port, *peer_id)
+        else {
+            return Recorded {
+                also: g.book.take_newly_crowded(),
+                ..Recorded::default()
+            };
+        };
         if created && let Some(id) = g.book.id(&peer) {
             g.sched.add(id, now, false);
         }
@@ -442,6 +462,7 @@ impl PeerQueue {
             not_global_dht: g.not_global[1],
             not_global_pex: g.not_global[2],
             ours: g.ours,
+            crowded: g.book.crowded_refused(),
         }
     }
 }
@@ -639,6 +660,74 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         q.close();
         assert_eq!(waiter.join().unwrap(), None);
+    }
+
+    #[test]
+    fn one_address_is_at_most_a_bounded_number_of_peers() {
+        let q = queue(10_000, &[10]).with_max_peers_per_ip(10);
+        let t = TorrentId::new(0);
+        let ip: IpAddr = [127, 9, 9, 9].into();
+        // 300 identities from one IP, each with its own `p` and peer id, seen first empty
+        // and then complete: at most 10 peers, so at most 10 downloads.
+        let mut confirmed = 0;
+        let mut strict = 0;
+        let mut rewritten = Vec::new();
+        for i in 0..300u16 {
+            let visit = VisitResult::Success {
+                observations: vec![(1_000, 0), (2_000, 10)],
+                with_state: true,
+                client: None,
+                client_v: None,
+                peer_id: Some([
+                    (i % 250) as u8 + 1,
+                    (i / 250) as u8,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ]),
+            };
+            let r = q.record_incoming(t, ip, Some(10_000 + i), visit);
+            confirmed += u32::from(r.crossed_now);
+            strict += u32::from(r.row.is_some_and(|row| row.crossed_strict));
+            rewritten.extend(r.also);
+        }
+        assert_eq!(confirmed, 10);
+        assert_eq!(q.counts().crowded, 290);
+        assert_eq!(q.counts().confirmed, 10);
+        // The ten were created before the IP showed itself crowded: their rows are
+        // written again then, leaving the strict count (seen only through incoming
+        // connections from a crowded IP).
+        assert_eq!(strict, 10, "each row counted strictly when first written");
+        assert_eq!(rewritten.len(), 10);
+        assert!(rewritten.iter().all(|row| !row.crossed_strict));
+        // Trackers, the DHT and PEX are bound the same way.
+        for port in 0..5 {
+            assert_eq!(
+                q.add(t, SocketAddr::new(ip, 20_000 + port), Source::Tracker),
+                Added::Crowded
+            );
+        }
+        let other: IpAddr = [127, 9, 9, 10].into();
+        assert_eq!(
+            q.add(t, SocketAddr::new(other, 6881), Source::Tracker),
+            Added::New
+        );
+        assert_eq!(q.counts().crowded, 295);
     }
 
     #[test]

@@ -37,7 +37,7 @@ impl PeerSink for PeerQueue {
             match self.add(torrent, *p, source) {
                 Added::New => o.new += 1,
                 Added::Duplicate | Added::CoolingDown => o.duplicate += 1,
-                Added::Ours | Added::NotGlobal => o.skipped += 1,
+                Added::Ours | Added::NotGlobal | Added::Crowded => o.skipped += 1,
             }
         }
         o

@@ -151,6 +151,9 @@ pub struct Peer {
     pub listen_port: u16,
     /// Incoming connections handled at once; 0 = as many as `workers`.
     pub incoming_handlers: usize,
+    /// Most distinct peers one IP may be per torrent; further identities at that IP
+    /// (other ports, other peer ids) are not created, and counted.
+    pub max_peers_per_ip: usize,
     /// Largest magnet metadata accepted, bytes.
     pub max_metadata_bytes: u64,
     /// Time one peer gets to deliver a magnet's metadata, s.
@@ -242,6 +245,7 @@ impl Default for Peer {
             allow_private_addresses: false,
             listen_port: 6881,
             incoming_handlers: 0,
+            max_peers_per_ip: 10,
             max_metadata_bytes: 8 << 20,
             metadata_fetch_secs: Duration::from_secs(30),
             encryption: Encryption::Fallback,

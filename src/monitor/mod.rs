@@ -122,6 +122,7 @@ impl Monitor {
             peers_reached: Some(q.peers.reached),
             self_connections: Some(s.self_connections.load(Ordering::Relaxed)),
             own_addresses_skipped: Some(q.ours),
+            identities_refused_per_ip: Some(q.crowded),
             not_global_tracker: Some(q.not_global_tracker),
             not_global_dht: Some(q.not_global_dht),
             not_global_pex: Some(q.not_global_pex),

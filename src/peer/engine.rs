@@ -273,6 +273,9 @@ impl Engine {
             peer: rec.row.map(Box::new),
             visit: visit.row(rec.peer_id),
         });
+        for row in rec.also {
+            let _ = self.db.send(Record::Peer(row));
+        }
     }
 }
 

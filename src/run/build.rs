@@ -93,6 +93,7 @@ pub fn ids(torrents: &[Torrent]) -> impl Iterator<Item = (TorrentId, &Torrent)> 
 /// own listen address.
 pub fn queue(registry: Arc<TorrentRegistry>, p: &config::Peer, keyer: PeerKeyer) -> PeerQueue {
     PeerQueue::new(registry, Policy::from_config(p), keyer)
+        .with_max_peers_per_ip(p.max_peers_per_ip)
         .allow_private(p.allow_private_addresses)
         .with_own_address(p.listen_port, Some(p.listen_address))
 }

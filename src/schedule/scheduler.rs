@@ -31,6 +31,8 @@ pub enum Added {
     Ours,
     /// Not a globally routable address (or port 0), from a source that may not name one.
     NotGlobal,
+    /// Its IP already is the most peers allowed per torrent (`peer.max_peers_per_ip`).
+    Crowded,
 }
 
 /// Where a peer stands.

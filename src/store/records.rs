@@ -229,6 +229,9 @@ pub struct StatisticRow {
     pub self_connections: Option<u64>,
     /// Addresses of ours that sources named, not queued, so far.
     pub own_addresses_skipped: Option<u64>,
+    /// Peer identities not created so far: their IP already was the most peers allowed
+    /// per torrent (`peer.max_peers_per_ip`).
+    pub identities_refused_per_ip: Option<u64>,
     /// Non-global addresses not dialled, from trackers / the DHT / PEX, so far.
     pub not_global_tracker: Option<u64>,
     /// … from the DHT.
@@ -484,10 +487,11 @@ impl Record {
                         not_global_tracker, not_global_dht, not_global_pex, mse_accepted,
                         mse_unknown, mse_malformed, connect_timeout_ms, handshake_timeout_ms,
                         first_wait_p99_ms, revisit_late_p99_ms, revisits_on_time,
-                        queue_lock_wait_ms, queue_lock_contended, first_wait_max_ms)
+                        queue_lock_wait_ms, queue_lock_contended, first_wait_max_ms,
+                        identities_refused_per_ip)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                         ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29,
-                        ?30, ?31, ?32)",
+                        ?30, ?31, ?32, ?33)",
                 )?
                 .execute(params![
                     s.at,
@@ -521,7 +525,8 @@ impl Record {
                     s.revisits_on_time,
                     s.queue_lock_wait_ms,
                     s.queue_lock_contended,
-                    s.first_wait_max_ms
+                    s.first_wait_max_ms,
+                    s.identities_refused_per_ip
                 ])
                 .map(drop),
         }

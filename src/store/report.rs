@@ -23,6 +23,9 @@ pub struct RunInfo {
     /// Connect and handshake timeouts of first contacts in force at the last `statistic`
     /// row, ms (measured when configured "auto").
     pub timeouts_ms: Option<(i64, i64)>,
+    /// Peer identities not created because their IP already was the most peers allowed
+    /// per torrent (`statistic.identities_refused_per_ip` at the last row).
+    pub identities_refused_per_ip: Option<i64>,
 }
 
 /// One torrent's figures.
@@ -220,6 +223,7 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
                     version: r.get(3)?,
                     end_reason: r.get(4)?,
                     timeouts_ms: None,
+                    identities_refused_per_ip: None,
                 })
             },
         )
@@ -235,6 +239,14 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
                  WHERE connect_timeout_ms IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok();
+        run.identities_refused_per_ip = conn
+            .query_row(
+                "SELECT identities_refused_per_ip FROM statistic
+                 WHERE identities_refused_per_ip IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
             )
             .ok();
         run
@@ -329,6 +341,11 @@ pub fn render_text(report: &Report) -> String {
                 crate::clock::format_utc(run.started_at),
                 run.version
             ));
+            if let Some(n) = run.identities_refused_per_ip.filter(|&n| n > 0) {
+                out.push_str(&format!(
+                    "peer identities refused: {n} (their IP already was the most peers allowed per torrent, peer.max_peers_per_ip)\n"
+                ));
+            }
             if let Some((connect, handshake)) = run.timeouts_ms {
                 out.push_str(&format!(
                     "timeouts of first contacts at the end: connect {connect} ms, handshake {handshake} ms\n"

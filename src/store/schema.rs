@@ -154,6 +154,7 @@ CREATE TABLE IF NOT EXISTS statistic (
     queue_lock_wait_ms   INTEGER,        -- cumulative: time threads waited for the peer queue's lock, summed
     queue_lock_contended REAL,           -- share of the queue lock's acquisitions that had to wait (run so far)
     first_wait_max_ms    INTEGER,        -- longest wait of a fresh peer for its first visit after due (run so far)
+    identities_refused_per_ip INTEGER,   -- cumulative: peer identities not created, their IP already the most peers allowed per torrent
     run_id               INTEGER         -- the run (host) sampled; NULL: the database's only run
 );
 
