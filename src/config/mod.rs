@@ -28,6 +28,15 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Not a regular file (a FIFO would block, /dev/zero never ends), over the size
+    /// cap, or not UTF-8: refused unread, or read no further than the cap.
+    #[error("cannot read {path}: {why}")]
+    Unreadable {
+        /// The config file.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// TOML syntax error, wrong type or unknown key (the message names it).
     #[error("{path}: {message}")]
     Parse {
@@ -566,18 +575,33 @@ impl Default for Monitor {
     }
 }
 
+/// Largest configuration file read: the documented `input/btda.toml` is ~15 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 impl Config {
-    /// Reads `path`; a missing file gives the built-in defaults. Returns the config and
-    /// whether the file existed.
+    /// Reads `path` as an input like the others: a regular file only (opened without
+    /// blocking, so a FIFO fails at once), at most [`MAX_CONFIG_BYTES`] read. A missing
+    /// file gives the built-in defaults. Returns the config and whether the file existed.
     pub fn load(path: &Path) -> Result<(Self, bool), ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok((Self::parse(&text, &path.display().to_string())?, true)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Self::default(), false)),
-            Err(source) => Err(ConfigError::Read {
-                path: path.display().to_string(),
-                source,
-            }),
-        }
+        use crate::torrent::import::{ReadError, read_regular};
+        let name = path.display().to_string();
+        let unreadable = |why: String| ConfigError::Unreadable {
+            path: name.clone(),
+            why,
+        };
+        let bytes = match read_regular(path, MAX_CONFIG_BYTES) {
+            Ok(bytes) => bytes,
+            Err(ReadError::Missing) => return Ok((Self::default(), false)),
+            Err(ReadError::TooLarge(max)) => {
+                return Err(unreadable(format!("over the limit of {max} bytes")));
+            }
+            Err(ReadError::Io(source)) => {
+                return Err(ConfigError::Read { path: name, source });
+            }
+            Err(e) => return Err(unreadable(e.to_string())),
+        };
+        let text = String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?;
+        Ok((Self::parse(&text, &name)?, true))
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
@@ -931,6 +955,33 @@ mod dht_state_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_that_is_not_a_small_regular_file_fails_fast_with_its_reason() {
+        let err = Config::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/dev/zero") && err.contains("not a regular file"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("btda.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = Config::load(&fifo).unwrap_err().to_string();
+        assert!(err.contains("a FIFO"), "{err}");
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, "#".repeat(MAX_CONFIG_BYTES as usize + 1)).unwrap();
+        let err = Config::load(&big).unwrap_err().to_string();
+        assert!(err.contains("over the limit"), "{err}");
+        // Missing: the defaults, as before.
+        let (c, existed) = Config::load(&dir.path().join("none.toml")).unwrap();
+        assert!(!existed && c == Config::default());
+    }
 
     #[test]
     fn committed_file_documents_the_defaults() {
