@@ -237,3 +237,57 @@ fn want_gets_nodes_of_both_families_from_paired_nodes() {
     v4.join();
     v6.join();
 }
+
+/// A reply counts only from the address asked, with an unguessable transaction id, and
+/// a hostile node's endless peer list is capped: a forger that learned the id (as an
+/// on-path observer would) answers first from another address with an address of its
+/// choosing; the genuine node then answers with 150 peers. The lookup keeps the
+/// genuine reply, capped at 100 values, and none of the forger's.
+#[test]
+fn forged_replies_are_ignored_and_peer_lists_are_capped() {
+    let stop = Shutdown::new();
+    let node = DhtNode::start(
+        SocketAddr::from(([127, 73, 1, 1], 0)),
+        [9; 20],
+        &[],
+        settings(),
+        stop.clone(),
+    )
+    .unwrap();
+    let genuine = UdpSocket::bind("127.73.1.2:0").unwrap();
+    let forger = UdpSocket::bind("127.73.1.3:0").unwrap();
+    genuine
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let to = node.local_addr().unwrap();
+    let target = genuine.local_addr().unwrap();
+    let lookup = std::thread::spawn(move || node.get_peers(InfoHash([7; 20]), &[target]));
+    let mut buf = [0u8; 2048];
+    let (n, from) = genuine.recv_from(&mut buf).unwrap();
+    assert_eq!(from, to);
+    let query = Message::decode(&buf[..n]).unwrap();
+    assert_eq!(query.tid.len(), 4, "32-bit transaction ids");
+    let reply = |values: Vec<SocketAddr>| {
+        Message {
+            tid: query.tid.clone(),
+            id: Some([5; 20]),
+            body: Body::Response(btda::dht::krpc::Response {
+                values,
+                token: Some(b"tok".to_vec()),
+                ..Default::default()
+            }),
+        }
+        .encode()
+    };
+    let planted: SocketAddr = "127.73.9.9:6881".parse().unwrap();
+    forger.send_to(&reply(vec![planted]), to).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let flood: Vec<SocketAddr> = (0..150u16)
+        .map(|i| SocketAddr::from(([127, 73, 2, (i % 250) as u8 + 1], 1000 + i)))
+        .collect();
+    genuine.send_to(&reply(flood), to).unwrap();
+    let result = lookup.join().unwrap();
+    assert!(!result.peers.contains(&planted), "{:?}", result.peers);
+    assert_eq!(result.peers.len(), 100, "at most 100 values from one reply");
+    stop.request();
+}

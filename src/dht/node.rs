@@ -9,7 +9,6 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,6 +22,11 @@ use crate::torrent::InfoHash;
 
 /// Where the answer to a query goes: the message and who sent it.
 type ReplyTo = Sender<(Message, SocketAddr)>;
+
+/// Peers taken from one `get_peers` reply (libtorrent takes at most 100).
+const MAX_VALUES_PER_REPLY: usize = 100;
+/// Peers taken from one lookup, as from one tracker reply.
+const MAX_VALUES_PER_LOOKUP: usize = 2_000;
 
 /// How often the token secret rotates; tokens of the previous secret stay valid.
 const TOKEN_ROTATION: Duration = Duration::from_secs(300);
@@ -82,7 +86,9 @@ impl RateLimit {
 struct Shared {
     socket: UdpSocket,
     table: Mutex<RoutingTable>,
-    pending: Mutex<HashMap<Vec<u8>, ReplyTo>>,
+    /// Queries in flight: transaction id → where the answer goes and the address asked
+    /// (a reply counts only from there).
+    pending: Mutex<HashMap<Vec<u8>, (ReplyTo, SocketAddr)>>,
     store: Mutex<HashMap<InfoHash, Vec<(SocketAddr, Instant)>>>,
     /// The socket's family: IPv6 (BEP 32) or IPv4.
     v6: bool,
@@ -91,7 +97,6 @@ struct Shared {
     sibling: Mutex<std::sync::Weak<Shared>>,
     secrets: Mutex<([u8; 16], [u8; 16], Instant)>,
     rate: Mutex<RateLimit>,
-    next_tid: AtomicU32,
     settings: NodeSettings,
     stop: Shutdown,
 }
@@ -132,7 +137,6 @@ impl DhtNode {
                 window: Instant::now(),
                 used: 0,
             }),
-            next_tid: AtomicU32::new(rand::random()),
             settings,
             stop,
         });
@@ -277,7 +281,13 @@ impl Shared {
                 self.reply(from, msg.tid, body);
             }
             Body::Response(_) | Body::Error(..) => {
-                if let Some(tx) = self.pending.lock().remove(&msg.tid) {
+                // A reply counts only from the address the query went to, with the
+                // query's unguessable id: anyone else who saw or guessed the id cannot
+                // plant an answer (nor spend the real one).
+                let mut pending = self.pending.lock();
+                if pending.get(&msg.tid).is_some_and(|(_, to)| *to == from)
+                    && let Some((tx, _)) = pending.remove(&msg.tid)
+                {
                     let _ = tx.send((msg, from));
                 }
             }
@@ -395,8 +405,18 @@ impl Shared {
             }
             std::thread::sleep(wait.min(crate::shutdown::POLL));
         }
-        let tid = self.next_tid.fetch_add(1, Ordering::Relaxed).to_be_bytes()[2..].to_vec();
-        self.pending.lock().insert(tid.clone(), reply.clone());
+        // 32 random bits, not a counter: a node that saw one id cannot predict the next.
+        let tid = {
+            let mut pending = self.pending.lock();
+            let tid = loop {
+                let t = rand::random::<[u8; 4]>().to_vec();
+                if !pending.contains_key(&t) {
+                    break t;
+                }
+            };
+            pending.insert(tid.clone(), (reply.clone(), to));
+            tid
+        };
         let id = Some(self.table.lock().own_id());
         let msg = Message {
             tid: tid.clone(),
@@ -491,7 +511,15 @@ impl Shared {
                         result.answered += 1;
                         // Peers of this node's family only (an IPv4 node's answer names
                         // IPv4 peers, an IPv6 node's IPv6 ones).
-                        found.extend(r.values.into_iter().filter(|p| p.is_ipv6() == self.v6));
+                        // Capped per reply and per lookup: an endless peer list from a
+                        // hostile node neither grows memory nor aims btda's dials.
+                        let room = MAX_VALUES_PER_LOOKUP.saturating_sub(found.len());
+                        found.extend(
+                            r.values
+                                .into_iter()
+                                .filter(|p| p.is_ipv6() == self.v6)
+                                .take(MAX_VALUES_PER_REPLY.min(room)),
+                        );
                         let own = self.table.lock().own_id();
                         let nodes = if self.v6 { r.nodes6 } else { r.nodes };
                         candidates.extend(
