@@ -478,3 +478,31 @@ fn truncate(s: &str, max: usize) -> String {
         s.chars().take(max - 1).collect::<String>() + "…"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_report_names_identities_refused_for_a_crowded_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.sqlite");
+        let conn = super::super::schema::open_for_writing(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO run (id, started_at, hostname, version, config)
+                 VALUES (1, 1000, 'h', 'btda', '');
+             INSERT INTO statistic (at, identities_refused_per_ip) VALUES (1001, 3);
+             INSERT INTO statistic (at, identities_refused_per_ip) VALUES (1002, 290);",
+        )
+        .unwrap();
+        drop(conn);
+        let report = super::read(&path).unwrap();
+        assert_eq!(
+            report
+                .run
+                .as_ref()
+                .and_then(|r| r.identities_refused_per_ip),
+            Some(290)
+        );
+        let text = super::render_text(&report);
+        assert!(text.contains("peer identities refused: 290"), "{text}");
+    }
+}
