@@ -163,6 +163,9 @@ pub struct Peer {
     /// Most distinct peers one IP may be per torrent; further identities at that IP
     /// (other ports, other peer ids) are not created, and counted.
     pub max_peers_per_ip: usize,
+    /// Most incoming connections from one IP in their handshake at once; more are
+    /// closed at once (one address cannot hold the incoming handlers).
+    pub max_handshakes_per_ip: usize,
     /// Largest magnet metadata accepted, bytes.
     pub max_metadata_bytes: u64,
     /// Time one peer gets to deliver a magnet's metadata, s.
@@ -255,6 +258,7 @@ impl Default for Peer {
             listen_port: 6881,
             incoming_handlers: 0,
             max_peers_per_ip: 10,
+            max_handshakes_per_ip: 4,
             max_metadata_bytes: 8 << 20,
             metadata_fetch_secs: Duration::from_secs(30),
             encryption: Encryption::Fallback,

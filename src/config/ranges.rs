@@ -194,6 +194,12 @@ pub const RANGES: &[Range] = &[
         get: |c| vec![c.peer.max_peers_per_ip as u64],
     },
     Range {
+        key: "peer.max_handshakes_per_ip",
+        min: 1,
+        max: 65_535,
+        get: |c| vec![c.peer.max_handshakes_per_ip as u64],
+    },
+    Range {
         key: "peer.max_metadata_bytes",
         min: 1,
         max: 1 << 30,

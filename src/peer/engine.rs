@@ -1,7 +1,7 @@
 //! The evaluation engine: worker threads visiting peers from the `PeerQueue`, the
 //! listener for incoming peers, and the shared counters they keep.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -11,6 +11,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::encryption::Incoming;
 use super::finished::{Direction, FinishedVisit};
+use super::gate::{Admission, Gate, Limits as GateLimits, Refused};
 use super::outcome::Outcome;
 use super::visit::{
     Identity, Timeouts, TorrentLookup, VisitReport, visit_incoming, visit_outgoing,
@@ -37,6 +38,13 @@ pub struct EngineStats {
     pub incoming_accepted: AtomicU64,
     /// Incoming connections closed at once because every handler was busy.
     pub incoming_refused_busy: AtomicU64,
+    /// Incoming connections closed at once because their IP already had its share of
+    /// connections in their handshake (`peer.max_handshakes_per_ip`) or open
+    /// (`peer.max_peers_per_ip`).
+    pub incoming_refused_per_ip: AtomicU64,
+    /// Incoming connections closed in their handshake to make room for an arrival
+    /// from another address (the address holding the most handshakes loses one).
+    pub incoming_shed: AtomicU64,
     /// Incoming connections for a torrent btda does not analyse.
     pub incoming_unknown: AtomicU64,
     /// Peers learned by PEX that were new.
@@ -75,6 +83,10 @@ pub struct Engine {
     pub measured: super::measured::MeasuredTimeouts,
     /// Whether and when to speak MSE/PE.
     pub encryption: crate::config::Encryption,
+    /// Incoming connections in their handshake at once from one IP.
+    pub max_handshakes_per_ip: usize,
+    /// Incoming connections open at once from one IP (`peer.max_peers_per_ip`).
+    pub max_open_per_ip: usize,
     /// The torrents incoming MSE handshakes may ask for (None: MSE refused).
     mse_torrents: Option<crate::wire::mse::Torrents>,
     /// Set when the run stops.
@@ -122,6 +134,8 @@ impl Engine {
             timeouts: Timeouts::from_config(peer),
             measured: super::measured::MeasuredTimeouts::from_config(peer),
             encryption: peer.encryption,
+            max_handshakes_per_ip: peer.max_handshakes_per_ip,
+            max_open_per_ip: peer.max_peers_per_ip,
             mse_torrents,
             stop,
             stats: EngineStats::default(),
@@ -214,18 +228,39 @@ impl Engine {
         }
     }
 
-    /// Handles one accepted connection. While it is open, the peers at its IP are not
-    /// dialled (one connection per peer at a time).
-    pub fn handle_incoming(&self, stream: std::net::TcpStream, from: SocketAddr) {
+    /// Handles one accepted connection; `handshaken` is called when the peer's whole
+    /// handshake has arrived. While it is open, the peers at its IP are not dialled (one
+    /// connection per peer at a time).
+    pub fn handle_incoming(
+        &self,
+        stream: std::net::TcpStream,
+        from: SocketAddr,
+        handshaken: &mut dyn FnMut(),
+    ) {
         self.queue.incoming_started(from.ip());
-        self.incoming_visit(stream, from);
+        self.incoming_visit(stream, from, handshaken);
         self.queue.incoming_ended(from.ip());
     }
 
-    fn incoming_visit(&self, stream: std::net::TcpStream, from: SocketAddr) {
+    fn incoming_visit(
+        &self,
+        stream: std::net::TcpStream,
+        from: SocketAddr,
+        handshaken: &mut dyn FnMut(),
+    ) {
         let started_ms = crate::clock::unix_now_ms();
-        let (info_hash, report) =
-            visit_incoming(stream, self, &self.identity(), &self.timeouts, &self.stop);
+        let timeouts = self.measured.incoming(&self.timeouts);
+        let (info_hash, report) = visit_incoming(
+            stream,
+            self,
+            &self.identity(),
+            &timeouts,
+            &self.stop,
+            handshaken,
+        );
+        if report.outcome != Outcome::Myself {
+            self.measured.observe_incoming(&report);
+        }
         if let Some(how) = report.incoming_mse {
             let counter = match how {
                 Incoming::Accepted => &self.stats.mse_accepted,
@@ -355,31 +390,14 @@ fn accept_loop(engine: &Arc<Engine>, listener: &TcpListener, handlers: usize, st
         .thread_name("incoming".into())
         .thread_stack_size(stack_kib * 1024)
         .build();
+    let gate = Arc::new(parking_lot::Mutex::new(Gate::new(GateLimits {
+        capacity: handlers,
+        per_ip_handshakes: engine.max_handshakes_per_ip,
+        per_ip_open: engine.max_open_per_ip,
+    })));
     while !engine.stop.requested() {
         match listener.accept() {
-            Ok((stream, from)) => {
-                if engine.stats.incoming_active.load(Ordering::Relaxed) >= handlers as u64 {
-                    engine
-                        .stats
-                        .incoming_refused_busy
-                        .fetch_add(1, Ordering::Relaxed);
-                    drop(stream);
-                    continue;
-                }
-                if stream.set_nonblocking(false).is_err() {
-                    continue;
-                }
-                engine.stats.incoming_active.fetch_add(1, Ordering::Relaxed);
-                engine
-                    .stats
-                    .incoming_accepted
-                    .fetch_add(1, Ordering::Relaxed);
-                let e = Arc::clone(engine);
-                pool.execute(move || {
-                    e.handle_incoming(stream, from);
-                    e.stats.incoming_active.fetch_sub(1, Ordering::Relaxed);
-                });
-            }
+            Ok((stream, from)) => admit(engine, &gate, &pool, stream, from),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -395,4 +413,48 @@ fn accept_loop(engine: &Arc<Engine>, listener: &TcpListener, handlers: usize, st
         }
     }
     pool.join();
+}
+
+/// Puts an accepted connection before the gate: refused, handled, or handled with
+/// another address's connection shed to make room.
+fn admit(
+    engine: &Arc<Engine>,
+    gate: &Arc<parking_lot::Mutex<Gate<TcpStream>>>,
+    pool: &threadpool::ThreadPool,
+    stream: TcpStream,
+    from: SocketAddr,
+) {
+    let stats = &engine.stats;
+    if stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    let Ok(handle) = stream.try_clone() else {
+        return; // no descriptor for the handle: as if every handler were busy
+    };
+    let ticket = match gate.lock().arrive(from.ip(), handle) {
+        Admission::Refused(why) => {
+            let counter = match why {
+                Refused::PerIp => &stats.incoming_refused_per_ip,
+                Refused::Busy => &stats.incoming_refused_busy,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Admission::Admitted { ticket, shed } => {
+            if let Some(victim) = shed {
+                // Its handler's read returns at once.
+                let _ = victim.shutdown(std::net::Shutdown::Both);
+                stats.incoming_shed.fetch_add(1, Ordering::Relaxed);
+            }
+            ticket
+        }
+    };
+    stats.incoming_active.fetch_add(1, Ordering::Relaxed);
+    stats.incoming_accepted.fetch_add(1, Ordering::Relaxed);
+    let (e, gate) = (Arc::clone(engine), Arc::clone(gate));
+    pool.execute(move || {
+        e.handle_incoming(stream, from, &mut || gate.lock().handshaken(ticket));
+        gate.lock().end(ticket);
+        e.stats.incoming_active.fetch_sub(1, Ordering::Relaxed);
+    });
 }

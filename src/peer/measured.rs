@@ -119,6 +119,10 @@ pub struct MeasuredTimeouts {
     pub connect: Adaptive,
     /// The peer's handshake after connecting.
     pub handshake: Adaptive,
+    /// An incoming peer's whole handshake after btda accepted its connection (MSE
+    /// included): the deadline of incoming handshakes, so a connection that sends
+    /// nothing holds its handler about as long as real peers need, not the upper bound.
+    pub incoming: Adaptive,
 }
 
 impl MeasuredTimeouts {
@@ -137,6 +141,7 @@ impl MeasuredTimeouts {
         Self {
             connect: Adaptive::new(rule(p.connect_timeout_ms, &p.auto_connect_timeout_ms)),
             handshake: Adaptive::new(rule(p.handshake_timeout_ms, &p.auto_handshake_timeout_ms)),
+            incoming: Adaptive::new(rule(p.handshake_timeout_ms, &p.auto_handshake_timeout_ms)),
         }
     }
 
@@ -148,6 +153,21 @@ impl MeasuredTimeouts {
         }
         if let Some(ms) = r.handshake_ms {
             self.handshake.record(ms);
+        }
+    }
+
+    /// Counts what an incoming visit measured: its whole handshake, when it arrived.
+    pub fn observe_incoming(&self, r: &VisitReport) {
+        if let Some(ms) = r.handshake_ms {
+            self.incoming.record(ms);
+        }
+    }
+
+    /// `base` with the handshake deadline of incoming connections in force.
+    pub fn incoming(&self, base: &Timeouts) -> Timeouts {
+        Timeouts {
+            handshake: self.incoming.current(),
+            ..*base
         }
     }
 

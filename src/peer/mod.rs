@@ -3,6 +3,7 @@
 pub mod encryption;
 pub mod engine;
 pub mod finished;
+pub mod gate;
 pub mod measured;
 pub mod metadata;
 pub mod outcome;

@@ -473,12 +473,15 @@ pub trait TorrentLookup {
 /// Handles an accepted connection, plaintext or MSE (told apart by the first 20
 /// bytes). An info-hash btda does not analyse is refused right after the first 48
 /// handshake bytes (or the MSE `req2` hash), without waiting for anything else.
+/// `handshaken` is called the moment the peer's whole handshake has arrived (the
+/// incoming gate stops counting the connection as one in its handshake).
 pub fn visit_incoming(
     tcp: TcpStream,
     torrents: &dyn TorrentLookup,
     me: &Identity<'_>,
     t: &Timeouts,
     stop: &Shutdown,
+    handshaken: &mut dyn FnMut(),
 ) -> (Option<InfoHash>, VisitReport) {
     let start = Instant::now();
     let deadline = start + t.handshake;
@@ -544,6 +547,7 @@ pub fn visit_incoming(
         report.outcome = Outcome::WrongProtocol;
         return (Some(info_hash), report);
     };
+    handshaken();
     if hs.peer_id == me.peer_id {
         report.outcome = Outcome::Myself;
         report.duration_ms = ms_since(start);

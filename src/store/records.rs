@@ -232,6 +232,12 @@ pub struct StatisticRow {
     /// Peer identities not created so far: their IP already was the most peers allowed
     /// per torrent (`peer.max_peers_per_ip`).
     pub identities_refused_per_ip: Option<u64>,
+    /// Incoming connections closed at once so far: their IP already had its share.
+    pub incoming_refused_per_ip: Option<u64>,
+    /// Incoming connections shed in their handshake so far.
+    pub incoming_shed: Option<u64>,
+    /// Deadline of incoming handshakes in force.
+    pub incoming_handshake_timeout_ms: Option<u64>,
     /// Non-global addresses not dialled, from trackers / the DHT / PEX, so far.
     pub not_global_tracker: Option<u64>,
     /// … from the DHT.
@@ -488,10 +494,11 @@ impl Record {
                         mse_unknown, mse_malformed, connect_timeout_ms, handshake_timeout_ms,
                         first_wait_p99_ms, revisit_late_p99_ms, revisits_on_time,
                         queue_lock_wait_ms, queue_lock_contended, first_wait_max_ms,
-                        identities_refused_per_ip)
+                        identities_refused_per_ip, incoming_refused_per_ip, incoming_shed,
+                        incoming_handshake_timeout_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                         ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29,
-                        ?30, ?31, ?32, ?33)",
+                        ?30, ?31, ?32, ?33, ?34, ?35, ?36)",
                 )?
                 .execute(params![
                     s.at,
@@ -526,7 +533,10 @@ impl Record {
                     s.queue_lock_wait_ms,
                     s.queue_lock_contended,
                     s.first_wait_max_ms,
-                    s.identities_refused_per_ip
+                    s.identities_refused_per_ip,
+                    s.incoming_refused_per_ip,
+                    s.incoming_shed,
+                    s.incoming_handshake_timeout_ms
                 ])
                 .map(drop),
         }

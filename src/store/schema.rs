@@ -155,6 +155,9 @@ CREATE TABLE IF NOT EXISTS statistic (
     queue_lock_contended REAL,           -- share of the queue lock's acquisitions that had to wait (run so far)
     first_wait_max_ms    INTEGER,        -- longest wait of a fresh peer for its first visit after due (run so far)
     identities_refused_per_ip INTEGER,   -- cumulative: peer identities not created, their IP already the most peers allowed per torrent
+    incoming_refused_per_ip INTEGER,     -- cumulative: incoming connections closed at once, their IP already at its share (handshakes or open)
+    incoming_shed        INTEGER,        -- cumulative: incoming connections closed in their handshake to make room for another address
+    incoming_handshake_timeout_ms INTEGER, -- deadline of incoming handshakes in force (measured or fixed)
     run_id               INTEGER         -- the run (host) sampled; NULL: the database's only run
 );
 
