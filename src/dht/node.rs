@@ -23,6 +23,23 @@ use crate::torrent::InfoHash;
 /// Where the answer to a query goes: the message and who sent it.
 type ReplyTo = Sender<(Message, SocketAddr)>;
 
+/// Who waits for the answer to a query of ours.
+enum Waiter {
+    /// A lookup or an announce.
+    Lookup(ReplyTo),
+    /// A ping to a node that queried us, sent at this time: it enters the routing
+    /// table if it answers (only nodes that answered our own query do).
+    Verify(Instant),
+}
+
+/// Verification pings in flight at once, at most (a flood of queries from forged
+/// addresses cannot make btda ping more than this many of them).
+const MAX_VERIFYING: usize = 32;
+/// Nodes taken from one reply (a real node sends K = 8).
+const MAX_NODES_PER_REPLY: usize = 2 * K;
+/// Candidate nodes one lookup keeps (the closest; the rest are dropped).
+const MAX_CANDIDATES_PER_LOOKUP: usize = 1_000;
+
 /// Peers taken from one `get_peers` reply (libtorrent takes at most 100).
 const MAX_VALUES_PER_REPLY: usize = 100;
 /// Peers taken from one lookup, as from one tracker reply.
@@ -88,7 +105,7 @@ struct Shared {
     table: Mutex<RoutingTable>,
     /// Queries in flight: transaction id → where the answer goes and the address asked
     /// (a reply counts only from there).
-    pending: Mutex<HashMap<Vec<u8>, (ReplyTo, SocketAddr)>>,
+    pending: Mutex<HashMap<Vec<u8>, (Waiter, SocketAddr)>>,
     store: Mutex<HashMap<InfoHash, Vec<(SocketAddr, Instant)>>>,
     /// The socket's family: IPv6 (BEP 32) or IPv4.
     v6: bool,
@@ -270,13 +287,11 @@ impl Shared {
         if from.is_ipv6() != self.v6 {
             return;
         }
-        if let Some(id) = msg.id
-            && !matches!(msg.body, Body::Error(..))
-        {
-            self.table.lock().seen(NodeInfo { id, addr: from });
-        }
         match msg.body {
             Body::Query(q) => {
+                if let Some(id) = msg.id {
+                    self.queried_by(NodeInfo { id, addr: from });
+                }
                 let body = self.answer(q, from);
                 self.reply(from, msg.tid, body);
             }
@@ -284,13 +299,59 @@ impl Shared {
                 // A reply counts only from the address the query went to, with the
                 // query's unguessable id: anyone else who saw or guessed the id cannot
                 // plant an answer (nor spend the real one).
-                let mut pending = self.pending.lock();
-                if pending.get(&msg.tid).is_some_and(|(_, to)| *to == from)
-                    && let Some((tx, _)) = pending.remove(&msg.tid)
-                {
+                let waiter = {
+                    let mut pending = self.pending.lock();
+                    if pending.get(&msg.tid).is_some_and(|(_, to)| *to == from) {
+                        pending.remove(&msg.tid).map(|(w, _)| w)
+                    } else {
+                        None
+                    }
+                };
+                let Some(waiter) = waiter else { return };
+                // Only a node that answered our own query enters the routing table.
+                if let (Some(id), Body::Response(_)) = (msg.id, &msg.body) {
+                    self.table.lock().seen(NodeInfo { id, addr: from });
+                }
+                if let Waiter::Lookup(tx) = waiter {
                     let _ = tx.send((msg, from));
                 }
             }
+        }
+    }
+
+    /// A node we do not hold queried us: if it could enter the table, ping it (at
+    /// most [`MAX_VERIFYING`] at once, within the query rate, never waiting); it
+    /// enters when it answers.
+    fn queried_by(&self, node: NodeInfo) {
+        if !self.table.lock().queried_by(node) {
+            return;
+        }
+        let tid = {
+            let mut pending = self.pending.lock();
+            // Pings unanswered for a query timeout are given up.
+            let timeout = self.settings.query_timeout;
+            pending.retain(|_, (w, _)| !matches!(w, Waiter::Verify(at) if at.elapsed() > timeout));
+            let verifying = pending
+                .values()
+                .filter(|(w, _)| matches!(w, Waiter::Verify(_)))
+                .count();
+            if verifying >= MAX_VERIFYING
+                || pending.values().any(|(_, to)| *to == node.addr)
+                || !self.rate.lock().take().is_zero()
+            {
+                return;
+            }
+            let tid = fresh_tid(&pending);
+            pending.insert(tid.clone(), (Waiter::Verify(Instant::now()), node.addr));
+            tid
+        };
+        let msg = Message {
+            tid: tid.clone(),
+            id: Some(self.table.lock().own_id()),
+            body: Body::Query(Query::Ping),
+        };
+        if self.socket.send_to(&msg.encode(), node.addr).is_err() {
+            self.pending.lock().remove(&tid);
         }
     }
 
@@ -405,16 +466,10 @@ impl Shared {
             }
             std::thread::sleep(wait.min(crate::shutdown::POLL));
         }
-        // 32 random bits, not a counter: a node that saw one id cannot predict the next.
         let tid = {
             let mut pending = self.pending.lock();
-            let tid = loop {
-                let t = rand::random::<[u8; 4]>().to_vec();
-                if !pending.contains_key(&t) {
-                    break t;
-                }
-            };
-            pending.insert(tid.clone(), (reply.clone(), to));
+            let tid = fresh_tid(&pending);
+            pending.insert(tid.clone(), (Waiter::Lookup(reply.clone()), to));
             tid
         };
         let id = Some(self.table.lock().own_id());
@@ -525,8 +580,13 @@ impl Shared {
                         candidates.extend(
                             nodes
                                 .into_iter()
-                                .filter(|n| n.id != own && n.addr.is_ipv6() == self.v6),
+                                .filter(|n| n.id != own && n.addr.is_ipv6() == self.v6)
+                                .take(MAX_NODES_PER_REPLY),
                         );
+                        if candidates.len() > MAX_CANDIDATES_PER_LOOKUP {
+                            candidates.sort_by_key(|n| distance(&n.id, target));
+                            candidates.truncate(MAX_CANDIDATES_PER_LOOKUP);
+                        }
                         answered.push((NodeInfo { id, addr: from }, r.token.unwrap_or_default()));
                     }
                 }
@@ -556,6 +616,17 @@ impl Shared {
         result.peers = found;
         result.closest = answered;
         result
+    }
+}
+
+/// A transaction id not in flight: 32 random bits, not a counter, so a node that saw
+/// one id cannot predict the next.
+fn fresh_tid<V>(pending: &HashMap<Vec<u8>, V>) -> Vec<u8> {
+    loop {
+        let t = rand::random::<[u8; 4]>().to_vec();
+        if !pending.contains_key(&t) {
+            return t;
+        }
     }
 }
 

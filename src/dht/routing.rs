@@ -59,7 +59,8 @@ impl RoutingTable {
         self.own
     }
 
-    /// Records a node that answered (or queried) us. Returns whether it is in the table.
+    /// Records a node that answered a query of ours (only those enter: a node that
+    /// merely queries us could be anyone's address). Returns whether it is in the table.
     pub fn seen(&mut self, node: NodeInfo) -> bool {
         let Some(i) = bucket_index(&self.own, &node.id) else {
             return false;
@@ -87,6 +88,24 @@ impl RoutingTable {
             return true;
         }
         false // full of good nodes: keep the old ones (they are known to stay up)
+    }
+
+    /// A query from `node`: refreshes it if the table holds that id at that address
+    /// (a node that once answered and still queries us stays good, as BEP 5 says);
+    /// returns whether it could enter the table if it answered a query of ours (not
+    /// held, and its bucket has room or a bad node).
+    pub fn queried_by(&mut self, node: NodeInfo) -> bool {
+        let Some(i) = bucket_index(&self.own, &node.id) else {
+            return false;
+        };
+        let bucket = &mut self.buckets[i];
+        if let Some(e) = bucket.iter_mut().find(|e| e.node.id == node.id) {
+            if e.node.addr == node.addr {
+                e.last_seen = Instant::now();
+            }
+            return false;
+        }
+        bucket.len() < K || bucket.iter().any(|e| e.failures >= BAD_AFTER_FAILURES)
     }
 
     /// Records a query to `id` that went unanswered.
