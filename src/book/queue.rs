@@ -7,7 +7,7 @@
 //! wake when a peer is due or a new one arrives, never on a fixed tick (the 2015 tool
 //! slept 40 s, so its revisits drifted).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,8 +17,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 use super::{PeerBook, Recorded, VisitResult};
-use crate::schedule::scheduler::{Ended, Popped, Scheduler, State, StateCounts};
-use crate::schedule::{Added, Policy, Reason};
+use crate::schedule::scheduler::{Ended, Popped, Reach, Scheduler, State, StateCounts};
+use crate::schedule::{Added, DialBudget, Policy, Reason};
 use crate::torrent::{TorrentId, TorrentRegistry};
 
 /// A visit handed to a worker.
@@ -54,6 +54,13 @@ pub struct QueueCounts {
     pub ours: u64,
     /// Peer identities not created: their IP already was the most peers allowed.
     pub crowded: u64,
+    /// Peers not kept because their source (tracker, DHT, PEX) had already named the
+    /// most peers kept per torrent from one source.
+    pub source_full: u64,
+    /// Dials to never-answered addresses the dial budget deferred.
+    pub dials_deferred: u64,
+    /// The longest deferral, ms.
+    pub dial_deferral_max_ms: u64,
 }
 
 struct Inner {
@@ -67,6 +74,32 @@ struct Inner {
     allow_private: bool,
     not_global: [u64; 3],
     ours: u64,
+    /// Dials to addresses that never answered, paced (see [`DialBudget`]).
+    budget: DialBudget,
+    /// Peers whose deferred dial already holds a budget slot: dialled when due.
+    reserved: HashSet<u32>,
+    /// Most peers kept per torrent from each of tracker, DHT and PEX.
+    max_per_source: u32,
+    /// Peers kept so far per (torrent, source index).
+    from_source: HashMap<(TorrentId, usize), u32>,
+    source_full: u64,
+}
+
+impl Inner {
+    /// When the dial of `id` must wait for the dial budget: `None` when it may go now
+    /// (a reached peer, one whose slot is reserved, or a slot free now), else the time
+    /// of the slot now reserved for it.
+    fn over_budget(&mut self, id: u32, now: Instant) -> Option<Instant> {
+        if self.sched.reach(id) == Some(Reach::Reached) || self.reserved.remove(&id) {
+            return None;
+        }
+        let ip = self.book.peer(id)?.addr.ip();
+        let at = self.budget.reserve(ip, now);
+        (at > now).then(|| {
+            self.reserved.insert(id);
+            at
+        })
+    }
 }
 
 /// The shared queue of peers to visit.
@@ -113,6 +146,11 @@ impl PeerQueue {
                 allow_private: false,
                 not_global: [0; 3],
                 ours: 0,
+                budget: DialBudget::unlimited(),
+                reserved: HashSet::new(),
+                max_per_source: u32::MAX,
+                from_source: HashMap::new(),
+                source_full: 0,
             }),
             wake: Condvar::new(),
             contention: LockContention::default(),
@@ -153,6 +191,20 @@ impl PeerQueue {
     /// At most `n` distinct peers per IP and torrent (`peer.max_peers_per_ip`).
     pub fn with_max_peers_per_ip(self, n: usize) -> Self {
         self.lock().book.set_max_per_ip(n);
+        self
+    }
+
+    /// Paces dials to addresses that never answered: `per_sec` a second in all and
+    /// `per_network_per_sec` into one /24 or /48 (0: no limit), see [`DialBudget`].
+    pub fn with_dial_budget(self, per_sec: u32, per_network_per_sec: u32) -> Self {
+        self.lock().budget = DialBudget::new(per_sec, per_network_per_sec, Instant::now());
+        self
+    }
+
+    /// Keeps at most `n` peers per torrent from each of tracker, DHT and PEX; further
+    /// ones are dropped and counted.
+    pub fn with_max_peers_per_source(self, n: u32) -> Self {
+        self.lock().max_per_source = n.max(1);
         self
     }
 
@@ -214,17 +266,27 @@ impl PeerQueue {
         if addr.port() == 0 {
             return Added::NotGlobal;
         }
+        if let Some(i) = learned
+            && g.book.id(&peer).is_none()
+            && g.from_source.get(&(torrent, i)).copied().unwrap_or(0) >= g.max_per_source
+        {
+            g.source_full += 1;
+            return Added::SourceFull;
+        }
         if g.book.is_ours(&addr) {
             g.ours += 1;
             let id = g.book.know_ours(peer, source);
             g.sched.set_ours(id, now);
             return Added::Ours;
         }
-        let Some((id, _)) = g.book.know(peer, source) else {
+        let Some((id, new)) = g.book.know(peer, source) else {
             // Rows change only for incoming-only crossings, which a later visit rewrites.
             let _ = g.book.take_newly_crowded();
             return Added::Crowded;
         };
+        if let (Some(i), true) = (learned, new) {
+            *g.from_source.entry((torrent, i)).or_insert(0) += 1;
+        }
         let added = g.sched.add(id, now, threshold.is_some());
         if added == Added::New && threshold.is_some() {
             drop(g);
@@ -260,6 +322,10 @@ impl PeerQueue {
             });
             match popped {
                 Popped::Visit(id, attempt) => {
+                    if let Some(at) = g.over_budget(id, now) {
+                        g.sched.defer(id, at);
+                        continue;
+                    }
                     let peer = g.book.peer(id);
                     let Some((peer, threshold)) =
                         peer.and_then(|p| Some((p, g.torrents.threshold(p.torrent)?)))
@@ -463,6 +529,10 @@ impl PeerQueue {
             not_global_pex: g.not_global[2],
             ours: g.ours,
             crowded: g.book.crowded_refused(),
+            source_full: g.source_full,
+            dials_deferred: g.budget.deferred().0,
+            dial_deferral_max_ms: u64::try_from(g.budget.deferred().1.as_millis())
+                .unwrap_or(u64::MAX),
         }
     }
 }
@@ -743,6 +813,75 @@ mod tests {
         assert_eq!(
             q.add(TorrentId::new(0), addr(3), Source::Tracker),
             Added::CoolingDown
+        );
+    }
+
+    #[test]
+    fn each_source_keeps_at_most_its_bound_of_peers_per_torrent() {
+        let q = queue(10_000, &[10]).with_max_peers_per_source(5);
+        let t = TorrentId::new(0);
+        let at = |i: u16| SocketAddr::from(([127, 5, 1, 1], 1000 + i));
+        let added: Vec<Added> = (0..7).map(|i| q.add(t, at(i), Source::Dht)).collect();
+        assert_eq!(added.iter().filter(|a| **a == Added::New).count(), 5);
+        assert_eq!(added[5..], [Added::SourceFull, Added::SourceFull]);
+        assert_eq!(q.add(t, at(0), Source::Dht), Added::Duplicate, "known");
+        assert_eq!(q.add(t, at(6), Source::Tracker), Added::New, "own bound");
+        assert_eq!(q.add(t, at(6), Source::Dht), Added::Duplicate);
+        assert_eq!(q.counts().source_full, 2);
+        assert_eq!(q.counts().peers.known, 6);
+    }
+
+    #[test]
+    fn dials_to_unanswered_addresses_are_paced_and_reached_peers_are_not() {
+        // 10 a second into one /24 after the first 256; revisits after 50 ms.
+        let q = queue(50, &[60_000]).with_dial_budget(0, 10);
+        let t = TorrentId::new(0);
+        let at = |i: u16| SocketAddr::from(([127, 5, 2, (i % 250) as u8 + 1], 1000 + i));
+        for i in 0..300 {
+            assert_eq!(q.add(t, at(i), Source::Tracker), Added::New);
+        }
+        let start = Instant::now();
+        let first: Vec<Job> = (0..256).map(|_| q.next_job().unwrap()).collect();
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "the burst goes at once"
+        );
+        // One of them answers: its revisit (due in 50 ms) is not paced, and comes
+        // before the deferred first contacts (due at 100 ms, 200 ms, …).
+        q.finish(&first[0], ok(1, 1));
+        for job in &first[1..] {
+            q.finish(job, VisitResult::Failure { connected: false });
+        }
+        let next = q.next_job().unwrap();
+        assert_eq!(next.peer, first[0].peer, "the reached peer first");
+        assert_eq!(next.attempt, 2);
+        q.finish(&next, ok(2, 2));
+        // The next ten first contacts come one per 100 ms: the tenth at ~1 s.
+        let (mut contacts, mut revisits) = (0, 0);
+        while contacts < 10 {
+            let job = q.next_job().unwrap();
+            if job.peer == first[0].peer {
+                revisits += 1;
+                q.finish(&job, ok(3, 3));
+                continue;
+            }
+            contacts += 1;
+            assert_eq!(job.attempt, 1, "a deferral is not an attempt");
+            q.finish(&job, VisitResult::Failure { connected: false });
+        }
+        assert!(
+            revisits >= 5,
+            "the reached peer kept its cadence: {revisits}"
+        );
+        assert!(
+            start.elapsed() >= Duration::from_millis(800),
+            "paced: {:?}",
+            start.elapsed()
+        );
+        let c = q.counts();
+        assert!(
+            c.dials_deferred >= 10 && c.dial_deferral_max_ms >= 900,
+            "{c:?}"
         );
     }
 

@@ -16,8 +16,9 @@ pub struct Offered {
     pub new: u32,
     /// Already known, or cooling down after being dropped.
     pub duplicate: u32,
-    /// Not taken: our own address, or not dialable (non-global address, port 0); these
-    /// are counted in the `statistic` rows.
+    /// Not taken: our own address, not dialable (non-global address, port 0), an IP
+    /// already at its most peers, or a source at its most peers per torrent; these are
+    /// counted in the `statistic` rows.
     pub skipped: u32,
 }
 
@@ -37,7 +38,9 @@ impl PeerSink for PeerQueue {
             match self.add(torrent, *p, source) {
                 Added::New => o.new += 1,
                 Added::Duplicate | Added::CoolingDown => o.duplicate += 1,
-                Added::Ours | Added::NotGlobal | Added::Crowded => o.skipped += 1,
+                Added::Ours | Added::NotGlobal | Added::Crowded | Added::SourceFull => {
+                    o.skipped += 1
+                }
             }
         }
         o

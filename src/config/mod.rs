@@ -166,6 +166,15 @@ pub struct Peer {
     /// Most incoming connections from one IP in their handshake at once; more are
     /// closed at once (one address cannot hold the incoming handlers).
     pub max_handshakes_per_ip: usize,
+    /// Most peers kept per torrent from each of tracker, DHT and PEX; further ones are
+    /// dropped and counted (a hostile source cannot grow the peer list without bound).
+    pub max_peers_per_source: u32,
+    /// Dials a second to addresses that never answered btda (first contacts, retries
+    /// of dead addresses), over all networks, 5 s worth at once; 0 = no limit.
+    pub new_dials_per_sec: u32,
+    /// The same into one /24 (IPv4) or /48 (IPv6), after a first 256 at once; 0 = no
+    /// limit. Reached peers' revisits are never paced.
+    pub new_dials_per_network_per_sec: u32,
     /// Largest magnet metadata accepted, bytes.
     pub max_metadata_bytes: u64,
     /// Time one peer gets to deliver a magnet's metadata, s.
@@ -259,6 +268,9 @@ impl Default for Peer {
             incoming_handlers: 0,
             max_peers_per_ip: 10,
             max_handshakes_per_ip: 4,
+            max_peers_per_source: 200_000,
+            new_dials_per_sec: 2_000,
+            new_dials_per_network_per_sec: 10,
             max_metadata_bytes: 8 << 20,
             metadata_fetch_secs: Duration::from_secs(30),
             encryption: Encryption::Fallback,

@@ -200,6 +200,24 @@ pub const RANGES: &[Range] = &[
         get: |c| vec![c.peer.max_handshakes_per_ip as u64],
     },
     Range {
+        key: "peer.max_peers_per_source",
+        min: 1,
+        max: 100_000_000,
+        get: |c| vec![u64::from(c.peer.max_peers_per_source)],
+    },
+    Range {
+        key: "peer.new_dials_per_sec",
+        min: 0,
+        max: 1_000_000,
+        get: |c| vec![u64::from(c.peer.new_dials_per_sec)],
+    },
+    Range {
+        key: "peer.new_dials_per_network_per_sec",
+        min: 0,
+        max: 1_000_000,
+        get: |c| vec![u64::from(c.peer.new_dials_per_network_per_sec)],
+    },
+    Range {
         key: "peer.max_metadata_bytes",
         min: 1,
         max: 1 << 30,

@@ -94,6 +94,8 @@ pub fn ids(torrents: &[Torrent]) -> impl Iterator<Item = (TorrentId, &Torrent)> 
 pub fn queue(registry: Arc<TorrentRegistry>, p: &config::Peer, keyer: PeerKeyer) -> PeerQueue {
     PeerQueue::new(registry, Policy::from_config(p), keyer)
         .with_max_peers_per_ip(p.max_peers_per_ip)
+        .with_max_peers_per_source(p.max_peers_per_source)
+        .with_dial_budget(p.new_dials_per_sec, p.new_dials_per_network_per_sec)
         .allow_private(p.allow_private_addresses)
         .with_own_address(p.listen_port, Some(p.listen_address))
 }

@@ -33,6 +33,9 @@ pub enum Added {
     NotGlobal,
     /// Its IP already is the most peers allowed per torrent (`peer.max_peers_per_ip`).
     Crowded,
+    /// Its source already named the most peers kept per torrent from one source
+    /// (`peer.max_peers_per_source`).
+    SourceFull,
 }
 
 /// Where a peer stands.
@@ -343,6 +346,22 @@ impl Scheduler {
             return Popped::Visit(k, u32::from(s.attempts));
         }
         Popped::Wait(None)
+    }
+
+    /// Puts `k`, just handed out by [`Self::pop_due`], back to wait until `at` without
+    /// counting the attempt (the dial budget had no slot before then).
+    pub fn defer(&mut self, k: Key, at: Instant) {
+        let due = self.tick(at);
+        let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if !s.is(Tag::InFlight) {
+            return;
+        }
+        s.attempts = s.attempts.saturating_sub(1);
+        s.set(Tag::Waiting, due);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.heap.push(Reverse((due, k)));
     }
 
     /// How late peers were handed out so far.

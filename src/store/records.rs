@@ -238,6 +238,12 @@ pub struct StatisticRow {
     pub incoming_shed: Option<u64>,
     /// Deadline of incoming handshakes in force.
     pub incoming_handshake_timeout_ms: Option<u64>,
+    /// Peers not kept so far: their source had named the most per torrent.
+    pub peers_refused_per_source: Option<u64>,
+    /// Dials to never-answered addresses the dial budget deferred so far.
+    pub dials_deferred: Option<u64>,
+    /// The longest such deferral so far, ms.
+    pub dial_deferral_max_ms: Option<u64>,
     /// Non-global addresses not dialled, from trackers / the DHT / PEX, so far.
     pub not_global_tracker: Option<u64>,
     /// … from the DHT.
@@ -495,10 +501,11 @@ impl Record {
                         first_wait_p99_ms, revisit_late_p99_ms, revisits_on_time,
                         queue_lock_wait_ms, queue_lock_contended, first_wait_max_ms,
                         identities_refused_per_ip, incoming_refused_per_ip, incoming_shed,
-                        incoming_handshake_timeout_ms)
+                        incoming_handshake_timeout_ms, peers_refused_per_source, dials_deferred,
+                        dial_deferral_max_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                         ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29,
-                        ?30, ?31, ?32, ?33, ?34, ?35, ?36)",
+                        ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39)",
                 )?
                 .execute(params![
                     s.at,
@@ -536,7 +543,10 @@ impl Record {
                     s.identities_refused_per_ip,
                     s.incoming_refused_per_ip,
                     s.incoming_shed,
-                    s.incoming_handshake_timeout_ms
+                    s.incoming_handshake_timeout_ms,
+                    s.peers_refused_per_source,
+                    s.dials_deferred,
+                    s.dial_deferral_max_ms
                 ])
                 .map(drop),
         }

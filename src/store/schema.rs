@@ -158,6 +158,9 @@ CREATE TABLE IF NOT EXISTS statistic (
     incoming_refused_per_ip INTEGER,     -- cumulative: incoming connections closed at once, their IP already at its share (handshakes or open)
     incoming_shed        INTEGER,        -- cumulative: incoming connections closed in their handshake to make room for another address
     incoming_handshake_timeout_ms INTEGER, -- deadline of incoming handshakes in force (measured or fixed)
+    peers_refused_per_source INTEGER,    -- cumulative: peers not kept, their source (tracker, DHT, PEX) at its most peers per torrent
+    dials_deferred       INTEGER,        -- cumulative: dials to never-answered addresses the dial budget deferred
+    dial_deferral_max_ms INTEGER,        -- the longest such deferral (run so far)
     run_id               INTEGER         -- the run (host) sampled; NULL: the database's only run
 );
 

@@ -504,7 +504,9 @@ pub fn start_sim(
 
 /// btda's configuration for measuring a simulated swarm at compressed time: listening
 /// on `listen`, the swarm's DHT through `router`, 1 s revisits and intervals, the
-/// shared `key`; `peer_extra` adds `[peer]` lines.
+/// shared `key`; `peer_extra` adds `[peer]` lines. Time runs ~180× faster than on the
+/// internet (1 s revisits for 180 s), so the per-network dial budget is scaled up too
+/// (its default, 10 a second, is tested by itself).
 pub fn sim_config(
     listen: std::net::SocketAddr,
     router: std::net::SocketAddr,
@@ -518,7 +520,8 @@ pub fn sim_config(
          interval_secs = 1\nquery_timeout_ms = 500\n\
          [peer]\nallow_private_addresses = true\nworkers = {workers}\nlisten_address = \"{ip}\"\n\
          listen_port = {port}\nrevisit_delay_secs = 1\nstate_window_ms = {window_ms}\n\
-         silence_timeout_ms = 1000\nvisit_cap_ms = {cap_ms}\nretry_backoff_secs = [1, 1, 1]\n{peer_extra}\
+         silence_timeout_ms = 1000\nvisit_cap_ms = {cap_ms}\nretry_backoff_secs = [1, 1, 1]\n\
+         new_dials_per_network_per_sec = 1000\n{peer_extra}\
          [tracker]\ninterval_secs = 1\nstopped_timeout_ms = 1000\n\
          [monitor]\nstatistics_interval_secs = 1\n[privacy]\nkey = \"{key}\"\n",
         ip = listen.ip(),
