@@ -152,7 +152,11 @@ fn a_hostile_dht_adds_at_most_the_caps_and_btda_dials_within_the_budget() {
             "at most 2,000 peers per lookup: {}",
             lookup.peers.len()
         );
-        assert!(lookup.queried <= 200, "at most max_queries: {}", lookup.queried);
+        assert!(
+            lookup.queried <= 200,
+            "at most max_queries: {}",
+            lookup.queried
+        );
         assert!(lookup.answered > 10, "the hostile DHT answered");
         found += lookup.peers.len();
         for p in &lookup.peers {
@@ -180,7 +184,10 @@ fn a_hostile_dht_adds_at_most_the_caps_and_btda_dials_within_the_budget() {
 
     // The queue kept at most its bound from the DHT; the rest is counted.
     let counts = queue.counts();
-    assert!(found > 1_500, "the lookups found more than the bound: {found}");
+    assert!(
+        found > 1_500,
+        "the lookups found more than the bound: {found}"
+    );
     assert_eq!(counts.peers.known, 1_500);
     assert!(counts.source_full > 0, "{counts:?}");
 

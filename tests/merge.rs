@@ -196,7 +196,157 @@ fn a_crossing_seen_only_across_two_hosts_is_one_download_and_bad_merges_are_refu
     );
     let err = merge(&dir.path().join("m4.sqlite"), &[a, other_t]).unwrap_err();
     assert!(err.to_string().contains("threshold"), "{err}");
-    assert!(!dir.path().join("m4.sqlite").exists() || err.to_string().contains("threshold"));
+    assert_no_output(dir.path(), "m4.sqlite");
+}
+
+/// Neither OUT nor a temporary file of it is left in `dir`.
+fn assert_no_output(dir: &Path, out: &str) {
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n == out || n.starts_with(&format!(".{out}.merging")))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// A copy of `db` named `name` with `sql` applied to it.
+fn altered(db: &Path, name: &str, sql: &str) -> PathBuf {
+    let path = db.with_file_name(name);
+    std::fs::copy(db, &path).unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+    path
+}
+
+/// The same run twice (the same file, a copy, a merged database and one of its runs,
+/// two files with one run id) and absurd values are refused, each naming what, and
+/// every refusal leaves no output behind.
+#[test]
+fn the_same_run_twice_and_absurd_values_are_refused_and_leave_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers: &[(&str, &[Visit])] = &[("p1", &[(2000, 40, 41)]), ("p2", &[(2100, 99, 100)])];
+    let a = run_db(dir.path(), "a.sqlite", "host-a", Some("k"), 98, peers);
+    let b = run_db(dir.path(), "b.sqlite", "host-b", Some("k"), 98, peers);
+    let refused = |inputs: &[PathBuf], out: &str| -> String {
+        let err = merge(&dir.path().join(out), inputs).unwrap_err();
+        assert_no_output(dir.path(), out);
+        err.to_string()
+    };
+    let err = refused(&[a.clone(), a.clone()], "o1.sqlite");
+    assert!(err.contains("same run merged twice"), "{err}");
+    let copy = dir.path().join("a-copy.sqlite");
+    std::fs::copy(&a, &copy).unwrap();
+    let err = refused(&[a.clone(), b.clone(), copy], "o2.sqlite");
+    assert!(err.contains("host host-a, started at 1000"), "{err}");
+    let merged = dir.path().join("ab.sqlite");
+    merge(&merged, &[a.clone(), b.clone()]).unwrap();
+    let err = refused(&[merged.clone(), b.clone()], "o3.sqlite");
+    assert!(err.contains("same run"), "{err}");
+    // Runs with a run id: told apart by it, whatever their host and start.
+    let ua = altered(&a, "ua.sqlite", "UPDATE run SET run_uid = 'u1'");
+    let ub = altered(&b, "ub.sqlite", "UPDATE run SET run_uid = 'u1'");
+    let err = refused(&[ua.clone(), ub], "o4.sqlite");
+    assert!(err.contains("run id u1"), "{err}");
+    let ub2 = altered(&a, "ub2.sqlite", "UPDATE run SET run_uid = 'u2'");
+    merge(&dir.path().join("o5.sqlite"), &[ua, ub2]).expect("same host and start, two run ids");
+
+    // Absurd values, each named.
+    for (n, sql, named) in [
+        (
+            1,
+            "UPDATE peer SET crossed_at = -1 WHERE id = 1",
+            "peer row 1, crossed_at: -1",
+        ),
+        (
+            2,
+            "UPDATE peer SET visits = 9000000000000000000 WHERE id = 2",
+            "peer row 2, visits: 9000000000000000000 is out of range",
+        ),
+        (
+            3,
+            "UPDATE visit SET duration_ms = 'long' WHERE id = 1",
+            "visit row 1, duration_ms: text \"long\" where an integer is expected",
+        ),
+        (
+            4,
+            "UPDATE peer SET latitude = 500.0",
+            "peer row 1, latitude: 500 is out of range",
+        ),
+    ] {
+        let bad = altered(&b, &format!("bad{n}.sqlite"), sql);
+        let err = refused(&[a.clone(), bad], &format!("bad-out{n}.sqlite"));
+        assert!(err.contains(named) && err.contains("bad"), "{err}");
+    }
+}
+
+/// Runs big enough for a merge that takes a while: `peers` peers of 4 visits each.
+fn big_run_db(dir: &Path, name: &str, host: &str, peers: i64) -> PathBuf {
+    let path = run_db(dir, name, host, Some("k"), 98, &[]);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!(
+            "BEGIN;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {peers})
+             INSERT INTO peer (id, torrent_id, peer_key, source, first_seen, first_pieces,
+                last_seen, last_pieces, visits, failed_visits)
+             SELECT i, 1, 'k' || i, 'tracker', 2000, 10, 2400, 50, 4, 0 FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {peers} * 4)
+             INSERT INTO visit (peer_id, torrent_id, started_at, direction, outcome, duration_ms,
+                pieces, state, first_pieces, first_state_ms)
+             SELECT (i + 3) / 4, 1, 2000 + i % 4 * 100, 'out', 'ok', 1200, 10 + i % 4 * 10,
+                'bitfield', 10 + i % 4 * 10, 100 FROM n;
+             COMMIT;"
+        ))
+        .unwrap();
+    path
+}
+
+/// A merge killed (SIGKILL at 10, 50 and 90 % of its time) or interrupted (SIGINT)
+/// leaves no OUT, and the rerun works.
+#[test]
+fn a_killed_or_interrupted_merge_leaves_no_output_and_the_rerun_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = big_run_db(dir.path(), "a.sqlite", "host-a", 10_000);
+    let b = big_run_db(dir.path(), "b.sqlite", "host-b", 10_000);
+    let out = dir.path().join("m.sqlite");
+    let run = || {
+        common::btda()
+            .arg("merge")
+            .arg(&out)
+            .args([&a, &b])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    assert!(run().wait().unwrap().success());
+    let full = started.elapsed();
+    std::fs::remove_file(&out).unwrap();
+    println!("a whole merge: {full:?}");
+    for (signal, share) in [("KILL", 0.1), ("KILL", 0.5), ("KILL", 0.9), ("INT", 0.5)] {
+        let mut child = run();
+        std::thread::sleep(full.mul_f64(share));
+        let killed = std::process::Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "{signal} at {share}: the merge had already ended"
+        );
+        assert!(!out.exists(), "{signal} at {share} left OUT behind");
+    }
+    assert!(run().wait().unwrap().success(), "the rerun works");
+    let peers: i64 = rusqlite::Connection::open(&out)
+        .unwrap()
+        .query_row("SELECT count(*) FROM peer", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(peers, 10_000);
 }
 
 const KEY: &str = "0505050505050505050505050505050505050505050505050505050505050505";

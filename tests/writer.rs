@@ -188,6 +188,7 @@ fn report_counts_confirmed_downloads_from_the_view() {
     let s = writer.sender();
     let records = vec![
         Record::RunStart(btda::store::RunStart {
+            run_uid: btda::store::records::new_run_uid(),
             started_at: 1_700_000_000,
             hostname: "h".into(),
             version: "v".into(),

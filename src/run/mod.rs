@@ -241,6 +241,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
     let writer_stats = writer.stats();
     let db = writer.sender();
     db.send(Record::RunStart(RunStart {
+        run_uid: crate::store::records::new_run_uid(),
         started_at,
         hostname: host,
         version: env!("CARGO_PKG_VERSION").to_string(),

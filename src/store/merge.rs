@@ -8,6 +8,12 @@
 //! seen below T by one host and at or above T by another later is one confirmed
 //! download. Visits, tracker requests and statistic rows are copied with the run (host)
 //! that made them in `run_id`.
+//!
+//! Merge trusts no input: the same run given twice (under any name) is refused by its
+//! run id (older runs: host, start time and key check), every value read is checked
+//! against btda's schema and a plausible range ([`super::trust`]), sums are checked,
+//! and the output is written to a temporary file beside OUT that becomes OUT only when
+//! everything succeeded — a failed, interrupted or killed merge leaves no OUT.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +51,35 @@ pub enum MergeError {
         path: String,
         /// A random key, or another key.
         what: &'static str,
+    },
+    /// The same run is in two inputs (or twice in one).
+    #[error(
+        "{path_b} holds a run that {path_a} holds too ({what}): the same run merged twice \
+         would count its visits twice"
+    )]
+    SameRun {
+        /// The input where the run was first seen.
+        path_a: String,
+        /// The input where it came again.
+        path_b: String,
+        /// How the run was recognised.
+        what: String,
+    },
+    /// An input holds a value merge cannot trust.
+    #[error("{path}: {what}; nothing was merged")]
+    Refused {
+        /// The input.
+        path: String,
+        /// The table, row, column and value, and why.
+        what: String,
+    },
+    /// The merged database could not be moved into place.
+    #[error("{path}: {source}")]
+    Io {
+        /// OUT.
+        path: String,
+        /// What the file system said.
+        source: std::io::Error,
     },
     /// A torrent's threshold differs between runs.
     #[error(
@@ -144,7 +179,12 @@ fn real(v: &Value) -> Option<f64> {
     }
 }
 
-/// Merges the runs in `inputs` into a new database at `out`.
+/// The tables merge reads or copies, whose every value is checked.
+const CHECKED_TABLES: &[&str] = &["run", "torrent", "peer", "visit", "request", "statistic"];
+
+/// Merges the runs in `inputs` into a new database at `out`. The merge is written to
+/// a temporary file beside `out`, which becomes `out` only when everything succeeded
+/// (never over an existing file); on any error nothing is left behind.
 pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError> {
     if inputs.len() < 2 {
         return Err(MergeError::Inputs(
@@ -154,6 +194,41 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError>
     if out.exists() {
         return Err(MergeError::Exists(out.display().to_string()));
     }
+    let name = out
+        .file_name()
+        .map_or_else(|| "merged".into(), |n| n.to_string_lossy().into_owned());
+    let temp = out.with_file_name(format!(".{name}.merging-{:08x}", rand::random::<u32>()));
+    let result = merge_into(&temp, out, inputs).and_then(|summary| {
+        put_in_place(&temp, out)?;
+        Ok(summary)
+    });
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = temp.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+    result
+}
+
+/// Makes the finished temporary database `out`: a hard link (which fails if `out`
+/// appeared meanwhile: never overwritten), or a rename where links are not supported.
+fn put_in_place(temp: &Path, out: &Path) -> Result<(), MergeError> {
+    let io = |source| MergeError::Io {
+        path: out.display().to_string(),
+        source,
+    };
+    match std::fs::hard_link(temp, out) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(MergeError::Exists(out.display().to_string()))
+        }
+        Err(_) if out.exists() => Err(MergeError::Exists(out.display().to_string())),
+        Err(_) => std::fs::rename(temp, out).map_err(io),
+    }
+}
+
+/// The merge itself, into `temp` (named `out` in messages).
+fn merge_into(temp: &Path, out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError> {
     let mut opened = Vec::new();
     for p in inputs {
         let path = p.display().to_string();
@@ -172,7 +247,22 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError>
         move |source| MergeError::Db { path, source }
     };
     check_keys(&opened)?;
-    let mut dst = schema::open_for_writing(out).map_err(db(&out_path))?;
+    check_distinct_runs(&opened)?;
+    let mut dst = schema::open_for_writing(temp).map_err(db(&out_path))?;
+    // One file, no WAL beside it when it is moved into place.
+    dst.pragma_update(None, "journal_mode", "DELETE")
+        .map_err(db(&out_path))?;
+    let expected = super::trust::Expected::read(&dst, CHECKED_TABLES).map_err(db(&out_path))?;
+    for input in &opened {
+        for table in CHECKED_TABLES {
+            expected
+                .check_table(&input.conn, table)
+                .map_err(|what| MergeError::Refused {
+                    path: input.path.clone(),
+                    what,
+                })?;
+        }
+    }
     let tx = dst.transaction().map_err(db(&out_path))?;
 
     // Runs: new ids in input order; rows without a run id belong to their input's first.
@@ -181,10 +271,17 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError>
     let mut hosts: Vec<Vec<String>> = Vec::new();
     let mut next_run = 1;
     for input in &opened {
+        let uid = if has_column(&input.conn, "run", "run_uid") {
+            "run_uid"
+        } else {
+            "NULL"
+        };
         let runs: Vec<(i64, Vec<Value>)> = rows(
             &input.conn,
-            "SELECT id, started_at, ended_at, hostname, version, config, end_reason, geo_city, \
-             geo_asn, key_check FROM run ORDER BY id",
+            &format!(
+                "SELECT id, started_at, ended_at, hostname, version, config, end_reason, \
+                 geo_city, geo_asn, key_check, {uid} FROM run ORDER BY id"
+            ),
         )
         .map_err(db(&input.path))?
         .into_iter()
@@ -199,9 +296,10 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError>
         for (old, v) in runs {
             tx.execute(
                 "INSERT INTO run (id, started_at, ended_at, hostname, version, config, end_reason,
-                    geo_city, geo_asn, key_check) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    geo_city, geo_asn, key_check, run_uid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
-                    next_run, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]
+                    next_run, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]
                 ],
             )
             .map_err(db(&out_path))?;
@@ -307,7 +405,10 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError>
             };
             match merged.get_mut(&key) {
                 Some(m) => {
-                    combine(&mut m.cols, &cols);
+                    combine(&mut m.cols, &cols).map_err(|what| MergeError::Refused {
+                        path: input.path.clone(),
+                        what: format!("peer row {old_id}: {what}"),
+                    })?;
                     m.sources.push((i, old_id));
                 }
                 None => {
@@ -424,6 +525,58 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<MergeSummary, MergeError>
     })
 }
 
+/// Whether `table` of `conn` has `column`.
+fn has_column(conn: &Connection, table: &str, column: &str) -> bool {
+    rows(conn, &format!("PRAGMA table_info({table})")).is_ok_and(|cols| {
+        cols.iter()
+            .any(|c| c.get(1) == Some(&Value::Text(column.into())))
+    })
+}
+
+/// No run may come twice: a run is its `run_uid` (given at its start), or for runs from
+/// before it host + start time + key check. A merged database carries the ids of its
+/// runs, so merging it again with one of its inputs is refused too.
+fn check_distinct_runs(inputs: &[Input]) -> Result<(), MergeError> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let sql = if has_column(&input.conn, "run", "run_uid") {
+            "SELECT run_uid, hostname, started_at, key_check FROM run"
+        } else {
+            "SELECT NULL, hostname, started_at, key_check FROM run"
+        };
+        let runs = rows(&input.conn, sql).map_err(|source| MergeError::Db {
+            path: input.path.clone(),
+            source,
+        })?;
+        for r in runs {
+            let text = |v: &Value| match v {
+                Value::Text(t) => t.clone(),
+                Value::Integer(n) => n.to_string(),
+                _ => "-".into(),
+            };
+            let (key, what) = match &r[0] {
+                Value::Text(uid) => (format!("uid {uid}"), format!("run id {uid}")),
+                _ => {
+                    let (host, start, check) = (text(&r[1]), text(&r[2]), text(&r[3]));
+                    (
+                        format!("old {host} {start} {check}"),
+                        format!("host {host}, started at {start}, same key"),
+                    )
+                }
+            };
+            if let Some(&first) = seen.get(&key) {
+                return Err(MergeError::SameRun {
+                    path_a: inputs[first].path.clone(),
+                    path_b: input.path.clone(),
+                    what,
+                });
+            }
+            seen.insert(key, i);
+        }
+    }
+    Ok(())
+}
+
 /// Every run of every input must carry the same key check (the same `privacy.key`).
 fn check_keys(inputs: &[Input]) -> Result<(), MergeError> {
     let mut first: Option<String> = None;
@@ -462,9 +615,9 @@ fn check_keys(inputs: &[Input]) -> Result<(), MergeError> {
 }
 
 /// Folds another host's row of the same peer into `m`: first observation from the
-/// earlier, last from the later, counts added, the earliest crossing, descriptions
-/// from whichever has them.
-fn combine(m: &mut [Value], other: &[Value]) {
+/// earlier, last from the later, counts added (an overflow is refused), the earliest
+/// crossing, descriptions from whichever has them.
+fn combine(m: &mut [Value], other: &[Value]) -> Result<(), String> {
     let earlier = |a: &Value, b: &Value| int(b).unwrap_or(i64::MAX) < int(a).unwrap_or(i64::MAX);
     if earlier(&m[col("first_seen")], &other[col("first_seen")]) {
         for c in ["source", "first_seen", "first_pieces"] {
@@ -485,7 +638,14 @@ fn combine(m: &mut [Value], other: &[Value]) {
         }
     }
     for c in ["visits", "failed_visits", "visits_in"] {
-        m[col(c)] = Value::Integer(int(&m[col(c)]).unwrap_or(0) + int(&other[col(c)]).unwrap_or(0));
+        let (a, b) = (
+            int(&m[col(c)]).unwrap_or(0),
+            int(&other[col(c)]).unwrap_or(0),
+        );
+        let sum = a
+            .checked_add(b)
+            .ok_or_else(|| format!("{c}: {a} + {b} overflows"))?;
+        m[col(c)] = Value::Integer(sum);
     }
     if let Some(s) = real(&other[col("max_speed")])
         && real(&m[col("max_speed")]).is_none_or(|have| s > have)
@@ -521,6 +681,7 @@ fn combine(m: &mut [Value], other: &[Value]) {
             m[col(c)] = other[col(c)].clone();
         }
     }
+    Ok(())
 }
 
 /// A peer's observations (Unix ms, pieces, from a piece-state message) from the
@@ -551,8 +712,10 @@ fn visit_observations(input: &Input, peer: i64) -> rusqlite::Result<Vec<Observat
     let mut out = Vec::new();
     for v in visits {
         let (started, duration, state, first, first_ms, end_pieces, reason) = v?;
+        // The values were checked (times ≤ 2100, durations ≤ 2^31 ms): no overflow, but
+        // never wrap if one slipped through.
         let start_ms = started.saturating_mul(1000);
-        let end_ms = start_ms + duration.unwrap_or(0);
+        let end_ms = start_ms.saturating_add(duration.unwrap_or(0));
         match state.as_deref() {
             Some("invalid") => {}
             Some("none") | None => out.push((end_ms, 0, false, reason)),

@@ -4,6 +4,7 @@ pub mod merge;
 pub mod records;
 pub mod report;
 pub mod schema;
+pub mod trust;
 pub mod writer;
 
 pub use records::{PeerRow, Record, RequestRow, RunStart, StatisticRow, TorrentRow, VisitRow};

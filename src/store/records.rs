@@ -8,6 +8,9 @@ use rusqlite::{Connection, params};
 /// The `run` row at start-up. There is one run per database, with id 1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunStart {
+    /// A random id given to the run at its start (32 hex digits): `btda merge` refuses
+    /// to merge the same run twice, under any file name.
+    pub run_uid: String,
     /// Unix seconds.
     pub started_at: i64,
     /// Host the run was made on.
@@ -314,6 +317,14 @@ pub enum Record {
     Statistic(StatisticRow),
 }
 
+/// A fresh random run id: 128 bits as 32 lower-case hex digits.
+pub fn new_run_uid() -> String {
+    rand::random::<[u8; 16]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl Record {
     /// Writes the record with cached prepared statements.
     pub fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -321,8 +332,8 @@ impl Record {
             Record::RunStart(r) => conn
                 .prepare_cached(
                     "INSERT INTO run (id, started_at, hostname, version, config, geo_city, geo_asn,
-                        key_check)
-                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        key_check, run_uid)
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?
                 .execute(params![
                     r.started_at,
@@ -331,7 +342,8 @@ impl Record {
                     r.config,
                     r.geo_city,
                     r.geo_asn,
-                    r.key_check
+                    r.key_check,
+                    r.run_uid
                 ])
                 .map(drop),
             Record::RunEnd { ended_at, reason } => conn

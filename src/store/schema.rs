@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS run (
     end_reason    TEXT,                  -- signal / error / finished
     geo_city      TEXT,                  -- city database type and build date, if used
     geo_asn       TEXT,                  -- ASN database type and build date, if used
-    key_check     TEXT                   -- keyed hash of a fixed address: equal across runs with one privacy.key; NULL: random key
+    key_check     TEXT,                  -- keyed hash of a fixed address: equal across runs with one privacy.key; NULL: random key
+    run_uid       TEXT                   -- random id given at the start (32 hex): merge refuses the same run twice; NULL: a run from before it
 );
 
 CREATE TABLE IF NOT EXISTS torrent (
