@@ -151,3 +151,97 @@ fn a_slow_mse_flood_from_one_address_does_not_turn_real_peers_away() {
         "each real peer's visit is stored"
     );
 }
+
+/// One identity from `from`: its own peer id and BEP 10 `p` port, an empty bitfield,
+/// then a have for every piece (a download finished before btda's eyes). False when
+/// btda closed the connection before its handshake (the gate refused it).
+fn identity(from: [u8; 4], to: SocketAddr, n: u16) -> bool {
+    let Ok(mut s) = connect_from(from, to) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    let mut id = *b"-XX0001-000000000000";
+    id[8..12].copy_from_slice(format!("{n:04}").as_bytes());
+    if s.write_all(&Handshake::ours(HASH, id).encode()).is_err() {
+        return false;
+    }
+    let mut theirs = [0u8; 68];
+    if s.read_exact(&mut theirs).is_err() {
+        return false;
+    }
+    let mut out = Message::Extended {
+        id: 0,
+        payload: btda::wire::extended::our_handshake(10_000 + n, "sybil"),
+    }
+    .encode();
+    out.extend(Message::Bitfield(vec![0; PIECES.div_ceil(8) as usize]).encode());
+    for piece in 0..PIECES {
+        out.extend(Message::Have(piece).encode());
+    }
+    let _ = s.write_all(&out);
+    // Until btda ends the visit (its state window), so nothing is cut short.
+    let mut sink = [0u8; 4096];
+    while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+    true
+}
+
+#[test]
+fn three_hundred_identities_from_one_address_are_at_most_ten_downloads() {
+    let listener = engine::bind_listener(SocketAddr::from(([127, 67, 2, 1], 0))).unwrap();
+    let at = listener.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let options = HarnessOptions {
+        info_hash: HASH,
+        pieces: PIECES,
+        threshold: 98,
+        workers: 4,
+        peer: btda::config::Peer {
+            state_window_ms: Duration::from_millis(100),
+            incoming_handlers: 16,
+            allow_private_addresses: true,
+            ..btda::config::Peer::default()
+        },
+        revisit: Duration::from_secs(60),
+        backoff: vec![Duration::from_secs(60)],
+    };
+    let h = Harness::start(dir.path(), &options, Some(listener)).unwrap();
+    // Four at a time (the address's share of handshakes), each identity until btda
+    // took it.
+    let workers: Vec<_> = (0..4u16)
+        .map(|k| {
+            std::thread::spawn(move || {
+                for n in (k..300).step_by(4) {
+                    while !identity([127, 67, 3, 3], at, n) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let crowded = h.engine.queue.counts().crowded;
+    let db = h.finish().unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM peer"),
+        10,
+        "at most 10 peers at one IP"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM confirmed_download"),
+        10,
+        "at most the bound's downloads"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM peer WHERE crossed_strict = 1"),
+        0,
+        "crossings seen only through incoming connections from a crowded IP leave the strict count"
+    );
+    assert_eq!(
+        crowded, 290,
+        "the other identities were refused and counted"
+    );
+}

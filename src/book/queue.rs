@@ -83,6 +83,9 @@ struct Inner {
     /// Peers kept so far per (torrent, source index).
     from_source: HashMap<(TorrentId, usize), u32>,
     source_full: u64,
+    /// Peer rows to write again, found outside a visit (an IP a source showed crowded);
+    /// at most `peer.max_peers_per_ip` per crowded IP, taken by [`PeerQueue::take_rewrites`].
+    rewrites: Vec<crate::store::PeerRow>,
 }
 
 impl Inner {
@@ -151,6 +154,7 @@ impl PeerQueue {
                 max_per_source: u32::MAX,
                 from_source: HashMap::new(),
                 source_full: 0,
+                rewrites: Vec::new(),
             }),
             wake: Condvar::new(),
             contention: LockContention::default(),
@@ -280,8 +284,10 @@ impl PeerQueue {
             return Added::Ours;
         }
         let Some((id, new)) = g.book.know(peer, source) else {
-            // Rows change only for incoming-only crossings, which a later visit rewrites.
-            let _ = g.book.take_newly_crowded();
+            // The rows of the peers at an IP that a source just showed crowded are
+            // written again by the monitor (their strict count may have changed).
+            let rows = g.book.take_newly_crowded();
+            g.rewrites.extend(rows);
             return Added::Crowded;
         };
         if let (Some(i), true) = (learned, new) {
@@ -412,6 +418,11 @@ impl PeerQueue {
             self.wake.notify_one();
         }
         recorded
+    }
+
+    /// Peer rows changed outside a visit since the last call (to be written again).
+    pub fn take_rewrites(&self) -> Vec<crate::store::PeerRow> {
+        std::mem::take(&mut self.lock().rewrites)
     }
 
     /// An incoming connection from `ip` begins: its peers are not dialled meanwhile.
@@ -792,12 +803,36 @@ mod tests {
                 Added::Crowded
             );
         }
+        assert!(
+            q.take_rewrites().is_empty(),
+            "rewritten already, by the visit"
+        );
+        // An IP that a tracker shows crowded: the incoming-only crossing there leaves
+        // the strict count without waiting for a visit (a complete peer gets none).
+        let nat: IpAddr = [127, 9, 9, 11].into();
+        let r = q.record_incoming(t, nat, Some(7000), ok(0, 1_000));
+        assert!(r.row.is_some());
+        let r = q.record_incoming(t, nat, Some(7000), ok(10, 2_000));
+        assert!(r.crossed_now && r.row.is_some_and(|row| row.crossed_strict));
+        for port in 1..=10 {
+            q.add(t, SocketAddr::new(nat, 7000 + port), Source::Tracker);
+        }
+        let rows = q.take_rewrites();
+        assert!(
+            rows.iter()
+                .any(|row| row.crossed_at.is_some() && !row.crossed_strict),
+            "{rows:?}"
+        );
         let other: IpAddr = [127, 9, 9, 10].into();
         assert_eq!(
             q.add(t, SocketAddr::new(other, 6881), Source::Tracker),
             Added::New
         );
-        assert_eq!(q.counts().crowded, 295);
+        assert_eq!(
+            q.counts().crowded,
+            296,
+            "5 more at the first IP, 1 at the NAT"
+        );
     }
 
     #[test]

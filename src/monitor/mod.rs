@@ -210,6 +210,10 @@ pub fn statistics_loop(
 ) {
     loop {
         let stopping = stop.wait(interval);
+        // Rows a source changed outside any visit (an IP it showed crowded): never lost.
+        for row in monitor.engine.queue.take_rewrites() {
+            let _ = db.send(Record::Peer(row));
+        }
         // Never block on a full channel: a sample may be skipped, the workers never wait.
         db.try_send(Record::Statistic(monitor.statistic()));
         if stopping {
