@@ -452,3 +452,103 @@ fn a_full_database_stops_the_run_with_a_clear_error() {
         );
     }
 }
+
+/// Ctrl+C during a wave of 5,000 dials: from the signal on, no connection is opened.
+/// 5,000 peers on 127.24.0–19.x that close every connection after 50 ms (so each
+/// worker dials again soon: ~2,500 new connections a second) are dialled by 128
+/// workers; one thread accepts on every listener in passes. A connection accepted in a
+/// pass was established after the previous pass began (that pass found its listener
+/// empty), so one whose previous pass began after `kill` returned (plus 10 ms for the
+/// handler to run) was opened after the signal, however slow the passes are.
+#[test]
+fn sigint_opens_no_connection_after_the_signal() {
+    use std::net::{SocketAddr, TcpListener};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Instant;
+    const PEERS: usize = 5_000;
+    let listeners: Vec<TcpListener> = (0..PEERS)
+        .map(|i| {
+            let l = TcpListener::bind(SocketAddr::from((
+                [127, 24, (i / 250) as u8, (i % 250) as u8 + 1],
+                0,
+            )))
+            .unwrap();
+            l.set_nonblocking(true).unwrap();
+            l
+        })
+        .collect();
+    let addrs: Vec<String> = listeners
+        .iter()
+        .map(|l| format!("\"{}\"", l.local_addr().unwrap()))
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let acceptor = {
+        let (stop, accepted) = (Arc::clone(&stop), Arc::clone(&accepted));
+        std::thread::spawn(move || {
+            let mut times = Vec::new();
+            let mut open: std::collections::VecDeque<(Instant, std::net::TcpStream)> =
+                std::collections::VecDeque::new();
+            let mut previous = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let pass = Instant::now();
+                for l in &listeners {
+                    while let Ok((s, _)) = l.accept() {
+                        // Established after the previous pass began: a lower bound.
+                        times.push(previous);
+                        open.push_back((Instant::now() + Duration::from_millis(50), s));
+                    }
+                }
+                // Closed after 50 ms: the visit ends, the worker dials on.
+                while open.front().is_some_and(|(at, _)| *at <= Instant::now()) {
+                    open.pop_front();
+                }
+                accepted.store(times.len(), Ordering::Relaxed);
+                previous = pass;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            times
+        })
+    };
+    let info = "d6:lengthi655360e4:name4:door12:piece lengthi16384e6:pieces800:".to_string()
+        + &"d".repeat(800)
+        + "e";
+    let hash = btda::torrent::InfoHash::of_info_bytes(info.as_bytes());
+    let (_root, input, output) = common::run_dirs_with_fixture();
+    std::fs::remove_file(input.join("a.torrent")).unwrap();
+    std::fs::write(input.join("door.torrent"), format!("d4:info{info}e")).unwrap();
+    std::fs::write(
+        input.join("btda.toml"),
+        format!(
+            "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 128\n\
+             listen_address = \"127.24.250.1\"\nlisten_port = 0\n\
+             connect_timeout_ms = 1000\nhandshake_timeout_ms = 1000\n\
+             [[torrents]]\ninfo_hash = \"{}\"\npeers = [{}]\n",
+            hash.to_hex(),
+            addrs.join(", ")
+        ),
+    )
+    .unwrap();
+    let (mut child, _, _lines) = common::start_run(&input, &output);
+    assert!(
+        common::eventually(Duration::from_secs(20), || accepted.load(Ordering::Relaxed)
+            >= 1_000),
+        "the wave of dials began"
+    );
+    signal(&child, "INT");
+    let signalled = Instant::now();
+    let status = wait_with_limit(&mut child, Duration::from_secs(30));
+    stop.store(true, Ordering::Relaxed);
+    let times = acceptor.join().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let handler = Duration::from_millis(10);
+    let after = times
+        .iter()
+        .filter(|t| t.saturating_duration_since(signalled) > handler)
+        .count();
+    let before = times.len() - after;
+    println!("connections before the signal {before}, surely after it {after}");
+    assert!((1_000..PEERS * 4).contains(&before), "{before}");
+    assert_eq!(after, 0, "connections opened after the signal");
+}

@@ -28,6 +28,10 @@ pub struct Job {
     pub peer: PeerAddr,
     /// 1 for the first attempt at this peer, then 2, 3, …
     pub attempt: u32,
+    /// The peer's torrent.
+    pub info_hash: crate::torrent::InfoHash,
+    /// Its pieces count.
+    pub pieces: u32,
     /// T in pieces for the peer's torrent.
     pub threshold: u32,
     /// Why the peer is visited now.
@@ -333,8 +337,8 @@ impl PeerQueue {
                         continue;
                     }
                     let peer = g.book.peer(id);
-                    let Some((peer, threshold)) =
-                        peer.and_then(|p| Some((p, g.torrents.threshold(p.torrent)?)))
+                    let Some((peer, (info_hash, pieces, threshold))) =
+                        peer.and_then(|p| Some((p, g.torrents.for_visit(p.torrent)?)))
                     else {
                         // Metadata pending (cannot happen: such peers are parked).
                         g.sched.finish(id, Ended::Retry, now);
@@ -346,6 +350,8 @@ impl PeerQueue {
                     return Some(Job {
                         peer,
                         attempt,
+                        info_hash,
+                        pieces,
                         threshold,
                         reason: g.sched.reason(id).unwrap_or_default(),
                         id,

@@ -165,27 +165,24 @@ impl Engine {
         }
     }
 
-    /// The loop of one worker thread: visit due peers until the queue closes.
+    /// The loop of one worker thread: visit due peers until the queue closes or a stop
+    /// is requested (a job taken after the stop goes back unvisited: no new connection
+    /// after Ctrl+C, whenever the main loop notices it).
     pub fn work(&self) {
         while let Some(job) = self.queue.next_job() {
-            let torrent = job.peer.torrent;
-            let (Some(info_hash), Some(pieces)) = (
-                self.torrents.info_hash(torrent),
-                self.torrents.pieces(torrent),
-            ) else {
-                // Cannot happen (peers of pending torrents are parked), but never leak
-                // the job: it is retried without penalty.
+            if self.stop.requested() {
                 self.queue.finish(&job, VisitResult::Retry);
-                continue;
-            };
+                break;
+            }
+            let torrent = job.peer.torrent;
             let began = Instant::now();
             self.stats.workers_busy.fetch_add(1, Ordering::Relaxed);
             let started_ms = crate::clock::unix_now_ms();
             let timeouts = self.measured.apply(&self.timeouts, job.attempt);
             let report = visit_outgoing(
                 job.peer.addr,
-                info_hash,
-                (pieces, job.threshold),
+                job.info_hash,
+                (job.pieces, job.threshold),
                 &self.identity(),
                 &timeouts,
                 &self.stop,

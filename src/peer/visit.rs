@@ -254,11 +254,14 @@ pub(crate) fn handshake_failure(e: ReadError) -> Outcome {
 }
 
 /// Connects with a timeout (socket2), so the connect time can be measured and bounded,
-/// from `source` when given and of the same address family as `addr`.
+/// from `source` when given and of the same address family as `addr`. Once a stop is
+/// requested no connection is opened: the flag is read right before `connect`, so
+/// from the signal's arrival on no SYN leaves (`Interrupted`).
 pub fn connect(
     addr: SocketAddr,
     timeout: Duration,
     source: Option<std::net::IpAddr>,
+    stop: &Shutdown,
 ) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if let Some(ip) = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
@@ -269,6 +272,9 @@ pub fn connect(
         // connection itself is still unique by its four-tuple.
         socket.set_reuse_address(true)?;
         socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
+    }
+    if stop.requested() {
+        return Err(io::Error::new(io::ErrorKind::Interrupted, "stopping"));
     }
     socket.connect_timeout(&SockAddr::from(addr), timeout)?;
     socket.set_tcp_nodelay(true)?;
@@ -374,8 +380,12 @@ fn attempt(
     how: Attempt,
 ) -> Result<Opened, NotOpened> {
     let start = Instant::now();
-    let tcp = connect(addr, t.connect, me.source_ip).map_err(|e| NotOpened {
-        outcome: Outcome::of_connect_error(&e),
+    let tcp = connect(addr, t.connect, me.source_ip, stop).map_err(|e| NotOpened {
+        outcome: if e.kind() == io::ErrorKind::Interrupted && stop.requested() {
+            Outcome::Interrupted
+        } else {
+            Outcome::of_connect_error(&e)
+        },
         connect_ms: None,
         handshake_ms: None,
     })?;

@@ -147,6 +147,16 @@ impl TorrentRegistry {
             .map(|n| n as u32)
     }
 
+    /// What a visit to a peer of `torrent` needs, in one read: its info-hash, pieces
+    /// count and threshold T, once its metadata is known. The threshold is read first
+    /// (it is stored last), so a known threshold comes with its pieces count.
+    pub fn for_visit(&self, torrent: TorrentId) -> Option<(InfoHash, u32, u32)> {
+        let e = self.entries.get(torrent.index())?;
+        let threshold = e.threshold.load(Ordering::Acquire);
+        let pieces = e.pieces.load(Ordering::Acquire);
+        (threshold > 0 && pieces > 0).then_some((e.info_hash, pieces, threshold))
+    }
+
     /// Records a torrent's metadata (a magnet's arrived). The threshold is stored last,
     /// so whoever sees it also sees the pieces count and size.
     pub fn set_metadata(&self, torrent: TorrentId, figures: Figures) {
