@@ -314,7 +314,7 @@ fn scale_run(label: &str, peer_extra: &str) -> f64 {
         .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
         .unwrap_or_default();
     println!("| visits by reason | {} | |", reasons.join(", "));
-    let report = btda::store::report::read(&db).expect("report");
+    let report = btda::offline::report::read(&db).expect("report");
     for t in &report.torrents {
         if let Some(w) = &t.witnessed {
             println!(

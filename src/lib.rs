@@ -7,10 +7,12 @@
 pub mod book;
 pub mod clock;
 pub mod config;
+pub mod counting;
 pub mod dht;
 pub mod geo;
 pub mod histogram;
 pub mod monitor;
+pub mod offline;
 pub mod peer;
 pub mod resolve;
 pub mod run;

@@ -3,15 +3,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use btda::config::Config;
+use btda::offline;
 use btda::run::{RunOptions, Shutdown, logging};
-use btda::store::{self, Record, VisitRow, Writer, WriterSettings};
+use btda::store::WriterSettings;
 
 /// btda, the BitTorrent Download Analyzer: counts confirmed downloads of torrents by
 /// visiting their peers until they pass the completion threshold.
@@ -222,7 +222,7 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
         }
         Command::WriterLoad { database, records } => writer_load(database, *records, &config),
         Command::Merge { out, runs } => {
-            let s = btda::store::merge::merge(out, runs)?;
+            let s = offline::merge::merge(out, runs)?;
             for (path, hosts, confirmed) in &s.inputs {
                 println!("{path}: host {}, {confirmed} confirmed", hosts.join(", "));
             }
@@ -350,56 +350,10 @@ fn load_config(cli: &Cli) -> Result<Config> {
 fn import(input: &Path, config: &Config) -> Result<ExitCode> {
     let report = btda::torrent::import_inputs(input, config.import.max_torrent_bytes)
         .with_context(|| format!("cannot read the input folder {}", input.display()))?;
-    for skipped in &report.skipped {
-        eprintln!("skipped {skipped}");
-    }
-    for merged in &report.merged {
-        eprintln!("warning: {}", btda::text::escape_control(merged));
-    }
-    for refused in &report.refused_urls {
-        eprintln!("warning: {refused}");
-    }
-    println!("info_hash\tname\tpieces\tpiece_size\ttotal_size\ttrackers\tsource");
-    for t in &report.torrents {
-        let (pieces, piece_size, total) = match &t.metainfo {
-            Some(m) => (
-                m.pieces_count.to_string(),
-                m.piece_size.to_string(),
-                m.total_size.to_string(),
-            ),
-            None => ("metadata pending".into(), "-".into(), "-".into()),
-        };
-        println!(
-            "{}\t{}\t{pieces}\t{piece_size}\t{total}\t{}\t{}",
-            t.info_hash,
-            btda::text::escape_control(&t.name),
-            if t.trackers.is_empty() {
-                "-".to_string()
-            } else {
-                let urls: Vec<String> = t
-                    .trackers
-                    .iter()
-                    .map(|u| btda::text::escape_control(u))
-                    .collect();
-                urls.join(",")
-            },
-            t.source.kind()
-        );
-    }
-    eprintln!(
-        "{} torrents loaded ({} waiting for metadata), {} inputs skipped",
-        report.torrents.len(),
-        report
-            .torrents
-            .iter()
-            .filter(|t| t.metainfo.is_none())
-            .count(),
-        report.skipped.len()
-    );
-    Ok(if report.torrents.is_empty() {
-        ExitCode::FAILURE
-    } else {
+    Ok(if offline::listing::print(&report) {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 
@@ -407,54 +361,20 @@ fn report(database: &Path, json: bool) -> Result<ExitCode> {
     if !database.is_file() {
         bail!("{} is not a file", database.display());
     }
-    let report = store::report::read(database)
+    let report = offline::report::read(database)
         .with_context(|| format!("cannot read run database {}", database.display()))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", store::report::render_text(&report));
+        print!("{}", offline::report::render_text(&report));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn writer_load(database: &Path, records: u64, config: &Config) -> Result<ExitCode> {
-    let writer = Writer::start(database, WriterSettings::from(&config.writer))?;
-    let stats = writer.stats();
-    let done = btda::run::Shutdown::new();
-    let reporter = {
-        let (stats, done) = (stats.clone(), done.clone());
-        std::thread::spawn(move || {
-            let mut last = 0;
-            while !done.requested() {
-                let now = stats.committed.load(Ordering::Relaxed);
-                if now != last {
-                    println!("committed {now}");
-                    last = now;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
-    let sender = writer.sender();
-    for i in 0..records {
-        sender.send(Record::Visit(VisitRow {
-            torrent_id: 1,
-            started_at: i as i64,
-            direction: "out",
-            outcome: "ok",
-            pieces: Some((i % 1000) as u32),
-            state: Some("bitfield"),
-            ..VisitRow::default()
-        }))?;
-    }
-    drop(sender);
-    let summary = writer.finish()?;
-    done.request();
-    let _ = reporter.join();
-    println!(
-        "done {} records in {} transactions",
-        summary.committed, summary.batches
-    );
+    let settings = WriterSettings::from(&config.writer);
+    let (committed, batches) = offline::writer_load::run(database, records, settings)?;
+    println!("done {committed} records in {batches} transactions");
     Ok(ExitCode::SUCCESS)
 }
 

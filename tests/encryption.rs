@@ -86,11 +86,11 @@ fn visit_requiring(policy: Encryption, net: u8) -> (Row, i64) {
     h.add(peer.addr);
     assert!(h.wait_until(Duration::from_secs(10), |h| h.visits() >= 1));
     let db = h.finish().unwrap();
-    let report = btda::store::report::read(&db).unwrap();
+    let report = btda::offline::report::read(&db).unwrap();
     let only = report.torrents[0].encrypted_only;
     if only > 0 {
         // The text report gives the share of the peers too.
-        let text = btda::store::report::render_text(&report);
+        let text = btda::offline::report::render_text(&report);
         assert!(text.contains(&format!("{only} (100.0 %)")), "{text}");
     }
     (rows(&db).remove(0), only)

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use btda::offline::merge::{MergeError, merge};
 use btda::sim::swarm::mixed_lives;
-use btda::store::merge::{MergeError, merge};
 
 /// A visit made up for a hand-made run: started at (s), first pieces, end pieces.
 type Visit = (i64, i64, i64);
@@ -410,7 +410,7 @@ fn two_vantage_points_merged_count_the_simulated_truth() {
     assert!(count(&merged) >= count(&in_a).max(count(&in_b)));
     // How each merged crossing was witnessed is carried over (or, for a crossing seen
     // across hosts, taken from the visit whose observation crossed).
-    let report = btda::store::report::read(&merged_db).unwrap();
+    let report = btda::offline::report::read(&merged_db).unwrap();
     for t in &report.torrents {
         let w = t.witnessed.clone().unwrap();
         assert_eq!(w.total(), t.confirmed, "{w:?}");

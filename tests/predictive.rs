@@ -133,9 +133,9 @@ fn predictive_revisits_witness_fast_finishers_that_a_fixed_cadence_misses() {
         "and the predictions were within 3 s of the observed crossing: {predicted:?}"
     );
     // `btda report` says the same, per torrent.
-    let report = btda::store::report::read(&db).unwrap();
+    let report = btda::offline::report::read(&db).unwrap();
     let w = report.torrents[0].witnessed.clone().unwrap();
-    let text = btda::store::report::render_text(&report);
+    let text = btda::offline::report::render_text(&report);
     println!("{text}");
     assert_eq!(w.predicted, predicted[0], "{w:?}");
     assert_eq!(w.total(), report.torrents[0].confirmed);

@@ -277,7 +277,7 @@ fn confirmed_downloads_match_the_simulated_truth() {
     );
     assert!(incoming_confirmed >= 1, "incoming-only peers are counted");
     // The report says how crossings were witnessed, the incoming-only ones apart.
-    let report = btda::store::report::read(&db).unwrap();
+    let report = btda::offline::report::read(&db).unwrap();
     let w = report.torrents[0].witnessed.clone().unwrap();
     println!("witnessed: {w:?}");
     assert_eq!(w.total(), confirmed, "every crossing has its how");

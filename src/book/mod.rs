@@ -8,7 +8,6 @@
 //! scheduler ([`crate::schedule`]) does, and [`PeerQueue`] puts the two under one lock.
 
 pub mod identity;
-pub mod progress;
 pub mod queue;
 pub mod sink;
 
@@ -17,10 +16,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use indexmap::IndexMap;
 
+pub use crate::counting::Progress;
 pub use crate::schedule::Added;
 use crate::schedule::Reason;
 pub use identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
-pub use progress::Progress;
 pub use queue::{Job, LockFigures, PeerQueue, QueueCounts};
 pub use sink::{Offered, PeerSink};
 

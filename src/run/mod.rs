@@ -387,7 +387,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
 /// Peer rows, visit rows, ok visit rows and confirmed downloads as the closed database
 /// holds them (zeros, with a warning, if it cannot be read).
 fn read_back(database: &Path) -> (u64, u64, u64, u64) {
-    match crate::store::report::read(database) {
+    match crate::offline::report::read(database) {
         Ok(r) => r.torrents.iter().fold((0, 0, 0, 0), |a, t| {
             let n = |v: i64| u64::try_from(v).unwrap_or(0);
             (

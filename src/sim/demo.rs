@@ -282,10 +282,11 @@ pub fn run_demo_configured(
         })
         .collect();
     drop(server);
-    let report = crate::store::report::read(&outcome.files.database).map_err(|e| e.to_string())?;
+    let report =
+        crate::offline::report::read(&outcome.files.database).map_err(|e| e.to_string())?;
     let mut out = outcome.summary();
     out.push('\n');
-    out.push_str(&crate::store::report::render_text(&report));
+    out.push_str(&crate::offline::report::render_text(&report));
     let _ = writeln!(
         out,
         "\nconfirmed downloads next to the simulator's truth (crossings of T during the run; \

@@ -1,10 +1,8 @@
-//! Storage: the SQLite schema, the single writer thread and the queries `report` uses.
+//! Storage: the SQLite schema, the records and the single writer thread. What reads
+//! finished runs (report, merge) is [`crate::offline`].
 
-pub mod merge;
 pub mod records;
-pub mod report;
 pub mod schema;
-pub mod trust;
 pub mod writer;
 
 pub use records::{PeerRow, Record, RequestRow, RunStart, StatisticRow, TorrentRow, VisitRow};

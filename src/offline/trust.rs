@@ -176,7 +176,7 @@ mod tests {
 
     fn expected() -> Expected {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(super::super::schema::SCHEMA).unwrap();
+        conn.execute_batch(crate::store::schema::SCHEMA).unwrap();
         Expected::read(&conn, &["peer", "run", "visit"]).unwrap()
     }
 

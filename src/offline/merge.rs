@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 
-use super::schema;
-use crate::book::Progress;
+use crate::counting::Progress;
+use crate::store::schema;
 
 /// Why runs could not be merged.
 #[derive(Debug, thiserror::Error)]

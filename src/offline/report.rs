@@ -210,7 +210,7 @@ pub struct Report {
 
 /// Reads the summary from a run database (opened read-only).
 pub fn read(path: &Path) -> rusqlite::Result<Report> {
-    let conn = super::schema::open_read_only(path)?;
+    let conn = crate::store::schema::open_read_only(path)?;
     let run = conn
         .query_row(
             "SELECT started_at, ended_at, hostname, version, end_reason FROM run WHERE id = 1",
@@ -485,7 +485,7 @@ mod tests {
     fn the_report_names_identities_refused_for_a_crowded_address() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.sqlite");
-        let conn = super::super::schema::open_for_writing(&path).unwrap();
+        let conn = crate::store::schema::open_for_writing(&path).unwrap();
         conn.execute_batch(
             "INSERT INTO run (id, started_at, hostname, version, config)
                  VALUES (1, 1000, 'h', 'btda', '');
