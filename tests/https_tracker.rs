@@ -8,10 +8,11 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use btda::run::settings::tracker_client;
 use btda::sim::fake_tracker::{FakeHttpTracker, HttpBehaviour, tls_config};
 use btda::torrent::{InfoHash, TorrentId};
 use btda::tracker::client::TrackerClient;
-use btda::tracker::service::{TrackedTorrent, client_settings};
+use btda::tracker::service::TrackedTorrent;
 use btda::tracker::{AnnounceParams, Event, TrackerError};
 
 const HASH: InfoHash = InfoHash([0x5a; 20]);
@@ -68,7 +69,7 @@ fn announce(client: &TrackerClient, url: &str) -> Result<usize, TrackerError> {
 fn https_announce_and_scrape_with_the_trackers_ca_and_tls_errors_without_it() {
     let good = tracker([127, 66, 0, 1]);
     assert!(good.url().starts_with("https://127.66.0.1:"));
-    let trusted = TrackerClient::new(client_settings(&config(true)));
+    let trusted = TrackerClient::new(tracker_client(&config(true)));
     assert_eq!(announce(&trusted, &good.url()), Ok(3));
     let scrape = trusted.scrape(&good.url(), &[HASH]).unwrap().unwrap();
     assert_eq!(
@@ -78,7 +79,7 @@ fn https_announce_and_scrape_with_the_trackers_ca_and_tls_errors_without_it() {
 
     // Only the built-in roots: the test CA is unknown.
     let t0 = Instant::now();
-    let plain = TrackerClient::new(client_settings(&config(false)));
+    let plain = TrackerClient::new(tracker_client(&config(false)));
     let err = announce(&plain, &good.url()).unwrap_err();
     assert!(matches!(err, TrackerError::Tls(_)), "{err:?}");
     assert!(err.class().starts_with("tls: "), "{}", err.class());

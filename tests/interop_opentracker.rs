@@ -7,9 +7,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use btda::run::settings::tracker_client;
 use btda::torrent::InfoHash;
 use btda::tracker::client::TrackerClient;
-use btda::tracker::service::client_settings;
 use btda::tracker::{AnnounceParams, Event};
 
 const HTTP_HASH: InfoHash = InfoHash([0x11; 20]);
@@ -35,7 +35,7 @@ fn params(hash: InfoHash, who: u8, event: Event) -> AnnounceParams {
 #[test]
 fn announce_and_scrape_against_opentracker_over_http_and_udp() {
     let _tracker = common::start_opentracker("127.60.0.1", 16969, &[HTTP_HASH, UDP_HASH]);
-    let client = TrackerClient::new(client_settings(&btda::config::Tracker {
+    let client = TrackerClient::new(tracker_client(&btda::config::Tracker {
         http_timeout_ms: Duration::from_millis(3000),
         udp_retransmit_ms: vec![Duration::from_millis(1000), Duration::from_millis(2000)],
         ..btda::config::Tracker::default()

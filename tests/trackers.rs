@@ -160,7 +160,7 @@ fn every_tracker_is_announced_scraped_and_classified() {
     let service = TrackerService::start(
         &torrents,
         registry,
-        &config,
+        &(&config).into(),
         me,
         Arc::clone(&queue) as Arc<dyn btda::book::PeerSink>,
         writer.sender(),

@@ -635,7 +635,7 @@ mod tests {
 
     #[test]
     fn non_global_and_own_addresses_are_not_queued() {
-        let policy = Policy::from_config(&crate::config::Peer::default());
+        let policy = Policy::default();
         let q = PeerQueue::new(
             TorrentRegistry::with_thresholds(&[Some(10)]),
             policy,
@@ -990,7 +990,7 @@ mod tests {
     #[test]
     fn parked_peers_are_released_when_metadata_arrives() {
         let registry = TorrentRegistry::with_thresholds(&[Some(10), None]);
-        let policy = Policy::from_config(&crate::config::Peer::default());
+        let policy = Policy::default();
         let q = PeerQueue::new(Arc::clone(&registry), policy, PeerKeyer::new([0; 32]))
             .allow_private(true);
         let magnet = TorrentId::new(1);

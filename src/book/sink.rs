@@ -62,7 +62,7 @@ mod tests {
     fn offers_are_counted_once_for_every_source() {
         let q = PeerQueue::new(
             TorrentRegistry::with_thresholds(&[Some(10)]),
-            Policy::from_config(&crate::config::Peer::default()),
+            Policy::default(),
             PeerKeyer::new([0; 32]),
         )
         .with_own_address(6881, Some("81.2.69.160".parse().unwrap()));

@@ -13,6 +13,9 @@ use std::time::Duration;
 
 pub use ranges::{RANGES, Range};
 
+/// `peer.encryption`: defined with the MSE driver that follows it.
+pub use crate::peer::encryption::Encryption;
+
 use crate::torrent::InfoHash;
 
 use serde::{Deserialize, Serialize};
@@ -204,23 +207,6 @@ pub enum Ipv6Dht {
     On,
     /// Never.
     Off,
-}
-
-/// Whether btda speaks MSE/PE (`peer.encryption`). Incoming connections are accepted
-/// plaintext and encrypted alike, except with `plaintext`, which never speaks MSE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Encryption {
-    /// Never encrypt: peers that require encryption stay invisible.
-    Plaintext,
-    /// Plaintext first; a peer that closes or resets the connection during the
-    /// handshake is asked again at once, in the same visit, with MSE.
-    Fallback,
-    /// MSE first (offering RC4 and plaintext); plaintext when the peer does not
-    /// answer MSE.
-    Prefer,
-    /// MSE with RC4 only.
-    Require,
 }
 
 impl Peer {

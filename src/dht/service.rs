@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::krpc::{NodeId, NodeInfo};
 use super::node::{DhtNode, NodeSettings};
@@ -59,6 +59,19 @@ pub fn save_state(path: &Path, id: &NodeId, nodes: &[NodeInfo]) -> std::io::Resu
     std::fs::write(path, text)
 }
 
+/// What the DHT thread needs (from `[dht]`, converted by `run`).
+#[derive(Debug, Clone)]
+pub struct DhtSettings {
+    /// Each node's lookup settings.
+    pub node: NodeSettings,
+    /// Where each node binds: the IPv4 one, and the IPv6 one when it runs (BEP 32).
+    pub listen: Vec<SocketAddr>,
+    /// Bootstrap nodes, `host:port`.
+    pub bootstrap: Vec<String>,
+    /// Time between rounds of lookups.
+    pub interval: Duration,
+}
+
 /// The running DHT thread.
 pub struct DhtService {
     thread: JoinHandle<()>,
@@ -67,7 +80,7 @@ pub struct DhtService {
 impl DhtService {
     /// Starts the DHT thread; errors binding the socket are logged and end the thread.
     pub fn start(
-        config: &crate::config::Dht,
+        settings: &DhtSettings,
         torrents: Vec<DhtTorrent>,
         announce_port: u16,
         queue: Arc<dyn PeerSink>,
@@ -75,10 +88,10 @@ impl DhtService {
         state: Option<PathBuf>,
         stop: Shutdown,
     ) -> Self {
-        let config = config.clone();
+        let settings = settings.clone();
         let thread = std::thread::spawn(move || {
             run(
-                &config,
+                &settings,
                 &torrents,
                 announce_port,
                 queue.as_ref(),
@@ -97,7 +110,7 @@ impl DhtService {
 }
 
 fn run(
-    config: &crate::config::Dht,
+    config: &DhtSettings,
     torrents: &[DhtTorrent],
     announce_port: u16,
     queue: &dyn PeerSink,
@@ -105,16 +118,11 @@ fn run(
     state: Option<&Path>,
     stop: &Shutdown,
 ) {
-    let settings = NodeSettings {
-        alpha: config.alpha,
-        query_timeout: config.query_timeout_ms,
-        max_queries: config.max_queries,
-        rate_per_sec: config.rate_per_sec,
-    };
+    let settings = config.node.clone();
     let (id, known) = state
         .and_then(load_state)
         .unwrap_or_else(|| (rand::random(), Vec::new()));
-    let timeout = config.query_timeout_ms;
+    let timeout = config.node.query_timeout;
     // Bootstrap entries resolve to addresses of both families; each node takes the
     // first of its own family from every entry.
     let resolved: Vec<Vec<SocketAddr>> = config
@@ -126,10 +134,7 @@ fn run(
             crate::resolve::resolve(host, port.parse().ok()?, timeout).ok()
         })
         .collect();
-    let mut families = vec![SocketAddr::new(config.listen_address, config.port)];
-    if wants_ipv6(config) {
-        families.push(SocketAddr::new(config.ipv6_listen_address, config.port));
-    }
+    let families = config.listen.clone();
     let mut nodes: Vec<(DhtNode, Vec<SocketAddr>)> = Vec::new();
     for bind in families {
         let node = match DhtNode::start(bind, id, &known, settings.clone(), stop.clone()) {
@@ -163,7 +168,7 @@ fn run(
     if let [(v4, _), (v6, _)] = nodes.as_slice() {
         v4.pair(v6); // BEP 32 `want`: each answers for the other's family
     }
-    let interval = config.interval_secs;
+    let interval = config.interval;
     let mut next = Instant::now();
     while !stop.requested() {
         if Instant::now() >= next {
@@ -194,15 +199,6 @@ fn run(
     }
     for (node, _) in nodes {
         node.join();
-    }
-}
-
-/// Whether to run the IPv6 node: `on`, or `auto` on a host with a global IPv6 address.
-fn wants_ipv6(config: &crate::config::Dht) -> bool {
-    match config.ipv6 {
-        crate::config::Ipv6Dht::On => true,
-        crate::config::Ipv6Dht::Off => false,
-        crate::config::Ipv6Dht::Auto => has_global_ipv6(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! A peer is its keyed hash and torrent, so runs that used the same `privacy.key` name
 //! the same peer alike (`run.key_check` proves it without storing the key). A peer seen
 //! by several hosts becomes one row; its observations from all hosts are put in time
-//! order and the counting rule ([`crate::book::Progress`]) is applied to them, so a peer
+//! order and the counting rule ([`crate::counting::Progress`]) is applied to them, so a peer
 //! seen below T by one host and at or above T by another later is one confirmed
 //! download. Visits, tracker requests and statistic rows are copied with the run (host)
 //! that made them in `run_id`.

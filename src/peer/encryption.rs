@@ -9,9 +9,28 @@ use std::time::Instant;
 use super::outcome::Outcome;
 use super::stream::PeerStream;
 use super::visit::{handshake_failure, read_some_by};
+use serde::{Deserialize, Serialize};
+
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::mse::{Initiator, MseError, Progress, Responder, Torrents};
+
+/// Whether btda speaks MSE/PE (`peer.encryption`). Incoming connections are accepted
+/// plaintext and encrypted alike, except with `plaintext`, which never speaks MSE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    /// Never encrypt: peers that require encryption stay invisible.
+    Plaintext,
+    /// Plaintext first; a peer that closes or resets the connection during the
+    /// handshake is asked again at once, in the same visit, with MSE.
+    Fallback,
+    /// MSE first (offering RC4 and plaintext); plaintext when the peer does not
+    /// answer MSE.
+    Prefer,
+    /// MSE with RC4 only.
+    Require,
+}
 
 /// How an incoming MSE handshake ended, for the `statistic` counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::encryption::Incoming;
+use super::encryption::{Encryption, Incoming};
 use super::finished::{Direction, FinishedVisit};
 use super::gate::{Admission, Gate, Limits as GateLimits, Refused};
 use super::outcome::Outcome;
@@ -61,6 +61,29 @@ pub struct EngineStats {
     pub mse_malformed: AtomicU64,
 }
 
+/// What the engine needs from `[peer]` (converted by `run`).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Announced listen port (0: none).
+    pub listen_port: u16,
+    /// Cap on messages.
+    pub max_message: u32,
+    /// Source address of outgoing connections (None: the system chooses).
+    pub source_ip: Option<std::net::IpAddr>,
+    /// Timeouts of visits (connect and handshake: the upper bounds of measured ones).
+    pub timeouts: Timeouts,
+    /// How the connect and handshake timeouts are chosen (measured or fixed).
+    pub connect_rule: super::measured::Rule,
+    /// See `connect_rule`.
+    pub handshake_rule: super::measured::Rule,
+    /// Whether and when to speak MSE/PE.
+    pub encryption: super::encryption::Encryption,
+    /// Incoming connections in their handshake at once from one IP.
+    pub max_handshakes_per_ip: usize,
+    /// Incoming connections open at once from one IP.
+    pub max_open_per_ip: usize,
+}
+
 /// Everything the engine's threads share.
 pub struct Engine {
     /// The peers.
@@ -82,7 +105,7 @@ pub struct Engine {
     /// The connect and handshake timeouts measured from this run's successful visits.
     pub measured: super::measured::MeasuredTimeouts,
     /// Whether and when to speak MSE/PE.
-    pub encryption: crate::config::Encryption,
+    pub encryption: Encryption,
     /// Incoming connections in their handshake at once from one IP.
     pub max_handshakes_per_ip: usize,
     /// Incoming connections open at once from one IP (`peer.max_peers_per_ip`).
@@ -116,11 +139,11 @@ impl Engine {
         queue: Arc<PeerQueue>,
         db: RecordSender,
         torrents: Arc<TorrentRegistry>,
-        peer: &crate::config::Peer,
+        peer: &EngineSettings,
         peer_id: [u8; 20],
         stop: Shutdown,
     ) -> Self {
-        let mse_torrents = (peer.encryption != crate::config::Encryption::Plaintext).then(|| {
+        let mse_torrents = (peer.encryption != Encryption::Plaintext).then(|| {
             crate::wire::mse::Torrents::new(torrents.ids().filter_map(|id| torrents.info_hash(id)))
         });
         Self {
@@ -129,13 +152,16 @@ impl Engine {
             torrents,
             peer_id,
             listen_port: peer.listen_port,
-            max_message: peer.max_message_bytes,
-            source_ip: peer.source_ip(),
-            timeouts: Timeouts::from_config(peer),
-            measured: super::measured::MeasuredTimeouts::from_config(peer),
+            max_message: peer.max_message,
+            source_ip: peer.source_ip,
+            timeouts: peer.timeouts,
+            measured: super::measured::MeasuredTimeouts::new(
+                peer.connect_rule,
+                peer.handshake_rule,
+            ),
             encryption: peer.encryption,
             max_handshakes_per_ip: peer.max_handshakes_per_ip,
-            max_open_per_ip: peer.max_peers_per_ip,
+            max_open_per_ip: peer.max_open_per_ip,
             mse_torrents,
             stop,
             stats: EngineStats::default(),

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use super::visit::{Timeouts, VisitReport};
 use crate::clock::millis;
-use crate::config::{self, Timeout};
 use crate::histogram::Histogram;
 
 /// How one timeout is chosen.
@@ -126,22 +125,13 @@ pub struct MeasuredTimeouts {
 }
 
 impl MeasuredTimeouts {
-    /// From the configuration.
-    pub fn from_config(p: &config::Peer) -> Self {
-        let rule = |t: Timeout, bounds: &[Duration]| match t {
-            Timeout::Fixed(d) => Rule::Fixed(d),
-            Timeout::Auto => Rule::Auto {
-                percentile: p.auto_timeout_percentile,
-                factor: p.auto_timeout_factor,
-                min: bounds.first().copied().unwrap_or(Duration::from_secs(1)),
-                max: bounds.last().copied().unwrap_or(Duration::from_secs(5)),
-                warmup: p.auto_timeout_warmup,
-            },
-        };
+    /// Connect and handshake timeouts chosen by these rules; incoming handshakes follow
+    /// the handshake rule, measured apart.
+    pub fn new(connect: Rule, handshake: Rule) -> Self {
         Self {
-            connect: Adaptive::new(rule(p.connect_timeout_ms, &p.auto_connect_timeout_ms)),
-            handshake: Adaptive::new(rule(p.handshake_timeout_ms, &p.auto_handshake_timeout_ms)),
-            incoming: Adaptive::new(rule(p.handshake_timeout_ms, &p.auto_handshake_timeout_ms)),
+            connect: Adaptive::new(connect),
+            handshake: Adaptive::new(handshake),
+            incoming: Adaptive::new(handshake),
         }
     }
 
@@ -242,8 +232,10 @@ mod tests {
 
     #[test]
     fn failures_are_not_measured_and_fixed_timeouts_stay() {
-        let p = config::Peer::default();
-        let m = MeasuredTimeouts::from_config(&p);
+        let m = MeasuredTimeouts::new(
+            Rule::Fixed(Duration::from_millis(300)),
+            Rule::Fixed(Duration::from_millis(500)),
+        );
         let mut failed = VisitReport::bare(super::super::outcome::Outcome::ConnectTimeout);
         failed.duration_ms = 5000;
         for _ in 0..1000 {

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use super::encryption::Encryption;
 use super::encryption::{self, Incoming};
 use super::outcome::Outcome;
 use super::stream::{Crypto, PeerStream};
-use crate::config::Encryption;
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::extended::{self, PeerExtensions};
@@ -46,35 +46,6 @@ pub struct Timeouts {
     /// finisher may not wait for); zero (also when the minimum revisit is the fixed
     /// delay, the old cadence): never past the state window.
     pub watch: Duration,
-}
-
-/// A fixed timeout, or the upper bound of an "auto" one (what applies before any
-/// measurement; [`super::measured::MeasuredTimeouts`] replaces it per visit).
-fn fixed_or_max(t: crate::config::Timeout, bounds: &[Duration]) -> Duration {
-    match t {
-        crate::config::Timeout::Fixed(d) => d,
-        crate::config::Timeout::Auto => bounds.last().copied().unwrap_or(Duration::from_secs(5)),
-    }
-}
-
-impl Timeouts {
-    /// From the configuration.
-    pub fn from_config(p: &crate::config::Peer) -> Self {
-        Self {
-            connect: fixed_or_max(p.connect_timeout_ms, &p.auto_connect_timeout_ms),
-            handshake: fixed_or_max(p.handshake_timeout_ms, &p.auto_handshake_timeout_ms),
-            silence: p.silence_timeout_ms,
-            state_window: p.state_window_ms,
-            cap: p.visit_cap_ms,
-            // Only with predictive revisits: a minimum as long as the fixed delay is
-            // the old cadence, which never stayed.
-            watch: if p.min_revisit_secs < p.revisit_delay_secs {
-                p.min_revisit_secs
-            } else {
-                Duration::ZERO
-            },
-        }
-    }
 }
 
 /// What btda says about itself in a visit.

@@ -139,7 +139,7 @@ pub fn engine(
         queue,
         db,
         registry,
-        &p,
+        &crate::peer::engine::EngineSettings::from(&p),
         peer_id,
         shutdown.clone(),
     ));

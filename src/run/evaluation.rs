@@ -86,7 +86,7 @@ pub fn start(
     let trackers = TrackerService::start(
         &tracked(torrents),
         Arc::clone(&registry),
-        &config.tracker,
+        &(&config.tracker).into(),
         me,
         sink(),
         db.clone(),
@@ -94,7 +94,7 @@ pub fn start(
     );
     let dht = config.dht.enabled.then(|| {
         DhtService::start(
-            &config.dht,
+            &(&config.dht).into(),
             public(torrents),
             engine.listen_port,
             sink(),

@@ -12,6 +12,7 @@ pub mod evaluation;
 pub mod files;
 pub mod logging;
 pub mod magnets;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

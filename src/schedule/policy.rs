@@ -64,23 +64,21 @@ pub struct Policy {
     pub cooldown: Duration,
 }
 
-impl Policy {
-    /// From the configuration.
-    pub fn from_config(p: &crate::config::Peer) -> Self {
+impl Default for Policy {
+    /// The documented defaults of `[peer]` (a test in `run::settings` keeps them equal
+    /// to the configuration's).
+    fn default() -> Self {
         Self {
-            revisit_delay: p.revisit_delay_secs,
-            // The fixed delay stays the upper bound: a shorter one (tests) caps the minimum.
-            min_revisit: p.min_revisit_secs.min(p.revisit_delay_secs),
-            // Never later than the first backoff step it stands in for.
-            transient_retry: p
-                .retry_backoff_secs
-                .first()
-                .map_or(p.transient_retry_secs, |&b| p.transient_retry_secs.min(b)),
-            backoff: p.retry_backoff_secs.clone(),
-            cooldown: p.drop_cooldown_secs,
+            revisit_delay: Duration::from_secs(180),
+            min_revisit: Duration::from_secs(15),
+            transient_retry: Duration::from_secs(15),
+            backoff: [60, 300, 900].map(Duration::from_secs).to_vec(),
+            cooldown: Duration::from_secs(3_600),
         }
     }
+}
 
+impl Policy {
     /// After a successful visit: finished when complete; otherwise at the predicted
     /// crossing (`eta` from now, from the peer's own rate) plus a small margin when
     /// that comes before the fixed revisit delay, never sooner than the minimum
@@ -138,7 +136,7 @@ mod tests {
 
     #[test]
     fn backoff_then_drop() {
-        let p = Policy::from_config(&crate::config::Peer::default());
+        let p = Policy::default();
         let secs = Duration::from_secs;
         assert_eq!(
             p.after_success(false, None),
@@ -156,7 +154,7 @@ mod tests {
 
     #[test]
     fn predicted_revisits_lie_between_the_minimum_and_the_fixed_delay() {
-        let p = Policy::from_config(&crate::config::Peer::default());
+        let p = Policy::default();
         let secs = Duration::from_secs;
         // 100 s to go: 5 s margin.
         assert_eq!(

@@ -32,18 +32,6 @@ pub struct WriterSettings {
     pub max_page_count: u64,
 }
 
-impl From<&crate::config::Writer> for WriterSettings {
-    fn from(w: &crate::config::Writer) -> Self {
-        Self {
-            channel_capacity: w.channel_capacity,
-            batch_records: w.batch_records,
-            batch_interval: w.batch_interval_ms,
-            max_stall: w.max_stall_secs,
-            max_page_count: w.max_page_count,
-        }
-    }
-}
-
 /// Failures of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -77,7 +77,7 @@ struct Shared {
     heap: Mutex<BinaryHeap<Reverse<(Instant, usize)>>>,
     wake: Condvar,
     client: TrackerClient,
-    config: crate::config::Tracker,
+    settings: TrackerSettings,
     me: Announcer,
     queue: Arc<dyn PeerSink>,
     /// Taken away at stop, so a thread still waiting on a dead tracker cannot keep the
@@ -88,35 +88,35 @@ struct Shared {
     stop: Shutdown,
 }
 
+/// What the tracker loop needs (from `[tracker]`, converted by `run`).
+#[derive(Debug, Clone)]
+pub struct TrackerSettings {
+    /// Threads announcing (each works through one tracker URL at a time).
+    pub threads: usize,
+    /// btda's own announce interval (never below the tracker's `min interval`).
+    pub interval: Duration,
+    /// Largest `min interval` honoured.
+    pub max_min_interval: Duration,
+    /// How often each tracker is scraped.
+    pub scrape_interval: Duration,
+    /// Delays after the 1st, 2nd, … failed announce in a row.
+    pub retry_backoff: Vec<Duration>,
+    /// Peers asked for per announce.
+    pub numwant: u32,
+    /// `left` reported, as a share of the torrent's size.
+    pub left_share: f64,
+    /// `uploaded` reported, as a share of the torrent's size.
+    pub uploaded_share: f64,
+    /// Longest wait for the `stopped` announces at the end of a run.
+    pub stopped_timeout: Duration,
+    /// The HTTP and UDP client's settings.
+    pub client: ClientSettings,
+}
+
 /// The running tracker threads.
 pub struct TrackerService {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-}
-
-/// Client settings from the configuration.
-pub fn client_settings(c: &crate::config::Tracker) -> ClientSettings {
-    ClientSettings {
-        http_timeout: c.http_timeout_ms,
-        max_redirects: c.max_redirects,
-        max_body: c.max_response_bytes,
-        udp_retransmit: c.udp_retransmit_ms.clone(),
-        dns_timeout: c.dns_timeout_ms,
-        source_ip: None,
-        extra_roots: extra_roots(c),
-    }
-}
-
-/// The roots of `tracker.ca_file` (checked when the run starts, so a failure here is
-/// only logged).
-fn extra_roots(c: &crate::config::Tracker) -> Vec<Vec<u8>> {
-    if c.ca_file.is_empty() {
-        return Vec::new();
-    }
-    super::tls::load_roots(std::path::Path::new(&c.ca_file)).unwrap_or_else(|why| {
-        log::error!("tracker.ca_file {}: {why}", c.ca_file);
-        Vec::new()
-    })
 }
 
 impl TrackerService {
@@ -124,7 +124,7 @@ impl TrackerService {
     pub fn start(
         torrents: &[TrackedTorrent],
         registry: Arc<TorrentRegistry>,
-        config: &crate::config::Tracker,
+        settings: &TrackerSettings,
         me: Announcer,
         queue: Arc<dyn PeerSink>,
         db: RecordSender,
@@ -168,16 +168,16 @@ impl TrackerService {
             wake: Condvar::new(),
             client: TrackerClient::new(ClientSettings {
                 source_ip: me.source_ip,
-                ..client_settings(config)
+                ..settings.client.clone()
             }),
-            config: config.clone(),
+            settings: settings.clone(),
             registry,
             me,
             queue,
             db: Mutex::new(Some(db)),
             stop,
         });
-        let threads = (0..config.threads.min(shared.jobs.len()))
+        let threads = (0..settings.threads.min(shared.jobs.len()))
             .filter_map(|i| {
                 let s = Arc::clone(&shared);
                 std::thread::Builder::new()
@@ -201,7 +201,7 @@ impl TrackerService {
     /// on their own and, like the `stopped` helpers, can no longer reach the writer.
     pub fn stop(self) {
         self.shared.wake.notify_all();
-        let budget = self.shared.config.stopped_timeout_ms;
+        let budget = self.shared.settings.stopped_timeout;
         let deadline = Instant::now() + budget;
         self.send_stopped(budget, deadline);
         for t in self.threads {
@@ -333,16 +333,16 @@ impl Shared {
         let left = if size == 0 {
             UNKNOWN_LEFT
         } else {
-            share(self.config.left_share)
+            share(self.settings.left_share)
         };
         AnnounceParams {
             info_hash: slot.info_hash,
             peer_id: self.me.peer_id,
             port: self.me.port,
-            uploaded: share(self.config.uploaded_share),
+            uploaded: share(self.settings.uploaded_share),
             downloaded: size.saturating_sub(left),
             left,
-            numwant: self.config.numwant,
+            numwant: self.settings.numwant,
             key: self.me.key,
             event,
         }
@@ -403,15 +403,15 @@ impl Shared {
                         (reply.seeders, reply.leechers, reply.completed);
                     row.error = reply.warning.map(|w| format!("warning: {w}"));
                     let min = Duration::from_secs(reply.min_interval.unwrap_or(0))
-                        .min(self.config.max_min_interval_secs);
-                    slot.next = Instant::now() + self.config.interval_secs.max(min);
+                        .min(self.settings.max_min_interval);
+                    slot.next = Instant::now() + self.settings.interval.max(min);
                     slot.started = true;
                     slot.failures = 0;
                 }
                 Err(e) => {
                     row.error = Some(e.class());
                     slot.failures += 1;
-                    let steps = &self.config.retry_backoff_secs;
+                    let steps = &self.settings.retry_backoff;
                     let step = steps[(slot.failures as usize - 1).min(steps.len() - 1)];
                     slot.next = Instant::now() + step;
                     if matches!(
@@ -442,7 +442,7 @@ impl Shared {
             .map(|s| s.next)
             .chain(std::iter::once(job.scrape_next))
             .min()
-            .unwrap_or_else(|| now + self.config.interval_secs)
+            .unwrap_or_else(|| now + self.settings.interval)
     }
 
     /// Scrapes every torrent of a tracker; returns the wait until the next scrape.
@@ -460,7 +460,7 @@ impl Shared {
             duration_ms: duration,
             ..RequestRow::default()
         };
-        let every = self.config.scrape_interval_secs;
+        let every = self.settings.scrape_interval;
         match result {
             // No scrape URL (BEP 48): nothing asked, nothing recorded, never asked again.
             Ok(None) => NEVER,
@@ -481,7 +481,7 @@ impl Shared {
                     self.record(Record::Request(r));
                 }
                 let asked = Duration::from_secs(reply.min_request_interval.unwrap_or(0))
-                    .min(self.config.max_min_interval_secs);
+                    .min(self.settings.max_min_interval);
                 every.max(asked)
             }
             Err(e) => {

@@ -422,7 +422,7 @@ pub fn run_trackers(
     let service = btda::tracker::service::TrackerService::start(
         torrents,
         registry,
-        config,
+        &config.into(),
         me,
         queue as Arc<dyn btda::book::PeerSink>,
         writer.sender(),
