@@ -1,15 +1,14 @@
-//! The blocking side of MSE/PE: drives [`crate::wire::mse`]'s state machines over a TCP
-//! connection under the handshake deadline, and turns the result into a
-//! [`PeerStream`]. Nothing here parses bytes.
+//! The blocking side of MSE/PE: drives [`crate::wire::mse`]'s state machines over a
+//! peer connection (any [`Transport`]) under the handshake deadline, and turns the
+//! result into a [`PeerStream`]. Nothing here parses bytes.
 
 use std::io::{self, Write};
-use std::net::TcpStream;
 use std::time::Instant;
 
-use super::outcome::Outcome;
-use super::stream::PeerStream;
-use super::visit::{handshake_failure, read_some_by};
 use serde::{Deserialize, Serialize};
+
+use super::outcome::Outcome;
+use super::stream::{PeerStream, Transport, handshake_failure, read_some_by};
 
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
@@ -50,31 +49,32 @@ fn failed(e: &io::Error) -> Outcome {
 
 /// Reads what is there (at most one buffer) before `deadline`; `Err` is the outcome.
 fn read_some(
-    tcp: &mut TcpStream,
+    conn: &mut dyn Transport,
     buf: &mut [u8],
     deadline: Instant,
     stop: &Shutdown,
 ) -> Result<usize, Outcome> {
-    read_some_by(tcp, buf, deadline, stop).map_err(handshake_failure)
+    read_some_by(conn, buf, deadline, stop).map_err(handshake_failure)
 }
 
 /// Encrypts an outgoing connection for `info_hash`, offering `provide`, with `initial`
 /// (our BitTorrent handshake) as the initial payload. A peer that does not answer like
 /// MSE is [`Outcome::WrongProtocol`].
 pub fn initiate(
-    mut tcp: TcpStream,
+    conn: impl Transport + 'static,
     info_hash: InfoHash,
     provide: u32,
     initial: &[u8],
     deadline: Instant,
     stop: &Shutdown,
 ) -> Result<PeerStream, Outcome> {
+    let mut tcp: Box<dyn Transport> = Box::new(conn);
     let (mut machine, first) = Initiator::new(info_hash, provide, initial);
     tcp.write_all(&first).map_err(|e| failed(&e))?;
     let mut buf = [0u8; 1024];
     let mut out = Vec::new();
     loop {
-        let n = read_some(&mut tcp, &mut buf, deadline, stop)?;
+        let n = read_some(tcp.as_mut(), &mut buf, deadline, stop)?;
         let progress = machine
             .feed(&buf[..n], &mut out)
             .map_err(|_| Outcome::WrongProtocol)?;
@@ -91,7 +91,7 @@ pub fn initiate(
 /// Answers an incoming MSE handshake whose first bytes, `first`, were already read;
 /// `torrents` are those btda analyses, `accept` the methods it takes.
 pub fn respond(
-    mut tcp: TcpStream,
+    mut tcp: Box<dyn Transport>,
     first: &[u8],
     torrents: &Torrents,
     accept: u32,
@@ -117,7 +117,7 @@ pub fn respond(
         if let Progress::Done(done) = progress {
             return Ok(PeerStream::encrypted(tcp, *done));
         }
-        let n = read_some(&mut tcp, &mut buf, deadline, stop).map_err(malformed)?;
+        let n = read_some(tcp.as_mut(), &mut buf, deadline, stop).map_err(malformed)?;
         progress = feed(&buf[..n], &mut out)?;
     }
 }

@@ -273,8 +273,9 @@ impl Engine {
     ) {
         let started_ms = crate::clock::unix_now_ms();
         let timeouts = self.measured.incoming(&self.timeouts);
+        let _ = stream.set_nodelay(true);
         let (info_hash, report) = visit_incoming(
-            stream,
+            Box::new(stream),
             self,
             &self.identity(),
             &timeouts,

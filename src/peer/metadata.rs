@@ -2,11 +2,12 @@
 //! the extension bit, read the peer's `metadata_size`, request 16 KiB pieces a few at a
 //! time, check sizes, and verify the SHA-1 against the info-hash.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::outcome::Outcome;
+use super::stream::{ReadError, read_some_by};
 use super::visit::{Identity, Timeouts, open_outgoing};
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
@@ -79,28 +80,18 @@ pub fn fetch_metadata(
     let mut requested: Vec<u32> = Vec::new();
     let mut last = Instant::now();
     loop {
-        if stop.requested() {
-            return Err(FetchError::Connection(Outcome::Interrupted));
-        }
-        if start.elapsed() > budget || last.elapsed() > t.silence {
-            return Err(FetchError::Timeout);
-        }
-        let _ = s.set_read_timeout(Some(crate::shutdown::POLL));
-        match s.read(&mut buf) {
-            Ok(0) => return Err(FetchError::Connection(Outcome::ClosedAfterHandshake)),
+        let deadline = (start + budget).min(last + t.silence);
+        match read_some_by(&mut s, &mut buf, deadline, stop) {
             Ok(n) => {
                 decoder.feed(&buf[..n]);
                 last = Instant::now();
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
+            Err(ReadError::Timeout) => return Err(FetchError::Timeout),
+            Err(ReadError::Stopped) => return Err(FetchError::Connection(Outcome::Interrupted)),
+            Err(ReadError::Closed) => {
+                return Err(FetchError::Connection(Outcome::ClosedAfterHandshake));
             }
-            Err(e) => return Err(broken(&e)),
+            Err(ReadError::Io(e)) => return Err(broken(&e)),
         }
         while let Some(msg) = decoder.next_message().map_err(invalid)? {
             let Message::Extended { id, payload } = msg else {

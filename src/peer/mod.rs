@@ -8,6 +8,7 @@ pub mod measured;
 pub mod metadata;
 pub mod outcome;
 pub mod stream;
+pub mod tcp;
 pub mod visit;
 
 pub use engine::{Engine, EngineStats, Running};

@@ -1,18 +1,17 @@
-//! One visit: a blocking TCP session with a peer, from connect (or accept) to the moment
-//! its piece count is known. All protocol decisions are in `crate::wire`; this file
-//! only moves bytes under deadlines and measures how long each phase took.
+//! One visit: a blocking session with a peer over any [`Transport`], from connect (or
+//! accept) to the moment its piece count is known. All protocol decisions are in
+//! `crate::wire`; this file only moves bytes under deadlines and measures how long each
+//! phase took.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-
+use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-
-use super::encryption::Encryption;
-use super::encryption::{self, Incoming};
+use super::encryption::{self, Encryption, Incoming};
 use super::outcome::Outcome;
-use super::stream::{Crypto, PeerStream};
+use super::stream::{
+    Crypto, PeerStream, ReadError, Transport, handshake_failure, read_exact_by, read_some_by,
+};
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::extended::{self, PeerExtensions};
@@ -20,8 +19,6 @@ use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
 use crate::wire::mse::{CRYPTO_PLAINTEXT, CRYPTO_RC4, Torrents};
 use crate::wire::{Handshake, Message, MessageDecoder, PieceState, StateKind};
 
-/// Longest a blocking read waits before checking the stop flag.
-use crate::shutdown::POLL;
 /// Peers kept from PEX in one visit.
 const MAX_PEX_PER_VISIT: usize = 1000;
 
@@ -143,115 +140,6 @@ fn ms_between(from: Instant, to: Instant) -> u32 {
     u32::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u32::MAX)
 }
 
-pub(crate) enum ReadError {
-    Timeout,
-    Closed,
-    Stopped,
-    Io(io::Error),
-}
-
-/// A connection whose reads can wait with a timeout: TCP, or a [`PeerStream`] on it.
-pub(crate) trait TimedRead: Read {
-    /// Sets how long one read may block.
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
-}
-
-impl TimedRead for TcpStream {
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_read_timeout(self, t)
-    }
-}
-
-impl TimedRead for PeerStream {
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        PeerStream::set_read_timeout(self, t)
-    }
-}
-
-/// Reads what arrives (at least one byte) before `deadline`, checking `stop` at least
-/// every [`POLL`] while waiting: the one waiting read of visits and of the MSE handshake.
-pub(crate) fn read_some_by(
-    s: &mut impl TimedRead,
-    buf: &mut [u8],
-    deadline: Instant,
-    stop: &Shutdown,
-) -> Result<usize, ReadError> {
-    loop {
-        if stop.requested() {
-            return Err(ReadError::Stopped);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ReadError::Timeout);
-        }
-        s.set_read_timeout(Some(left.min(POLL)))
-            .map_err(ReadError::Io)?;
-        match s.read(buf) {
-            Ok(0) => return Err(ReadError::Closed),
-            Ok(n) => return Ok(n),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(ReadError::Io(e)),
-        }
-    }
-}
-
-/// Reads exactly `buf.len()` bytes before `deadline`, checking `stop` while waiting.
-pub(crate) fn read_exact_by(
-    s: &mut PeerStream,
-    buf: &mut [u8],
-    deadline: Instant,
-    stop: &Shutdown,
-) -> Result<(), ReadError> {
-    let mut got = 0;
-    while got < buf.len() {
-        got += read_some_by(s, &mut buf[got..], deadline, stop)?;
-    }
-    Ok(())
-}
-
-pub(crate) fn handshake_failure(e: ReadError) -> Outcome {
-    match e {
-        ReadError::Timeout => Outcome::HandshakeTimeout,
-        ReadError::Closed => Outcome::ClosedInHandshake,
-        ReadError::Stopped => Outcome::Interrupted,
-        ReadError::Io(e) => Outcome::of_handshake_error(&e),
-    }
-}
-
-/// Connects with a timeout (socket2), so the connect time can be measured and bounded,
-/// from `source` when given and of the same address family as `addr`. Once a stop is
-/// requested no connection is opened: the flag is read right before `connect`, so
-/// from the signal's arrival on no SYN leaves (`Interrupted`).
-pub fn connect(
-    addr: SocketAddr,
-    timeout: Duration,
-    source: Option<std::net::IpAddr>,
-    stop: &Shutdown,
-) -> io::Result<TcpStream> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if let Some(ip) = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
-        // Binding port 0 to a source address reserves an ephemeral port for the socket
-        // alone, so at a few hundred connects a second the ports held in TIME_WAIT
-        // (60 s) run out and `bind` fails (`local_error`). With SO_REUSEADDR the
-        // kernel may hand out a port whose earlier connections are in TIME_WAIT; the
-        // connection itself is still unique by its four-tuple.
-        socket.set_reuse_address(true)?;
-        socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
-    }
-    if stop.requested() {
-        return Err(io::Error::new(io::ErrorKind::Interrupted, "stopping"));
-    }
-    socket.connect_timeout(&SockAddr::from(addr), timeout)?;
-    socket.set_tcp_nodelay(true)?;
-    Ok(socket.into())
-}
-
 /// An outgoing connection whose handshakes are done: the one connection path of visits
 /// and metadata fetches.
 pub struct Opened {
@@ -351,7 +239,7 @@ fn attempt(
     how: Attempt,
 ) -> Result<Opened, NotOpened> {
     let start = Instant::now();
-    let tcp = connect(addr, t.connect, me.source_ip, stop).map_err(|e| NotOpened {
+    let tcp = super::tcp::connect(addr, t.connect, me.source_ip, stop).map_err(|e| NotOpened {
         outcome: if e.kind() == io::ErrorKind::Interrupted && stop.requested() {
             Outcome::Interrupted
         } else {
@@ -457,7 +345,7 @@ pub trait TorrentLookup {
 /// `handshaken` is called the moment the peer's whole handshake has arrived (the
 /// incoming gate stops counting the connection as one in its handshake).
 pub fn visit_incoming(
-    tcp: TcpStream,
+    conn: Box<dyn Transport>,
     torrents: &dyn TorrentLookup,
     me: &Identity<'_>,
     t: &Timeouts,
@@ -466,20 +354,20 @@ pub fn visit_incoming(
 ) -> (Option<InfoHash>, VisitReport) {
     let start = Instant::now();
     let deadline = start + t.handshake;
-    let _ = tcp.set_nodelay(true);
-    let _ = tcp.set_write_timeout(Some(t.handshake));
-    let mut plain = PeerStream::plain(tcp, Vec::new());
+    let _ = conn.set_write_timeout(Some(t.handshake));
+    let mut plain = PeerStream::plain_boxed(conn, Vec::new());
     let mut prefix = [0u8; 20];
     if let Err(e) = read_exact_by(&mut plain, &mut prefix, deadline, stop) {
         return (None, VisitReport::failed(handshake_failure(e), start));
     }
     let plaintext = Handshake::check_prefix(&prefix).is_ok();
     let mut stream = match (plaintext, torrents.encrypted()) {
-        (true, _) => PeerStream::plain(plain.into_tcp(), prefix.to_vec()),
+        (true, _) => PeerStream::plain_boxed(plain.into_transport(), prefix.to_vec()),
         (false, None) => return (None, VisitReport::failed(Outcome::WrongProtocol, start)),
         (false, Some(known)) => {
             let both = CRYPTO_RC4 | CRYPTO_PLAINTEXT;
-            match encryption::respond(plain.into_tcp(), &prefix, known, both, deadline, stop) {
+            match encryption::respond(plain.into_transport(), &prefix, known, both, deadline, stop)
+            {
                 Ok(s) => s,
                 Err((outcome, how)) => {
                     let mut report = VisitReport::failed(outcome, start);
@@ -749,26 +637,12 @@ fn exchange(
         if now >= deadline {
             break Outcome::Ok; // the state window, silence (state none), or the cap
         }
-        if stream
-            .set_read_timeout(Some((deadline - now).min(POLL)))
-            .is_err()
-        {
-            break Outcome::LocalError;
-        }
-        let n = match stream.read(&mut buf) {
-            Ok(0) => break reading.ended_by_peer(None),
+        let n = match read_some_by(stream, &mut buf, deadline, ctx.stop) {
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => break reading.ended_by_peer(Some(&e)),
+            // The top of the loop ends the visit (deadline passed, or stop).
+            Err(ReadError::Timeout | ReadError::Stopped) => continue,
+            Err(ReadError::Closed) => break reading.ended_by_peer(None),
+            Err(ReadError::Io(e)) => break reading.ended_by_peer(Some(&e)),
         };
         let arrived = Instant::now();
         decoder.feed(&buf[..n]);
@@ -793,6 +667,72 @@ fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One torrent of `.1` pieces (T = all of them), plaintext only.
+    struct One(InfoHash, u32);
+
+    impl TorrentLookup for One {
+        fn pieces_of(&self, h: &InfoHash) -> Option<u32> {
+            (*h == self.0).then_some(self.1)
+        }
+
+        fn threshold_of(&self, h: &InfoHash) -> Option<u32> {
+            self.pieces_of(h)
+        }
+
+        fn encrypted(&self) -> Option<&Torrents> {
+            None
+        }
+    }
+
+    /// The visit logic needs no socket: an incoming visit over an in-memory pipe reads
+    /// the handshake and the bitfield like one over TCP.
+    #[test]
+    fn an_incoming_visit_runs_over_any_transport() {
+        use std::io::Read;
+        let (ours, mut theirs) = super::super::stream::pipe::pair();
+        let hash = InfoHash([3; 20]);
+        let peer = std::thread::spawn(move || {
+            theirs
+                .write_all(&Handshake::ours(hash, *b"-XX0001-pipepeer0000").encode())
+                .unwrap();
+            let mut hs = [0u8; HANDSHAKE_LEN];
+            theirs.read_exact(&mut hs).unwrap();
+            theirs.write_all(&bits(100, 60).encode()).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            Handshake::parse(&hs).map(|h| h.info_hash)
+        });
+        let me = Identity {
+            peer_id: [9; 20],
+            listen_port: 0,
+            version: "test",
+            max_message: 1 << 20,
+            source_ip: None,
+            encryption: Encryption::Plaintext,
+        };
+        let t = Timeouts {
+            connect: Duration::from_secs(1),
+            handshake: Duration::from_secs(2),
+            silence: Duration::from_secs(1),
+            state_window: Duration::from_millis(100),
+            cap: Duration::from_secs(3),
+            watch: Duration::ZERO,
+        };
+        let mut handshaken = 0;
+        let (asked, report) = visit_incoming(
+            Box::new(ours),
+            &One(hash, 100),
+            &me,
+            &t,
+            &Shutdown::new(),
+            &mut || handshaken += 1,
+        );
+        assert_eq!(asked, Some(hash));
+        assert_eq!(report.outcome, Outcome::Ok, "{report:?}");
+        assert_eq!(report.pieces, Some(60));
+        assert_eq!(handshaken, 1);
+        assert_eq!(peer.join().unwrap().ok(), Some(hash), "btda answered");
+    }
 
     /// A bitfield of `pieces` with the first `have` set.
     fn bits(pieces: u32, have: u32) -> Message {

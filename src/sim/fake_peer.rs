@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::peer::stream::PeerStream;
+use crate::peer::stream::{PeerStream, ReadError, Transport, read_some_by};
 use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::extended;
@@ -230,7 +230,15 @@ fn encrypted(tcp: TcpStream, info_hash: InfoHash, stop: &Shutdown) -> Option<Pee
     }
     let torrents = crate::wire::mse::Torrents::new([info_hash]);
     let rc4 = crate::wire::mse::CRYPTO_RC4;
-    crate::peer::encryption::respond(plain.into_tcp(), &first, &torrents, rc4, deadline, stop).ok()
+    crate::peer::encryption::respond(
+        plain.into_transport(),
+        &first,
+        &torrents,
+        rc4,
+        deadline,
+        stop,
+    )
+    .ok()
 }
 
 impl Script {
@@ -358,23 +366,13 @@ fn serve_metadata(
         .encode(),
     )?;
     s.write_all(&Message::Bitfield(bitfield(total, total)).encode())?;
-    s.set_read_timeout(Some(crate::shutdown::POLL))?;
     let mut decoder = crate::wire::MessageDecoder::new(1 << 20);
     let mut their_id = None;
     let mut buf = [0u8; 4096];
-    while !stop.requested() {
-        let n = match s.read(&mut buf) {
-            Ok(0) => return Ok(()),
+    loop {
+        let n = match read_some_by(s, &mut buf, far_future(), stop) {
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(e),
+            Err(e) => return ended(e),
         };
         decoder.feed(&buf[..n]);
         while let Ok(Some(msg)) = decoder.next_message() {
@@ -407,26 +405,30 @@ fn serve_metadata(
             }
         }
     }
-    Ok(())
 }
 
 /// Keeps the connection open, discarding input, until the other side closes.
 fn hold(s: &mut PeerStream, stop: &Shutdown) -> std::io::Result<()> {
-    s.set_read_timeout(Some(crate::shutdown::POLL))?;
     let mut sink = [0u8; 4096];
-    while !stop.requested() {
-        match s.read(&mut sink) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e),
+    loop {
+        if let Err(e) = read_some_by(s, &mut sink, far_future(), stop) {
+            return ended(e);
         }
     }
-    Ok(())
+}
+
+/// A deadline that never comes: fake peers read until the other side closes or the
+/// simulator stops.
+fn far_future() -> std::time::Instant {
+    std::time::Instant::now() + Duration::from_secs(86_400)
+}
+
+/// A fake peer's connection ended: by the other side or a stop (fine), or an error.
+fn ended(e: ReadError) -> std::io::Result<()> {
+    match e {
+        ReadError::Io(e) => Err(e),
+        ReadError::Closed | ReadError::Stopped | ReadError::Timeout => Ok(()),
+    }
 }
 
 #[cfg(test)]
