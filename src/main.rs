@@ -190,7 +190,8 @@ fn error_text(e: &anyhow::Error) -> String {
 }
 
 fn execute(cli: &Cli) -> Result<ExitCode> {
-    let verbosity = cli.verbose as i8 - cli.quiet as i8;
+    let count = |n: u8| i8::try_from(n).unwrap_or(i8::MAX);
+    let verbosity = count(cli.verbose).saturating_sub(count(cli.quiet));
     let config = load_config(cli)?;
     match &cli.command {
         Command::Run => {

@@ -52,7 +52,7 @@ fn run_hostile(sockets: Vec<UdpSocket>, stop: Arc<AtomicBool>) {
             let nodes = (0..16)
                 .map(|_| {
                     let mut id = [0u8; 20];
-                    for b in id.iter_mut() {
+                    for b in &mut id {
                         *b = next() as u8;
                     }
                     NodeInfo {

@@ -134,7 +134,7 @@ fn fresh_mktorrent_torrents_match_transmission_show() {
     let content = dir.path().join("content");
     std::fs::create_dir_all(content.join("sub")).unwrap();
     // Sizes around piece boundaries, content from the test's own process id and clock.
-    let seed = std::process::id() as u64
+    let seed = u64::from(std::process::id())
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(7, |d| d.as_nanos() as u64);

@@ -97,7 +97,7 @@ fn start_aria2(dir: &Path, torrent: &Path, progress: Progress) -> Reaped {
                 .text(body)
                 .timeout(Duration::from_secs(2))
                 .send()
-                .and_then(|r| r.text());
+                .and_then(attohttpc::Response::text);
             if let Ok(text) = reply
                 && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
                 && let Some(bits) = v["result"][0]["bitfield"].as_str()
@@ -247,7 +247,11 @@ fn btda_measures_a_swarm_of_real_clients() {
 
     // The seeder is seen complete.
     let seeder = row(SEEDER);
-    assert_eq!(seeder.2, PIECES as i64, "Transmission seeder: {seeder:?}");
+    assert_eq!(
+        seeder.2,
+        PIECES.cast_signed(),
+        "Transmission seeder: {seeder:?}"
+    );
     assert_eq!(common::transmission_percent(SEEDER_RPC), Some(100.0));
 
     // Each leecher: growing counts that agree with its own progress; confirmed iff it
@@ -283,7 +287,7 @@ fn btda_measures_a_swarm_of_real_clients() {
             let to = *started as f64 + *duration as f64 / 1000.0 + 1.0;
             let (low, high) = bounds(&samples, from, to);
             assert!(
-                (low as i64..=high as i64).contains(pieces),
+                (low.cast_signed()..=high.cast_signed()).contains(pieces),
                 "{addr}: {direction} visit at {started} (+{duration} ms) recorded {pieces} pieces; \
                  the client reported {low}..={high} around it"
             );

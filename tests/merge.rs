@@ -42,7 +42,7 @@ fn run_db(
     )
     .unwrap();
     for (i, (key, visits)) in peers.iter().enumerate() {
-        let id = i as i64 + 1;
+        let id = i64::try_from(i).unwrap() + 1;
         // The row as a single run makes it: crossed only when its own visits show it.
         let first = visits[0];
         let last = visits[visits.len() - 1];
@@ -66,7 +66,7 @@ fn run_db(
                 first.1,
                 last.0 + 1,
                 last.2,
-                visits.len() as i64,
+                i64::try_from(visits.len()).unwrap(),
                 crossed
             ],
         )

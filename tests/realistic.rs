@@ -89,7 +89,7 @@ fn measured_timeouts_keep_the_count_exact_on_a_realistic_swarm() {
             |r| r.get(0),
         )
         .unwrap();
-    let no_syn = lives.iter().filter(|l| l.kind == Kind::NoSyn).count() as i64;
+    let no_syn = i64::try_from(lives.iter().filter(|l| l.kind == Kind::NoSyn).count()).unwrap();
     assert!(
         fast_timeouts >= no_syn / 2,
         "dead addresses cost the measured timeout: {fast_timeouts} of {no_syn}"

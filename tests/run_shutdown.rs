@@ -324,7 +324,8 @@ fn sigint_starts_no_new_visit_and_a_hanging_tracker_does_not_hold_exit() {
     let signalled = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64;
+        .as_secs()
+        .cast_signed();
     let t0 = std::time::Instant::now();
     signal(&child, "INT");
     let status = wait_with_limit(&mut child, Duration::from_secs(30));

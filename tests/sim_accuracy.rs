@@ -220,7 +220,7 @@ fn confirmed_downloads_match_the_simulated_truth() {
     assert!(
         durations
             .iter()
-            .all(|&d| d < (WINDOW_MS + CAP_MS) as i64 / 2 + 200),
+            .all(|&d| d < (WINDOW_MS + CAP_MS).cast_signed() / 2 + 200),
         "a streaming visit ran to the cap"
     );
 
@@ -282,7 +282,7 @@ fn confirmed_downloads_match_the_simulated_truth() {
     println!("witnessed: {w:?}");
     assert_eq!(w.total(), confirmed, "every crossing has its how");
     assert!(
-        w.incoming_only >= incoming_confirmed as i64 && w.incoming >= 1,
+        w.incoming_only >= i64::from(incoming_confirmed) && w.incoming >= 1,
         "crossings seen only because the peer dialled in: {w:?}"
     );
     assert!(

@@ -7,9 +7,9 @@
 //! hash that is a peer's only name on disk. It knows nothing of due times: the
 //! scheduler ([`crate::schedule`]) does, and [`PeerQueue`] puts the two under one lock.
 
-pub mod identity;
-pub mod queue;
-pub mod sink;
+mod identity;
+mod queue;
+mod sink;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};

@@ -39,7 +39,7 @@ impl PeerSink for PeerQueue {
                 Added::New => o.new += 1,
                 Added::Duplicate | Added::CoolingDown => o.duplicate += 1,
                 Added::Ours | Added::NotGlobal | Added::Crowded | Added::SourceFull => {
-                    o.skipped += 1
+                    o.skipped += 1;
                 }
             }
         }

@@ -18,76 +18,76 @@ fn millis(d: &Duration) -> u64 {
 }
 
 /// A whole number of milliseconds (`*_ms` keys).
-pub mod ms {
+pub(super) mod ms {
     use super::*;
 
     /// Writes the duration as milliseconds.
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(millis(d))
     }
 
     /// Reads milliseconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
     }
 }
 
 /// A whole number of seconds (`*_secs` keys).
-pub mod secs {
+pub(super) mod secs {
     use super::*;
 
     /// Writes the duration as seconds.
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_secs())
     }
 
     /// Reads seconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_secs)
     }
 }
 
 /// A list of milliseconds.
-pub mod ms_list {
+pub(super) mod ms_list {
     use super::*;
 
     /// Writes each duration as milliseconds.
-    pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(millis))
     }
 
     /// Reads a list of milliseconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
         Vec::<u64>::deserialize(d).map(|v| v.into_iter().map(Duration::from_millis).collect())
     }
 }
 
 /// A list of seconds.
-pub mod secs_list {
+pub(super) mod secs_list {
     use super::*;
 
     /// Writes each duration as seconds.
-    pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(Duration::as_secs))
     }
 
     /// Reads a list of seconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
         Vec::<u64>::deserialize(d).map(|v| v.into_iter().map(Duration::from_secs).collect())
     }
 }
 
 /// An IP address written as text.
-pub mod ip {
+pub(super) mod ip {
     use super::*;
 
     /// Writes the address as text.
-    pub fn serialize<S: Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(ip)
     }
 
     /// Reads an address; anything else is refused with the text.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
         let text = String::deserialize(d)?;
         text.parse()
             .map_err(|_| D::Error::custom(format!("{text:?} must be an IP address")))
@@ -95,11 +95,11 @@ pub mod ip {
 }
 
 /// An IP address or `""` for "none given".
-pub mod optional_ip {
+pub(super) mod optional_ip {
     use super::*;
 
     /// Writes the address, or `""`.
-    pub fn serialize<S: Serializer>(ip: &Option<IpAddr>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(ip: &Option<IpAddr>, s: S) -> Result<S::Ok, S::Error> {
         match ip {
             Some(ip) => s.collect_str(ip),
             None => s.serialize_str(""),
@@ -107,7 +107,7 @@ pub mod optional_ip {
     }
 
     /// Reads an address or `""`.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
         let text = String::deserialize(d)?;
         if text.is_empty() {
             return Ok(None);
@@ -119,16 +119,16 @@ pub mod optional_ip {
 }
 
 /// An info-hash as 40 hex or 32 base32 characters.
-pub mod info_hash {
+pub(super) mod info_hash {
     use super::*;
 
     /// Writes the hash as lowercase hex.
-    pub fn serialize<S: Serializer>(h: &InfoHash, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(h: &InfoHash, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&h.to_hex())
     }
 
     /// Reads a hash; anything else is refused with the text.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<InfoHash, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<InfoHash, D::Error> {
         let text = String::deserialize(d)?;
         InfoHash::parse(&text).map_err(|_| {
             D::Error::custom(format!("{text:?} must be 40 hex or 32 base32 characters"))
@@ -137,12 +137,12 @@ pub mod info_hash {
 }
 
 /// A timeout: `"auto"` (measured from the run) or a whole number of milliseconds.
-pub mod timeout {
+pub(super) mod timeout {
     use super::*;
     use crate::config::Timeout;
 
     /// Writes `"auto"` or the milliseconds.
-    pub fn serialize<S: Serializer>(t: &Timeout, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &Timeout, s: S) -> Result<S::Ok, S::Error> {
         match t {
             Timeout::Auto => s.serialize_str("auto"),
             Timeout::Fixed(d) => s.serialize_u64(millis(d)),
@@ -150,7 +150,7 @@ pub mod timeout {
     }
 
     /// Reads `"auto"` or milliseconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timeout, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timeout, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Written {

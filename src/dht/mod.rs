@@ -3,5 +3,5 @@
 
 pub mod krpc;
 pub mod node;
-pub mod routing;
+mod routing;
 pub mod service;

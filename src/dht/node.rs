@@ -258,7 +258,7 @@ impl Shared {
             match Message::decode(&buf[..n]) {
                 Ok(msg) => self.handle(msg, from),
                 Err(KrpcError::UnknownMethod { tid, .. }) => {
-                    self.reply(from, tid, Body::Error(204, "Method Unknown".into()))
+                    self.reply(from, tid, Body::Error(204, "Method Unknown".into()));
                 }
                 Err(KrpcError::BadQuery { tid, reason }) => self.reply(
                     from,
@@ -559,50 +559,49 @@ impl Shared {
                 .map(|o| o.1)
                 .min()
                 .unwrap_or_else(Instant::now);
-            match rx.recv_timeout(next_expiry.saturating_duration_since(Instant::now())) {
-                Ok((msg, from)) => {
-                    outstanding.remove(&msg.tid);
-                    if let (Body::Response(r), Some(id)) = (msg.body, msg.id) {
-                        result.answered += 1;
-                        // Peers of this node's family only (an IPv4 node's answer names
-                        // IPv4 peers, an IPv6 node's IPv6 ones).
-                        // Capped per reply and per lookup: an endless peer list from a
-                        // hostile node neither grows memory nor aims btda's dials.
-                        let room = MAX_VALUES_PER_LOOKUP.saturating_sub(found.len());
-                        found.extend(
-                            r.values
-                                .into_iter()
-                                .filter(|p| p.is_ipv6() == self.v6)
-                                .take(MAX_VALUES_PER_REPLY.min(room)),
-                        );
-                        let own = self.table.lock().own_id();
-                        let nodes = if self.v6 { r.nodes6 } else { r.nodes };
-                        candidates.extend(
-                            nodes
-                                .into_iter()
-                                .filter(|n| n.id != own && n.addr.is_ipv6() == self.v6)
-                                .take(MAX_NODES_PER_REPLY),
-                        );
-                        if candidates.len() > MAX_CANDIDATES_PER_LOOKUP {
-                            candidates.sort_by_key(|n| distance(&n.id, target));
-                            candidates.truncate(MAX_CANDIDATES_PER_LOOKUP);
-                        }
-                        answered.push((NodeInfo { id, addr: from }, r.token.unwrap_or_default()));
+            if let Ok((msg, from)) =
+                rx.recv_timeout(next_expiry.saturating_duration_since(Instant::now()))
+            {
+                outstanding.remove(&msg.tid);
+                if let (Body::Response(r), Some(id)) = (msg.body, msg.id) {
+                    result.answered += 1;
+                    // Peers of this node's family only (an IPv4 node's answer names
+                    // IPv4 peers, an IPv6 node's IPv6 ones).
+                    // Capped per reply and per lookup: an endless peer list from a
+                    // hostile node neither grows memory nor aims btda's dials.
+                    let room = MAX_VALUES_PER_LOOKUP.saturating_sub(found.len());
+                    found.extend(
+                        r.values
+                            .into_iter()
+                            .filter(|p| p.is_ipv6() == self.v6)
+                            .take(MAX_VALUES_PER_REPLY.min(room)),
+                    );
+                    let own = self.table.lock().own_id();
+                    let nodes = if self.v6 { r.nodes6 } else { r.nodes };
+                    candidates.extend(
+                        nodes
+                            .into_iter()
+                            .filter(|n| n.id != own && n.addr.is_ipv6() == self.v6)
+                            .take(MAX_NODES_PER_REPLY),
+                    );
+                    if candidates.len() > MAX_CANDIDATES_PER_LOOKUP {
+                        candidates.sort_by_key(|n| distance(&n.id, target));
+                        candidates.truncate(MAX_CANDIDATES_PER_LOOKUP);
                     }
+                    answered.push((NodeInfo { id, addr: from }, r.token.unwrap_or_default()));
                 }
-                Err(_) => {
-                    let now = Instant::now();
-                    let expired: Vec<Vec<u8>> = outstanding
-                        .iter()
-                        .filter(|(_, o)| o.1 <= now)
-                        .map(|(t, _)| t.clone())
-                        .collect();
-                    for t in expired {
-                        if let Some((_, _, Some(id))) = outstanding.remove(&t) {
-                            self.table.lock().failed(&id);
-                        }
-                        self.pending.lock().remove(&t);
+            } else {
+                let now = Instant::now();
+                let expired: Vec<Vec<u8>> = outstanding
+                    .iter()
+                    .filter(|(_, o)| o.1 <= now)
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                for t in expired {
+                    if let Some((_, _, Some(id))) = outstanding.remove(&t) {
+                        self.table.lock().failed(&id);
                     }
+                    self.pending.lock().remove(&t);
                 }
             }
         }

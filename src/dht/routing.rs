@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 use super::krpc::{NodeId, NodeInfo};
 
 /// Nodes per bucket.
-pub const K: usize = 8;
+pub(super) const K: usize = 8;
 /// A node that failed this many queries in a row is replaced by the next good one.
 const BAD_AFTER_FAILURES: u32 = 2;
 /// A bucket untouched this long is refreshed with a lookup.
-pub const REFRESH_AFTER: Duration = Duration::from_secs(15 * 60);
+pub(super) const REFRESH_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// XOR distance between two ids, as a big-endian number.
-pub fn distance(a: &NodeId, b: &NodeId) -> [u8; 20] {
+pub(super) fn distance(a: &NodeId, b: &NodeId) -> [u8; 20] {
     let mut d = [0u8; 20];
     for i in 0..20 {
         d[i] = a[i] ^ b[i];
@@ -23,7 +23,7 @@ pub fn distance(a: &NodeId, b: &NodeId) -> [u8; 20] {
 
 /// Bucket index of `other` seen from `own`: 159 for the farthest half, 0 for the id that
 /// differs only in the last bit; `None` for our own id.
-pub fn bucket_index(own: &NodeId, other: &NodeId) -> Option<usize> {
+pub(super) fn bucket_index(own: &NodeId, other: &NodeId) -> Option<usize> {
     let d = distance(own, other);
     let byte = d.iter().position(|&b| b != 0)?;
     Some(159 - (byte * 8 + d[byte].leading_zeros() as usize))
@@ -38,7 +38,7 @@ struct Entry {
 
 /// The table.
 #[derive(Debug)]
-pub struct RoutingTable {
+pub(super) struct RoutingTable {
     own: NodeId,
     buckets: Vec<Vec<Entry>>,
     touched: Vec<Instant>,
@@ -46,7 +46,7 @@ pub struct RoutingTable {
 
 impl RoutingTable {
     /// An empty table around our id.
-    pub fn new(own: NodeId) -> Self {
+    pub(super) fn new(own: NodeId) -> Self {
         Self {
             own,
             buckets: vec![Vec::new(); 160],
@@ -55,13 +55,13 @@ impl RoutingTable {
     }
 
     /// Our id.
-    pub fn own_id(&self) -> NodeId {
+    pub(super) fn own_id(&self) -> NodeId {
         self.own
     }
 
     /// Records a node that answered a query of ours (only those enter: a node that
     /// merely queries us could be anyone's address). Returns whether it is in the table.
-    pub fn seen(&mut self, node: NodeInfo) -> bool {
+    pub(super) fn seen(&mut self, node: NodeInfo) -> bool {
         let Some(i) = bucket_index(&self.own, &node.id) else {
             return false;
         };
@@ -94,7 +94,7 @@ impl RoutingTable {
     /// (a node that once answered and still queries us stays good, as BEP 5 says);
     /// returns whether it could enter the table if it answered a query of ours (not
     /// held, and its bucket has room or a bad node).
-    pub fn queried_by(&mut self, node: NodeInfo) -> bool {
+    pub(super) fn queried_by(&mut self, node: NodeInfo) -> bool {
         let Some(i) = bucket_index(&self.own, &node.id) else {
             return false;
         };
@@ -109,7 +109,7 @@ impl RoutingTable {
     }
 
     /// Records a query to `id` that went unanswered.
-    pub fn failed(&mut self, id: &NodeId) {
+    pub(super) fn failed(&mut self, id: &NodeId) {
         if let Some(i) = bucket_index(&self.own, id)
             && let Some(e) = self.buckets[i].iter_mut().find(|e| &e.node.id == id)
         {
@@ -118,7 +118,7 @@ impl RoutingTable {
     }
 
     /// The `n` known nodes closest to `target`, good ones only.
-    pub fn closest(&self, target: &NodeId, n: usize) -> Vec<NodeInfo> {
+    pub(super) fn closest(&self, target: &NodeId, n: usize) -> Vec<NodeInfo> {
         let mut all: Vec<&Entry> = self
             .buckets
             .iter()
@@ -130,23 +130,18 @@ impl RoutingTable {
     }
 
     /// Nodes in the table.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.buckets.iter().map(Vec::len).sum()
     }
 
-    /// Whether the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Every node, for saving the table.
-    pub fn nodes(&self) -> Vec<NodeInfo> {
+    pub(super) fn nodes(&self) -> Vec<NodeInfo> {
         self.buckets.iter().flatten().map(|e| e.node).collect()
     }
 
     /// Targets for refreshing buckets that hold nodes but were untouched for
     /// [`REFRESH_AFTER`]: an id inside each such bucket's range.
-    pub fn refresh_targets(&mut self, random: impl Fn() -> NodeId) -> Vec<NodeId> {
+    pub(super) fn refresh_targets(&mut self, random: impl Fn() -> NodeId) -> Vec<NodeId> {
         let now = Instant::now();
         let mut targets = Vec::new();
         for i in 0..160 {
@@ -161,7 +156,7 @@ impl RoutingTable {
 
 /// An id whose bucket index from `own` is `i`: our prefix, bit `159 - i` flipped, random
 /// below it.
-pub fn id_in_bucket(own: &NodeId, i: usize, random: NodeId) -> NodeId {
+pub(super) fn id_in_bucket(own: &NodeId, i: usize, random: NodeId) -> NodeId {
     let bit = 159 - i; // position from the most significant bit
     let mut id = *own;
     for pos in bit..160 {

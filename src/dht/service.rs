@@ -98,7 +98,7 @@ impl DhtService {
                 &db,
                 state.as_deref(),
                 &stop,
-            )
+            );
         });
         Self { thread }
     }

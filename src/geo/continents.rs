@@ -10,7 +10,7 @@ const OC: &str = "AS AU CK FJ FM GU KI MH MP NC NF NR NU NZ PF PG PN PW SB TK TO
 const SA: &str = "AR BO BR CL CO EC FK GF GY PE PY SR UY VE";
 
 /// The continent code of an ISO country code, if known.
-pub fn of_country(code: &str) -> Option<&'static str> {
+pub(super) fn of_country(code: &str) -> Option<&'static str> {
     let code = code.trim().to_ascii_uppercase();
     [
         ("AF", AF),

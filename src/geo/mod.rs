@@ -79,7 +79,8 @@ fn open(path: &Path) -> Option<Db> {
     } else {
         Schema::Flat
     };
-    let built = crate::clock::format_utc(reader.metadata().build_epoch as i64);
+    let built =
+        crate::clock::format_utc(i64::try_from(reader.metadata().build_epoch).unwrap_or(i64::MAX));
     let description = format!(
         "{kind} built {built} ({})",
         path.file_name()

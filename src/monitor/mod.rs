@@ -179,7 +179,9 @@ impl Monitor {
         };
         format!(
             "[{}] torrents {torrents} ({pending} waiting for metadata) | peers {} ({} due, {} complete) | visits/s {rate:.1} | ok {success} | confirmed {} | incoming {} | db backlog {}{full}{stalled}",
-            crate::clock::format_duration(self.started.elapsed().as_secs() as i64),
+            crate::clock::format_duration(
+                i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX)
+            ),
             q.peers.known,
             q.peers.due,
             q.peers.finished,

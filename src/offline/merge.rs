@@ -331,48 +331,45 @@ fn merge_into(temp: &Path, out: &Path, inputs: &[PathBuf]) -> Result<MergeSummar
                 _ => continue,
             };
             let (t, frac) = (int(&r[6]), real(&r[7]).unwrap_or(0.0));
-            let id = match by_hash.get(&hash) {
-                Some(&(id, known_t, known_frac, from)) => {
-                    let differs = (known_frac - frac).abs() > 1e-9
-                        || matches!((known_t, t), (Some(a), Some(b)) if a != b);
-                    if differs {
-                        let show = |t: Option<i64>, f: f64| {
-                            format!("{f} ({} pieces)", t.map_or("?".into(), |t| t.to_string()))
-                        };
-                        return Err(MergeError::Threshold {
-                            info_hash: hash,
-                            path_a: opened[from].path.clone(),
-                            a: show(known_t, known_frac),
-                            path_b: input.path.clone(),
-                            b: show(t, frac),
-                        });
-                    }
-                    if known_t.is_none() && t.is_some() {
-                        // The other run got the magnet's metadata.
-                        tx.execute(
-                            "UPDATE torrent SET pieces_count = ?2, piece_size = ?3, total_size = ?4,
-                                complete_threshold = ?5 WHERE id = ?1",
-                            params![id, r[3], r[4], r[5], r[6]],
-                        )
-                        .map_err(db(&out_path))?;
-                        by_hash.insert(hash.clone(), (id, t, frac, i));
-                    }
-                    id
+            let id = if let Some(&(id, known_t, known_frac, from)) = by_hash.get(&hash) {
+                let differs = (known_frac - frac).abs() > 1e-9
+                    || matches!((known_t, t), (Some(a), Some(b)) if a != b);
+                if differs {
+                    let show = |t: Option<i64>, f: f64| {
+                        format!("{f} ({} pieces)", t.map_or("?".into(), |t| t.to_string()))
+                    };
+                    return Err(MergeError::Threshold {
+                        info_hash: hash,
+                        path_a: opened[from].path.clone(),
+                        a: show(known_t, known_frac),
+                        path_b: input.path.clone(),
+                        b: show(t, frac),
+                    });
                 }
-                None => {
-                    let id = by_hash.len() as i64 + 1;
+                if known_t.is_none() && t.is_some() {
+                    // The other run got the magnet's metadata.
                     tx.execute(
-                        "INSERT INTO torrent (id, info_hash, name, pieces_count, piece_size,
-                            total_size, complete_threshold, threshold, source, trackers, private,
-                            added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                        params![
-                            id, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]
-                        ],
+                        "UPDATE torrent SET pieces_count = ?2, piece_size = ?3, total_size = ?4,
+                            complete_threshold = ?5 WHERE id = ?1",
+                        params![id, r[3], r[4], r[5], r[6]],
                     )
                     .map_err(db(&out_path))?;
-                    by_hash.insert(hash, (id, t, frac, i));
-                    id
+                    by_hash.insert(hash.clone(), (id, t, frac, i));
                 }
+                id
+            } else {
+                let id = i64::try_from(by_hash.len()).map_or(i64::MAX, |n| n + 1);
+                tx.execute(
+                    "INSERT INTO torrent (id, info_hash, name, pieces_count, piece_size,
+                        total_size, complete_threshold, threshold, source, trackers, private,
+                        added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    params![
+                        id, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]
+                    ],
+                )
+                .map_err(db(&out_path))?;
+                by_hash.insert(hash, (id, t, frac, i));
+                id
             };
             if let Some(old) = int(&r[0]) {
                 map.insert(old, id);
@@ -403,24 +400,21 @@ fn merge_into(temp: &Path, out: &Path, inputs: &[PathBuf]) -> Result<MergeSummar
                 Value::Text(k) => (tid, k.clone()),
                 _ => continue,
             };
-            match merged.get_mut(&key) {
-                Some(m) => {
-                    combine(&mut m.cols, &cols).map_err(|what| MergeError::Refused {
-                        path: input.path.clone(),
-                        what: format!("peer row {old_id}: {what}"),
-                    })?;
-                    m.sources.push((i, old_id));
-                }
-                None => {
-                    order.push(key.clone());
-                    merged.insert(
-                        key,
-                        PeerRow {
-                            cols,
-                            sources: vec![(i, old_id)],
-                        },
-                    );
-                }
+            if let Some(m) = merged.get_mut(&key) {
+                combine(&mut m.cols, &cols).map_err(|what| MergeError::Refused {
+                    path: input.path.clone(),
+                    what: format!("peer row {old_id}: {what}"),
+                })?;
+                m.sources.push((i, old_id));
+            } else {
+                order.push(key.clone());
+                merged.insert(
+                    key,
+                    PeerRow {
+                        cols,
+                        sources: vec![(i, old_id)],
+                    },
+                );
             }
         }
         confirmed_in.push(confirmed);
@@ -479,7 +473,7 @@ fn merge_into(temp: &Path, out: &Path, inputs: &[PathBuf]) -> Result<MergeSummar
     let mut confirmed = 0;
     for (n, key) in order.iter().enumerate() {
         let Some(m) = merged.get(key) else { continue };
-        let id = n as i64 + 1;
+        let id = i64::try_from(n).map_or(i64::MAX, |n| n + 1);
         let mut values = vec![Value::Integer(id)];
         values.extend(m.cols.iter().cloned());
         tx.execute(&insert, rusqlite::params_from_iter(values))
@@ -554,15 +548,14 @@ fn check_distinct_runs(inputs: &[Input]) -> Result<(), MergeError> {
                 Value::Integer(n) => n.to_string(),
                 _ => "-".into(),
             };
-            let (key, what) = match &r[0] {
-                Value::Text(uid) => (format!("uid {uid}"), format!("run id {uid}")),
-                _ => {
-                    let (host, start, check) = (text(&r[1]), text(&r[2]), text(&r[3]));
-                    (
-                        format!("old {host} {start} {check}"),
-                        format!("host {host}, started at {start}, same key"),
-                    )
-                }
+            let (key, what) = if let Value::Text(uid) = &r[0] {
+                (format!("uid {uid}"), format!("run id {uid}"))
+            } else {
+                let (host, start, check) = (text(&r[1]), text(&r[2]), text(&r[3]));
+                (
+                    format!("old {host} {start} {check}"),
+                    format!("host {host}, started at {start}, same key"),
+                )
             };
             if let Some(&first) = seen.get(&key) {
                 return Err(MergeError::SameRun {

@@ -55,14 +55,14 @@ enum Kind {
 
 /// btda's schema, column by column, to check input rows against.
 #[derive(Debug)]
-pub struct Expected {
+pub(super) struct Expected {
     tables: HashMap<String, HashMap<String, Column>>,
 }
 
 impl Expected {
     /// Reads the declared columns of `tables` from `ours` (a database with btda's
     /// schema: the merge's output).
-    pub fn read(ours: &Connection, tables: &[&str]) -> rusqlite::Result<Self> {
+    pub(super) fn read(ours: &Connection, tables: &[&str]) -> rusqlite::Result<Self> {
         let mut out = HashMap::new();
         for table in tables {
             let mut stmt = ours.prepare(&format!("PRAGMA table_info({table})"))?;
@@ -86,7 +86,7 @@ impl Expected {
     }
 
     /// Checks one value of `table.column`; `Err` says what is wrong with it.
-    pub fn check(&self, table: &str, column: &str, v: &Value) -> Result<(), String> {
+    pub(super) fn check(&self, table: &str, column: &str, v: &Value) -> Result<(), String> {
         let Some(c) = self.tables.get(table).and_then(|t| t.get(column)) else {
             return Ok(()); // not a column btda has: not read
         };
@@ -120,7 +120,7 @@ impl Expected {
 
     /// Checks every row of `table` in `input` (the columns both have); `Err` names the
     /// first value refused.
-    pub fn check_table(&self, input: &Connection, table: &str) -> Result<(), String> {
+    pub(super) fn check_table(&self, input: &Connection, table: &str) -> Result<(), String> {
         let theirs: Vec<String> = {
             let mut stmt = input
                 .prepare(&format!("PRAGMA table_info({table})"))

@@ -36,7 +36,7 @@ pub fn run(
     for i in 0..records {
         let row = Record::Visit(VisitRow {
             torrent_id: 1,
-            started_at: i as i64,
+            started_at: i64::try_from(i).unwrap_or(i64::MAX),
             direction: "out",
             outcome: "ok",
             pieces: Some((i % 1000) as u32),

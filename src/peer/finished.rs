@@ -13,7 +13,7 @@ use crate::wire::StateKind;
 
 /// Which way the connection went (`visit.direction`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub(super) enum Direction {
     /// btda dialled the peer; the attempt number (1 = first contact) and why.
     Out {
         /// 1 for the first attempt at this peer, then 2, 3, …
@@ -27,7 +27,7 @@ pub enum Direction {
 
 /// One visit, ended.
 #[derive(Debug)]
-pub struct FinishedVisit {
+pub(super) struct FinishedVisit {
     /// What the visit found.
     pub report: VisitReport,
     /// The torrent it was for.
@@ -40,13 +40,13 @@ pub struct FinishedVisit {
 
 impl FinishedVisit {
     /// When it ended, Unix ms.
-    pub fn end_ms(&self) -> i64 {
+    pub(super) fn end_ms(&self) -> i64 {
         self.started_ms + i64::from(self.report.duration_ms)
     }
 
     /// What the queue needs: the count at the first piece-state message and at the end
     /// as observations; one of 0 pieces for state `none`; none for state `invalid`.
-    pub fn result(&self) -> VisitResult {
+    pub(super) fn result(&self) -> VisitResult {
         let r = &self.report;
         match (r.outcome, r.pieces) {
             (Outcome::Ok, Some(pieces)) => {
@@ -83,7 +83,7 @@ impl FinishedVisit {
 
     /// What the writer stores, for the peer's database id (None before its first
     /// observation).
-    pub fn row(&self, peer_id: Option<i64>) -> VisitRow {
+    pub(super) fn row(&self, peer_id: Option<i64>) -> VisitRow {
         let r = &self.report;
         let (direction, attempt, reason) = match self.direction {
             Direction::Out { attempt, reason } => ("out", Some(attempt), reason),

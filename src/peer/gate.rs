@@ -23,7 +23,7 @@ use std::net::IpAddr;
 
 /// The gate's limits.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(super) struct Limits {
     /// Incoming handlers (connections handled at once).
     pub capacity: usize,
     /// Connections in their handshake at once from one IP.
@@ -34,14 +34,14 @@ pub struct Limits {
 
 /// A connection's ticket: give it back to [`Gate::handshaken`] and [`Gate::end`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ticket {
+pub(super) struct Ticket {
     ip: IpAddr,
     id: u64,
 }
 
 /// Why an arrival was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(super) enum Refused {
     /// Its IP already holds its share of connections.
     PerIp,
     /// Every handler is taken and no address holds more handshakes than its own.
@@ -50,7 +50,7 @@ pub enum Refused {
 
 /// What the gate decided about an arrival.
 #[derive(Debug)]
-pub enum Admission<H> {
+pub(super) enum Admission<H> {
     /// Handle it; if `shed` is given, close that connection (its handler ends).
     Admitted {
         /// The new connection's ticket.
@@ -73,7 +73,7 @@ struct Entry<H> {
 
 /// The admission state of the incoming connections (see the module).
 #[derive(Debug)]
-pub struct Gate<H> {
+pub(super) struct Gate<H> {
     limits: Limits,
     by_ip: HashMap<IpAddr, Vec<Entry<H>>>,
     /// Connections admitted and not shed (each has or will get a handler).
@@ -83,7 +83,7 @@ pub struct Gate<H> {
 
 impl<H> Gate<H> {
     /// An empty gate.
-    pub fn new(limits: Limits) -> Self {
+    pub(super) fn new(limits: Limits) -> Self {
         Self {
             limits,
             by_ip: HashMap::new(),
@@ -100,7 +100,7 @@ impl<H> Gate<H> {
     }
 
     /// Decides about a connection arriving from `ip`.
-    pub fn arrive(&mut self, ip: IpAddr, handle: H) -> Admission<H> {
+    pub(super) fn arrive(&mut self, ip: IpAddr, handle: H) -> Admission<H> {
         let own = self.handshakes(&ip);
         let open = self.by_ip.get(&ip).map_or(0, Vec::len);
         if own >= self.limits.per_ip_handshakes || open >= self.limits.per_ip_open {
@@ -145,7 +145,7 @@ impl<H> Gate<H> {
 
     /// The connection finished its handshake: it no longer counts as one (nor can it
     /// be shed).
-    pub fn handshaken(&mut self, t: Ticket) {
+    pub(super) fn handshaken(&mut self, t: Ticket) {
         if let Some(e) = self
             .by_ip
             .get_mut(&t.ip)
@@ -157,7 +157,7 @@ impl<H> Gate<H> {
     }
 
     /// The connection is closed and its handler free.
-    pub fn end(&mut self, t: Ticket) {
+    pub(super) fn end(&mut self, t: Ticket) {
         let Some(v) = self.by_ip.get_mut(&t.ip) else {
             return;
         };
@@ -173,7 +173,8 @@ impl<H> Gate<H> {
     }
 
     /// Connections admitted and not shed.
-    pub fn live(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
         self.live
     }
 }

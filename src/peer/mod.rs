@@ -2,14 +2,14 @@
 
 pub mod encryption;
 pub mod engine;
-pub mod finished;
-pub mod gate;
+mod finished;
+mod gate;
 pub mod measured;
 pub mod metadata;
-pub mod outcome;
+mod outcome;
 pub mod stream;
-pub mod tcp;
-pub mod visit;
+mod tcp;
+mod visit;
 
 pub use engine::{Engine, EngineStats, Running};
 pub use outcome::Outcome;

@@ -14,7 +14,7 @@ use crate::shutdown::Shutdown;
 /// from `source` when given and of the same address family as `addr`. Once a stop is
 /// requested no connection is opened: the flag is read right before `connect`, so
 /// from the signal's arrival on no SYN leaves (`Interrupted`).
-pub fn connect(
+pub(super) fn connect(
     addr: SocketAddr,
     timeout: Duration,
     source: Option<std::net::IpAddr>,

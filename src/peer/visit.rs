@@ -142,7 +142,7 @@ fn ms_between(from: Instant, to: Instant) -> u32 {
 
 /// An outgoing connection whose handshakes are done: the one connection path of visits
 /// and metadata fetches.
-pub struct Opened {
+pub(super) struct Opened {
     /// The connection.
     pub stream: PeerStream,
     /// The peer's handshake.
@@ -158,7 +158,7 @@ pub struct Opened {
 /// Why an outgoing connection did not get as far as both handshakes, and the phase
 /// times measured until then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotOpened {
+pub(super) struct NotOpened {
     /// How it ended.
     pub outcome: Outcome,
     /// Connect time, if it connected.
@@ -200,7 +200,7 @@ fn refused_mse(e: &NotOpened) -> bool {
 /// `me.encryption` says (with `fallback`, a peer that refuses plaintext is asked again
 /// with MSE at once). A peer that answers with our own peer id is [`Outcome::Myself`];
 /// one for another torrent is [`Outcome::InfoHashMismatch`].
-pub fn open_outgoing(
+pub(super) fn open_outgoing(
     addr: SocketAddr,
     info_hash: InfoHash,
     me: &Identity<'_>,
@@ -294,7 +294,7 @@ fn attempt(
 }
 
 /// Visits `addr` for `info_hash`: connect, handshake, read the piece state.
-pub fn visit_outgoing(
+pub(super) fn visit_outgoing(
     addr: SocketAddr,
     info_hash: InfoHash,
     (pieces, threshold): (u32, u32),
@@ -328,7 +328,7 @@ pub fn visit_outgoing(
 }
 
 /// Looks up a torrent by the info-hash an incoming peer asked for: its pieces count.
-pub trait TorrentLookup {
+pub(super) trait TorrentLookup {
     /// Pieces of the torrent with this info-hash, if btda analyses it.
     fn pieces_of(&self, info_hash: &InfoHash) -> Option<u32>;
 
@@ -344,7 +344,7 @@ pub trait TorrentLookup {
 /// handshake bytes (or the MSE `req2` hash), without waiting for anything else.
 /// `handshaken` is called the moment the peer's whole handshake has arrived (the
 /// incoming gate stops counting the connection as one in its handshake).
-pub fn visit_incoming(
+pub(super) fn visit_incoming(
     conn: Box<dyn Transport>,
     torrents: &dyn TorrentLookup,
     me: &Identity<'_>,

@@ -20,7 +20,7 @@ use crate::tracker::service::{Announcer, TrackedTorrent, TrackerService};
 use super::Shutdown;
 
 /// The evaluation while it runs.
-pub struct Evaluation {
+pub(super) struct Evaluation {
     /// Shared state of workers and listener.
     pub engine: Arc<Engine>,
     running: Running,
@@ -35,7 +35,7 @@ pub struct Evaluation {
 
 /// Starts everything; peers given by hand are queued at once. Fails only when a thread
 /// cannot be spawned (then whatever started is stopped again).
-pub fn start(
+pub(super) fn start(
     config: &Config,
     torrents: &[Torrent],
     db: RecordSender,
@@ -235,7 +235,7 @@ impl Evaluation {
     /// `tracker.stopped_timeout_ms`), the other sources stop, visits in flight end (they
     /// watch the stop flag), the listener and the statistics thread finish. Call after
     /// the stop flag is set.
-    pub fn stop(self) {
+    pub(super) fn stop(self) {
         self.engine.queue.close();
         self.trackers.stop();
         if let Some(dht) = self.dht {

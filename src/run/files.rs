@@ -40,7 +40,7 @@ impl RunFiles {
 }
 
 /// This machine's host name (Linux `/proc`, then `/etc/hostname`, then `HOSTNAME`).
-pub fn hostname() -> String {
+pub(super) fn hostname() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())

@@ -20,7 +20,8 @@ const LEVELS: [LevelFilter; 6] = [
 ];
 
 fn level(base: usize, verbosity: i8) -> LevelFilter {
-    let i = (base as i64 + i64::from(verbosity)).clamp(0, 5) as usize;
+    let base = i64::try_from(base).unwrap_or(5);
+    let i = (base + i64::from(verbosity)).clamp(0, 5) as usize;
     LEVELS[i]
 }
 

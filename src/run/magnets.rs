@@ -20,20 +20,20 @@ use crate::torrent::{Figures, Torrent, TorrentId, metainfo};
 const RETRY_PEER_AFTER: Duration = Duration::from_secs(15);
 
 /// The saved metadata of `torrent` in `output`, if an earlier run fetched it.
-pub fn saved_metadata(output: &Path, torrent: &Torrent) -> Option<metainfo::Metainfo> {
+pub(super) fn saved_metadata(output: &Path, torrent: &Torrent) -> Option<metainfo::Metainfo> {
     let path = output.join(format!("{}.torrent", torrent.info_hash));
     let meta = metainfo::parse(&std::fs::read(path).ok()?).ok()?;
     (meta.info_hash == torrent.info_hash).then_some(meta)
 }
 
 /// The background fetcher.
-pub struct MagnetService {
+pub(super) struct MagnetService {
     thread: JoinHandle<()>,
 }
 
 impl MagnetService {
     /// Starts fetching for every torrent without metadata.
-    pub fn start(
+    pub(super) fn start(
         torrents: &[Torrent],
         engine: Arc<Engine>,
         db: RecordSender,
@@ -59,7 +59,7 @@ impl MagnetService {
     }
 
     /// Waits for the fetcher (the stop flag must be set).
-    pub fn join(self) {
+    pub(super) fn join(self) {
         let _ = self.thread.join();
     }
 }

@@ -8,10 +8,10 @@
 //! writer drains, and the summary is read back from the database.
 
 pub mod build;
-pub mod evaluation;
-pub mod files;
+mod evaluation;
+mod files;
 pub mod logging;
-pub mod magnets;
+mod magnets;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
@@ -380,7 +380,7 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         confirmed: stored.3,
         failure,
         end_reason,
-        seconds: started.elapsed().as_secs() as i64,
+        seconds: i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX),
         writer: summary,
     })
 }

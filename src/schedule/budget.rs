@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Dials at once into one network before its rate applies: one sweep of a /24.
-pub const NETWORK_BURST: u32 = 256;
+pub(super) const NETWORK_BURST: u32 = 256;
 /// Networks remembered before the idle ones (no reservation ahead) are forgotten.
 const PRUNE_AT: usize = 65_536;
 

@@ -1,8 +1,8 @@
 //! Scheduling: which peer to visit when. Knows due times, visit states and the retry
 //! policy, nothing of what visits found (that is [`crate::book`]).
 
-pub mod budget;
-pub mod policy;
+mod budget;
+mod policy;
 pub mod scheduler;
 
 pub use budget::DialBudget;

@@ -257,7 +257,7 @@ pub fn run_demo_configured(
                         match expect(crate::clock::millis(min_revisit)) {
                             Expect::Must if got => j.lingering_confirmed += 1,
                             Expect::Must => {
-                                *j.missed_by_kind.entry(p.kind.name()).or_default() += 1
+                                *j.missed_by_kind.entry(p.kind.name()).or_default() += 1;
                             }
                             Expect::May if expect(0) == Expect::Must => {
                                 j.short += 1;

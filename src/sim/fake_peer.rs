@@ -276,7 +276,7 @@ impl Script {
         match &self.behaviour {
             Behaviour::HaveAll | Behaviour::SlowHandshake { .. } => send(&mut s, Message::HaveAll)?,
             Behaviour::Bitfield => {
-                send(&mut s, Message::Bitfield(bitfield(self.total, self.pieces)))?
+                send(&mut s, Message::Bitfield(bitfield(self.total, self.pieces)))?;
             }
             Behaviour::ResendBitfield { later, delay_ms } => {
                 send(&mut s, Message::Bitfield(bitfield(self.total, self.pieces)))?;

@@ -426,15 +426,12 @@ pub fn percent_decode(s: &str) -> Vec<u8> {
             .flatten()
             .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match escaped {
-            Some(v) => {
-                out.push(v);
-                i += 3;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
+        if let Some(v) = escaped {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
         }
     }
     out

@@ -5,7 +5,7 @@ pub mod burst;
 pub mod demo;
 pub mod fake_peer;
 pub mod fake_tracker;
-pub mod harness;
+mod harness;
 pub mod reactor;
 pub mod script;
 pub mod serve;

@@ -492,12 +492,11 @@ impl State {
     }
 
     fn add(&mut self, conn: Conn) -> Option<usize> {
-        let slot = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.conns.push(None);
-                self.conns.len() - 1
-            }
+        let slot = if let Some(i) = self.free.pop() {
+            i
+        } else {
+            self.conns.push(None);
+            self.conns.len() - 1
         };
         let mut conn = conn;
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -1073,9 +1072,8 @@ impl State {
             return;
         };
         let ip = self.lives[life].script.ip;
-        let socket = match Socket::new(Domain::IPV4, Type::STREAM, None) {
-            Ok(s) => s,
-            Err(_) => return,
+        let Ok(socket) = Socket::new(Domain::IPV4, Type::STREAM, None) else {
+            return;
         };
         let bound = socket
             .bind(&SocketAddr::V4(SocketAddrV4::new(ip, 0)).into())

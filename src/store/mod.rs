@@ -3,7 +3,7 @@
 
 pub mod records;
 pub mod schema;
-pub mod writer;
+mod writer;
 
 pub use records::{PeerRow, Record, RequestRow, RunStart, StatisticRow, TorrentRow, VisitRow};
 pub use writer::{RecordSender, StoreError, Writer, WriterSettings, WriterStats, WriterSummary};

@@ -21,7 +21,7 @@ pub struct Magnet {
 
 /// Why a magnet link was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum MagnetError {
+pub(super) enum MagnetError {
     /// Not a `magnet:?` URI at all.
     #[error("not a magnet link (must start with `magnet:?`)")]
     NotMagnet,
@@ -40,7 +40,7 @@ pub enum MagnetError {
 }
 
 /// Parses one magnet link.
-pub fn parse(link: &str) -> Result<Magnet, MagnetError> {
+pub(super) fn parse(link: &str) -> Result<Magnet, MagnetError> {
     let link = link.trim();
     let url = url::Url::parse(link).map_err(|_| MagnetError::NotMagnet)?;
     if url.scheme() != "magnet" || url.query().is_none() {

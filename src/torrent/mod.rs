@@ -3,8 +3,8 @@
 
 pub mod bencode;
 pub mod import;
-pub mod info_hash;
-pub mod magnet;
+mod info_hash;
+mod magnet;
 pub mod metainfo;
 pub mod registry;
 

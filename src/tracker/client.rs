@@ -146,7 +146,7 @@ impl TrackerClient {
                     .iter()
                     .map(|der| rustls::pki_types::CertificateDer::from(der.clone())),
             )
-            .fold(request, |r, cert| r.add_root_certificate(cert));
+            .fold(request, attohttpc::RequestBuilder::add_root_certificate);
         let response = request
             .timeout(s.http_timeout)
             .connect_timeout(s.http_timeout)
@@ -233,19 +233,18 @@ impl TrackerClient {
             .get(&addr)
             .filter(|(_, at)| at.elapsed() < CONNECTION_ID_LIFETIME)
             .map(|(id, _)| *id);
-        let connection_id = match cached {
-            Some(id) => id,
-            None => {
-                let id = self.udp_round(
-                    &socket,
-                    |tx| udp::connect_request(tx).to_vec(),
-                    udp::parse_connect,
-                )?;
-                self.connection_ids
-                    .lock()
-                    .insert(addr, (id, Instant::now()));
-                id
-            }
+        let connection_id = if let Some(id) = cached {
+            id
+        } else {
+            let id = self.udp_round(
+                &socket,
+                |tx| udp::connect_request(tx).to_vec(),
+                udp::parse_connect,
+            )?;
+            self.connection_ids
+                .lock()
+                .insert(addr, (id, Instant::now()));
+            id
         };
         let result = self.udp_round(&socket, |tx| build(connection_id, tx), &parse);
         if result.is_err() {

@@ -11,11 +11,11 @@ use crate::wire::compact::{decode_v4 as compact_v4, decode_v6 as compact_v6};
 /// Nesting limit for tracker responses (flat dictionaries and peer lists).
 const MAX_DEPTH: usize = 8;
 /// Peers kept from one response.
-pub const MAX_PEERS: usize = 2000;
+pub(super) const MAX_PEERS: usize = 2000;
 
 /// Percent-encodes every byte outside RFC 3986's unreserved set. Never `+` for a space:
 /// trackers decode the info-hash byte by byte and reject `+`.
-pub fn percent_encode(bytes: &[u8]) -> String {
+pub(super) fn percent_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 3);
     for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -28,7 +28,7 @@ pub fn percent_encode(bytes: &[u8]) -> String {
 }
 
 /// The full announce URL for `base` (which may already carry a query, e.g. a passkey).
-pub fn announce_url(base: &str, p: &AnnounceParams) -> String {
+pub(super) fn announce_url(base: &str, p: &AnnounceParams) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
     let mut url = format!(
         "{base}{sep}info_hash={}&peer_id={}&port={}&uploaded={}&downloaded={}&left={}&compact=1&numwant={}&key={:08x}",
@@ -50,7 +50,7 @@ pub fn announce_url(base: &str, p: &AnnounceParams) -> String {
 
 /// BEP 48: the scrape URL replaces `announce` at the start of the last path segment; a
 /// tracker whose announce URL has no such segment does not support scrape.
-pub fn scrape_url(announce: &str) -> Option<String> {
+pub(super) fn scrape_url(announce: &str) -> Option<String> {
     let (path_end, query) = match announce.find('?') {
         Some(i) => (i, &announce[i..]),
         None => (announce.len(), ""),
@@ -63,7 +63,7 @@ pub fn scrape_url(announce: &str) -> Option<String> {
 }
 
 /// The scrape URL for several torrents at once (repeated `info_hash`).
-pub fn scrape_url_for(scrape: &str, hashes: &[InfoHash]) -> String {
+pub(super) fn scrape_url_for(scrape: &str, hashes: &[InfoHash]) -> String {
     let mut url = scrape.to_string();
     for (i, h) in hashes.iter().enumerate() {
         let sep = if i == 0 && !scrape.contains('?') {
@@ -104,7 +104,7 @@ fn with_response<T>(
 }
 
 /// Parses an announce response body.
-pub fn parse_announce(body: &[u8]) -> Result<AnnounceReply, TrackerError> {
+pub(super) fn parse_announce(body: &[u8]) -> Result<AnnounceReply, TrackerError> {
     with_response(body, read_announce)
 }
 
@@ -178,7 +178,7 @@ fn dict_peer(v: &bencode::Value<'_>) -> Option<SocketAddr> {
 
 /// Parses a scrape response: counts for each requested hash the tracker knows, and
 /// BEP 48's `flags.min_request_interval` (a malformed or negative one is ignored).
-pub fn parse_scrape(body: &[u8], hashes: &[InfoHash]) -> Result<ScrapeReply, TrackerError> {
+pub(super) fn parse_scrape(body: &[u8], hashes: &[InfoHash]) -> Result<ScrapeReply, TrackerError> {
     with_response(body, |d| {
         let files = d
             .dict("files")

@@ -1,10 +1,10 @@
 //! Trackers: HTTP and UDP announce and scrape for every tracker URL of every torrent.
 
 pub mod client;
-pub mod http;
+mod http;
 pub mod service;
 pub mod tls;
-pub mod udp;
+mod udp;
 
 use std::net::SocketAddr;
 

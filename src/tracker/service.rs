@@ -354,7 +354,7 @@ impl Shared {
         let mut job = self.jobs[i].lock();
         let url = job.url.clone();
         let mut unreachable = None;
-        for slot in job.slots.iter_mut() {
+        for slot in &mut job.slots {
             if self.stopping() || slot.next > Instant::now() {
                 continue;
             }
@@ -475,7 +475,7 @@ impl Shared {
                         }
                         None => {
                             r.error =
-                                Some("malformed response: torrent missing from the scrape".into())
+                                Some("malformed response: torrent missing from the scrape".into());
                         }
                     }
                     self.record(Record::Request(r));

@@ -6,9 +6,9 @@ use crate::torrent::InfoHash;
 use crate::wire::compact::{decode_v4 as compact_v4, decode_v6 as compact_v6};
 
 /// The protocol id of a connect request.
-pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
+pub(super) const PROTOCOL_ID: u64 = 0x0417_2710_1980;
 /// Most info-hashes in one scrape packet (BEP 15: about 74 fit).
-pub const MAX_SCRAPE: usize = 74;
+pub(super) const MAX_SCRAPE: usize = 74;
 /// Peers kept from one response.
 const MAX_PEERS: usize = 2000;
 
@@ -18,7 +18,7 @@ const SCRAPE: u32 = 2;
 const ERROR: u32 = 3;
 
 /// A connect request.
-pub fn connect_request(txid: u32) -> [u8; 16] {
+pub(super) fn connect_request(txid: u32) -> [u8; 16] {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&PROTOCOL_ID.to_be_bytes());
     b[8..12].copy_from_slice(&CONNECT.to_be_bytes());
@@ -27,7 +27,7 @@ pub fn connect_request(txid: u32) -> [u8; 16] {
 }
 
 /// An announce request (98 bytes).
-pub fn announce_request(connection_id: u64, txid: u32, p: &AnnounceParams) -> Vec<u8> {
+pub(super) fn announce_request(connection_id: u64, txid: u32, p: &AnnounceParams) -> Vec<u8> {
     let mut b = Vec::with_capacity(98);
     b.extend_from_slice(&connection_id.to_be_bytes());
     b.extend_from_slice(&ANNOUNCE.to_be_bytes());
@@ -40,13 +40,13 @@ pub fn announce_request(connection_id: u64, txid: u32, p: &AnnounceParams) -> Ve
     b.extend_from_slice(&p.event.udp_code().to_be_bytes());
     b.extend_from_slice(&0u32.to_be_bytes()); // IP: the sender's
     b.extend_from_slice(&p.key.to_be_bytes());
-    b.extend_from_slice(&(p.numwant as i32).to_be_bytes());
+    b.extend_from_slice(&i32::try_from(p.numwant).unwrap_or(i32::MAX).to_be_bytes());
     b.extend_from_slice(&p.port.to_be_bytes());
     b
 }
 
 /// A scrape request for at most [`MAX_SCRAPE`] hashes.
-pub fn scrape_request(connection_id: u64, txid: u32, hashes: &[InfoHash]) -> Vec<u8> {
+pub(super) fn scrape_request(connection_id: u64, txid: u32, hashes: &[InfoHash]) -> Vec<u8> {
     let mut b = Vec::with_capacity(16 + 20 * hashes.len().min(MAX_SCRAPE));
     b.extend_from_slice(&connection_id.to_be_bytes());
     b.extend_from_slice(&SCRAPE.to_be_bytes());
@@ -96,13 +96,13 @@ fn header(
 }
 
 /// The connection id from a connect response.
-pub fn parse_connect(packet: &[u8], txid: u32) -> Result<Option<u64>, TrackerError> {
+pub(super) fn parse_connect(packet: &[u8], txid: u32) -> Result<Option<u64>, TrackerError> {
     Ok(header(packet, txid, CONNECT, 16)?
         .map(|()| u64::from_be_bytes(packet[8..16].try_into().unwrap_or([0; 8]))))
 }
 
 /// An announce response; peers are IPv6 when the request went over IPv6 (BEP 15).
-pub fn parse_announce(
+pub(super) fn parse_announce(
     packet: &[u8],
     txid: u32,
     ipv6: bool,
@@ -131,7 +131,7 @@ pub fn parse_announce(
 }
 
 /// A scrape response, in the order of the request's hashes.
-pub fn parse_scrape(
+pub(super) fn parse_scrape(
     packet: &[u8],
     txid: u32,
     hashes: &[InfoHash],

@@ -42,7 +42,7 @@ pub fn data(piece: u32, total_size: u64, bytes: &[u8]) -> Vec<u8> {
     let mut out = ben_map! {
         "msg_type" => ben_int!(1),
         "piece" => ben_int!(i64::from(piece)),
-        "total_size" => ben_int!(total_size as i64)
+        "total_size" => ben_int!(i64::try_from(total_size).unwrap_or(i64::MAX))
     }
     .encode();
     out.extend_from_slice(bytes);

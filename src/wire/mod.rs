@@ -6,10 +6,10 @@ pub mod client;
 pub mod compact;
 pub mod extended;
 pub mod handshake;
-pub mod message;
+mod message;
 pub mod metadata;
 pub mod mse;
-pub mod pieces;
+mod pieces;
 
 pub use handshake::Handshake;
 pub use message::{Message, MessageDecoder, WireError};

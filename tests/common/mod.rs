@@ -10,7 +10,7 @@ use std::time::Duration;
 /// The btda binary cargo built for these tests, with a state directory of its own
 /// (`XDG_STATE_HOME`), so no test reads or writes the user's DHT state, and no test's
 /// loopback DHT nodes reach another's.
-pub fn btda() -> Command {
+pub(crate) fn btda() -> Command {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let state = std::env::temp_dir().join(format!("btda-test-state-{}-{n}", std::process::id()));
@@ -20,12 +20,12 @@ pub fn btda() -> Command {
 }
 
 /// The committed fixture folder.
-pub fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 /// Parses a tab-separated file with a header into rows of (column → value).
-pub fn read_tsv(text: &str) -> Vec<std::collections::HashMap<String, String>> {
+pub(crate) fn read_tsv(text: &str) -> Vec<std::collections::HashMap<String, String>> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
     lines
@@ -41,7 +41,7 @@ pub fn read_tsv(text: &str) -> Vec<std::collections::HashMap<String, String>> {
 }
 
 /// Sends a signal to a child with the `kill` command.
-pub fn signal(child: &Child, name: &str) {
+pub(crate) fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([format!("-{name}"), child.id().to_string()])
         .status()
@@ -50,7 +50,7 @@ pub fn signal(child: &Child, name: &str) {
 }
 
 /// Forwards a child's stdout lines to a channel (so tests can wait with a timeout).
-pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+pub(crate) fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
     let out = child.stdout.take().expect("stdout piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -64,7 +64,7 @@ pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
 }
 
 /// Waits for a child to exit, killing it and failing the test after `limit`.
-pub fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let mut status = None;
     if !eventually(limit, || {
         status = child.try_wait().expect("try_wait");
@@ -76,10 +76,10 @@ pub fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::Exit
     status.expect("exited")
 }
 
-pub use btda::sim::eventually;
+pub(crate) use btda::sim::eventually;
 
 /// Spawns btda with piped stdout and stderr.
-pub fn spawn(args: &[&str]) -> Child {
+pub(crate) fn spawn(args: &[&str]) -> Child {
     btda()
         .args(args)
         .stdout(Stdio::piped())
@@ -90,7 +90,7 @@ pub fn spawn(args: &[&str]) -> Child {
 
 /// Stops a running `btda run` the way Ctrl+C does and checks it exits with 0 within
 /// 30 s.
-pub fn interrupt_and_wait(child: &mut Child) {
+pub(crate) fn interrupt_and_wait(child: &mut Child) {
     signal(child, "INT");
     assert_eq!(
         wait_with_limit(child, Duration::from_secs(30)).code(),
@@ -101,7 +101,7 @@ pub fn interrupt_and_wait(child: &mut Child) {
 
 /// Runs `btda demo` into `out`: `peers` simulated peers on each of `torrents` torrents
 /// for `seconds`.
-pub fn demo(out: &Path, seconds: u32, peers: u32, torrents: u32) -> std::process::Output {
+pub(crate) fn demo(out: &Path, seconds: u32, peers: u32, torrents: u32) -> std::process::Output {
     btda()
         .arg("demo")
         .args(["--seconds", &seconds.to_string()])
@@ -115,7 +115,7 @@ pub fn demo(out: &Path, seconds: u32, peers: u32, torrents: u32) -> std::process
 
 /// Starts `btda run --input … --output …` and waits for its start line; returns the
 /// child, that line and the rest of its stdout.
-pub fn start_run(input: &Path, output: &Path) -> (Child, String, mpsc::Receiver<String>) {
+pub(crate) fn start_run(input: &Path, output: &Path) -> (Child, String, mpsc::Receiver<String>) {
     let mut child = spawn(&[
         "run",
         "--input",
@@ -131,7 +131,7 @@ pub fn start_run(input: &Path, output: &Path) -> (Child, String, mpsc::Receiver<
 }
 
 /// The run database in an output folder.
-pub fn database_in(output: &Path) -> Option<PathBuf> {
+pub(crate) fn database_in(output: &Path) -> Option<PathBuf> {
     std::fs::read_dir(output)
         .ok()?
         .filter_map(Result::ok)
@@ -141,7 +141,7 @@ pub fn database_in(output: &Path) -> Option<PathBuf> {
 
 /// A child process killed (by PID) and reaped when it goes out of scope, however the
 /// test ends.
-pub struct Reaped(pub Child);
+pub(crate) struct Reaped(pub Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
@@ -151,7 +151,7 @@ impl Drop for Reaped {
 }
 
 /// A running opentracker and the folder it is chrooted into (kept until it stops).
-pub struct Opentracker {
+pub(crate) struct Opentracker {
     _child: Reaped,
     _dir: tempfile::TempDir,
 }
@@ -159,7 +159,11 @@ pub struct Opentracker {
 /// Starts Debian's opentracker on `ip:port` (HTTP and UDP) serving only `hashes`. The
 /// Debian build serves only whitelisted info-hashes and drops root: it runs as `nobody`,
 /// chrooted into a temporary folder holding the whitelist.
-pub fn start_opentracker(ip: &str, port: u16, hashes: &[btda::torrent::InfoHash]) -> Opentracker {
+pub(crate) fn start_opentracker(
+    ip: &str,
+    port: u16,
+    hashes: &[btda::torrent::InfoHash],
+) -> Opentracker {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -212,7 +216,7 @@ pub fn start_opentracker(ip: &str, port: u16, hashes: &[btda::torrent::InfoHash]
             attohttpc::get(format!("{url}{event}"))
                 .timeout(Duration::from_secs(2))
                 .send()
-                .and_then(|r| r.text())
+                .and_then(attohttpc::Response::text)
                 .unwrap_or_default()
         };
         assert!(
@@ -226,7 +230,7 @@ pub fn start_opentracker(ip: &str, port: u16, hashes: &[btda::torrent::InfoHash]
 
 /// A temporary root with `input/` holding `a.torrent` (the committed 4-piece mktorrent
 /// fixture, info-hash be8df057…) and the path of `output/`.
-pub fn run_dirs_with_fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
+pub(crate) fn run_dirs_with_fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let root = tempfile::tempdir().expect("temp dir");
     let input = root.path().join("input");
     let output = root.path().join("output");
@@ -240,7 +244,10 @@ pub fn run_dirs_with_fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
 }
 
 /// The first column of every row of `sql`.
-pub fn column<T: rusqlite::types::FromSql>(conn: &rusqlite::Connection, sql: &str) -> Vec<T> {
+pub(crate) fn column<T: rusqlite::types::FromSql>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> Vec<T> {
     conn.prepare(sql)
         .expect("valid SQL")
         .query_map([], |r| r.get(0))
@@ -250,7 +257,7 @@ pub fn column<T: rusqlite::types::FromSql>(conn: &rusqlite::Connection, sql: &st
 }
 
 /// The peer keyer btda uses for `privacy.key = hex`.
-pub fn keyer(hex: &str) -> btda::book::PeerKeyer {
+pub(crate) fn keyer(hex: &str) -> btda::book::PeerKeyer {
     let privacy = btda::config::Privacy {
         key: hex.to_string(),
         ..Default::default()
@@ -260,7 +267,7 @@ pub fn keyer(hex: &str) -> btda::book::PeerKeyer {
 
 /// Checks a run database is sound and adds up: integrity, and every peer row's `visits`
 /// and `failed_visits` equal to its `ok` and failed visit rows.
-pub fn assert_database_adds_up(conn: &rusqlite::Connection) {
+pub(crate) fn assert_database_adds_up(conn: &rusqlite::Connection) {
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("integrity check runs");
@@ -279,7 +286,7 @@ pub fn assert_database_adds_up(conn: &rusqlite::Connection) {
 }
 
 /// Waits up to 20 s for something to listen on `addr`.
-pub fn wait_for_port(addr: &str, what: &str) {
+pub(crate) fn wait_for_port(addr: &str, what: &str) {
     let addr: std::net::SocketAddr = addr.parse().unwrap();
     assert!(
         eventually(Duration::from_secs(20), || {
@@ -292,7 +299,7 @@ pub fn wait_for_port(addr: &str, what: &str) {
 /// A transmission-daemon seeder on `peer` (ip:port) with its RPC on `rpc`: settings
 /// written before start (DHT, LPD, PEX, uTP, port forwarding off; `extra` settings
 /// on top), the torrent added and verified with transmission-remote, then started.
-pub fn start_transmission(
+pub(crate) fn start_transmission(
     root: &Path,
     peer: &str,
     rpc: &str,
@@ -360,7 +367,7 @@ pub fn start_transmission(
 }
 
 /// Transmission's own "Percent Done" for torrent 1, over its RPC on `rpc`.
-pub fn transmission_percent(rpc: &str) -> Option<f64> {
+pub(crate) fn transmission_percent(rpc: &str) -> Option<f64> {
     let out = Command::new("transmission-remote")
         .args([rpc, "-t", "1", "-i"])
         .output()
@@ -372,11 +379,11 @@ pub fn transmission_percent(rpc: &str) -> Option<f64> {
 }
 
 /// A `request` row as the tracker tests read it: url, kind, ok, error.
-pub type RequestRow = (String, String, bool, Option<String>);
+pub(crate) type RequestRow = (String, String, bool, Option<String>);
 
 /// Runs the tracker loop for `torrents` (one 1 MiB torrent per entry, all known) with
 /// `config` for `run_for`, stops it and returns the `request` rows in order.
-pub fn run_trackers(
+pub(crate) fn run_trackers(
     torrents: &[btda::tracker::service::TrackedTorrent],
     config: &btda::config::Tracker,
     run_for: Duration,
@@ -444,7 +451,7 @@ pub fn run_trackers(
 
 /// The raw `info` dictionary of a simulated single-file torrent of `pieces` 16 KiB
 /// pieces named `name` (its piece hashes are `fill` bytes), and its info-hash.
-pub fn sim_info(name: &str, fill: char, pieces: u32) -> (String, btda::torrent::InfoHash) {
+pub(crate) fn sim_info(name: &str, fill: char, pieces: u32) -> (String, btda::torrent::InfoHash) {
     let info = format!(
         "d6:lengthi{}e4:name{}:{name}12:piece lengthi16384e6:pieces{}:{}e",
         pieces * 16384,
@@ -459,7 +466,7 @@ pub fn sim_info(name: &str, fill: char, pieces: u32) -> (String, btda::torrent::
 /// The simulator's behaviour at the accuracy tests' compressed time: NAT-like peers
 /// dial `dial` every 1.5 s, batches every 0.7 s, connections held 3 s, busy peers refuse
 /// for 3-6 s; the trackers also list `also_listed` (real trackers list the announcer).
-pub fn compressed(
+pub(crate) fn compressed(
     dial: std::net::SocketAddr,
     also_listed: Vec<std::net::SocketAddr>,
 ) -> btda::sim::reactor::ReactorOptions {
@@ -477,7 +484,7 @@ pub fn compressed(
 /// One simulated torrent of `lives` behind an HTTP and a UDP tracker on `tracker_ip`,
 /// with a DHT router on `dht_ip` and nodes for its DHT-only peers; returns the swarm,
 /// how many peers were announced on the DHT, and the `.torrent` file's text.
-pub fn start_sim(
+pub(crate) fn start_sim(
     (info, hash): &(String, btda::torrent::InfoHash),
     lives: Vec<btda::sim::swarm::PeerScript>,
     pieces: u32,
@@ -507,7 +514,7 @@ pub fn start_sim(
 /// shared `key`; `peer_extra` adds `[peer]` lines. Time runs ~180× faster than on the
 /// internet (1 s revisits for 180 s), so the per-network dial budget is scaled up too
 /// (its default, 10 a second, is tested by itself).
-pub fn sim_config(
+pub(crate) fn sim_config(
     listen: std::net::SocketAddr,
     router: std::net::SocketAddr,
     workers: u32,
@@ -531,7 +538,7 @@ pub fn sim_config(
 
 /// `btda run` on the torrent `torrent` (a `.torrent` file's text) with `config` for
 /// `ms`, then Ctrl+C; returns the temporary root (keep it alive) and the database.
-pub fn measure(torrent: &str, config: &str, ms: u64) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn measure(torrent: &str, config: &str, ms: u64) -> (tempfile::TempDir, PathBuf) {
     let (root, input, output) = run_dirs_with_fixture();
     std::fs::remove_file(input.join("a.torrent")).unwrap();
     std::fs::write(input.join("sim.torrent"), torrent).unwrap();
@@ -544,7 +551,7 @@ pub fn measure(torrent: &str, config: &str, ms: u64) -> (tempfile::TempDir, Path
 }
 
 /// Whether each peer of a run database (by keyed hash) is a confirmed download.
-pub fn crossed_by_key(db: &Path) -> std::collections::HashMap<String, bool> {
+pub(crate) fn crossed_by_key(db: &Path) -> std::collections::HashMap<String, bool> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
         .prepare("SELECT peer_key, crossed_at IS NOT NULL FROM peer")
@@ -557,27 +564,27 @@ pub fn crossed_by_key(db: &Path) -> std::collections::HashMap<String, bool> {
 
 /// btda's count next to the simulated truth, peer by peer.
 #[derive(Debug, Default)]
-pub struct Judged {
+pub(crate) struct Judged {
     /// Witnessable crossings that stayed long enough for the cadence: must be confirmed.
-    pub must: usize,
+    pub(crate) must: usize,
     /// Of those, confirmed.
-    pub must_confirmed: usize,
+    pub(crate) must_confirmed: usize,
     /// Other crossings while present (left soon after, or hidden by the run's end).
-    pub may: usize,
+    pub(crate) may: usize,
     /// Of those, confirmed (reported, not required).
-    pub may_confirmed: usize,
+    pub(crate) may_confirmed: usize,
     /// Confirmed downloads of peers that never crossed while present, or whose kind
     /// hides their pieces: false counts.
-    pub false_confirmed: Vec<String>,
+    pub(crate) false_confirmed: Vec<String>,
     /// Crossings that had to be confirmed and were not.
-    pub missed: Vec<String>,
+    pub(crate) missed: Vec<String>,
 }
 
 /// Judges the confirmed downloads of `crossed` (by keyed hash) against `lives` of a
 /// torrent of `total` pieces (T at btda's default threshold), for a cadence that must
 /// witness every crossing after which the peer stays `min_linger_ms`, in a run the
 /// simulator saw end at `ended_ms`.
-pub fn judge(
+pub(crate) fn judge(
     swarm: &btda::sim::swarm::Swarm,
     lives: &[btda::sim::swarm::PeerScript],
     crossed: &std::collections::HashMap<String, bool>,
