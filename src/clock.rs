@@ -12,7 +12,7 @@ pub fn unix_now() -> i64 {
 }
 
 /// Milliseconds since the Unix epoch, now.
-pub fn unix_now_ms() -> i64 {
+pub(crate) fn unix_now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
@@ -22,7 +22,7 @@ pub fn millis(d: std::time::Duration) -> u64 {
 }
 
 /// `YYYY-mm-dd_HH-MM-SS` (UTC) for file names.
-pub fn file_stamp(unix: i64) -> String {
+pub(crate) fn file_stamp(unix: i64) -> String {
     let fmt = format_description!("[year]-[month]-[day]_[hour]-[minute]-[second]");
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
@@ -31,7 +31,7 @@ pub fn file_stamp(unix: i64) -> String {
 }
 
 /// `YYYY-mm-dd HH:MM:SS UTC` for people.
-pub fn format_utc(unix: i64) -> String {
+pub(crate) fn format_utc(unix: i64) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
@@ -40,7 +40,7 @@ pub fn format_utc(unix: i64) -> String {
 }
 
 /// `H:MM:SS` (hours may exceed 24) for durations in seconds.
-pub fn format_duration(secs: i64) -> String {
+pub(crate) fn format_duration(secs: i64) -> String {
     let s = secs.max(0);
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }

@@ -88,7 +88,7 @@ impl Progress {
 
     /// How long from `now_ms` until the predicted crossing (zero when it is past);
     /// None for a peer at or above T or without a measured rate.
-    pub fn eta_from(&self, now_ms: i64, threshold: u32) -> Option<std::time::Duration> {
+    pub(crate) fn eta_from(&self, now_ms: i64, threshold: u32) -> Option<std::time::Duration> {
         if self.complete(threshold) {
             return None;
         }

@@ -19,7 +19,7 @@ fn upper(i: usize) -> u64 {
 
 /// A histogram of durations in milliseconds.
 #[derive(Debug)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     buckets: [AtomicU64; BUCKETS],
     count: AtomicU64,
 }
@@ -35,19 +35,19 @@ impl Default for Histogram {
 
 impl Histogram {
     /// Counts one duration; returns how many were counted in all.
-    pub fn record(&self, ms: u32) -> u64 {
+    pub(crate) fn record(&self, ms: u32) -> u64 {
         self.buckets[bucket(ms)].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Durations counted.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
 
     /// The share of durations in buckets that end at or below `ms` (whole buckets: a
     /// slight under-count near `ms`); `None` when empty.
-    pub fn share_at_most(&self, ms: u64) -> Option<f64> {
+    pub(crate) fn share_at_most(&self, ms: u64) -> Option<f64> {
         let total = self.count();
         if total == 0 {
             return None;
@@ -63,7 +63,7 @@ impl Histogram {
     }
 
     /// The `q` quantile (0 < q ≤ 1) as the upper end of its bucket; `None` when empty.
-    pub fn quantile(&self, q: f64) -> Option<u64> {
+    pub(crate) fn quantile(&self, q: f64) -> Option<u64> {
         // A snapshot on the stack: counts keep moving while it is read.
         let counts: [u64; BUCKETS] =
             std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed));

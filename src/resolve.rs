@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// Why a name did not resolve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     /// No answer within the timeout.
     #[error("timeout")]
     Timeout,
@@ -25,7 +25,11 @@ pub enum ResolveError {
 
 /// The addresses of `host:port`; an IP literal (IPv6 with or without brackets) is
 /// returned as it is, without asking the resolver.
-pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, ResolveError> {
+pub(crate) fn resolve(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<Vec<SocketAddr>, ResolveError> {
     if let Ok(ip) = host
         .trim_matches(|c| c == '[' || c == ']')
         .parse::<std::net::IpAddr>()

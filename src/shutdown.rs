@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// Exit status after a second signal (128 + SIGINT, the shell convention).
-pub const FORCED_EXIT_CODE: i32 = 130;
+pub(crate) const FORCED_EXIT_CODE: i32 = 130;
 
 /// How long any blocked loop goes without looking at the stop flag: socket read
 /// timeouts of visits and simulated peers, accept polls, condition-variable waits and

@@ -4,7 +4,7 @@
 
 /// `s` with every control character (C0, DEL, C1) written as `\n`, `\r`, `\t` or
 /// `\u{..}`, and backslashes doubled so the escaping is unambiguous.
-pub fn escape_control(s: &str) -> String {
+pub(crate) fn escape_control(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -21,7 +21,7 @@ pub fn escape_control(s: &str) -> String {
 
 /// Why a tracker URL is refused: it holds a control character or white space (which a
 /// real URL never does, percent-encoded or not).
-pub fn url_problem(url: &str) -> Option<&'static str> {
+pub(crate) fn url_problem(url: &str) -> Option<&'static str> {
     if url.chars().any(char::is_control) {
         Some("contains control characters")
     } else if url.chars().any(char::is_whitespace) {

@@ -137,7 +137,7 @@ const MAX_OWN_IPS: usize = 16;
 
 /// Every known peer's identity and progress. Not synchronised: [`PeerQueue`] holds it
 /// under its lock.
-pub struct PeerBook {
+pub(crate) struct PeerBook {
     /// Every known peer, in the order it became known: its index is its id (the
     /// scheduler's key), so no second map from address to id is needed.
     entries: IndexMap<PeerAddr, Entry>,
@@ -166,7 +166,7 @@ pub struct PeerBook {
 
 impl PeerBook {
     /// An empty book whose peers are keyed on disk with `keyer`.
-    pub fn new(keyer: PeerKeyer) -> Self {
+    pub(crate) fn new(keyer: PeerKeyer) -> Self {
         Self {
             entries: IndexMap::new(),
             by_ip: HashMap::new(),
@@ -190,18 +190,18 @@ impl PeerBook {
 
     /// Looks peers up in `geo` at their first observation; with `store_prefix` records
     /// their /24 or /48 network.
-    pub fn set_geo(&mut self, geo: std::sync::Arc<crate::geo::Geo>, store_prefix: bool) {
+    pub(crate) fn set_geo(&mut self, geo: std::sync::Arc<crate::geo::Geo>, store_prefix: bool) {
         self.geo = Some(geo);
         self.store_prefix = store_prefix;
     }
 
     /// Asks `pool` for each peer's domain at its first observation.
-    pub fn set_rdns(&mut self, pool: crate::geo::rdns::RdnsPool<PeerAddr>) {
+    pub(crate) fn set_rdns(&mut self, pool: crate::geo::rdns::RdnsPool<PeerAddr>) {
         self.rdns = Some(pool);
     }
 
     /// Our listen port, and our listen address when it is a specific one.
-    pub fn set_own(&mut self, port: u16, ip: Option<IpAddr>) {
+    pub(crate) fn set_own(&mut self, port: u16, ip: Option<IpAddr>) {
         self.own_port = port;
         if let Some(ip) = ip.filter(|ip| !ip.is_unspecified()) {
             self.own_ips.insert(ip);
@@ -210,14 +210,14 @@ impl PeerBook {
 
     /// Remembers an external address of ours (BEP 10 `yourip`, a tracker's `external
     /// ip`); at most a few are kept, so a lying peer cannot grow the set.
-    pub fn learn_own_ip(&mut self, ip: IpAddr) {
+    pub(crate) fn learn_own_ip(&mut self, ip: IpAddr) {
         if self.own_ips.len() < MAX_OWN_IPS {
             self.own_ips.insert(ip);
         }
     }
 
     /// Remembers an address that answered with our own peer id.
-    pub fn mark_ours(&mut self, addr: SocketAddr) {
+    pub(crate) fn mark_ours(&mut self, addr: SocketAddr) {
         if self.own.len() < 1024 {
             self.own.insert(addr);
         }
@@ -225,7 +225,7 @@ impl PeerBook {
 
     /// Whether `addr` is ours: an address that answered with our peer id, or one of our
     /// IPs with our listen port.
-    pub fn is_ours(&self, addr: &SocketAddr) -> bool {
+    pub(crate) fn is_ours(&self, addr: &SocketAddr) -> bool {
         self.own.contains(addr)
             || (self.own_port != 0
                 && addr.port() == self.own_port
@@ -233,13 +233,13 @@ impl PeerBook {
     }
 
     /// At most `n` distinct peers per IP and torrent from now on.
-    pub fn set_max_per_ip(&mut self, n: usize) {
+    pub(crate) fn set_max_per_ip(&mut self, n: usize) {
         self.max_per_ip = n.max(1);
     }
 
     /// The rows of the peers at the (torrent, IP) that became crowded since the last
     /// call, if one did (to be written again: the strict count changed for them).
-    pub fn take_newly_crowded(&mut self) -> Vec<PeerRow> {
+    pub(crate) fn take_newly_crowded(&mut self) -> Vec<PeerRow> {
         let Some((torrent, ip)) = self.newly_crowded.take() else {
             return Vec::new();
         };
@@ -262,14 +262,14 @@ impl PeerBook {
     }
 
     /// Identities refused so far because their IP already had the most peers allowed.
-    pub fn crowded_refused(&self) -> u64 {
+    pub(crate) fn crowded_refused(&self) -> u64 {
         self.crowded_refused
     }
 
     /// Adds a peer if unknown; returns its id and whether it was new, or `None` when its
     /// IP already is the most peers allowed for the torrent (counted). Ids are dense from
     /// 0 and never reused (peers are not forgotten during a run).
-    pub fn know(&mut self, peer: PeerAddr, source: Source) -> Option<(u32, bool)> {
+    pub(crate) fn know(&mut self, peer: PeerAddr, source: Source) -> Option<(u32, bool)> {
         if let Some(id) = self.id(&peer) {
             return Some((id, false));
         }
@@ -290,7 +290,7 @@ impl PeerBook {
 
     /// The id of one of our own addresses, given so that the scheduler can mark it; it
     /// is not indexed by IP, so incoming connections are never matched to it by IP.
-    pub fn know_ours(&mut self, peer: PeerAddr, source: Source) -> u32 {
+    pub(crate) fn know_ours(&mut self, peer: PeerAddr, source: Source) -> u32 {
         match self.id(&peer) {
             Some(id) => id,
             None => id_of_index(self.entries.insert_full(peer, Entry::new(source)).0),
@@ -298,17 +298,17 @@ impl PeerBook {
     }
 
     /// The id of a known peer.
-    pub fn id(&self, peer: &PeerAddr) -> Option<u32> {
+    pub(crate) fn id(&self, peer: &PeerAddr) -> Option<u32> {
         self.entries.get_index_of(peer).map(id_of_index)
     }
 
     /// The peer with id `id`.
-    pub fn peer(&self, id: u32) -> Option<PeerAddr> {
+    pub(crate) fn peer(&self, id: u32) -> Option<PeerAddr> {
         self.entries.get_index(id as usize).map(|(p, _)| *p)
     }
 
     /// Known peers of `torrent` at `ip` (several behind a NAT).
-    pub fn peers_at(&self, torrent: TorrentId, ip: IpAddr) -> usize {
+    pub(crate) fn peers_at(&self, torrent: TorrentId, ip: IpAddr) -> usize {
         self.by_ip
             .get(&(torrent, ip))
             .map_or(0, |ports| ports.as_slice().len())
@@ -316,7 +316,7 @@ impl PeerBook {
 
     /// The peer whose progress `peer`'s visits count for (itself, or the address of the
     /// same client it was joined to).
-    pub fn canonical(&self, peer: PeerAddr) -> PeerAddr {
+    pub(crate) fn canonical(&self, peer: PeerAddr) -> PeerAddr {
         self.alias.get(&peer).copied().unwrap_or(peer)
     }
 
@@ -326,7 +326,7 @@ impl PeerBook {
     /// IP and no `p` names another port (a client that randomises its peer id per
     /// connection then still lands on its row). Returns the peer and whether it is new;
     /// `None` when it would be new and its IP already has the most peers allowed.
-    pub fn match_incoming(
+    pub(crate) fn match_incoming(
         &mut self,
         torrent: TorrentId,
         ip: IpAddr,
@@ -366,7 +366,7 @@ impl PeerBook {
     /// address to that peer when this address has no observation of its own yet.
     /// Returns what to store, the peer the visit counted for, and whether the address
     /// was joined now.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         peer: PeerAddr,
         threshold: u32,
@@ -456,7 +456,7 @@ impl PeerBook {
     }
 
     /// Whether `peer`'s latest observation is at or above T.
-    pub fn complete(&self, peer: PeerAddr, threshold: u32) -> bool {
+    pub(crate) fn complete(&self, peer: PeerAddr, threshold: u32) -> bool {
         self.entries
             .get(&self.canonical(peer))
             .and_then(|e| e.seen.as_ref())
@@ -465,7 +465,12 @@ impl PeerBook {
 
     /// How long from `now_ms` (Unix ms) until `peer`'s own rate makes it pass T; None
     /// when it is at or above T or has no measured rate.
-    pub fn eta(&self, peer: PeerAddr, threshold: u32, now_ms: i64) -> Option<std::time::Duration> {
+    pub(crate) fn eta(
+        &self,
+        peer: PeerAddr,
+        threshold: u32,
+        now_ms: i64,
+    ) -> Option<std::time::Duration> {
         self.entries
             .get(&self.canonical(peer))
             .and_then(|e| e.seen.as_ref())
@@ -473,14 +478,14 @@ impl PeerBook {
     }
 
     /// Records a peer's reverse-DNS domain; returns its database id for an update.
-    pub fn set_domain(&mut self, peer: &PeerAddr, domain: String) -> Option<i64> {
+    pub(crate) fn set_domain(&mut self, peer: &PeerAddr, domain: String) -> Option<i64> {
         let s = self.entries.get_mut(peer)?.seen.as_mut()?;
         s.domain = Some(domain);
         s.db_id
     }
 
     /// Confirmed downloads so far.
-    pub fn confirmed(&self) -> u64 {
+    pub(crate) fn confirmed(&self) -> u64 {
         self.confirmed
     }
 
@@ -527,7 +532,7 @@ fn id_of_index(index: usize) -> u32 {
 }
 
 /// The /24 (IPv4) or /48 (IPv6) network of an address, as text.
-pub fn network_of(ip: &IpAddr) -> String {
+pub(crate) fn network_of(ip: &IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();

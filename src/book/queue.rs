@@ -180,7 +180,7 @@ impl PeerQueue {
     }
 
     /// How often and how long threads waited for the queue's lock so far.
-    pub fn lock_figures(&self) -> LockFigures {
+    pub(crate) fn lock_figures(&self) -> LockFigures {
         let c = &self.contention;
         LockFigures {
             acquired: c.acquired.load(Ordering::Relaxed),
@@ -217,33 +217,33 @@ impl PeerQueue {
     }
 
     /// Our listen port and, when specific, our listen address: never queued.
-    pub fn with_own_address(self, port: u16, ip: Option<IpAddr>) -> Self {
+    pub(crate) fn with_own_address(self, port: u16, ip: Option<IpAddr>) -> Self {
         self.lock().book.set_own(port, ip);
         self
     }
 
     /// Asks `pool` for the domain of each peer at its first observation; answers go
     /// to [`Self::set_domain`].
-    pub fn with_rdns(self, pool: crate::geo::rdns::RdnsPool<PeerAddr>) -> Self {
+    pub(crate) fn with_rdns(self, pool: crate::geo::rdns::RdnsPool<PeerAddr>) -> Self {
         self.lock().book.set_rdns(pool);
         self
     }
 
     /// Looks peers up in `geo` (once each) and, with `store_prefix`, records their /24
     /// or /48 network.
-    pub fn with_geo(self, geo: std::sync::Arc<crate::geo::Geo>, store_prefix: bool) -> Self {
+    pub(crate) fn with_geo(self, geo: std::sync::Arc<crate::geo::Geo>, store_prefix: bool) -> Self {
         self.lock().book.set_geo(geo, store_prefix);
         self
     }
 
     /// Records a peer's reverse-DNS domain; returns its database id for an update.
-    pub fn set_domain(&self, peer: &PeerAddr, domain: String) -> Option<i64> {
+    pub(crate) fn set_domain(&self, peer: &PeerAddr, domain: String) -> Option<i64> {
         self.lock().book.set_domain(peer, domain)
     }
 
     /// Remembers an external address of ours (BEP 10 `yourip`, a tracker's `external
     /// ip`): our port there is never queued.
-    pub fn learn_own_ip(&self, ip: IpAddr) {
+    pub(crate) fn learn_own_ip(&self, ip: IpAddr) {
         self.lock().book.learn_own_ip(ip);
     }
 
@@ -427,17 +427,17 @@ impl PeerQueue {
     }
 
     /// Peer rows changed outside a visit since the last call (to be written again).
-    pub fn take_rewrites(&self) -> Vec<crate::store::PeerRow> {
+    pub(crate) fn take_rewrites(&self) -> Vec<crate::store::PeerRow> {
         std::mem::take(&mut self.lock().rewrites)
     }
 
     /// An incoming connection from `ip` begins: its peers are not dialled meanwhile.
-    pub fn incoming_started(&self, ip: IpAddr) {
+    pub(crate) fn incoming_started(&self, ip: IpAddr) {
         *self.lock().incoming.entry(ip).or_insert(0) += 1;
     }
 
     /// The incoming connection from `ip` is closed.
-    pub fn incoming_ended(&self, ip: IpAddr) {
+    pub(crate) fn incoming_ended(&self, ip: IpAddr) {
         let mut g = self.lock();
         if let Some(n) = g.incoming.get_mut(&ip) {
             *n -= 1;
@@ -451,7 +451,7 @@ impl PeerQueue {
     /// peer id of an earlier visit, or the IP when only one known peer has it; otherwise
     /// it is a new peer with source `incoming`, revisited actively when it named its
     /// listen port.
-    pub fn record_incoming(
+    pub(crate) fn record_incoming(
         &self,
         torrent: TorrentId,
         ip: IpAddr,
@@ -495,7 +495,7 @@ impl PeerQueue {
 
     /// Schedules the peers that were parked waiting for a torrent's metadata, once the
     /// registry has it.
-    pub fn metadata_arrived(&self, torrent: TorrentId) {
+    pub(crate) fn metadata_arrived(&self, torrent: TorrentId) {
         let now = Instant::now();
         let mut g = self.lock();
         if g.torrents.threshold(torrent).is_none() {
@@ -512,7 +512,7 @@ impl PeerQueue {
 
     /// Addresses of a torrent's peers parked while its metadata is pending (candidates
     /// for fetching that metadata), at most `max`.
-    pub fn parked_peers(&self, torrent: TorrentId, max: usize) -> Vec<SocketAddr> {
+    pub(crate) fn parked_peers(&self, torrent: TorrentId, max: usize) -> Vec<SocketAddr> {
         let g = self.lock();
         let wanted = |p: &PeerAddr| p.torrent == torrent && p.addr.port() != 0;
         g.sched

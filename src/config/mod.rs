@@ -377,7 +377,7 @@ pub struct Dht {
 
 impl Dht {
     /// Where the DHT state file lives, if anywhere.
-    pub fn state_path(&self) -> Option<std::path::PathBuf> {
+    pub(crate) fn state_path(&self) -> Option<std::path::PathBuf> {
         const FILE: &str = "dht_state.txt";
         match self.state_dir.as_str() {
             "none" => None,
@@ -578,7 +578,7 @@ impl Default for Monitor {
 }
 
 /// Largest configuration file read: the documented `input/btda.toml` is ~15 KiB.
-pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 impl Config {
     /// Reads `path` as an input like the others: a regular file only (opened without
@@ -617,13 +617,13 @@ impl Config {
     }
 
     /// The effective configuration as TOML.
-    pub fn to_toml(&self) -> String {
+    pub(crate) fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# not serialisable: {e}"))
     }
 
     /// The configuration as stored in the `run` row: peer addresses given by hand and
     /// the privacy key are left out (neither may be on disk with the results).
-    pub fn to_stored_toml(&self) -> String {
+    pub(crate) fn to_stored_toml(&self) -> String {
         let mut c = self.clone();
         let given: usize = c.torrents.iter().map(|t| t.peers.len()).sum();
         for t in &mut c.torrents {

@@ -12,16 +12,16 @@ use crate::torrent::bencode::{self, Dict, as_bytes, list_items};
 use crate::wire::compact::{decode_v4 as compact_v4, decode_v6 as compact_v6, encode_one};
 
 /// Largest datagram accepted (a KRPC message fits in one UDP packet).
-pub const MAX_PACKET: usize = 1500;
+pub(crate) const MAX_PACKET: usize = 1500;
 /// Nesting depth accepted (KRPC dictionaries nest two or three deep).
 const MAX_DEPTH: usize = 6;
 /// Peers kept from one `values` list.
-pub const MAX_VALUES: usize = 200;
+pub(crate) const MAX_VALUES: usize = 200;
 /// Nodes kept from one `nodes` string (8 are sent normally).
-pub const MAX_NODES: usize = 16;
+pub(crate) const MAX_NODES: usize = 16;
 
 /// A 160-bit DHT node id.
-pub type NodeId = [u8; 20];
+pub(crate) type NodeId = [u8; 20];
 
 /// A node: id and address (IPv4 in `nodes`, IPv6 in BEP 32's `nodes6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,7 +129,7 @@ fn id20(b: Option<&[u8]>) -> Option<[u8; 20]> {
 }
 
 /// Compact node info: 20-byte id, 4-byte IPv4, 2-byte port each; a partial tail is ignored.
-pub fn parse_nodes(bytes: &[u8]) -> Vec<NodeInfo> {
+pub(crate) fn parse_nodes(bytes: &[u8]) -> Vec<NodeInfo> {
     bytes
         .chunks_exact(26)
         .take(MAX_NODES)
@@ -147,7 +147,7 @@ pub fn parse_nodes(bytes: &[u8]) -> Vec<NodeInfo> {
 
 /// Compact IPv6 node info (BEP 32): 20-byte id, 16-byte IPv6, 2-byte port each; a
 /// partial tail is ignored.
-pub fn parse_nodes6(bytes: &[u8]) -> Vec<NodeInfo> {
+pub(crate) fn parse_nodes6(bytes: &[u8]) -> Vec<NodeInfo> {
     bytes
         .chunks_exact(38)
         .take(MAX_NODES)
@@ -164,7 +164,7 @@ pub fn parse_nodes6(bytes: &[u8]) -> Vec<NodeInfo> {
 }
 
 /// Encodes the IPv6 nodes of `nodes` in the compact form (IPv4 ones are skipped).
-pub fn encode_nodes6(nodes: &[NodeInfo]) -> Vec<u8> {
+pub(crate) fn encode_nodes6(nodes: &[NodeInfo]) -> Vec<u8> {
     let mut out = Vec::with_capacity(nodes.len() * 38);
     for n in nodes.iter().filter(|n| n.addr.is_ipv6()) {
         out.extend_from_slice(&n.id);
@@ -174,7 +174,7 @@ pub fn encode_nodes6(nodes: &[NodeInfo]) -> Vec<u8> {
 }
 
 /// Encodes the IPv4 nodes of `nodes` in the compact form (IPv6 ones are skipped).
-pub fn encode_nodes(nodes: &[NodeInfo]) -> Vec<u8> {
+pub(crate) fn encode_nodes(nodes: &[NodeInfo]) -> Vec<u8> {
     let mut out = Vec::with_capacity(nodes.len() * 26);
     for n in nodes.iter().filter(|n| n.addr.is_ipv4()) {
         out.extend_from_slice(&n.id);

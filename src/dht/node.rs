@@ -230,7 +230,7 @@ impl DhtNode {
     }
 
     /// Refreshes stale buckets with `find_node` lookups.
-    pub fn refresh(&self) {
+    pub(crate) fn refresh(&self) {
         let targets = self.shared.table.lock().refresh_targets(rand::random);
         for t in targets {
             if self.shared.stop.requested() {

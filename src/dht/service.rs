@@ -22,7 +22,7 @@ pub const STATE_FILE: &str = "dht_state.txt";
 
 /// A torrent to look up: its id and info-hash (private torrents are left out, BEP 27).
 #[derive(Debug, Clone, Copy)]
-pub struct DhtTorrent {
+pub(crate) struct DhtTorrent {
     /// Index in the run.
     pub torrent: TorrentId,
     /// Its info-hash.
@@ -51,7 +51,7 @@ pub fn load_state(path: &Path) -> Option<(NodeId, Vec<NodeInfo>)> {
 }
 
 /// Writes the node id and routing table.
-pub fn save_state(path: &Path, id: &NodeId, nodes: &[NodeInfo]) -> std::io::Result<()> {
+pub(crate) fn save_state(path: &Path, id: &NodeId, nodes: &[NodeInfo]) -> std::io::Result<()> {
     let mut text = format!("id {}\n", InfoHash(*id).to_hex());
     for n in nodes {
         text.push_str(&format!("node {} {}\n", InfoHash(n.id).to_hex(), n.addr));
@@ -61,7 +61,7 @@ pub fn save_state(path: &Path, id: &NodeId, nodes: &[NodeInfo]) -> std::io::Resu
 
 /// What the DHT thread needs (from `[dht]`, converted by `run`).
 #[derive(Debug, Clone)]
-pub struct DhtSettings {
+pub(crate) struct DhtSettings {
     /// Each node's lookup settings.
     pub node: NodeSettings,
     /// Where each node binds: the IPv4 one, and the IPv6 one when it runs (BEP 32).
@@ -73,13 +73,13 @@ pub struct DhtSettings {
 }
 
 /// The running DHT thread.
-pub struct DhtService {
+pub(crate) struct DhtService {
     thread: JoinHandle<()>,
 }
 
 impl DhtService {
     /// Starts the DHT thread; errors binding the socket are logged and end the thread.
-    pub fn start(
+    pub(crate) fn start(
         settings: &DhtSettings,
         torrents: Vec<DhtTorrent>,
         announce_port: u16,
@@ -104,7 +104,7 @@ impl DhtService {
     }
 
     /// Waits for the thread (the stop flag must be set); it saves its state first.
-    pub fn join(self) {
+    pub(crate) fn join(self) {
         let _ = self.thread.join();
     }
 }
@@ -204,7 +204,7 @@ fn run(
 
 /// Whether this host has a global IPv6 address: the source address the kernel picks
 /// for a route to a global address (connecting a UDP socket sends no packet).
-pub fn has_global_ipv6() -> bool {
+pub(crate) fn has_global_ipv6() -> bool {
     let probe = SocketAddr::from((
         std::net::Ipv6Addr::new(0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888),
         53,

@@ -15,7 +15,7 @@ const SECOND_LEVEL: &[&str] = &[
 
 /// The registrable domain of a host name: the last two labels, or three when the
 /// second-to-last is a generic second level under a two-letter country code.
-pub fn registrable(host: &str) -> Option<String> {
+pub(crate) fn registrable(host: &str) -> Option<String> {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     if host.parse::<IpAddr>().is_ok() || !host.contains('.') {
         return None;
@@ -31,27 +31,27 @@ pub fn registrable(host: &str) -> Option<String> {
 }
 
 /// Resolves an address to a host name (the system resolver, or a stand-in in tests).
-pub type Resolver = Arc<dyn Fn(IpAddr) -> Option<String> + Send + Sync>;
+pub(crate) type Resolver = Arc<dyn Fn(IpAddr) -> Option<String> + Send + Sync>;
 
 /// The system resolver (`getnameinfo`).
-pub fn system_resolver() -> Resolver {
+pub(crate) fn system_resolver() -> Resolver {
     Arc::new(|ip| dns_lookup::lookup_addr(&ip).ok())
 }
 
 /// The sending side of a pool of resolver threads fed by a bounded queue. Requests
 /// beyond the queue are dropped, never waited for.
-pub struct RdnsPool<T: Send + 'static> {
+pub(crate) struct RdnsPool<T: Send + 'static> {
     tx: SyncSender<(T, IpAddr)>,
 }
 
 /// Answers of the pool: the caller's tag and the registrable domain, if any.
-pub type RdnsResults<T> = Receiver<(T, Option<String>)>;
+pub(crate) type RdnsResults<T> = Receiver<(T, Option<String>)>;
 
 impl<T: Send + 'static> RdnsPool<T> {
     /// Starts `threads` resolver threads; each lookup may take at most `timeout`, and at
     /// most `per_sec` lookups start per second in all. The threads end when the pool and
     /// the results receiver are dropped.
-    pub fn start(
+    pub(crate) fn start(
         resolver: Resolver,
         threads: usize,
         per_sec: u32,
@@ -106,7 +106,7 @@ impl<T: Send + 'static> RdnsPool<T> {
     }
 
     /// Queues a lookup; false if the queue is full (the peer then has no domain).
-    pub fn request(&self, tag: T, ip: IpAddr) -> bool {
+    pub(crate) fn request(&self, tag: T, ip: IpAddr) -> bool {
         self.tx.try_send((tag, ip)).is_ok()
     }
 }

@@ -150,7 +150,7 @@ impl Monitor {
     /// One plain-text status line (no cursor tricks, so it reads well in tmux logs).
     /// `since` holds the time, visits and incoming refusals of the previous line; when
     /// incoming peers were turned away for want of a handler since, the line says so.
-    pub fn status_line(&self, torrents: usize, since: &mut (Instant, u64, u64)) -> String {
+    pub(crate) fn status_line(&self, torrents: usize, since: &mut (Instant, u64, u64)) -> String {
         let s = &self.engine.stats;
         let visits = s.visits.load(Ordering::Relaxed);
         let ok = s.visits_ok.load(Ordering::Relaxed);
@@ -204,7 +204,7 @@ fn incoming_full(refused: u64, before: u64) -> String {
 
 /// Writes a `statistic` row every `interval` until the stop flag is set (and one last
 /// row then).
-pub fn statistics_loop(
+pub(crate) fn statistics_loop(
     mut monitor: Monitor,
     db: crate::store::RecordSender,
     interval: Duration,

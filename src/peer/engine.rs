@@ -170,7 +170,7 @@ impl Engine {
     }
 
     /// Torrents whose pieces count is still unknown (magnet metadata pending).
-    pub fn pending_metadata(&self) -> usize {
+    pub(crate) fn pending_metadata(&self) -> usize {
         self.torrents.pending()
     }
 
@@ -254,7 +254,7 @@ impl Engine {
     /// Handles one accepted connection; `handshaken` is called when the peer's whole
     /// handshake has arrived. While it is open, the peers at its IP are not dialled (one
     /// connection per peer at a time).
-    pub fn handle_incoming(
+    pub(crate) fn handle_incoming(
         &self,
         stream: std::net::TcpStream,
         from: SocketAddr,

@@ -74,7 +74,7 @@ impl Adaptive {
 
     /// The timeout for the `attempt`-th contact with a peer (1 = first): the current
     /// one, doubled for each attempt after the first, at most the upper bound.
-    pub fn for_attempt(&self, attempt: u32) -> Duration {
+    pub(crate) fn for_attempt(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(16);
         self.current()
             .saturating_mul(1 << doublings)
@@ -147,7 +147,7 @@ impl MeasuredTimeouts {
     }
 
     /// Counts what an incoming visit measured: its whole handshake, when it arrived.
-    pub fn observe_incoming(&self, r: &VisitReport) {
+    pub(crate) fn observe_incoming(&self, r: &VisitReport) {
         if let Some(ms) = r.handshake_ms {
             self.incoming.record(ms);
         }

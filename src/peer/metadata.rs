@@ -23,7 +23,7 @@ const OUTSTANDING: usize = 4;
 /// extended handshake the reasons are a visit's [`Outcome`]s, from the same connection
 /// path; after it, what can go wrong with BEP 9 itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     /// Connecting, the handshake or the connection failed, named as a visit would be.
     #[error("{}", .0.as_str())]
     Connection(Outcome),
@@ -50,7 +50,7 @@ fn broken(e: &std::io::Error) -> FetchError {
 
 /// Fetches the raw `info` dictionary of `info_hash` from the peer at `addr`, giving up
 /// after `budget`. Metadata larger than `max_size` is refused before any piece is asked.
-pub fn fetch_metadata(
+pub(crate) fn fetch_metadata(
     addr: SocketAddr,
     info_hash: InfoHash,
     me: &Identity<'_>,

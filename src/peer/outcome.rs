@@ -62,12 +62,12 @@ impl Outcome {
     }
 
     /// Whether the failure is btda's own (so the peer is retried without penalty).
-    pub fn is_local(self) -> bool {
+    pub(crate) fn is_local(self) -> bool {
         matches!(self, Self::Interrupted | Self::LocalError)
     }
 
     /// Classifies an error of `connect`.
-    pub fn of_connect_error(e: &io::Error) -> Self {
+    pub(crate) fn of_connect_error(e: &io::Error) -> Self {
         use io::ErrorKind as K;
         match e.kind() {
             K::TimedOut | K::WouldBlock => Self::ConnectTimeout,
@@ -79,7 +79,7 @@ impl Outcome {
     }
 
     /// Classifies a read/write error during the handshake.
-    pub fn of_handshake_error(e: &io::Error) -> Self {
+    pub(crate) fn of_handshake_error(e: &io::Error) -> Self {
         use io::ErrorKind as K;
         match e.kind() {
             K::TimedOut | K::WouldBlock => Self::HandshakeTimeout,

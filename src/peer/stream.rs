@@ -91,7 +91,7 @@ pub fn read_some_by<S: Transport + ?Sized>(
 }
 
 /// Reads exactly `buf.len()` bytes before `deadline`, checking `stop` while waiting.
-pub fn read_exact_by<S: Transport + ?Sized>(
+pub(crate) fn read_exact_by<S: Transport + ?Sized>(
     s: &mut S,
     buf: &mut [u8],
     deadline: Instant,
@@ -105,7 +105,7 @@ pub fn read_exact_by<S: Transport + ?Sized>(
 }
 
 /// The outcome of a handshake that a timed read ended.
-pub fn handshake_failure(e: ReadError) -> Outcome {
+pub(crate) fn handshake_failure(e: ReadError) -> Outcome {
     match e {
         ReadError::Timeout => Outcome::HandshakeTimeout,
         ReadError::Closed => Outcome::ClosedInHandshake,
@@ -127,7 +127,7 @@ pub enum Crypto {
 
 impl Crypto {
     /// The database value (`NULL` for no MSE).
-    pub fn as_db(self) -> Option<&'static str> {
+    pub(crate) fn as_db(self) -> Option<&'static str> {
         match self {
             Self::None => None,
             Self::MsePlaintext => Some("plaintext"),
@@ -160,7 +160,7 @@ impl PeerStream {
     }
 
     /// [`Self::plain`] on a boxed transport.
-    pub fn plain_boxed(conn: Box<dyn Transport>, already: Vec<u8>) -> Self {
+    pub(crate) fn plain_boxed(conn: Box<dyn Transport>, already: Vec<u8>) -> Self {
         Self {
             conn,
             keys: None,

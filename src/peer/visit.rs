@@ -103,7 +103,7 @@ pub struct VisitReport {
 
 impl VisitReport {
     /// A report with an outcome and nothing measured or seen.
-    pub fn bare(outcome: Outcome) -> Self {
+    pub(crate) fn bare(outcome: Outcome) -> Self {
         Self {
             outcome,
             connect_ms: None,

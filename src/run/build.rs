@@ -46,7 +46,7 @@ impl Pools {
 
     /// Raises the soft open-file limit to the hard one and fits the configured pools
     /// into it (with a warning when they had to shrink).
-    pub fn for_this_process(p: &config::Peer) -> Self {
+    pub(crate) fn for_this_process(p: &config::Peer) -> Self {
         let fd_limit = match rlimit::increase_nofile_limit(u64::MAX) {
             Ok(n) => n,
             Err(e) => {

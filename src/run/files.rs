@@ -14,7 +14,7 @@ pub struct RunFiles {
 impl RunFiles {
     /// Chooses names in `output` (created if missing) from the start time and host; a
     /// second run in the same second gets a `-2`, `-3`, … suffix instead of overwriting.
-    pub fn choose(output: &Path, started_at: i64, host: &str) -> std::io::Result<Self> {
+    pub(crate) fn choose(output: &Path, started_at: i64, host: &str) -> std::io::Result<Self> {
         std::fs::create_dir_all(output)?;
         let stem = format!(
             "{}_{}",

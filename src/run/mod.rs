@@ -94,7 +94,7 @@ fn in_input(input: &Path, p: &str) -> PathBuf {
 }
 
 /// The fixed address whose keyed hash is `run.key_check`.
-pub const KEY_CHECK_ADDRESS: std::net::SocketAddr =
+pub(crate) const KEY_CHECK_ADDRESS: std::net::SocketAddr =
     std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// `opts` with `tracker.ca_file` resolved against the input folder and checked, so a
@@ -180,7 +180,7 @@ impl RunOutcome {
 }
 
 /// Loads the inputs, or explains why there is nothing to analyse.
-pub fn load_inputs(input: &Path, config: &Config) -> Result<ImportReport, RunError> {
+pub(crate) fn load_inputs(input: &Path, config: &Config) -> Result<ImportReport, RunError> {
     let report = import_inputs(input, config.import.max_torrent_bytes).map_err(|source| {
         RunError::Input {
             path: input.display().to_string(),
@@ -406,7 +406,7 @@ fn read_back(database: &Path) -> (u64, u64, u64, u64) {
 }
 
 /// The `torrent` row for a torrent with program-assigned `id`.
-pub fn torrent_row(id: i64, t: &Torrent, config: &Config, added_at: i64) -> TorrentRow {
+pub(crate) fn torrent_row(id: i64, t: &Torrent, config: &Config, added_at: i64) -> TorrentRow {
     let m = t.metainfo.as_ref();
     TorrentRow {
         id,

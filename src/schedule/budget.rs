@@ -75,13 +75,13 @@ impl DialBudget {
     }
 
     /// No limits.
-    pub fn unlimited() -> Self {
+    pub(crate) fn unlimited() -> Self {
         Self::new(0, 0, Instant::now())
     }
 
     /// Takes a slot for a dial to `ip` asked for at `now`: the time it may go (`now`,
     /// or the next free slot of both budgets, which is then reserved for it).
-    pub fn reserve(&mut self, ip: IpAddr, now: Instant) -> Instant {
+    pub(crate) fn reserve(&mut self, ip: IpAddr, now: Instant) -> Instant {
         let mut at = now;
         if let Some((rate, tat)) = &mut self.global {
             at = at.max(rate.reserve(tat, now));
@@ -101,7 +101,7 @@ impl DialBudget {
     }
 
     /// Dials deferred so far, and the longest deferral.
-    pub fn deferred(&self) -> (u64, Duration) {
+    pub(crate) fn deferred(&self) -> (u64, Duration) {
         (self.deferred, self.longest)
     }
 }

@@ -83,7 +83,7 @@ impl Policy {
     /// crossing (`eta` from now, from the peer's own rate) plus a small margin when
     /// that comes before the fixed revisit delay, never sooner than the minimum
     /// revisit interval; else after the fixed delay.
-    pub fn after_success(&self, complete: bool, eta: Option<Duration>) -> (Next, Reason) {
+    pub(crate) fn after_success(&self, complete: bool, eta: Option<Duration>) -> (Next, Reason) {
         if complete {
             return (Next::Finished, Reason::Fixed);
         }
@@ -116,7 +116,7 @@ impl Policy {
     /// backoff step for as long as that holds; any other is dropped after the last step.
     /// A first failure after which the connection had been made (`transient`) is
     /// retried after the short transient step instead of the first backoff step.
-    pub fn after_failure(&self, failures_in_row: u32, kept: bool, transient: bool) -> Next {
+    pub(crate) fn after_failure(&self, failures_in_row: u32, kept: bool, transient: bool) -> Next {
         if transient && failures_in_row <= 1 {
             return Next::After(self.transient_retry);
         }

@@ -163,7 +163,7 @@ pub struct StateCounts {
 
 /// What [`Scheduler::pop_due`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Popped<K> {
+pub(crate) enum Popped<K> {
     /// Visit this peer now; `attempt` counts from 1.
     Visit(K, u32),
     /// Nothing due; the earliest due time, if any.
@@ -171,10 +171,10 @@ pub enum Popped<K> {
 }
 
 /// How long a peer that is busy (another connection with it open) waits.
-pub const BUSY_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const BUSY_DELAY: Duration = Duration::from_secs(1);
 
 /// A peer's id: its index in the peer book, dense from 0.
-pub type Key = u32;
+pub(crate) type Key = u32;
 
 /// The scheduler for peers keyed by dense ids.
 #[derive(Debug)]
@@ -313,7 +313,11 @@ impl Scheduler {
 
     /// Takes the next due peer for which `busy` is false and marks it in flight; a busy
     /// one is put back [`BUSY_DELAY`] later.
-    pub fn pop_due(&mut self, now: Instant, mut busy: impl FnMut(Key) -> bool) -> Popped<Key> {
+    pub(crate) fn pop_due(
+        &mut self,
+        now: Instant,
+        mut busy: impl FnMut(Key) -> bool,
+    ) -> Popped<Key> {
         let now_tick = self.tick(now);
         let later = self.tick_after(now_tick, BUSY_DELAY);
         while let Some(&Reverse((due, k))) = self.heap.peek() {
@@ -350,7 +354,7 @@ impl Scheduler {
 
     /// Puts `k`, just handed out by [`Self::pop_due`], back to wait until `at` without
     /// counting the attempt (the dial budget had no slot before then).
-    pub fn defer(&mut self, k: Key, at: Instant) {
+    pub(crate) fn defer(&mut self, k: Key, at: Instant) {
         let due = self.tick(at);
         let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
             return;
@@ -376,7 +380,7 @@ impl Scheduler {
     }
 
     /// Whether any entry is in the heap (a worker may watch the next due time).
-    pub fn has_pending(&self) -> bool {
+    pub(crate) fn has_pending(&self) -> bool {
         !self.heap.is_empty()
     }
 
@@ -452,7 +456,7 @@ impl Scheduler {
     /// finished; one that can be dialled is (re)visited at its predicted crossing or
     /// after the revisit delay, as after an outgoing visit — a waiting peer is moved
     /// earlier when the prediction says so. Returns true when it was scheduled.
-    pub fn after_incoming(
+    pub(crate) fn after_incoming(
         &mut self,
         k: Key,
         complete: bool,
@@ -492,7 +496,7 @@ impl Scheduler {
     }
 
     /// Marks `k` finished (merged into another address, or complete).
-    pub fn set_finished(&mut self, k: Key) {
+    pub(crate) fn set_finished(&mut self, k: Key) {
         if let Some(s) = self.slot_mut(k)
             && !s.is(Tag::InFlight)
         {
@@ -501,7 +505,7 @@ impl Scheduler {
     }
 
     /// Marks `k` as btda's own address (adding it if unknown): never visited.
-    pub fn set_ours(&mut self, k: Key, now: Instant) {
+    pub(crate) fn set_ours(&mut self, k: Key, now: Instant) {
         let now = self.tick(now);
         let (slot, _) = self.slot_or_insert(k, Slot::new(Tag::Ours, now, now));
         if !slot.is(Tag::InFlight) {
@@ -510,7 +514,11 @@ impl Scheduler {
     }
 
     /// Makes every parked peer that `release` picks due now; returns how many.
-    pub fn release_parked(&mut self, now: Instant, mut release: impl FnMut(Key) -> bool) -> usize {
+    pub(crate) fn release_parked(
+        &mut self,
+        now: Instant,
+        mut release: impl FnMut(Key) -> bool,
+    ) -> usize {
         let now = self.tick(now);
         let mut n = 0;
         for (i, slot) in self.slots.iter_mut().enumerate() {
@@ -527,7 +535,7 @@ impl Scheduler {
     }
 
     /// Parked peers that `pick` accepts, at most `max`.
-    pub fn parked(&self, max: usize, mut pick: impl FnMut(Key) -> bool) -> Vec<Key> {
+    pub(crate) fn parked(&self, max: usize, mut pick: impl FnMut(Key) -> bool) -> Vec<Key> {
         self.slots
             .iter()
             .enumerate()

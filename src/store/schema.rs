@@ -6,10 +6,10 @@
 //! than the bundled SQLite that writes the file).
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 /// Creates every table, index and view (idempotent).
-pub const SCHEMA: &str = r#"
+pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS run (
     id            INTEGER PRIMARY KEY,
     started_at    INTEGER NOT NULL,      -- Unix seconds

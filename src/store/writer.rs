@@ -101,7 +101,7 @@ impl WriterStats {
     }
 
     /// Why commits failed last (empty if they never did).
-    pub fn last_error(&self) -> String {
+    pub(crate) fn last_error(&self) -> String {
         self.last_error.lock().clone()
     }
 }
@@ -140,7 +140,7 @@ impl RecordSender {
 
     /// Queues a record unless the channel is full; returns whether it was queued. For
     /// senders that must never block (e.g. monitoring samples).
-    pub fn try_send(&self, record: Record) -> bool {
+    pub(crate) fn try_send(&self, record: Record) -> bool {
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(record) {
             Ok(()) => true,
@@ -167,7 +167,7 @@ impl Writer {
 
     /// As [`Self::start`]; while commits are failing, a set `stop` flag (Ctrl+C) makes
     /// the writer give up at once instead of waiting out `max_stall`.
-    pub fn start_with_stop(
+    pub(crate) fn start_with_stop(
         path: &Path,
         settings: WriterSettings,
         stop: Shutdown,

@@ -11,7 +11,7 @@ pub use torrust_bencode::BencodeRef as Value;
 
 /// Nesting depth accepted in metainfo files. Real torrents nest at most about five deep
 /// (root → info → files → file → path → component); 32 leaves room for odd extensions.
-pub const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// What went wrong while reading bencoded input, with the field it concerns.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -59,14 +59,14 @@ fn describe(err: &torrust_bencode::BencodeParseError, len: usize) -> String {
 }
 
 /// Read-only view of a bencoded dictionary that reports type errors by field path.
-pub struct Dict<'a, 'b> {
+pub(crate) struct Dict<'a, 'b> {
     value: &'b BencodeRef<'a>,
     path: String,
 }
 
 impl<'a, 'b> Dict<'a, 'b> {
     /// Views `value` as a dictionary; `path` names it in errors (empty for the root).
-    pub fn new(value: &'b BencodeRef<'a>, path: &str) -> Result<Self, BencodeError> {
+    pub(crate) fn new(value: &'b BencodeRef<'a>, path: &str) -> Result<Self, BencodeError> {
         if value.dict().is_none() {
             return Err(BencodeError::WrongType {
                 field: if path.is_empty() {
@@ -84,7 +84,7 @@ impl<'a, 'b> Dict<'a, 'b> {
     }
 
     /// Dotted path of `key` inside this dictionary, for error messages.
-    pub fn field(&self, key: &str) -> String {
+    pub(crate) fn field(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()
         } else {
@@ -93,51 +93,51 @@ impl<'a, 'b> Dict<'a, 'b> {
     }
 
     /// The raw value under `key`, if present.
-    pub fn get(&self, key: &str) -> Option<&'b BencodeRef<'a>> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'b BencodeRef<'a>> {
         self.value.dict().and_then(|d| d.lookup(key.as_bytes()))
     }
 
     /// The raw value under a byte-string key (e.g. a 20-byte info-hash in a scrape).
-    pub fn get_raw(&self, key: &[u8]) -> Option<&'b BencodeRef<'a>> {
+    pub(crate) fn get_raw(&self, key: &[u8]) -> Option<&'b BencodeRef<'a>> {
         self.value.dict().and_then(|d| d.lookup(key))
     }
 
     /// The raw value under `key`, or a `Missing` error.
-    pub fn require(&self, key: &str) -> Result<&'b BencodeRef<'a>, BencodeError> {
+    pub(crate) fn require(&self, key: &str) -> Result<&'b BencodeRef<'a>, BencodeError> {
         self.get(key)
             .ok_or_else(|| BencodeError::Missing(self.field(key)))
     }
 
     /// An optional integer field.
-    pub fn int(&self, key: &str) -> Result<Option<i64>, BencodeError> {
+    pub(crate) fn int(&self, key: &str) -> Result<Option<i64>, BencodeError> {
         self.get(key)
             .map(|v| v.int().ok_or_else(|| self.wrong(key, "an integer")))
             .transpose()
     }
 
     /// An optional byte-string field.
-    pub fn bytes(&self, key: &str) -> Result<Option<&'a [u8]>, BencodeError> {
+    pub(crate) fn bytes(&self, key: &str) -> Result<Option<&'a [u8]>, BencodeError> {
         self.get(key)
             .map(|v| as_bytes(v).ok_or_else(|| self.wrong(key, "a byte string")))
             .transpose()
     }
 
     /// An optional list field.
-    pub fn list(&self, key: &str) -> Result<Option<Vec<&'b BencodeRef<'a>>>, BencodeError> {
+    pub(crate) fn list(&self, key: &str) -> Result<Option<Vec<&'b BencodeRef<'a>>>, BencodeError> {
         self.get(key)
             .map(|v| list_items(v).ok_or_else(|| self.wrong(key, "a list")))
             .transpose()
     }
 
     /// An optional nested dictionary.
-    pub fn dict(&self, key: &str) -> Result<Option<Dict<'a, 'b>>, BencodeError> {
+    pub(crate) fn dict(&self, key: &str) -> Result<Option<Dict<'a, 'b>>, BencodeError> {
         self.get(key)
             .map(|v| Dict::new(v, &self.field(key)))
             .transpose()
     }
 
     /// A `WrongType` error for `key`.
-    pub fn wrong(&self, key: &str, expected: &'static str) -> BencodeError {
+    pub(crate) fn wrong(&self, key: &str, expected: &'static str) -> BencodeError {
         BencodeError::WrongType {
             field: self.field(key),
             expected,
@@ -152,7 +152,7 @@ pub fn as_bytes<'a>(value: &BencodeRef<'a>) -> Option<&'a [u8]> {
 }
 
 /// The items of a list value (None for other kinds).
-pub fn list_items<'a, 'b>(value: &'b BencodeRef<'a>) -> Option<Vec<&'b BencodeRef<'a>>> {
+pub(crate) fn list_items<'a, 'b>(value: &'b BencodeRef<'a>) -> Option<Vec<&'b BencodeRef<'a>>> {
     let list = value.list()?;
     Some((0..list.len()).filter_map(|i| list.get(i)).collect())
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::{Torrent, magnet, metainfo};
 
 /// Name of the magnet link list inside the input folder.
-pub const MAGNET_FILE: &str = "magnet.txt";
+pub(crate) const MAGNET_FILE: &str = "magnet.txt";
 
 /// An input that was not loaded, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +141,7 @@ pub enum ReadError {
 /// checked on the open descriptor (so a FIFO or device swapped in after a check is still
 /// caught), and the cap applies to the bytes actually read, not to what the metadata
 /// says (0 for a device).
-pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
     use std::io::Read;
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     /// O_NONBLOCK on Linux: opening a FIFO with no writer must not wait.

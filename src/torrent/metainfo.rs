@@ -201,7 +201,7 @@ fn trackers(root: &Dict<'_, '_>) -> Result<Vec<String>, BencodeError> {
 }
 
 /// Removes empty entries and repeats, keeping the first occurrence's position.
-pub fn dedup_urls(urls: impl IntoIterator<Item = String>) -> Vec<String> {
+pub(crate) fn dedup_urls(urls: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     urls.into_iter()
         .filter(|u| !u.is_empty() && seen.insert(u.clone()))

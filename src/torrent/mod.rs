@@ -60,7 +60,7 @@ pub struct Torrent {
 
 impl Torrent {
     /// A torrent from a parsed `.torrent` file.
-    pub fn from_metainfo(meta: Metainfo, path: PathBuf) -> Self {
+    pub(crate) fn from_metainfo(meta: Metainfo, path: PathBuf) -> Self {
         Self {
             info_hash: meta.info_hash,
             name: meta.name.clone(),
@@ -72,7 +72,7 @@ impl Torrent {
     }
 
     /// A torrent from a magnet link; its metadata is pending.
-    pub fn from_magnet(magnet: Magnet, path: PathBuf, line: usize) -> Self {
+    pub(crate) fn from_magnet(magnet: Magnet, path: PathBuf, line: usize) -> Self {
         Self {
             info_hash: magnet.info_hash,
             name: magnet.name.unwrap_or_else(|| magnet.info_hash.to_hex()),

@@ -25,7 +25,7 @@ impl TorrentId {
     }
 
     /// Its database id (`torrent.id`): the one conversion between the two.
-    pub fn db_id(self) -> i64 {
+    pub(crate) fn db_id(self) -> i64 {
         i64::from(self.0) + 1
     }
 }
@@ -116,7 +116,7 @@ impl TorrentRegistry {
     }
 
     /// The torrent with this info-hash.
-    pub fn id_of(&self, info_hash: &InfoHash) -> Option<TorrentId> {
+    pub(crate) fn id_of(&self, info_hash: &InfoHash) -> Option<TorrentId> {
         self.by_hash.get(info_hash).copied()
     }
 
@@ -150,7 +150,7 @@ impl TorrentRegistry {
     /// What a visit to a peer of `torrent` needs, in one read: its info-hash, pieces
     /// count and threshold T, once its metadata is known. The threshold is read first
     /// (it is stored last), so a known threshold comes with its pieces count.
-    pub fn for_visit(&self, torrent: TorrentId) -> Option<(InfoHash, u32, u32)> {
+    pub(crate) fn for_visit(&self, torrent: TorrentId) -> Option<(InfoHash, u32, u32)> {
         let e = self.entries.get(torrent.index())?;
         let threshold = e.threshold.load(Ordering::Acquire);
         let pieces = e.pieces.load(Ordering::Acquire);
@@ -159,7 +159,7 @@ impl TorrentRegistry {
 
     /// Records a torrent's metadata (a magnet's arrived). The threshold is stored last,
     /// so whoever sees it also sees the pieces count and size.
-    pub fn set_metadata(&self, torrent: TorrentId, figures: Figures) {
+    pub(crate) fn set_metadata(&self, torrent: TorrentId, figures: Figures) {
         if let Some(e) = self.entries.get(torrent.index()) {
             e.size.store(figures.size, Ordering::Release);
             e.pieces.store(figures.pieces, Ordering::Release);

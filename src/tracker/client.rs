@@ -36,7 +36,11 @@ pub struct ClientSettings {
 }
 
 /// Resolves `host:port` within `timeout` ([`crate::resolve`]), as a tracker error.
-pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, TrackerError> {
+pub(crate) fn resolve(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<Vec<SocketAddr>, TrackerError> {
     crate::resolve::resolve(host, port, timeout).map_err(|e| match e {
         crate::resolve::ResolveError::Thread(why) => TrackerError::Io(why),
         other => TrackerError::Dns(other.to_string()),

@@ -32,7 +32,7 @@ impl Event {
     }
 
     /// The BEP 15 event code.
-    pub fn udp_code(self) -> u32 {
+    pub(crate) fn udp_code(self) -> u32 {
         match self {
             Self::None => 0,
             Self::Started => 2,
@@ -90,7 +90,7 @@ pub struct AnnounceReply {
 
 /// Keeps at most `max` of `peers` (port 0 is not a peer); returns how many were
 /// dropped beyond the cap.
-pub fn cap_peers(peers: &mut Vec<std::net::SocketAddr>, max: usize) -> u32 {
+pub(crate) fn cap_peers(peers: &mut Vec<std::net::SocketAddr>, max: usize) -> u32 {
     peers.retain(|p| p.port() != 0);
     let dropped = peers.len().saturating_sub(max);
     peers.truncate(max);

@@ -44,7 +44,7 @@ pub fn load_roots(_: &Path) -> Result<Vec<Vec<u8>>, String> {
 
 /// The TLS error inside an I/O error from the HTTP client, if it is one.
 #[cfg(feature = "https")]
-pub fn tls_error(e: &std::io::Error) -> Option<String> {
+pub(crate) fn tls_error(e: &std::io::Error) -> Option<String> {
     e.get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         .map(ToString::to_string)
@@ -52,7 +52,7 @@ pub fn tls_error(e: &std::io::Error) -> Option<String> {
 
 /// Without the `https` feature no handshake is ever made.
 #[cfg(not(feature = "https"))]
-pub fn tls_error(_: &std::io::Error) -> Option<String> {
+pub(crate) fn tls_error(_: &std::io::Error) -> Option<String> {
     None
 }
 

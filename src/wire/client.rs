@@ -271,7 +271,7 @@ fn bitcomet_old(id: &[u8]) -> Option<Client> {
 
 /// Decodes a peer id. Never fails: an id of no known style is `unknown` with its
 /// printable first eight characters as the version, so odd clients stay visible.
-pub fn identify(peer_id: &[u8; 20]) -> Client {
+pub(crate) fn identify(peer_id: &[u8; 20]) -> Client {
     azureus(peer_id)
         .or_else(|| aria2(peer_id))
         .or_else(|| bitcomet_old(peer_id))

@@ -5,12 +5,12 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Bytes of one compact IPv4 peer.
-pub const V4_LEN: usize = 6;
+pub(crate) const V4_LEN: usize = 6;
 /// Bytes of one compact IPv6 peer.
-pub const V6_LEN: usize = 18;
+pub(crate) const V6_LEN: usize = 18;
 
 /// Compact IPv4 peers; a partial tail is ignored.
-pub fn decode_v4(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
+pub(crate) fn decode_v4(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
     bytes.chunks_exact(V4_LEN).map(|c| {
         SocketAddr::from((
             Ipv4Addr::new(c[0], c[1], c[2], c[3]),
@@ -20,7 +20,7 @@ pub fn decode_v4(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
 }
 
 /// Compact IPv6 peers; a partial tail is ignored.
-pub fn decode_v6(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
+pub(crate) fn decode_v6(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
     bytes.chunks_exact(V6_LEN).map(|c| {
         let mut a = [0u8; 16];
         a.copy_from_slice(&c[..16]);
@@ -29,7 +29,7 @@ pub fn decode_v6(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
 }
 
 /// One peer in compact form (6 or 18 bytes).
-pub fn encode_one(addr: &SocketAddr) -> Vec<u8> {
+pub(crate) fn encode_one(addr: &SocketAddr) -> Vec<u8> {
     let mut out = Vec::with_capacity(V6_LEN);
     match addr {
         SocketAddr::V4(s) => out.extend_from_slice(&s.ip().octets()),

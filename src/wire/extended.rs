@@ -8,13 +8,13 @@ use super::compact;
 use crate::torrent::bencode::{self, Dict};
 
 /// Extended message id under which btda wants ut_metadata messages.
-pub const OUR_UT_METADATA: u8 = 1;
+pub(crate) const OUR_UT_METADATA: u8 = 1;
 /// Extended message id under which btda wants ut_pex messages.
 pub const OUR_UT_PEX: u8 = 2;
 /// Nesting limit for extension payloads (they are flat dictionaries).
 const MAX_DEPTH: usize = 8;
 /// Peers kept from one PEX message; BEP 11 allows 50 added per message.
-pub const MAX_PEX_PEERS: usize = 200;
+pub(crate) const MAX_PEX_PEERS: usize = 200;
 
 /// Our extended handshake payload: `m` with ut_metadata and ut_pex, `p`, `v`.
 pub fn our_handshake(listen_port: u16, version: &str) -> Vec<u8> {
@@ -122,7 +122,7 @@ pub fn parse_handshake(payload: &[u8]) -> Result<PeerExtensions, ExtensionError>
 }
 
 /// Peers added in a ut_pex message (`added` and `added6`), at most [`MAX_PEX_PEERS`].
-pub fn parse_pex(payload: &[u8]) -> Result<Vec<SocketAddr>, ExtensionError> {
+pub(crate) fn parse_pex(payload: &[u8]) -> Result<Vec<SocketAddr>, ExtensionError> {
     let value = bencode::decode(payload, MAX_DEPTH)?;
     let d = Dict::new(&value, "")?;
     let mut peers = Vec::new();

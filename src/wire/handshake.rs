@@ -11,7 +11,7 @@ pub const EXTENSION_BIT: (usize, u8) = (5, 0x10);
 /// Reserved bit of the fast extension (BEP 6): byte 7, 0x04.
 pub const FAST_BIT: (usize, u8) = (7, 0x04);
 /// Reserved bit of the DHT (BEP 5): byte 7, 0x01.
-pub const DHT_BIT: (usize, u8) = (7, 0x01);
+pub(crate) const DHT_BIT: (usize, u8) = (7, 0x01);
 
 /// A parsed or to-be-sent handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +97,7 @@ impl Handshake {
     }
 
     /// Whether a reserved bit (one of the `*_BIT` constants) is set.
-    pub fn supports(&self, bit: (usize, u8)) -> bool {
+    pub(crate) fn supports(&self, bit: (usize, u8)) -> bool {
         self.reserved[bit.0] & bit.1 != 0
     }
 }

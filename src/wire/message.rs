@@ -264,7 +264,8 @@ impl MessageDecoder {
     }
 
     /// Bytes received but not yet part of a whole message.
-    pub fn buffered(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> usize {
         self.buf.len() - self.start
     }
 

@@ -81,14 +81,14 @@ pub fn parse(payload: &[u8]) -> Result<MetadataMessage, MetadataError> {
 
 /// Collects metadata pieces of a known size.
 #[derive(Debug)]
-pub struct Assembler {
+pub(crate) struct Assembler {
     size: usize,
     pieces: Vec<Option<Vec<u8>>>,
 }
 
 impl Assembler {
     /// For metadata of `size` bytes, refused if zero or over `max`.
-    pub fn new(size: u64, max: u64) -> Result<Self, MetadataError> {
+    pub(crate) fn new(size: u64, max: u64) -> Result<Self, MetadataError> {
         if size == 0 || size > max {
             return Err(MetadataError(format!(
                 "metadata_size {size} outside 1..={max}"
@@ -102,12 +102,13 @@ impl Assembler {
     }
 
     /// Pieces in all.
-    pub fn count(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> u32 {
         self.pieces.len() as u32
     }
 
     /// The next piece not yet received, after `from`.
-    pub fn missing(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(crate) fn missing(&self) -> impl Iterator<Item = u32> + '_ {
         self.pieces
             .iter()
             .enumerate()
@@ -116,7 +117,7 @@ impl Assembler {
     }
 
     /// Adds a piece; its length must be exactly what its index implies.
-    pub fn add(
+    pub(crate) fn add(
         &mut self,
         piece: u32,
         total_size: u64,
@@ -148,7 +149,7 @@ impl Assembler {
     }
 
     /// The whole `info` dictionary once every piece arrived and its SHA-1 matches.
-    pub fn finish(&self, info_hash: &InfoHash) -> Option<Result<Vec<u8>, MetadataError>> {
+    pub(crate) fn finish(&self, info_hash: &InfoHash) -> Option<Result<Vec<u8>, MetadataError>> {
         if self.pieces.iter().any(Option::is_none) {
             return None;
         }

@@ -34,9 +34,9 @@ const PRIME: [u8; KEY_LEN] = [
     0xF4, 0x4C, 0x42, 0xE9, 0xA6, 0x3A, 0x36, 0x21, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, 0x05, 0x63,
 ];
 /// Length of a public key and of the secret, bytes.
-pub const KEY_LEN: usize = 96;
+pub(crate) const KEY_LEN: usize = 96;
 /// Longest padding of each step.
-pub const MAX_PAD: usize = 512;
+pub(crate) const MAX_PAD: usize = 512;
 /// The verification constant.
 const VC: [u8; 8] = [0; 8];
 /// Keystream bytes thrown away after keying RC4.
@@ -123,7 +123,7 @@ fn to_key_bytes(n: &BigUint) -> [u8; KEY_LEN] {
 }
 
 /// A Diffie-Hellman key pair: a 160-bit private exponent and `2^x mod P`.
-pub struct KeyPair {
+pub(crate) struct KeyPair {
     private: BigUint,
     /// The public key as sent (96 bytes, big-endian).
     pub public: [u8; KEY_LEN],
@@ -131,7 +131,7 @@ pub struct KeyPair {
 
 impl KeyPair {
     /// A key pair from a private exponent (tests use fixed ones).
-    pub fn from_private(private: &[u8]) -> Self {
+    pub(crate) fn from_private(private: &[u8]) -> Self {
         let private = BigUint::from_bytes_be(private);
         let public = BigUint::from(2u32).modpow(&private, &BigUint::from_bytes_be(&PRIME));
         Self {
@@ -141,12 +141,12 @@ impl KeyPair {
     }
 
     /// A fresh random key pair (160-bit exponent, as the specification recommends).
-    pub fn random() -> Self {
+    pub(crate) fn random() -> Self {
         Self::from_private(&rand::random::<[u8; 20]>())
     }
 
     /// The shared secret `S` with the peer's public key.
-    pub fn secret(&self, theirs: &[u8]) -> Result<[u8; KEY_LEN], MseError> {
+    pub(crate) fn secret(&self, theirs: &[u8]) -> Result<[u8; KEY_LEN], MseError> {
         let p = BigUint::from_bytes_be(&PRIME);
         let y = BigUint::from_bytes_be(theirs);
         let one = BigUint::from(1u32);
@@ -260,7 +260,7 @@ impl Initiator {
     }
 
     /// As [`Self::new`] with a given key pair and `PadA` (for fixtures).
-    pub fn with_keys(
+    pub(crate) fn with_keys(
         keys: KeyPair,
         info_hash: InfoHash,
         provide: u32,
@@ -484,7 +484,7 @@ impl Responder {
     }
 
     /// As [`Self::new`] with a given key pair and `PadB` (for fixtures).
-    pub fn with_keys(keys: KeyPair, accept: u32, pad: Vec<u8>) -> (Self, Vec<u8>) {
+    pub(crate) fn with_keys(keys: KeyPair, accept: u32, pad: Vec<u8>) -> (Self, Vec<u8>) {
         let mut first = keys.public.to_vec();
         first.extend_from_slice(&pad[..pad.len().min(MAX_PAD)]);
         let this = Self {

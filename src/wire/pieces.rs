@@ -155,7 +155,7 @@ impl PieceState {
     }
 
     /// Whether every piece is known.
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.count == self.pieces
     }
 
