@@ -3,6 +3,8 @@
 //! MSE connections (accepted, for an unknown torrent, garbage). Every test uses its own
 //! 127.N.0.x addresses.
 
+mod common;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -174,10 +176,7 @@ fn a_plaintext_only_peer_is_still_reached_with_fallback_and_prefer() {
 /// Connects to btda from `from` with MSE for `hash` and, once established, sends a
 /// bitfield of `pieces`.
 fn encrypted_client(to: SocketAddr, from: [u8; 4], hash: InfoHash, pieces: u32) -> bool {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::from((from, 0)).into()).unwrap();
-    socket.connect(&to.into()).unwrap();
-    let tcp: std::net::TcpStream = socket.into();
+    let tcp = common::connect_from(from, to).unwrap();
     let ours = Handshake::ours(hash, *b"-TR4050-mseclient001").encode();
     let deadline = Instant::now() + Duration::from_secs(5);
     let stop = Shutdown::new();

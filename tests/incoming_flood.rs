@@ -6,8 +6,10 @@
 //! oldest connection to the newcomer. The deadline of incoming handshakes follows the
 //! measured handshakes of real peers. Addresses 127.67.x.y.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,17 +23,10 @@ const PIECES: u32 = 100;
 const HASH: InfoHash = InfoHash([0x67; 20]);
 const REAL_PEERS: u8 = 24;
 
-fn connect_from(from: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    socket.bind(&SocketAddr::from((from, 0)).into())?;
-    socket.connect_timeout(&to.into(), Duration::from_secs(2))?;
-    Ok(socket.into())
-}
-
 /// A real (plaintext) peer from `from`: handshake, btda's handshake back, a bitfield.
 /// True when btda answered.
 fn real_peer(from: [u8; 4], to: SocketAddr) -> bool {
-    let Ok(mut s) = connect_from(from, to) else {
+    let Ok(mut s) = common::connect_from(from, to) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
@@ -50,11 +45,17 @@ fn real_peer(from: [u8; 4], to: SocketAddr) -> bool {
     Handshake::parse(&theirs).is_ok_and(|h| h.info_hash == HASH)
 }
 
-#[test]
-fn a_slow_mse_flood_from_one_address_does_not_turn_real_peers_away() {
-    let listener = engine::bind_listener(SocketAddr::from(([127, 67, 0, 1], 0))).unwrap();
+/// btda's engine in-process, listening on `listen` with `handlers` incoming handlers
+/// (100 ms state window; `warmup` real handshakes before the incoming deadline is
+/// measured); returns it and the listen address.
+fn listening(
+    dir: &tempfile::TempDir,
+    listen: [u8; 4],
+    handlers: usize,
+    warmup: u64,
+) -> (Harness, SocketAddr) {
+    let listener = engine::bind_listener(SocketAddr::from((listen, 0))).unwrap();
     let at = listener.local_addr().unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let options = HarnessOptions {
         info_hash: HASH,
         pieces: PIECES,
@@ -62,15 +63,24 @@ fn a_slow_mse_flood_from_one_address_does_not_turn_real_peers_away() {
         workers: 4,
         peer: btda::config::Peer {
             state_window_ms: Duration::from_millis(100),
-            incoming_handlers: 4,
-            auto_timeout_warmup: 16,
+            incoming_handlers: handlers,
+            auto_timeout_warmup: warmup,
             allow_private_addresses: true,
             ..btda::config::Peer::default()
         },
         revisit: Duration::from_secs(60),
         backoff: vec![Duration::from_secs(60)],
     };
-    let h = Harness::start(dir.path(), &options, Some(listener)).unwrap();
+    (
+        Harness::start(dir.path(), &options, Some(listener)).unwrap(),
+        at,
+    )
+}
+
+#[test]
+fn a_slow_mse_flood_from_one_address_does_not_turn_real_peers_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, at) = listening(&dir, [127, 67, 0, 1], 4, 16);
     assert_eq!(
         h.engine.measured.incoming.current(),
         Duration::from_secs(6),
@@ -87,7 +97,7 @@ fn a_slow_mse_flood_from_one_address_does_not_turn_real_peers_away() {
             let mut held = Vec::new();
             let mut seed = 0x9e37_79b9_u32;
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(mut s) = connect_from([127, 67, 9, 9], at) {
+                if let Ok(mut s) = common::connect_from([127, 67, 9, 9], at) {
                     let junk: Vec<u8> = (0..96)
                         .map(|_| {
                             seed ^= seed << 13;
@@ -156,7 +166,7 @@ fn a_slow_mse_flood_from_one_address_does_not_turn_real_peers_away() {
 /// then a have for every piece (a download finished before btda's eyes). False when
 /// btda closed the connection before its handshake (the gate refused it).
 fn identity(from: [u8; 4], to: SocketAddr, n: u16) -> bool {
-    let Ok(mut s) = connect_from(from, to) else {
+    let Ok(mut s) = common::connect_from(from, to) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
@@ -187,24 +197,8 @@ fn identity(from: [u8; 4], to: SocketAddr, n: u16) -> bool {
 
 #[test]
 fn three_hundred_identities_from_one_address_are_at_most_ten_downloads() {
-    let listener = engine::bind_listener(SocketAddr::from(([127, 67, 2, 1], 0))).unwrap();
-    let at = listener.local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let options = HarnessOptions {
-        info_hash: HASH,
-        pieces: PIECES,
-        threshold: 98,
-        workers: 4,
-        peer: btda::config::Peer {
-            state_window_ms: Duration::from_millis(100),
-            incoming_handlers: 16,
-            allow_private_addresses: true,
-            ..btda::config::Peer::default()
-        },
-        revisit: Duration::from_secs(60),
-        backoff: vec![Duration::from_secs(60)],
-    };
-    let h = Harness::start(dir.path(), &options, Some(listener)).unwrap();
+    let (h, at) = listening(&dir, [127, 67, 2, 1], 16, 100);
     // Four at a time (the address's share of handshakes), each identity until btda
     // took it.
     let workers: Vec<_> = (0..4u16)

@@ -75,6 +75,7 @@ fn btda_and_libtorrent_find_each_other_on_the_dht() {
     std::fs::write(
         input.join("btda.toml"),
         "[peer]\nallow_private_addresses = true\nworkers = 2\nlisten_address = \"127.35.0.101\"\nlisten_port = 16891\n\
+         retry_backoff_secs = [2, 5, 10]\ntransient_retry_secs = 2\n\
          [dht]\nlisten_address = \"127.35.0.101\"\nport = 16892\nbootstrap = [\"127.35.0.100:16890\"]\n\
          interval_secs = 2\nquery_timeout_ms = 500\n",
     )
@@ -114,6 +115,13 @@ fn btda_and_libtorrent_find_each_other_on_the_dht() {
             "SELECT ok || ' q=' || nodes_queried || ' a=' || nodes_announced || ' peers=' || received_peers FROM request WHERE source = 'dht'",
         );
         eprintln!("btda DHT lookups: {rows:?}");
+        let visits: Vec<String> = common::column(
+            &c,
+            "SELECT k || ' ' || count(*) FROM (SELECT ifnull(p.source, '-') || ' ' || \
+             v.direction || ' ' || v.outcome || ' ' || ifnull(v.pieces, -1) AS k FROM visit v \
+             LEFT JOIN peer p ON p.id = v.peer_id) GROUP BY k",
+        );
+        eprintln!("btda visits (source direction outcome pieces count): {visits:?}");
     }
     drop(lt.stdin.take());
     let _ = wait_with_limit(&mut lt, Duration::from_secs(20));

@@ -326,6 +326,9 @@ fn a_killed_or_interrupted_merge_leaves_no_output_and_the_rerun_works() {
     let full = started.elapsed();
     std::fs::remove_file(&out).unwrap();
     println!("a whole merge: {full:?}");
+    // A merge that ended before its signal (this machine's speed varies) must have
+    // left a complete OUT; at least two of the four signals must land mid-merge.
+    let mut interrupted = 0;
     for (signal, share) in [("KILL", 0.1), ("KILL", 0.5), ("KILL", 0.9), ("INT", 0.5)] {
         let mut child = run();
         std::thread::sleep(full.mul_f64(share));
@@ -333,20 +336,29 @@ fn a_killed_or_interrupted_merge_leaves_no_output_and_the_rerun_works() {
             .args([format!("-{signal}"), child.id().to_string()])
             .status()
             .unwrap();
-        assert!(killed.success());
         let status = child.wait().unwrap();
-        assert!(
-            !status.success(),
-            "{signal} at {share}: the merge had already ended"
-        );
-        assert!(!out.exists(), "{signal} at {share} left OUT behind");
+        if killed.success() && !status.success() {
+            interrupted += 1;
+            assert!(!out.exists(), "{signal} at {share} left OUT behind");
+        } else {
+            assert_eq!(peers_in(&out), 10_000, "{signal} at {share}: a whole OUT");
+            std::fs::remove_file(&out).unwrap();
+        }
     }
+    assert!(
+        interrupted >= 2,
+        "only {interrupted} signals landed mid-merge"
+    );
     assert!(run().wait().unwrap().success(), "the rerun works");
-    let peers: i64 = rusqlite::Connection::open(&out)
+    assert_eq!(peers_in(&out), 10_000);
+}
+
+/// Peers in a merged database.
+fn peers_in(db: &Path) -> i64 {
+    rusqlite::Connection::open(db)
         .unwrap()
         .query_row("SELECT count(*) FROM peer", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(peers, 10_000);
+        .unwrap()
 }
 
 const KEY: &str = "0505050505050505050505050505050505050505050505050505050505050505";

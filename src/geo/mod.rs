@@ -15,24 +15,9 @@ use std::path::{Path, PathBuf};
 use maxminddb::{Reader, geoip2};
 use serde::Deserialize;
 
-/// What the databases say about one address (every part optional).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GeoInfo {
-    /// ISO 3166 country code.
-    pub country: Option<String>,
-    /// Continent code (EU, NA, …).
-    pub continent: Option<String>,
-    /// City (only kept when `geo.store_city` is on).
-    pub city: Option<String>,
-    /// Degrees.
-    pub latitude: Option<f64>,
-    /// Degrees.
-    pub longitude: Option<f64>,
-    /// Autonomous system number.
-    pub asn: Option<u32>,
-    /// Autonomous system organisation.
-    pub as_org: Option<String>,
-}
+/// What the databases say about one address: the `peer` row's location columns,
+/// defined with the rows.
+pub use crate::store::records::GeoInfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Schema {

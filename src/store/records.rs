@@ -57,6 +57,26 @@ pub struct TorrentRow {
     pub added_at: i64,
 }
 
+/// What the geolocation databases say about one address (every part optional): the
+/// location columns of a `peer` row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GeoInfo {
+    /// ISO 3166 country code.
+    pub country: Option<String>,
+    /// Continent code (EU, NA, …).
+    pub continent: Option<String>,
+    /// City (only kept when `geo.store_city` is on).
+    pub city: Option<String>,
+    /// Degrees.
+    pub latitude: Option<f64>,
+    /// Degrees.
+    pub longitude: Option<f64>,
+    /// Autonomous system number.
+    pub asn: Option<u32>,
+    /// Autonomous system organisation.
+    pub as_org: Option<String>,
+}
+
 /// Insert-or-replace of a peer's summary (sent again after each visit).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PeerRow {
@@ -75,7 +95,7 @@ pub struct PeerRow {
     /// BEP 10 `v`.
     pub client_v: Option<String>,
     /// Country, continent, city, coordinates, ASN and AS organisation.
-    pub geo: crate::geo::GeoInfo,
+    pub geo: GeoInfo,
     /// Unix seconds of the first successful visit.
     pub first_seen: i64,
     /// Pieces at the first successful visit.

@@ -639,3 +639,15 @@ pub(crate) fn judge(
     );
     j
 }
+
+/// A TCP connection to `to` from the loopback address `from` (a simulated host of its
+/// own), within 2 s.
+pub(crate) fn connect_from(
+    from: [u8; 4],
+    to: std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&std::net::SocketAddr::from((from, 0)).into())?;
+    socket.connect_timeout(&to.into(), Duration::from_secs(2))?;
+    Ok(socket.into())
+}
