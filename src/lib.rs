@@ -23,4 +23,5 @@ pub mod store;
 pub mod text;
 pub mod torrent;
 pub mod tracker;
+pub mod utp;
 pub mod wire;
