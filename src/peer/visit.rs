@@ -685,23 +685,24 @@ mod tests {
         }
     }
 
-    /// The visit logic needs no socket: an incoming visit over an in-memory pipe reads
-    /// the handshake and the bitfield like one over TCP.
-    #[test]
-    fn an_incoming_visit_runs_over_any_transport() {
-        use std::io::Read;
-        let (ours, mut theirs) = super::super::stream::pipe::pair();
-        let hash = InfoHash([3; 20]);
-        let peer = std::thread::spawn(move || {
-            theirs
-                .write_all(&Handshake::ours(hash, *b"-XX0001-pipepeer0000").encode())
-                .unwrap();
-            let mut hs = [0u8; HANDSHAKE_LEN];
-            theirs.read_exact(&mut hs).unwrap();
-            theirs.write_all(&bits(100, 60).encode()).unwrap();
-            std::thread::sleep(Duration::from_millis(500));
-            Handshake::parse(&hs).map(|h| h.info_hash)
-        });
+    /// The peer side of a test visit: its handshake, btda's back, a bitfield of 60 of
+    /// 100 pieces; returns the info-hash btda answered with.
+    fn test_peer(mut theirs: impl io::Read + Write, hash: InfoHash) -> Option<InfoHash> {
+        theirs
+            .write_all(&Handshake::ours(hash, *b"-XX0001-pipepeer0000").encode())
+            .ok()?;
+        let mut hs = [0u8; HANDSHAKE_LEN];
+        theirs.read_exact(&mut hs).ok()?;
+        theirs.write_all(&bits(100, 60).encode()).ok()?;
+        std::thread::sleep(Duration::from_millis(500));
+        Handshake::parse(&hs).ok().map(|h| h.info_hash)
+    }
+
+    /// An incoming visit of `conn` with a plaintext identity and short timeouts.
+    fn visit_over(
+        conn: Box<dyn Transport>,
+        hash: InfoHash,
+    ) -> (Option<InfoHash>, VisitReport, u32) {
         let me = Identity {
             peer_id: [9; 20],
             listen_port: 0,
@@ -720,18 +721,68 @@ mod tests {
         };
         let mut handshaken = 0;
         let (asked, report) = visit_incoming(
-            Box::new(ours),
+            conn,
             &One(hash, 100),
             &me,
             &t,
             &Shutdown::new(),
             &mut || handshaken += 1,
         );
+        (asked, report, handshaken)
+    }
+
+    /// The visit logic needs no socket: an incoming visit over an in-memory pipe reads
+    /// the handshake and the bitfield like one over TCP.
+    #[test]
+    fn an_incoming_visit_runs_over_any_transport() {
+        let (ours, theirs) = super::super::stream::pipe::pair();
+        let hash = InfoHash([3; 20]);
+        let peer = std::thread::spawn(move || test_peer(theirs, hash));
+        let (asked, report, handshaken) = visit_over(Box::new(ours), hash);
         assert_eq!(asked, Some(hash));
         assert_eq!(report.outcome, Outcome::Ok, "{report:?}");
         assert_eq!(report.pieces, Some(60));
         assert_eq!(handshaken, 1);
-        assert_eq!(peer.join().unwrap().ok(), Some(hash), "btda answered");
+        assert_eq!(peer.join().unwrap(), Some(hash), "btda answered");
+    }
+
+    /// And over uTP on loopback: the same visit, a different transport.
+    #[test]
+    fn an_incoming_visit_runs_over_utp() {
+        use crate::utp::{Settings, UtpSocket};
+        let stop = Shutdown::new();
+        let ours = UtpSocket::bind(
+            SocketAddr::from(([127, 78, 9, 1], 0)),
+            true,
+            Settings::default(),
+            stop.clone(),
+        )
+        .unwrap();
+        let theirs = UtpSocket::bind(
+            SocketAddr::from(([127, 78, 9, 2], 0)),
+            false,
+            Settings::default(),
+            stop,
+        )
+        .unwrap();
+        let hash = InfoHash([4; 20]);
+        let to = ours.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let mut s = theirs.connect(to, Duration::from_secs(2)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            let answered = test_peer(&mut s, hash);
+            drop(s);
+            answered
+        });
+        let conn = ours
+            .accept(Duration::from_secs(3))
+            .expect("a uTP connection");
+        assert_eq!(conn.name(), "utp");
+        let (asked, report, _) = visit_over(Box::new(conn), hash);
+        assert_eq!(asked, Some(hash));
+        assert_eq!(report.outcome, Outcome::Ok, "{report:?}");
+        assert_eq!(report.pieces, Some(60));
+        assert_eq!(peer.join().unwrap(), Some(hash));
     }
 
     /// A bitfield of `pieces` with the first `have` set.

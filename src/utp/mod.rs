@@ -1,9 +1,12 @@
-//! uTP (BEP 29), btda's own and sans-IO like the DHT: the packet codec here; the
-//! connection state machine and its blocking driver (a [`crate::peer::stream::Transport`]
-//! for visits) come next (issue 25).
+//! uTP (BEP 29), btda's own and sans-IO like the DHT: the packet codec, one
+//! connection's state machine, and the blocking driver that owns the UDP socket and
+//! hands workers a [`crate::peer::stream::Transport`]. Not yet used by runs: choosing
+//! uTP for a visit, sharing the DHT's port and hole punching are the rest of issue 25.
 
 pub mod conn;
 pub mod packet;
+pub mod socket;
 
 pub use conn::{Connection, Settings, State};
 pub use packet::{Packet, PacketError, PacketType, looks_like_utp};
+pub use socket::{UtpSocket, UtpStream};
