@@ -233,11 +233,18 @@ fn want_gets_nodes_of_both_families_from_paired_nodes() {
     };
     // Its three known IPv6 nodes; the asker, who queried but never answered the
     // node's ping, is not among them.
-    assert_eq!(ask(Want { n4: true, n6: true }), (3, 3));
     assert_eq!(
         ask(Want {
             n4: true,
-            n6: false
+            n6: true,
+            ..Want::default()
+        }),
+        (3, 3)
+    );
+    assert_eq!(
+        ask(Want {
+            n4: true,
+            ..Want::default()
         }),
         (3, 0)
     );
@@ -299,5 +306,68 @@ fn forged_replies_are_ignored_and_peer_lists_are_capped() {
     let result = lookup.join().unwrap();
     assert!(!result.peers.contains(&planted), "{:?}", result.peers);
     assert_eq!(result.peers.len(), 100, "at most 100 values from one reply");
+    stop.request();
+}
+
+/// BEP 33: a lookup asks with `scrape` = 1 and merges the seed and peer filters of the
+/// answers; two nodes that stored overlapping peers give the union's estimate.
+#[test]
+fn a_lookup_scrapes_and_merges_the_answers_bloom_filters() {
+    use btda::dht::bloom::ScrapeFilter;
+    use btda::dht::krpc::{Query, Response};
+    let stop = Shutdown::new();
+    let node = DhtNode::start(
+        SocketAddr::from(([127, 73, 3, 1], 0)),
+        [8; 20],
+        &[],
+        settings(),
+        stop.clone(),
+    )
+    .unwrap();
+    let to = node.local_addr().unwrap();
+    let answerers: Vec<UdpSocket> = (2..=3u8)
+        .map(|i| {
+            let s = UdpSocket::bind(SocketAddr::from(([127, 73, 3, i], 0))).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            s
+        })
+        .collect();
+    let targets: Vec<SocketAddr> = answerers.iter().map(|s| s.local_addr().unwrap()).collect();
+    let lookup = std::thread::spawn(move || node.get_peers(InfoHash([6; 20]), &targets));
+    // Node 2 stored peers 0..60 (10 of them seeds), node 3 peers 40..100 (none seeds):
+    // 100 distinct peers, 10 seeds.
+    for (n, (s, range)) in answerers.iter().zip([(0u8, 60u8), (40, 100)]).enumerate() {
+        let mut buf = [0u8; 2048];
+        let (len, from) = s.recv_from(&mut buf).unwrap();
+        let query = Message::decode(&buf[..len]).unwrap();
+        let Body::Query(Query::GetPeers(_, want)) = query.body else {
+            panic!("{query:?}");
+        };
+        assert!(want.scrape, "scrape = 1 asked");
+        let (mut seeds, mut peers) = (ScrapeFilter::default(), ScrapeFilter::default());
+        for i in range.0..range.1 {
+            let ip = std::net::IpAddr::from([203, 0, 113, i]);
+            peers.insert(ip);
+            if n == 0 && i < 10 {
+                seeds.insert(ip);
+            }
+        }
+        let reply = Message {
+            tid: query.tid,
+            id: Some([n as u8 + 1; 20]),
+            body: Body::Response(Response {
+                token: Some(b"tk".to_vec()),
+                seeds_filter: Some(Box::new(seeds)),
+                peers_filter: Some(Box::new(peers)),
+                ..Response::default()
+            }),
+        };
+        s.send_to(&reply.encode(), from).unwrap();
+    }
+    let result = lookup.join().unwrap();
+    let scrape = result.scrape.expect("filters merged");
+    assert_eq!(scrape.nodes, 2);
+    assert!((90.0..110.0).contains(&scrape.peers), "{scrape:?}");
+    assert!((8.0..12.0).contains(&scrape.seeds), "{scrape:?}");
     stop.request();
 }

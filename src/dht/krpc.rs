@@ -3,6 +3,7 @@
 //! parts of BEP 32 are understood too: `nodes6` (38 bytes a node), IPv6 peers (18
 //! bytes) in `values`, and `want` (`n4`, `n6`) in `find_node` and `get_peers`.
 
+use super::bloom::ScrapeFilter;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use torrust_bencode::{BMutAccess, BencodeMut, ben_bytes, ben_int, ben_map};
@@ -40,6 +41,9 @@ pub struct Want {
     pub n4: bool,
     /// `n6`: IPv6 nodes (`nodes6`).
     pub n6: bool,
+    /// `scrape` = 1 (BEP 33, `get_peers` only): the answer carries the node's seed and
+    /// peer Bloom filters.
+    pub scrape: bool,
 }
 
 /// A query's method and arguments.
@@ -75,6 +79,10 @@ pub struct Response {
     pub values: Vec<SocketAddr>,
     /// Token for a later `announce_peer`.
     pub token: Option<Vec<u8>>,
+    /// BEP 33 `BFsd`: the node's stored seeds (exactly 256 bytes, else dropped).
+    pub seeds_filter: Option<Box<ScrapeFilter>>,
+    /// BEP 33 `BFpe`: the node's stored peers.
+    pub peers_filter: Option<Box<ScrapeFilter>>,
 }
 
 /// What a message carries.
@@ -200,6 +208,7 @@ fn parse_want(a: &Dict<'_, '_>) -> Want {
             }
         }
     }
+    want.scrape = a.int("scrape").ok().flatten() == Some(1);
     want
 }
 
@@ -282,6 +291,13 @@ impl Message {
                     .flatten()
                     .filter(|t| t.len() <= 64)
                     .map(<[u8]>::to_vec);
+                let filter = |key: &str| {
+                    r.bytes(key)
+                        .ok()
+                        .flatten()
+                        .and_then(ScrapeFilter::from_bytes)
+                        .map(Box::new)
+                };
                 Ok(Self {
                     tid,
                     id: Some(id),
@@ -290,6 +306,8 @@ impl Message {
                         nodes6,
                         values,
                         token,
+                        seeds_filter: filter("BFsd"),
+                        peers_filter: filter("BFpe"),
                     }),
                 })
             }
@@ -392,10 +410,13 @@ impl Message {
                         "find_node",
                         with_want(vec![("target", ben_bytes!(target.to_vec()))], *want),
                     ),
-                    Query::GetPeers(h, want) => (
-                        "get_peers",
-                        with_want(vec![("info_hash", ben_bytes!(h.0.to_vec()))], *want),
-                    ),
+                    Query::GetPeers(h, want) => {
+                        let mut args = vec![("info_hash", ben_bytes!(h.0.to_vec()))];
+                        if want.scrape {
+                            args.push(("scrape", ben_int!(1)));
+                        }
+                        ("get_peers", with_want(args, *want))
+                    }
                     Query::AnnouncePeer {
                         info_hash,
                         port,
@@ -435,6 +456,11 @@ impl Message {
                     }
                     if let Some(t) = &r.token {
                         d.insert("token".as_bytes().into(), ben_bytes!(t.clone()));
+                    }
+                    for (key, filter) in [("BFsd", &r.seeds_filter), ("BFpe", &r.peers_filter)] {
+                        if let Some(f) = filter {
+                            d.insert(key.as_bytes().into(), ben_bytes!(f.0.to_vec()));
+                        }
                     }
                     if !r.values.is_empty() {
                         let mut list = BencodeMut::new_list();
@@ -495,7 +521,11 @@ mod tests {
                 id,
                 body: Body::Query(Query::GetPeers(
                     InfoHash([3; 20]),
-                    Want { n4: true, n6: true },
+                    Want {
+                        n4: true,
+                        n6: true,
+                        scrape: true,
+                    },
                 )),
             },
             Message {
@@ -506,6 +536,7 @@ mod tests {
                     Want {
                         n4: false,
                         n6: true,
+                        scrape: false,
                     },
                 )),
             },
@@ -530,6 +561,9 @@ mod tests {
                         "[::1]:7001".parse().unwrap(),
                     ],
                     token: Some(b"xyz".to_vec()),
+                    // BEP 33 scrape filters round-trip (a 255-byte one would be dropped).
+                    seeds_filter: Some(Box::new(ScrapeFilter([0xa5; 256]))),
+                    peers_filter: None,
                 }),
             },
             Message {
@@ -649,7 +683,8 @@ mod tests {
                 InfoHash(*b"abcdefghij0123456789"),
                 Want {
                     n4: false,
-                    n6: true
+                    n6: true,
+                    scrape: false,
                 }
             ))
         );

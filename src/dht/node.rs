@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::bloom::ScrapeFilter;
 use super::krpc::{Body, KrpcError, Message, NodeId, NodeInfo, Query, Response, Want};
 use super::routing::{K, RoutingTable, distance};
 use crate::shutdown::Shutdown;
@@ -65,7 +66,7 @@ pub struct NodeSettings {
 }
 
 /// The outcome of a `get_peers` lookup.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Lookup {
     /// Peers found.
     pub peers: Vec<SocketAddr>,
@@ -75,6 +76,19 @@ pub struct Lookup {
     pub answered: usize,
     /// The closest answering nodes and their tokens, for announcing.
     pub closest: Vec<(NodeInfo, Vec<u8>)>,
+    /// BEP 33: the answers' seed and peer filters merged, and how many answers had them.
+    pub scrape: Option<Scrape>,
+}
+
+/// A lookup's DHT scrape (BEP 33): estimates, not counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scrape {
+    /// Estimated distinct seeds.
+    pub seeds: f64,
+    /// Estimated distinct peers.
+    pub peers: f64,
+    /// Answers that carried filters.
+    pub nodes: u32,
 }
 
 struct RateLimit {
@@ -377,7 +391,7 @@ impl Shared {
     /// none asked means this node's family; the other family's come from the sibling
     /// node when there is one. `own` is false when `values` already answer.
     fn with_nodes(&self, target: &NodeId, want: Want, own: bool, mut r: Response) -> Response {
-        let (ours, theirs) = if want == Want::default() {
+        let (ours, theirs) = if !want.n4 && !want.n6 {
             (true, false)
         } else if self.v6 {
             (want.n6, want.n4)
@@ -490,7 +504,11 @@ impl Shared {
     fn lookup(&self, target: &NodeId, peers: bool, extra: &[SocketAddr]) -> Lookup {
         let query = |t: &NodeId| {
             if peers {
-                Query::GetPeers(InfoHash(*t), Want::default())
+                let scrape = Want {
+                    scrape: true,
+                    ..Want::default()
+                };
+                Query::GetPeers(InfoHash(*t), scrape)
             } else {
                 Query::FindNode(*t, Want::default())
             }
@@ -502,6 +520,8 @@ impl Shared {
             HashMap::new();
         let mut answered: Vec<(NodeInfo, Vec<u8>)> = Vec::new();
         let mut found: Vec<SocketAddr> = Vec::new();
+        let (mut seeds, mut swarm) = (ScrapeFilter::default(), ScrapeFilter::default());
+        let mut scraped = 0u32;
         let mut result = Lookup::default();
         let timeout = self.settings.query_timeout;
         for addr in extra {
@@ -576,6 +596,15 @@ impl Shared {
                             .filter(|p| p.is_ipv6() == self.v6)
                             .take(MAX_VALUES_PER_REPLY.min(room)),
                     );
+                    if r.seeds_filter.is_some() || r.peers_filter.is_some() {
+                        scraped += 1;
+                    }
+                    if let Some(f) = &r.seeds_filter {
+                        seeds.merge(f);
+                    }
+                    if let Some(f) = &r.peers_filter {
+                        swarm.merge(f);
+                    }
                     let own = self.table.lock().own_id();
                     let nodes = if self.v6 { r.nodes6 } else { r.nodes };
                     candidates.extend(
@@ -614,6 +643,11 @@ impl Shared {
         answered.truncate(K);
         result.peers = found;
         result.closest = answered;
+        result.scrape = (scraped > 0).then(|| Scrape {
+            seeds: seeds.estimate(),
+            peers: swarm.estimate(),
+            nodes: scraped,
+        });
         result
     }
 }

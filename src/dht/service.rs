@@ -270,6 +270,9 @@ fn lookup_one(
         duplicate_peers: Some(dup),
         nodes_queried: Some(lookup.queried as u32),
         nodes_announced: Some(announced as u32),
+        dht_seeds_estimate: lookup.scrape.as_ref().map(|s| s.seeds),
+        dht_peers_estimate: lookup.scrape.as_ref().map(|s| s.peers),
+        dht_scrape_nodes: lookup.scrape.as_ref().map(|s| s.nodes),
         ..RequestRow::default()
     }));
 }

@@ -207,6 +207,12 @@ pub struct RequestRow {
     pub leechers: Option<u32>,
     /// Tracker's completed count.
     pub completed: Option<u32>,
+    /// DHT lookup: BEP 33 estimate of the seeds (an estimate, not a count).
+    pub dht_seeds_estimate: Option<f64>,
+    /// DHT lookup: BEP 33 estimate of the peers.
+    pub dht_peers_estimate: Option<f64>,
+    /// DHT lookup: answers that carried scrape filters.
+    pub dht_scrape_nodes: Option<u32>,
     /// DHT nodes queried by a lookup.
     pub nodes_queried: Option<u32>,
     /// DHT nodes that accepted our announce.
@@ -498,9 +504,10 @@ impl Record {
                 .prepare_cached(
                     "INSERT INTO request (torrent_id, at, source, url, kind, ok, error, duration_ms,
                         received_peers, new_peers, duplicate_peers, seeders, leechers, completed,
-                        nodes_queried, nodes_announced, dropped_peers)
+                        nodes_queried, nodes_announced, dropped_peers, dht_seeds_estimate,
+                        dht_peers_estimate, dht_scrape_nodes)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                        ?17)",
+                        ?17, ?18, ?19, ?20)",
                 )?
                 .execute(params![
                     r.torrent_id,
@@ -519,7 +526,10 @@ impl Record {
                     r.completed,
                     r.nodes_queried,
                     r.nodes_announced,
-                    r.dropped_peers
+                    r.dropped_peers,
+                    r.dht_seeds_estimate,
+                    r.dht_peers_estimate,
+                    r.dht_scrape_nodes
                 ])
                 .map(drop),
             Record::Statistic(s) => conn

@@ -117,6 +117,9 @@ CREATE TABLE IF NOT EXISTS request (
     nodes_queried   INTEGER,             -- DHT lookups: nodes asked
     nodes_announced INTEGER,             -- DHT lookups: nodes that took our announce
     dropped_peers   INTEGER,             -- peers beyond the 2,000 kept from one tracker reply
+    dht_seeds_estimate REAL,             -- DHT lookups: BEP 33 estimate of seeds (merged BFsd of the answers)
+    dht_peers_estimate REAL,             -- DHT lookups: BEP 33 estimate of peers (merged BFpe)
+    dht_scrape_nodes INTEGER,            -- DHT lookups: answers that carried scrape filters
     run_id          INTEGER              -- the run (host) that asked; NULL: the database's only run
 );
 CREATE INDEX IF NOT EXISTS request_torrent ON request (torrent_id);
