@@ -324,7 +324,6 @@ fn a_lookup_scrapes_and_merges_the_answers_bloom_filters() {
         stop.clone(),
     )
     .unwrap();
-    let to = node.local_addr().unwrap();
     let answerers: Vec<UdpSocket> = (2..=3u8)
         .map(|i| {
             let s = UdpSocket::bind(SocketAddr::from(([127, 73, 3, i], 0))).unwrap();
