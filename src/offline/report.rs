@@ -66,6 +66,45 @@ pub struct TorrentSummary {
     /// How its crossings were witnessed (None for a database from before btda recorded
     /// it).
     pub witnessed: Option<Witnessed>,
+    /// The DHT's own estimate of the swarm (BEP 33), when any lookup got one.
+    pub dht_scrape: Option<DhtScrape>,
+}
+
+/// A torrent's DHT scrape (BEP 33): estimates from merged Bloom filters, not counts.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DhtScrape {
+    /// Seeds estimated by the latest lookup that had filters.
+    pub seeds: f64,
+    /// Peers estimated by it.
+    pub peers: f64,
+    /// The largest peer estimate of the run.
+    pub peers_max: f64,
+    /// Lookups that had filters.
+    pub lookups: i64,
+}
+
+fn dht_scrape(conn: &rusqlite::Connection, torrent_id: i64) -> rusqlite::Result<Option<DhtScrape>> {
+    conn.query_row(
+        "SELECT (SELECT dht_seeds_estimate FROM request WHERE torrent_id = ?1 AND source = 'dht'
+                   AND dht_peers_estimate IS NOT NULL ORDER BY id DESC LIMIT 1),
+                (SELECT dht_peers_estimate FROM request WHERE torrent_id = ?1 AND source = 'dht'
+                   AND dht_peers_estimate IS NOT NULL ORDER BY id DESC LIMIT 1),
+                max(dht_peers_estimate), count(dht_peers_estimate)
+         FROM request WHERE torrent_id = ?1 AND source = 'dht'",
+        [torrent_id],
+        |r| {
+            let lookups: i64 = r.get(3)?;
+            Ok((lookups > 0).then(|| -> rusqlite::Result<DhtScrape> {
+                Ok(DhtScrape {
+                    seeds: r.get::<_, Option<f64>>(0)?.unwrap_or(0.0),
+                    peers: r.get::<_, Option<f64>>(1)?.unwrap_or(0.0),
+                    peers_max: r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
+                    lookups,
+                })
+            }))
+        },
+    )?
+    .transpose()
 }
 
 /// How the confirmed downloads of one torrent were witnessed: the reason of the visit
@@ -288,6 +327,7 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
                     completed_increase: None,
                     completed_increase_tracker: None,
                     witnessed: None,
+                    dht_scrape: None,
                 },
             ))
         })?
@@ -295,8 +335,14 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
     let recorded_how = conn
         .prepare("SELECT 1 FROM pragma_table_info('peer') WHERE name = 'crossed_how'")?
         .exists([])?;
+    let scraped_dht = conn
+        .prepare("SELECT 1 FROM pragma_table_info('request') WHERE name = 'dht_peers_estimate'")?
+        .exists([])?;
     for (id, t) in &mut torrents {
         t.trackers = tracker_figures(&conn, *id)?;
+        if scraped_dht {
+            t.dht_scrape = dht_scrape(&conn, *id)?;
+        }
         if recorded_how {
             t.witnessed = Some(witnessed(&conn, *id)?);
         }
@@ -320,6 +366,43 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
         torrents,
         hosts,
     })
+}
+
+/// One torrent's swarm as each source sees it, side by side and labelled: what
+/// trackers say (their latest scrape, the largest tracker), what the DHT estimates
+/// (BEP 33), whom btda reached, and whom it counted.
+fn swarm_sizes(t: &TorrentSummary) -> String {
+    let tracker = t
+        .trackers
+        .iter()
+        .filter_map(|f| Some((f.seeders? + f.leechers?, f)))
+        .max_by_key(|(n, _)| *n)
+        .map_or_else(
+            || "-".to_string(),
+            |(_, f)| {
+                format!(
+                    "{} seeders + {} leechers",
+                    f.seeders.unwrap_or(0),
+                    f.leechers.unwrap_or(0)
+                )
+            },
+        );
+    let dht = t.dht_scrape.as_ref().map_or_else(
+        || "-".to_string(),
+        |d| {
+            format!(
+                "~{:.0} seeds, ~{:.0} peers (largest ~{:.0}; {} lookups)",
+                d.seeds, d.peers, d.peers_max, d.lookups
+            )
+        },
+    );
+    format!(
+        "
+swarm of {}: tracker scrape (latest, largest tracker) {tracker} | DHT scrape (BEP 33 estimate, latest) {dht} | peers reached by btda {} | confirmed downloads {}\n",
+        &t.info_hash[..8],
+        t.peers,
+        t.confirmed
+    )
 }
 
 /// Renders the report as an aligned plain-text table.
@@ -447,6 +530,13 @@ pub fn render_text(report: &Report) -> String {
             ));
         }
     }
+    for t in report
+        .torrents
+        .iter()
+        .filter(|t| !t.trackers.is_empty() || t.dht_scrape.is_some())
+    {
+        out.push_str(&swarm_sizes(t));
+    }
     for t in &report.torrents {
         let Some(w) = t.witnessed.as_ref().filter(|_| t.confirmed > 0) else {
             continue;
@@ -504,5 +594,47 @@ mod tests {
         );
         let text = super::render_text(&report);
         assert!(text.contains("peer identities refused: 290"), "{text}");
+    }
+
+    #[test]
+    fn tracker_scrape_dht_scrape_peers_and_downloads_stand_side_by_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.sqlite");
+        let conn = crate::store::schema::open_for_writing(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO run (id, started_at, hostname, version, config)
+                 VALUES (1, 1000, 'h', 'btda', '');
+             INSERT INTO torrent (id, info_hash, name, pieces_count, piece_size, total_size,
+                 complete_threshold, threshold, source, trackers, added_at)
+                 VALUES (1, 'abababababababababababababababababababab', 't', 100, 16384,
+                 1638400, 98, 0.98, 'file', '[]', 1000);
+             INSERT INTO request (torrent_id, at, source, url, kind, ok, seeders, leechers,
+                 completed) VALUES (1, 1001, 'tracker', 'udp://t', 'scrape', 1, 40, 12, 300);
+             INSERT INTO request (torrent_id, at, source, kind, ok, dht_seeds_estimate,
+                 dht_peers_estimate, dht_scrape_nodes)
+                 VALUES (1, 1002, 'dht', 'get_peers', 1, 30.2, 70.4, 5);
+             INSERT INTO request (torrent_id, at, source, kind, ok, dht_seeds_estimate,
+                 dht_peers_estimate, dht_scrape_nodes)
+                 VALUES (1, 1003, 'dht', 'get_peers', 1, 33.0, 64.6, 4);
+             INSERT INTO request (torrent_id, at, source, kind, ok)
+                 VALUES (1, 1004, 'dht', 'get_peers', 1);",
+        )
+        .unwrap();
+        drop(conn);
+        let report = super::read(&path).unwrap();
+        let dht = report.torrents[0].dht_scrape.clone().unwrap();
+        assert_eq!(
+            (dht.seeds, dht.peers, dht.peers_max, dht.lookups),
+            (33.0, 64.6, 70.4, 2)
+        );
+        let text = super::render_text(&report);
+        assert!(
+            text.contains(
+                "swarm of abababab: tracker scrape (latest, largest tracker) 40 seeders + 12 leechers \
+                 | DHT scrape (BEP 33 estimate, latest) ~33 seeds, ~65 peers (largest ~70; 2 lookups) \
+                 | peers reached by btda 0 | confirmed downloads 0"
+            ),
+            "{text}"
+        );
     }
 }
