@@ -77,6 +77,8 @@ pub struct Recorded {
 #[derive(Debug)]
 struct Entry {
     source: Source,
+    /// The `PEX_*` flags the latest PEX message naming it gave (0: none yet).
+    pex_flags: u8,
     seen: Option<Box<Seen>>,
 }
 
@@ -97,7 +99,11 @@ struct Seen {
 
 impl Entry {
     fn new(source: Source) -> Self {
-        Self { source, seen: None }
+        Self {
+            source,
+            pex_flags: 0,
+            seen: None,
+        }
     }
 
     /// Its database id, once it has a row.
@@ -162,6 +168,9 @@ pub(crate) struct PeerBook {
     crowded: HashSet<(TorrentId, IpAddr)>,
     /// The pair that became crowded last, until [`Self::take_newly_crowded`].
     newly_crowded: Option<(TorrentId, IpAddr)>,
+    /// Known peers whose latest PEX flags have bit `i` set (encryption, seed, uTP,
+    /// holepunch, reachable).
+    pex_flag_counts: [u64; 5],
 }
 
 impl PeerBook {
@@ -185,6 +194,7 @@ impl PeerBook {
             crowded_refused: 0,
             crowded: HashSet::new(),
             newly_crowded: None,
+            pex_flag_counts: [0; 5],
         }
     }
 
@@ -286,6 +296,36 @@ impl PeerBook {
             .and_modify(|ports| ports.push(peer.addr.port()))
             .or_insert(Ports::One(peer.addr.port()));
         Some((id_of_index(index), true))
+    }
+
+    /// Records the flags a PEX message gave peer `id` (the latest wins); the counts per
+    /// flag follow.
+    pub(crate) fn set_pex_flags(&mut self, id: u32, flags: u8) {
+        let Some((_, e)) = self.entries.get_index_mut(id as usize) else {
+            return;
+        };
+        let old = std::mem::replace(&mut e.pex_flags, flags);
+        for (bit, count) in self.pex_flag_counts.iter_mut().enumerate() {
+            match (old >> bit & 1, flags >> bit & 1) {
+                (0, 1) => *count += 1,
+                (1, 0) => *count = count.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+
+    /// The flags PEX last gave peer `id` (for scheduling: uTP, holepunch, reachable;
+    /// the next step of issue 25).
+    #[cfg(test)]
+    pub(crate) fn pex_flags(&self, id: u32) -> u8 {
+        self.entries
+            .get_index(id as usize)
+            .map_or(0, |(_, e)| e.pex_flags)
+    }
+
+    /// Known peers per PEX flag (encryption, seed, uTP, holepunch, reachable).
+    pub(crate) fn pex_flag_counts(&self) -> [u64; 5] {
+        self.pex_flag_counts
     }
 
     /// The id of one of our own addresses, given so that the scheduler can mark it; it

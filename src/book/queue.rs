@@ -65,6 +65,9 @@ pub struct QueueCounts {
     pub dials_deferred: u64,
     /// The longest deferral, ms.
     pub dial_deferral_max_ms: u64,
+    /// Known peers per flag of their latest PEX mention: encryption, seed, uTP,
+    /// holepunch, reachable.
+    pub pex_flags: [u64; 5],
 }
 
 struct Inner {
@@ -426,6 +429,28 @@ impl PeerQueue {
         recorded
     }
 
+    /// Offers peers a PEX message named, keeping the flags it gave each (in memory;
+    /// the database gets only the counts per flag).
+    pub fn offer_pex(
+        &self,
+        torrent: TorrentId,
+        peers: &[crate::wire::extended::PexPeer],
+    ) -> crate::book::Offered {
+        let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.addr).collect();
+        let offered = crate::book::PeerSink::offer(self, torrent, &addrs, Source::Pex);
+        let mut g = self.lock();
+        for p in peers {
+            let peer = PeerAddr {
+                torrent,
+                addr: p.addr,
+            };
+            if let Some(id) = g.book.id(&peer) {
+                g.book.set_pex_flags(id, p.flags);
+            }
+        }
+        offered
+    }
+
     /// Peer rows changed outside a visit since the last call (to be written again).
     pub(crate) fn take_rewrites(&self) -> Vec<crate::store::PeerRow> {
         std::mem::take(&mut self.lock().rewrites)
@@ -550,6 +575,7 @@ impl PeerQueue {
             dials_deferred: g.budget.deferred().0,
             dial_deferral_max_ms: u64::try_from(g.budget.deferred().1.as_millis())
                 .unwrap_or(u64::MAX),
+            pex_flags: g.book.pex_flag_counts(),
         }
     }
 }
@@ -870,6 +896,32 @@ mod tests {
         assert_eq!(q.add(t, at(6), Source::Dht), Added::Duplicate);
         assert_eq!(q.counts().source_full, 2);
         assert_eq!(q.counts().peers.known, 6);
+    }
+
+    #[test]
+    fn pex_flags_are_kept_per_peer_and_counted_per_flag() {
+        use crate::wire::extended::{PEX_HOLEPUNCH, PEX_SEED, PEX_UTP, PexPeer};
+        let q = queue(10_000, &[10]);
+        let t = TorrentId::new(0);
+        let peer = |n: u8, flags: u8| PexPeer {
+            addr: SocketAddr::from(([127, 5, 3, n], 6881)),
+            flags,
+        };
+        let o = q.offer_pex(t, &[peer(1, PEX_UTP | PEX_HOLEPUNCH), peer(2, PEX_SEED)]);
+        assert_eq!(o.new, 2);
+        assert_eq!(q.counts().pex_flags, [0, 1, 1, 1, 0]);
+        // A later mention replaces the flags (the peer finished: a seed, no holepunch).
+        q.offer_pex(t, &[peer(1, PEX_UTP | PEX_SEED)]);
+        assert_eq!(q.counts().pex_flags, [0, 2, 1, 0, 0]);
+        let g = q.lock();
+        let id = g
+            .book
+            .id(&PeerAddr {
+                torrent: t,
+                addr: peer(1, 0).addr,
+            })
+            .unwrap();
+        assert_eq!(g.book.pex_flags(id), PEX_UTP | PEX_SEED);
     }
 
     #[test]

@@ -128,6 +128,7 @@ impl Monitor {
             peers_refused_per_source: Some(q.source_full),
             dials_deferred: Some(q.dials_deferred),
             dial_deferral_max_ms: Some(q.dial_deferral_max_ms),
+            pex_flags: Some(q.pex_flags),
             incoming_handshake_timeout_ms: Some(millis(self.engine.measured.incoming.current())),
             not_global_tracker: Some(q.not_global_tracker),
             not_global_dht: Some(q.not_global_dht),
@@ -217,7 +218,7 @@ pub(crate) fn statistics_loop(
             let _ = db.send(Record::Peer(row));
         }
         // Never block on a full channel: a sample may be skipped, the workers never wait.
-        db.try_send(Record::Statistic(monitor.statistic()));
+        db.try_send(Record::Statistic(Box::new(monitor.statistic())));
         if stopping {
             break;
         }

@@ -16,7 +16,7 @@ use super::outcome::Outcome;
 use super::visit::{
     Identity, Timeouts, TorrentLookup, VisitReport, visit_incoming, visit_outgoing,
 };
-use crate::book::{PeerQueue, PeerSink, Recorded, Source, VisitResult};
+use crate::book::{PeerQueue, Recorded, VisitResult};
 use crate::shutdown::Shutdown;
 use crate::store::{Record, RecordSender};
 use crate::torrent::{InfoHash, TorrentId, TorrentRegistry};
@@ -230,7 +230,7 @@ impl Engine {
             } else {
                 self.store(&visit, recorded);
             }
-            let offered = self.queue.offer(torrent, &visit.report.pex, Source::Pex);
+            let offered = self.queue.offer_pex(torrent, &visit.report.pex);
             let s = &self.stats;
             s.pex_new
                 .fetch_add(u64::from(offered.new), Ordering::Relaxed);

@@ -91,7 +91,7 @@ pub struct VisitReport {
     /// What the peer said in its extended handshake.
     pub extensions: Option<PeerExtensions>,
     /// Peers received through ut_pex.
-    pub pex: Vec<SocketAddr>,
+    pub pex: Vec<crate::wire::extended::PexPeer>,
     /// How the connection was set up (MSE or not, and what the peer selected).
     pub crypto: Crypto,
     /// Plaintext was tried first in this visit and the peer closed or reset during the

@@ -273,6 +273,9 @@ pub struct StatisticRow {
     pub dials_deferred: Option<u64>,
     /// The longest such deferral so far, ms.
     pub dial_deferral_max_ms: Option<u64>,
+    /// Known peers per flag of their latest PEX mention (encryption, seed, uTP,
+    /// holepunch, reachable).
+    pub pex_flags: Option<[u64; 5]>,
     /// Non-global addresses not dialled, from trackers / the DHT / PEX, so far.
     pub not_global_tracker: Option<u64>,
     /// … from the DHT.
@@ -340,7 +343,7 @@ pub enum Record {
     /// A request.
     Request(RequestRow),
     /// A monitoring sample.
-    Statistic(StatisticRow),
+    Statistic(Box<StatisticRow>),
 }
 
 /// A fresh random run id: 128 bits as 32 lower-case hex digits.
@@ -544,10 +547,12 @@ impl Record {
                         queue_lock_wait_ms, queue_lock_contended, first_wait_max_ms,
                         identities_refused_per_ip, incoming_refused_per_ip, incoming_shed,
                         incoming_handshake_timeout_ms, peers_refused_per_source, dials_deferred,
-                        dial_deferral_max_ms)
+                        dial_deferral_max_ms, pex_flag_encryption, pex_flag_seed, pex_flag_utp,
+                        pex_flag_holepunch, pex_flag_reachable)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                         ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29,
-                        ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39)",
+                        ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41, ?42, ?43,
+                        ?44)",
                 )?
                 .execute(params![
                     s.at,
@@ -588,7 +593,12 @@ impl Record {
                     s.incoming_handshake_timeout_ms,
                     s.peers_refused_per_source,
                     s.dials_deferred,
-                    s.dial_deferral_max_ms
+                    s.dial_deferral_max_ms,
+                    s.pex_flags.map(|f| f[0]),
+                    s.pex_flags.map(|f| f[1]),
+                    s.pex_flags.map(|f| f[2]),
+                    s.pex_flags.map(|f| f[3]),
+                    s.pex_flags.map(|f| f[4])
                 ])
                 .map(drop),
         }

@@ -165,6 +165,11 @@ CREATE TABLE IF NOT EXISTS statistic (
     peers_refused_per_source INTEGER,    -- cumulative: peers not kept, their source (tracker, DHT, PEX) at its most peers per torrent
     dials_deferred       INTEGER,        -- cumulative: dials to never-answered addresses the dial budget deferred
     dial_deferral_max_ms INTEGER,        -- the longest such deferral (run so far)
+    pex_flag_encryption INTEGER,         -- known peers whose latest PEX mention flagged: prefers encryption
+    pex_flag_seed        INTEGER,        -- … seed
+    pex_flag_utp         INTEGER,        -- … supports uTP
+    pex_flag_holepunch   INTEGER,        -- … supports ut_holepunch
+    pex_flag_reachable   INTEGER,        -- … reachable
     run_id               INTEGER         -- the run (host) sampled; NULL: the database's only run
 );
 

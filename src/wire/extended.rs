@@ -121,18 +121,52 @@ pub fn parse_handshake(payload: &[u8]) -> Result<PeerExtensions, ExtensionError>
     })
 }
 
-/// Peers added in a ut_pex message (`added` and `added6`), at most [`MAX_PEX_PEERS`].
-pub(crate) fn parse_pex(payload: &[u8]) -> Result<Vec<SocketAddr>, ExtensionError> {
+/// ut_pex flag: the peer prefers encryption.
+pub const PEX_ENCRYPTION: u8 = 0x01;
+/// ut_pex flag: the peer is a seed (upload only).
+pub const PEX_SEED: u8 = 0x02;
+/// ut_pex flag: the peer supports uTP.
+pub const PEX_UTP: u8 = 0x04;
+/// ut_pex flag: the peer supports `ut_holepunch` (BEP 55).
+pub const PEX_HOLEPUNCH: u8 = 0x08;
+/// ut_pex flag: the peer is reachable (outgoing connections to it work).
+pub const PEX_REACHABLE: u8 = 0x10;
+
+/// A peer a ut_pex message added, with the flags the sender gave it (0 when the
+/// message had no `added.f` byte for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PexPeer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// `PEX_*` bits.
+    pub flags: u8,
+}
+
+/// Peers added in a ut_pex message (`added` and `added6`, with their `added.f` and
+/// `added6.f` flags), at most [`MAX_PEX_PEERS`].
+pub(crate) fn parse_pex(payload: &[u8]) -> Result<Vec<PexPeer>, ExtensionError> {
     let value = bencode::decode(payload, MAX_DEPTH)?;
     let d = Dict::new(&value, "")?;
     let mut peers = Vec::new();
+    let mut add = |addrs: Vec<SocketAddr>, flags: &[u8]| {
+        peers.extend(addrs.into_iter().enumerate().map(|(i, addr)| PexPeer {
+            addr,
+            flags: flags.get(i).copied().unwrap_or(0),
+        }));
+    };
     if let Some(v4) = d.bytes("added")? {
-        peers.extend(compact::decode_v4(v4));
+        add(
+            compact::decode_v4(v4).collect(),
+            d.bytes("added.f")?.unwrap_or_default(),
+        );
     }
     if let Some(v6) = d.bytes("added6")? {
-        peers.extend(compact::decode_v6(v6));
+        add(
+            compact::decode_v6(v6).collect(),
+            d.bytes("added6.f")?.unwrap_or_default(),
+        );
     }
-    peers.retain(|p| p.port() != 0);
+    peers.retain(|p| p.addr.port() != 0);
     peers.truncate(MAX_PEX_PEERS);
     Ok(peers)
 }
@@ -143,9 +177,45 @@ pub fn build_pex(added: &[SocketAddr]) -> Vec<u8> {
     ben_map! { "added" => ben_bytes!(v4), "added6" => ben_bytes!(v6) }.encode()
 }
 
+/// Builds a ut_pex payload of IPv4 peers with their flags (`added.f`).
+pub fn build_pex_with_flags(added: &[(SocketAddr, u8)]) -> Vec<u8> {
+    let addrs: Vec<SocketAddr> = added.iter().map(|(a, _)| *a).collect();
+    let (v4, _) = compact::encode(&addrs);
+    let flags: Vec<u8> = added
+        .iter()
+        .filter(|(a, _)| a.is_ipv4())
+        .map(|(_, f)| *f)
+        .collect();
+    ben_map! { "added" => ben_bytes!(v4), "added.f" => ben_bytes!(flags) }.encode()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pex_flags_are_read_per_peer() {
+        let a: SocketAddr = "198.51.100.1:6881".parse().unwrap();
+        let b: SocketAddr = "198.51.100.2:51413".parse().unwrap();
+        let payload = build_pex_with_flags(&[(a, PEX_UTP | PEX_HOLEPUNCH), (b, PEX_SEED)]);
+        let peers = parse_pex(&payload).unwrap();
+        assert_eq!(
+            peers,
+            vec![
+                PexPeer {
+                    addr: a,
+                    flags: PEX_UTP | PEX_HOLEPUNCH
+                },
+                PexPeer {
+                    addr: b,
+                    flags: PEX_SEED
+                }
+            ]
+        );
+        // Without `added.f` (or a short one) the flags are 0.
+        let plain = parse_pex(&build_pex(&[a, b])).unwrap();
+        assert!(plain.iter().all(|p| p.flags == 0));
+    }
 
     #[test]
     fn our_handshake_parses_back() {
@@ -187,11 +257,12 @@ mod tests {
             "127.0.0.2:6881".parse().unwrap(),
             "[::1]:51413".parse().unwrap(),
         ];
-        assert_eq!(parse_pex(&build_pex(&peers)).unwrap(), peers);
+        let addrs = |v: Vec<PexPeer>| v.into_iter().map(|p| p.addr).collect::<Vec<_>>();
+        assert_eq!(addrs(parse_pex(&build_pex(&peers)).unwrap()), peers);
         let partial = b"d5:added7:\x7f\x00\x00\x03\x1a\xe1\x01e";
         assert_eq!(
-            parse_pex(partial).unwrap(),
-            vec!["127.0.0.3:6881".parse().unwrap()]
+            addrs(parse_pex(partial).unwrap()),
+            vec!["127.0.0.3:6881".parse::<SocketAddr>().unwrap()]
         );
         let many: Vec<SocketAddr> = (1..=255u8)
             .flat_map(|a| (1..=3u8).map(move |b| SocketAddr::from(([127, 1, a, b], 1000))))
