@@ -13,6 +13,8 @@ use std::time::Duration;
 
 pub use ranges::{RANGES, Range};
 
+/// `peer.transport`: defined with the visit that dials.
+pub use crate::peer::TransportChoice;
 /// `peer.encryption`: defined with the MSE driver that follows it.
 pub use crate::peer::encryption::Encryption;
 
@@ -186,6 +188,8 @@ pub struct Peer {
     /// Message stream encryption (MSE/PE) of outgoing connections: "plaintext",
     /// "fallback", "prefer" or "require" (see [`Encryption`]).
     pub encryption: Encryption,
+    /// Transports of outgoing visits: "tcp", "utp" or "both" (see [`TransportChoice`]).
+    pub transport: TransportChoice,
 }
 
 /// A timeout of `[peer]`: measured from the run, or fixed.
@@ -260,6 +264,7 @@ impl Default for Peer {
             max_metadata_bytes: 8 << 20,
             metadata_fetch_secs: Duration::from_secs(30),
             encryption: Encryption::Fallback,
+            transport: TransportChoice::Tcp,
         }
     }
 }

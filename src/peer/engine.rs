@@ -82,6 +82,11 @@ pub struct EngineSettings {
     pub max_handshakes_per_ip: usize,
     /// Incoming connections open at once from one IP.
     pub max_open_per_ip: usize,
+    /// Which transports outgoing visits use.
+    pub transport: super::visit::TransportChoice,
+    /// Where the uTP socket binds (the listen address and port, over UDP), when uTP
+    /// is used.
+    pub utp_bind: std::net::SocketAddr,
 }
 
 /// Everything the engine's threads share.
@@ -110,6 +115,10 @@ pub struct Engine {
     pub max_handshakes_per_ip: usize,
     /// Incoming connections open at once from one IP (`peer.max_peers_per_ip`).
     pub max_open_per_ip: usize,
+    /// Which transports outgoing visits use.
+    pub transport: super::visit::TransportChoice,
+    /// The uTP socket (outgoing only for now: incoming SYNs are reset), when used.
+    utp: Option<crate::utp::UtpSocket>,
     /// The torrents incoming MSE handshakes may ask for (None: MSE refused).
     mse_torrents: Option<crate::wire::mse::Torrents>,
     /// Set when the run stops.
@@ -162,6 +171,19 @@ impl Engine {
             encryption: peer.encryption,
             max_handshakes_per_ip: peer.max_handshakes_per_ip,
             max_open_per_ip: peer.max_open_per_ip,
+            transport: peer.transport,
+            utp: (peer.transport != super::visit::TransportChoice::Tcp)
+                .then(|| {
+                    crate::utp::UtpSocket::bind(
+                        peer.utp_bind,
+                        false,
+                        crate::utp::Settings::default(),
+                        stop.clone(),
+                    )
+                    .map_err(|e| log::warn!("uTP: cannot bind {}: {e}; TCP only", peer.utp_bind))
+                    .ok()
+                })
+                .flatten(),
             mse_torrents,
             stop,
             stats: EngineStats::default(),
@@ -188,6 +210,8 @@ impl Engine {
             max_message: self.max_message,
             source_ip: self.source_ip,
             encryption: self.encryption,
+            transport: self.transport,
+            utp: self.utp.as_ref(),
         }
     }
 

@@ -108,6 +108,7 @@ impl FinishedVisit {
             invalid_messages: Some(r.invalid),
             encryption: r.crypto.as_db(),
             fallback: r.fallback,
+            transport: r.transport,
             reason: Some(reason.as_str()),
         }
     }

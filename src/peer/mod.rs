@@ -13,4 +13,4 @@ mod visit;
 
 pub use engine::{Engine, EngineStats, Running};
 pub use outcome::Outcome;
-pub use visit::{Identity, Timeouts, VisitReport};
+pub use visit::{Identity, Timeouts, TransportChoice, VisitReport};

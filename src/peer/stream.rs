@@ -44,6 +44,24 @@ impl Transport for TcpStream {
     }
 }
 
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        (**self).set_read_timeout(t)
+    }
+
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        (**self).set_write_timeout(t)
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        (**self).peer_addr()
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
 /// Why a timed read returned no bytes.
 #[derive(Debug)]
 pub enum ReadError {

@@ -60,6 +60,45 @@ pub struct Identity<'a> {
     pub source_ip: Option<std::net::IpAddr>,
     /// Whether and when to speak MSE/PE.
     pub encryption: Encryption,
+    /// Which transports outgoing connections use.
+    pub transport: TransportChoice,
+    /// The uTP socket, when uTP is used.
+    pub utp: Option<&'a crate::utp::UtpSocket>,
+}
+
+/// Which transports outgoing visits use (`peer.transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportChoice {
+    /// TCP only.
+    Tcp,
+    /// uTP only.
+    Utp,
+    /// TCP first; uTP when TCP is refused (the host answered, the port did not): a
+    /// timeout is not retried over uTP, so an address that never answers still costs
+    /// one dial.
+    Both,
+}
+
+/// Opens the connection a visit runs on, as `me.transport` says.
+fn dial(
+    addr: SocketAddr,
+    timeout: Duration,
+    me: &Identity<'_>,
+    stop: &Shutdown,
+) -> io::Result<Box<dyn Transport>> {
+    let tcp = || super::tcp::connect(addr, timeout, me.source_ip, stop);
+    match (me.transport, me.utp) {
+        (TransportChoice::Utp, Some(utp)) => Ok(Box::new(utp.connect(addr, timeout)?)),
+        (TransportChoice::Both, Some(utp)) => match tcp() {
+            Ok(s) => Ok(Box::new(s)),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && !stop.requested() => {
+                Ok(Box::new(utp.connect(addr, timeout)?))
+            }
+            Err(e) => Err(e),
+        },
+        _ => Ok(Box::new(tcp()?)),
+    }
 }
 
 /// Everything measured in one visit; becomes a `visit` row.
@@ -97,6 +136,8 @@ pub struct VisitReport {
     /// Plaintext was tried first in this visit and the peer closed or reset during the
     /// handshake; the visit went on with MSE.
     pub fallback: bool,
+    /// What carried the connection (`tcp`, `utp`), once one was made.
+    pub transport: Option<&'static str>,
     /// How an incoming MSE handshake ended (None: not an incoming MSE connection).
     pub incoming_mse: Option<Incoming>,
 }
@@ -121,6 +162,7 @@ impl VisitReport {
             crypto: Crypto::None,
             fallback: false,
             incoming_mse: None,
+            transport: None,
         }
     }
 
@@ -239,7 +281,7 @@ fn attempt(
     how: Attempt,
 ) -> Result<Opened, NotOpened> {
     let start = Instant::now();
-    let tcp = super::tcp::connect(addr, t.connect, me.source_ip, stop).map_err(|e| NotOpened {
+    let tcp = dial(addr, t.connect, me, stop).map_err(|e| NotOpened {
         outcome: if e.kind() == io::ErrorKind::Interrupted && stop.requested() {
             Outcome::Interrupted
         } else {
@@ -260,7 +302,7 @@ fn attempt(
     let ours = Handshake::ours(info_hash, me.peer_id).encode();
     let mut stream = match how {
         Attempt::Plain => {
-            let mut s = PeerStream::plain(tcp, Vec::new());
+            let mut s = PeerStream::plain_boxed(tcp, Vec::new());
             s.write_all(&ours)
                 .map_err(|e| fail(Outcome::of_handshake_error(&e)))?;
             s
@@ -317,6 +359,7 @@ pub(super) fn visit_outgoing(
     report.handshake_ms = Some(opened.handshake_ms);
     report.crypto = opened.stream.crypto();
     report.fallback = opened.fallback;
+    report.transport = Some(opened.stream.name());
     let theirs = opened.theirs;
     let ctx = Ctx { me, t, stop };
     let pieces = Pieces {
@@ -355,6 +398,7 @@ pub(super) fn visit_incoming(
     let start = Instant::now();
     let deadline = start + t.handshake;
     let _ = conn.set_write_timeout(Some(t.handshake));
+    let transport = conn.name();
     let mut plain = PeerStream::plain_boxed(conn, Vec::new());
     let mut prefix = [0u8; 20];
     if let Err(e) = read_exact_by(&mut plain, &mut prefix, deadline, stop) {
@@ -395,6 +439,7 @@ pub(super) fn visit_incoming(
     };
     let mut report = VisitReport::failed(Outcome::Ok, start);
     report.crypto = crypto;
+    report.transport = Some(transport);
     if crypto != Crypto::None {
         report.incoming_mse = Some(Incoming::Accepted);
     }
@@ -710,6 +755,8 @@ mod tests {
             max_message: 1 << 20,
             source_ip: None,
             encryption: Encryption::Plaintext,
+            transport: TransportChoice::Tcp,
+            utp: None,
         };
         let t = Timeouts {
             connect: Duration::from_secs(1),

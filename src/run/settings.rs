@@ -115,6 +115,8 @@ impl From<&config::Peer> for EngineSettings {
             encryption: p.encryption,
             max_handshakes_per_ip: p.max_handshakes_per_ip,
             max_open_per_ip: p.max_peers_per_ip,
+            transport: p.transport,
+            utp_bind: SocketAddr::new(p.listen_address, p.listen_port),
         }
     }
 }

@@ -172,6 +172,8 @@ pub struct VisitRow {
     pub fallback: bool,
     /// Why the visit happened: `first`, `fixed`, `predicted`, `retry`, `incoming`.
     pub reason: Option<&'static str>,
+    /// `tcp` / `utp`: what carried the connection, once one was made.
+    pub transport: Option<&'static str>,
 }
 
 /// A tracker request, DHT lookup or incoming tally.
@@ -477,9 +479,9 @@ impl Record {
                     "INSERT INTO visit (peer_id, torrent_id, started_at, direction, outcome,
                         connect_ms, handshake_ms, duration_ms, pieces, state, messages, max_gap_ms,
                         attempt, invalid_messages, first_pieces, first_state_ms, encryption, fallback,
-                        reason)
+                        reason, transport)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                        ?17, ?18, ?19)",
+                        ?17, ?18, ?19, ?20)",
                 )?
                 .execute(params![
                     v.peer_id,
@@ -500,7 +502,8 @@ impl Record {
                     v.first_state_ms,
                     v.encryption,
                     v.fallback,
-                    v.reason
+                    v.reason,
+                    v.transport
                 ])
                 .map(drop),
             Record::Request(r) => conn

@@ -93,6 +93,7 @@ CREATE TABLE IF NOT EXISTS visit (
     encryption   TEXT CHECK (encryption IN ('rc4', 'plaintext')), -- MSE and the method the peers chose; NULL: no MSE
     fallback     INTEGER,                -- 1: plaintext was refused in this visit and MSE reached the peer
     reason       TEXT,                   -- why it happened: first / fixed / predicted / retry / incoming
+    transport    TEXT,                   -- tcp / utp: what carried it, once a connection was made
     run_id       INTEGER                 -- the run (host) that made it; NULL: the database's only run
 );
 CREATE INDEX IF NOT EXISTS visit_torrent ON visit (torrent_id);

@@ -258,6 +258,14 @@ impl UtpSocket {
     }
 }
 
+impl std::fmt::Debug for UtpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UtpSocket")
+            .field("local", &self.inner.udp.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for UtpSocket {
     fn drop(&mut self) {
         self.inner.closed.store(true, Ordering::Relaxed);
