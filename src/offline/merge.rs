@@ -271,7 +271,7 @@ fn merge_into(temp: &Path, out: &Path, inputs: &[PathBuf]) -> Result<MergeSummar
     let mut hosts: Vec<Vec<String>> = Vec::new();
     let mut next_run = 1;
     for input in &opened {
-        let uid = if has_column(&input.conn, "run", "run_uid") {
+        let uid = if schema::has_column(&input.conn, "run", "run_uid") {
             "run_uid"
         } else {
             "NULL"
@@ -519,21 +519,13 @@ fn merge_into(temp: &Path, out: &Path, inputs: &[PathBuf]) -> Result<MergeSummar
     })
 }
 
-/// Whether `table` of `conn` has `column`.
-fn has_column(conn: &Connection, table: &str, column: &str) -> bool {
-    rows(conn, &format!("PRAGMA table_info({table})")).is_ok_and(|cols| {
-        cols.iter()
-            .any(|c| c.get(1) == Some(&Value::Text(column.into())))
-    })
-}
-
 /// No run may come twice: a run is its `run_uid` (given at its start), or for runs from
 /// before it host + start time + key check. A merged database carries the ids of its
 /// runs, so merging it again with one of its inputs is refused too.
 fn check_distinct_runs(inputs: &[Input]) -> Result<(), MergeError> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, input) in inputs.iter().enumerate() {
-        let sql = if has_column(&input.conn, "run", "run_uid") {
+        let sql = if schema::has_column(&input.conn, "run", "run_uid") {
             "SELECT run_uid, hostname, started_at, key_check FROM run"
         } else {
             "SELECT NULL, hostname, started_at, key_check FROM run"

@@ -332,12 +332,8 @@ pub fn read(path: &Path) -> rusqlite::Result<Report> {
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let recorded_how = conn
-        .prepare("SELECT 1 FROM pragma_table_info('peer') WHERE name = 'crossed_how'")?
-        .exists([])?;
-    let scraped_dht = conn
-        .prepare("SELECT 1 FROM pragma_table_info('request') WHERE name = 'dht_peers_estimate'")?
-        .exists([])?;
+    let recorded_how = crate::store::schema::has_column(&conn, "peer", "crossed_how");
+    let scraped_dht = crate::store::schema::has_column(&conn, "request", "dht_peers_estimate");
     for (id, t) in &mut torrents {
         t.trackers = tracker_figures(&conn, *id)?;
         if scraped_dht {

@@ -207,6 +207,14 @@ pub fn open_for_writing(path: &std::path::Path) -> rusqlite::Result<rusqlite::Co
     Ok(conn)
 }
 
+/// Whether `table` has `column` (a database from before a column was added reads
+/// without it).
+pub fn has_column(conn: &rusqlite::Connection, table: &str, column: &str) -> bool {
+    conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")
+        .and_then(|mut s| s.exists([table, column]))
+        .unwrap_or(false)
+}
+
 /// Opens an existing database read-only (for `btda report` and tests).
 pub fn open_read_only(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     rusqlite::Connection::open_with_flags(
