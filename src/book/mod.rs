@@ -8,6 +8,7 @@
 //! scheduler ([`crate::schedule`]) does, and [`PeerQueue`] puts the two under one lock.
 
 mod identity;
+mod punch;
 mod queue;
 mod sink;
 
@@ -52,6 +53,9 @@ pub enum VisitResult {
     },
     /// A failure on btda's side (shutdown, no file descriptors): retried without penalty.
     Retry,
+    /// This visit failed, but the peer reached btda by its own connection meanwhile
+    /// (a hole punch's other half): stored as a failed visit, scheduled as reached.
+    Elsewhere,
     /// The handshake carried our own peer id.
     Myself,
 }
@@ -475,7 +479,7 @@ impl PeerBook {
             }
             // Counted once the peer has a row: an earlier failed visit's row has no peer
             // id, so `failed_visits` always equals the failed rows that name the peer.
-            VisitResult::Failure { .. } => {
+            VisitResult::Failure { .. } | VisitResult::Elsewhere => {
                 if let Some(s) = e.seen.as_mut().filter(|s| s.db_id.is_some()) {
                     s.progress.failure();
                 }

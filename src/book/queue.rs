@@ -36,6 +36,11 @@ pub struct Job {
     pub threshold: u32,
     /// Why the peer is visited now.
     pub reason: Reason,
+    /// A relay that named this peer through PEX with the holepunch flag (BEP 55): asked
+    /// for a rendezvous when the peer cannot be reached directly.
+    pub relay: Option<SocketAddr>,
+    /// The peer was last reached by a hole punch: punch first, not dialled directly.
+    pub punch_first: bool,
     /// The peer's id in this queue's book, so that [`PeerQueue::finish`] needs no
     /// lookup by address.
     id: u32,
@@ -93,6 +98,8 @@ struct Inner {
     /// Peer rows to write again, found outside a visit (an IP a source showed crowded);
     /// at most `peer.max_peers_per_ip` per crowded IP, taken by [`PeerQueue::take_rewrites`].
     rewrites: Vec<crate::store::PeerRow>,
+    /// Hole punching: relays per target, punched targets, punches under way.
+    punch: super::punch::PunchBook,
 }
 
 impl Inner {
@@ -162,6 +169,7 @@ impl PeerQueue {
                 from_source: HashMap::new(),
                 source_full: 0,
                 rewrites: Vec::new(),
+                punch: super::punch::PunchBook::default(),
             }),
             wake: Condvar::new(),
             contention: LockContention::default(),
@@ -350,6 +358,7 @@ impl PeerQueue {
                     if g.sched.has_pending() {
                         self.wake.notify_one(); // let another worker watch the next due time
                     }
+                    let (relay, punch_first) = g.punch.for_job(id);
                     return Some(Job {
                         peer,
                         attempt,
@@ -357,6 +366,8 @@ impl PeerQueue {
                         pieces,
                         threshold,
                         reason: g.sched.reason(id).unwrap_or_default(),
+                        relay,
+                        punch_first,
                         id,
                     });
                 }
@@ -389,6 +400,14 @@ impl PeerQueue {
                 (Recorded::default(), Ended::Ours)
             }
             VisitResult::Retry => (Recorded::default(), Ended::Retry),
+            VisitResult::Elsewhere => {
+                let (r, canon, _) = g.book.record(job.peer, job.threshold, &result, job.reason);
+                let complete = g.book.complete(canon, job.threshold);
+                let eta = g
+                    .book
+                    .eta(canon, job.threshold, crate::clock::unix_now_ms());
+                (r, Ended::Reached { complete, eta })
+            }
             VisitResult::Failure { connected } => {
                 let (r, _, _) = g.book.record(job.peer, job.threshold, &result, job.reason);
                 let ended = if *connected {
@@ -429,11 +448,13 @@ impl PeerQueue {
         recorded
     }
 
-    /// Offers peers a PEX message named, keeping the flags it gave each (in memory;
-    /// the database gets only the counts per flag).
+    /// Offers peers a PEX message from `relay` named, keeping the flags it gave each
+    /// (in memory; the database gets only the counts per flag) and, for those flagged
+    /// holepunch, `relay` as a peer that can introduce btda to them (BEP 55).
     pub fn offer_pex(
         &self,
         torrent: TorrentId,
+        relay: SocketAddr,
         peers: &[crate::wire::extended::PexPeer],
     ) -> crate::book::Offered {
         let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.addr).collect();
@@ -446,9 +467,45 @@ impl PeerQueue {
             };
             if let Some(id) = g.book.id(&peer) {
                 g.book.set_pex_flags(id, p.flags);
+                if p.flags & crate::wire::extended::PEX_HOLEPUNCH != 0 && p.addr != relay {
+                    g.punch.relay_named(id, relay);
+                }
             }
         }
         offered
+    }
+
+    /// Asks for a rendezvous slot at `relay` (at most a few sessions open per relay, and
+    /// a paced rate): true when btda may open one now; give it back with
+    /// [`Self::relay_done`].
+    pub(crate) fn relay_slot(&self, relay: SocketAddr) -> bool {
+        self.lock().punch.take_slot(relay, Instant::now())
+    }
+
+    /// A rendezvous session with `relay` ended; `usable` false when it cannot relay
+    /// (no ut_holepunch, or unreachable): it is no longer asked for `job`'s peer.
+    pub(crate) fn relay_done(&self, job: &Job, relay: SocketAddr, usable: bool) {
+        let mut g = self.lock();
+        g.punch.release_slot(relay);
+        if !usable {
+            g.punch.forget_relay(job.id, relay);
+        }
+    }
+
+    /// A relay answered `connect` for `ip`: its own connection to btda, arriving now,
+    /// is the punch's other half.
+    pub(crate) fn punch_started(&self, ip: IpAddr) {
+        self.lock().punch.window_open(ip, Instant::now());
+    }
+
+    /// The punch towards `job`'s peer is over; `reached` when btda's own connection
+    /// got through. Returns whether the peer's connection came in meanwhile. A peer
+    /// reached either way is punched first from now on.
+    pub(crate) fn punch_ended(&self, job: &Job, reached: bool) -> bool {
+        let mut g = self.lock();
+        let came_in = g.punch.window_close(job.peer.addr.ip());
+        g.punch.set_punched(job.id, reached || came_in);
+        came_in
     }
 
     /// Peer rows changed outside a visit since the last call (to be written again).
@@ -457,8 +514,11 @@ impl PeerQueue {
     }
 
     /// An incoming connection from `ip` begins: its peers are not dialled meanwhile.
-    pub(crate) fn incoming_started(&self, ip: IpAddr) {
-        *self.lock().incoming.entry(ip).or_insert(0) += 1;
+    /// Returns true when it is the other half of a hole punch under way.
+    pub(crate) fn incoming_started(&self, ip: IpAddr) -> bool {
+        let mut g = self.lock();
+        *g.incoming.entry(ip).or_insert(0) += 1;
+        g.punch.window_hit(ip)
     }
 
     /// The incoming connection from `ip` is closed.
@@ -907,11 +967,29 @@ mod tests {
             addr: SocketAddr::from(([127, 5, 3, n], 6881)),
             flags,
         };
-        let o = q.offer_pex(t, &[peer(1, PEX_UTP | PEX_HOLEPUNCH), peer(2, PEX_SEED)]);
+        let relay = SocketAddr::from(([127, 5, 3, 200], 6881));
+        let o = q.offer_pex(
+            t,
+            relay,
+            &[peer(1, PEX_UTP | PEX_HOLEPUNCH), peer(2, PEX_SEED)],
+        );
         assert_eq!(o.new, 2);
         assert_eq!(q.counts().pex_flags, [0, 1, 1, 1, 0]);
+        // The holepunch-flagged peer has the PEX's sender as its relay; the other none.
+        let relays: Vec<_> = (0..2)
+            .filter_map(|_| q.next_job())
+            .map(|j| (j.peer.addr, j.relay, j.punch_first))
+            .collect();
+        assert!(
+            relays.contains(&(peer(1, 0).addr, Some(relay), false)),
+            "{relays:?}"
+        );
+        assert!(
+            relays.contains(&(peer(2, 0).addr, None, false)),
+            "{relays:?}"
+        );
         // A later mention replaces the flags (the peer finished: a seed, no holepunch).
-        q.offer_pex(t, &[peer(1, PEX_UTP | PEX_SEED)]);
+        q.offer_pex(t, relay, &[peer(1, PEX_UTP | PEX_SEED)]);
         assert_eq!(q.counts().pex_flags, [0, 2, 1, 0, 0]);
         let g = q.lock();
         let id = g

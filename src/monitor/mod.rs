@@ -129,6 +129,13 @@ impl Monitor {
             dials_deferred: Some(q.dials_deferred),
             dial_deferral_max_ms: Some(q.dial_deferral_max_ms),
             pex_flags: Some(q.pex_flags),
+            punch: Some([
+                s.incoming_utp.load(Ordering::Relaxed),
+                s.punch_rendezvous.load(Ordering::Relaxed),
+                s.punch_connects.load(Ordering::Relaxed),
+                s.punch_errors.load(Ordering::Relaxed),
+                s.punch_reached.load(Ordering::Relaxed),
+            ]),
             incoming_handshake_timeout_ms: Some(millis(self.engine.measured.incoming.current())),
             not_global_tracker: Some(q.not_global_tracker),
             not_global_dht: Some(q.not_global_dht),

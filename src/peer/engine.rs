@@ -9,17 +9,23 @@ use std::time::Instant;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::encryption::{Encryption, Incoming};
+use super::encryption::{self, Encryption};
 use super::finished::{Direction, FinishedVisit};
 use super::gate::{Admission, Gate, Limits as GateLimits, Refused};
 use super::outcome::Outcome;
 use super::visit::{
-    Identity, Timeouts, TorrentLookup, VisitReport, visit_incoming, visit_outgoing,
+    Identity, RelayAnswer, Timeouts, TorrentLookup, TransportChoice, VisitReport, rendezvous,
+    visit_incoming, visit_outgoing,
 };
-use crate::book::{PeerQueue, Recorded, VisitResult};
+use crate::book::{Job, PeerQueue, Recorded, VisitResult};
 use crate::shutdown::Shutdown;
 use crate::store::{Record, RecordSender};
 use crate::torrent::{InfoHash, TorrentId, TorrentRegistry};
+
+/// Connect timeout of btda's half of a punch: its first SYN may reach the target's NAT
+/// before the target's own packet opened it, so the retransmissions after it (1 s, 2 s)
+/// must fit.
+const PUNCH_CONNECT: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Counters shared by workers, the listener and the monitor.
 #[derive(Debug, Default)]
@@ -59,6 +65,16 @@ pub struct EngineStats {
     pub mse_unknown: AtomicU64,
     /// Incoming MSE handshakes that failed.
     pub mse_malformed: AtomicU64,
+    /// Incoming uTP connections (before the gate).
+    pub incoming_utp: AtomicU64,
+    /// BEP 55 rendezvous sent to relays.
+    pub punch_rendezvous: AtomicU64,
+    /// `connect` answers from relays.
+    pub punch_connects: AtomicU64,
+    /// Error answers from relays.
+    pub punch_errors: AtomicU64,
+    /// Punched peers reached (btda's visit, or the peer's own connection in).
+    pub punch_reached: AtomicU64,
 }
 
 /// What the engine needs from `[peer]` (converted by `run`).
@@ -117,7 +133,8 @@ pub struct Engine {
     pub max_open_per_ip: usize,
     /// Which transports outgoing visits use.
     pub transport: super::visit::TransportChoice,
-    /// The uTP socket (outgoing only for now: incoming SYNs are reset), when used.
+    /// The uTP socket, when uTP is used: outgoing visits, and incoming ones on the
+    /// listen port (through the same gate as TCP) when btda listens.
     utp: Option<crate::utp::UtpSocket>,
     /// The torrents incoming MSE handshakes may ask for (None: MSE refused).
     mse_torrents: Option<crate::wire::mse::Torrents>,
@@ -176,7 +193,7 @@ impl Engine {
                 .then(|| {
                     crate::utp::UtpSocket::bind(
                         peer.utp_bind,
-                        false,
+                        peer.listen_port != 0,
                         crate::utp::Settings::default(),
                         stop.clone(),
                     )
@@ -229,15 +246,7 @@ impl Engine {
             self.stats.workers_busy.fetch_add(1, Ordering::Relaxed);
             let started_ms = crate::clock::unix_now_ms();
             let timeouts = self.measured.apply(&self.timeouts, job.attempt);
-            let report = visit_outgoing(
-                job.peer.addr,
-                job.info_hash,
-                (job.pieces, job.threshold),
-                &self.identity(),
-                &timeouts,
-                &self.stop,
-            );
-            self.measured.observe(&report);
+            let (report, came_in) = self.visit_or_punch(&job, &timeouts);
             self.learn(&report);
             let visit = FinishedVisit {
                 report,
@@ -248,13 +257,19 @@ impl Engine {
                 },
                 started_ms,
             };
-            let recorded = self.queue.finish(&job, visit.result());
+            let result = match visit.result() {
+                VisitResult::Failure { .. } if came_in => VisitResult::Elsewhere,
+                other => other,
+            };
+            let recorded = self.queue.finish(&job, result);
             if visit.report.outcome == Outcome::Myself {
                 self.stats.self_connections.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.store(&visit, recorded);
             }
-            let offered = self.queue.offer_pex(torrent, &visit.report.pex);
+            let offered = self
+                .queue
+                .offer_pex(torrent, job.peer.addr, &visit.report.pex);
             let s = &self.stats;
             s.pex_new
                 .fetch_add(u64::from(offered.new), Ordering::Relaxed);
@@ -265,6 +280,104 @@ impl Engine {
                 .fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
             self.stats.workers_busy.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Visits the job's peer: directly, then — when that found nobody (no connection)
+    /// and a relay named the peer with the holepunch flag — through a hole punch; a
+    /// peer last reached by a punch is punched first. Returns the visit's report and
+    /// whether the peer's own connection came in during a punch (its other half).
+    fn visit_or_punch(&self, job: &Job, timeouts: &Timeouts) -> (VisitReport, bool) {
+        let me = self.identity();
+        let punchable = job.relay.filter(|_| me.utp.is_some());
+        if job.punch_first
+            && let Some(relay) = punchable
+            && let Some(punched) = self.punch(job, relay, timeouts)
+        {
+            return punched;
+        }
+        let direct = visit_outgoing(
+            job.peer.addr,
+            job.info_hash,
+            (job.pieces, job.threshold),
+            &me,
+            timeouts,
+            &self.stop,
+        );
+        self.measured.observe(&direct);
+        let unreached = direct.connect_ms.is_none()
+            && matches!(
+                direct.outcome,
+                Outcome::ConnectTimeout | Outcome::Refused | Outcome::Unreachable
+            );
+        if unreached
+            && !self.stop.requested()
+            && let Some(relay) = punchable
+            && let Some(punched) = self.punch(job, relay, timeouts)
+        {
+            return punched;
+        }
+        (direct, false)
+    }
+
+    /// A hole punch (BEP 55) towards the job's peer through `relay`: a rendezvous
+    /// session, then — on the relay's `connect` — btda's uTP visit to the peer at
+    /// once, while the peer dials btda (its connection is handled as incoming and
+    /// recognised as the punch's other half). None when no punch was tried (the
+    /// relay's sessions are all in use or paced): the direct visit's report stands.
+    fn punch(
+        &self,
+        job: &Job,
+        relay: SocketAddr,
+        timeouts: &Timeouts,
+    ) -> Option<(VisitReport, bool)> {
+        if !self.queue.relay_slot(relay) {
+            return None;
+        }
+        let me = self.identity();
+        let target = job.peer.addr;
+        let session = rendezvous(relay, target, job.info_hash, &me, timeouts, &self.stop);
+        let s = &self.stats;
+        if session.sent {
+            s.punch_rendezvous.fetch_add(1, Ordering::Relaxed);
+        }
+        // A relay that refused, cannot relay or did not answer is not asked for this
+        // peer again (until its PEX names the peer again).
+        let usable = matches!(session.answer, RelayAnswer::Connect(_));
+        self.queue.relay_done(job, relay, usable);
+        let offered = self.queue.offer_pex(job.peer.torrent, relay, &session.pex);
+        s.pex_new
+            .fetch_add(u64::from(offered.new), Ordering::Relaxed);
+        let mut report = match session.answer {
+            RelayAnswer::Connect(_) => {
+                s.punch_connects.fetch_add(1, Ordering::Relaxed);
+                self.queue.punch_started(target.ip());
+                let over_utp = Identity {
+                    transport: TransportChoice::Utp,
+                    ..me
+                };
+                // The first SYN may meet the NAT before the target's own packet opened
+                // it: leave time for the retransmissions after it.
+                let t = Timeouts {
+                    connect: timeouts.connect.max(PUNCH_CONNECT),
+                    ..*timeouts
+                };
+                let pieces = (job.pieces, job.threshold);
+                visit_outgoing(target, job.info_hash, pieces, &over_utp, &t, &self.stop)
+            }
+            RelayAnswer::Refused(e) => {
+                s.punch_errors.fetch_add(1, Ordering::Relaxed);
+                log::debug!("holepunch: {relay} cannot introduce {target}: {}", e.name());
+                return None;
+            }
+            RelayAnswer::NoSupport | RelayAnswer::NoAnswer(_) => return None,
+        };
+        report.via = "holepunch";
+        let reached = report.outcome == Outcome::Ok;
+        let came_in = self.queue.punch_ended(job, reached);
+        if reached || came_in {
+            s.punch_reached.fetch_add(1, Ordering::Relaxed);
+        }
+        Some((report, came_in && !reached))
     }
 
     /// What a peer told us about ourselves: the `yourip` of its extended handshake is
@@ -280,26 +393,26 @@ impl Engine {
     /// connection per peer at a time).
     pub(crate) fn handle_incoming(
         &self,
-        stream: std::net::TcpStream,
+        stream: Box<dyn super::stream::Transport>,
         from: SocketAddr,
         handshaken: &mut dyn FnMut(),
     ) {
-        self.queue.incoming_started(from.ip());
-        self.incoming_visit(stream, from, handshaken);
+        let punched = self.queue.incoming_started(from.ip());
+        self.incoming_visit(stream, from, punched, handshaken);
         self.queue.incoming_ended(from.ip());
     }
 
     fn incoming_visit(
         &self,
-        stream: std::net::TcpStream,
+        stream: Box<dyn super::stream::Transport>,
         from: SocketAddr,
+        punched: bool,
         handshaken: &mut dyn FnMut(),
     ) {
         let started_ms = crate::clock::unix_now_ms();
         let timeouts = self.measured.incoming(&self.timeouts);
-        let _ = stream.set_nodelay(true);
-        let (info_hash, report) = visit_incoming(
-            Box::new(stream),
+        let (info_hash, mut report) = visit_incoming(
+            stream,
             self,
             &self.identity(),
             &timeouts,
@@ -309,11 +422,14 @@ impl Engine {
         if report.outcome != Outcome::Myself {
             self.measured.observe_incoming(&report);
         }
+        if punched {
+            report.via = "holepunch"; // the target's half of a punch btda asked for
+        }
         if let Some(how) = report.incoming_mse {
             let counter = match how {
-                Incoming::Accepted => &self.stats.mse_accepted,
-                Incoming::UnknownTorrent => &self.stats.mse_unknown,
-                Incoming::Malformed => &self.stats.mse_malformed,
+                encryption::Incoming::Accepted => &self.stats.mse_accepted,
+                encryption::Incoming::UnknownTorrent => &self.stats.mse_unknown,
+                encryption::Incoming::Malformed => &self.stats.mse_malformed,
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -365,14 +481,14 @@ impl Engine {
 /// Running worker and listener threads.
 pub struct Running {
     workers: threadpool::ThreadPool,
-    listener: Option<JoinHandle<()>>,
+    listeners: Vec<JoinHandle<()>>,
 }
 
 impl Running {
     /// Waits for every thread after the queue was closed and the stop flag set.
     pub fn join(self) {
         self.workers.join();
-        if let Some(l) = self.listener {
+        for l in self.listeners {
             let _ = l.join();
         }
     }
@@ -391,9 +507,10 @@ pub fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Starts `workers` worker threads and, if given, the listener with `handlers` handlers.
-/// If the listener thread cannot be spawned, the queue is closed (the workers end) and
-/// the error returned.
+/// Starts `workers` worker threads and, if given, the listener with `handlers` handlers
+/// (and, when the engine speaks uTP and listens, the uTP acceptor: incoming uTP
+/// connections share the handlers and the gate with TCP ones). If a listener thread
+/// cannot be spawned, the queue is closed (the workers end) and the error returned.
 pub fn start(
     engine: Arc<Engine>,
     workers: usize,
@@ -410,42 +527,97 @@ pub fn start(
         let e = Arc::clone(&engine);
         pool.execute(move || e.work());
     }
-    let listener = match listener {
-        Some(l) => {
-            let e = Arc::clone(&engine);
-            let spawned = std::thread::Builder::new()
-                .name("listener".into())
-                .spawn(move || accept_loop(&e, &l, handlers, stack_kib));
-            match spawned {
-                Ok(t) => Some(t),
+    let mut listeners = Vec::new();
+    if let Some(l) = listener {
+        let incoming = Arc::new(Incoming::new(&engine, handlers, stack_kib));
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new().name(name.into()).spawn(f)
+        };
+        let (e, inc) = (Arc::clone(&engine), Arc::clone(&incoming));
+        let mut spawned = vec![spawn(
+            "listener",
+            Box::new(move || tcp_accept_loop(&e, &inc, &l)),
+        )];
+        if engine.utp.is_some() && engine.listen_port != 0 {
+            let (e, inc) = (Arc::clone(&engine), Arc::clone(&incoming));
+            spawned.push(spawn(
+                "utp-listener",
+                Box::new(move || utp_accept_loop(&e, &inc)),
+            ));
+        }
+        for t in spawned {
+            match t {
+                Ok(t) => listeners.push(t),
                 Err(e) => {
-                    engine.queue.close(); // let the workers end
+                    engine.stop.request(); // let a started listener end too
+                    engine.queue.close(); // and the workers
                     return Err(e);
                 }
             }
         }
-        None => None,
-    };
+    }
     Ok(Running {
         workers: pool,
-        listener,
+        listeners,
     })
 }
 
-fn accept_loop(engine: &Arc<Engine>, listener: &TcpListener, handlers: usize, stack_kib: usize) {
-    let pool = threadpool::Builder::new()
-        .num_threads(handlers)
-        .thread_name("incoming".into())
-        .thread_stack_size(stack_kib * 1024)
-        .build();
-    let gate = Arc::new(parking_lot::Mutex::new(Gate::new(GateLimits {
-        capacity: handlers,
-        per_ip_handshakes: engine.max_handshakes_per_ip,
-        per_ip_open: engine.max_open_per_ip,
-    })));
+/// The incoming handlers and their gate, shared by the TCP and uTP acceptors.
+struct Incoming {
+    pool: parking_lot::Mutex<threadpool::ThreadPool>,
+    gate: Arc<parking_lot::Mutex<Gate<Shed>>>,
+}
+
+impl Incoming {
+    fn new(engine: &Engine, handlers: usize, stack_kib: usize) -> Self {
+        let pool = threadpool::Builder::new()
+            .num_threads(handlers)
+            .thread_name("incoming".into())
+            .thread_stack_size(stack_kib * 1024)
+            .build();
+        Self {
+            pool: parking_lot::Mutex::new(pool),
+            gate: Arc::new(parking_lot::Mutex::new(Gate::new(GateLimits {
+                capacity: handlers,
+                per_ip_handshakes: engine.max_handshakes_per_ip,
+                per_ip_open: engine.max_open_per_ip,
+            }))),
+        }
+    }
+}
+
+/// How the gate closes a connection it sheds.
+#[derive(Debug)]
+enum Shed {
+    Tcp(TcpStream),
+    Utp(crate::utp::UtpCloser),
+}
+
+impl Shed {
+    /// Ends the connection: its handler's read returns at once.
+    fn close(&self) {
+        match self {
+            Self::Tcp(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            Self::Utp(c) => c.close(),
+        }
+    }
+}
+
+fn tcp_accept_loop(engine: &Arc<Engine>, incoming: &Incoming, listener: &TcpListener) {
     while !engine.stop.requested() {
         match listener.accept() {
-            Ok((stream, from)) => admit(engine, &gate, &pool, stream, from),
+            Ok((stream, from)) => {
+                if stream.set_nonblocking(false).is_err() {
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let Ok(handle) = stream.try_clone() else {
+                    continue; // no descriptor for the handle: as if every handler were busy
+                };
+                admit(engine, incoming, Box::new(stream), from, Shed::Tcp(handle));
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -460,26 +632,38 @@ fn accept_loop(engine: &Arc<Engine>, listener: &TcpListener, handlers: usize, st
             }
         }
     }
-    pool.join();
+    incoming.pool.lock().join();
+}
+
+/// Takes incoming uTP connections (SYNs on the listen port) to the same gate.
+fn utp_accept_loop(engine: &Arc<Engine>, incoming: &Incoming) {
+    let Some(utp) = engine.utp.as_ref() else {
+        return;
+    };
+    while !engine.stop.requested() {
+        if let Some(stream) = utp.accept(crate::shutdown::POLL) {
+            let Ok(from) = super::stream::Transport::peer_addr(&stream) else {
+                continue;
+            };
+            let closer = stream.closer();
+            engine.stats.incoming_utp.fetch_add(1, Ordering::Relaxed);
+            admit(engine, incoming, Box::new(stream), from, Shed::Utp(closer));
+        }
+    }
+    incoming.pool.lock().join();
 }
 
 /// Puts an accepted connection before the gate: refused, handled, or handled with
 /// another address's connection shed to make room.
 fn admit(
     engine: &Arc<Engine>,
-    gate: &Arc<parking_lot::Mutex<Gate<TcpStream>>>,
-    pool: &threadpool::ThreadPool,
-    stream: TcpStream,
+    incoming: &Incoming,
+    stream: Box<dyn super::stream::Transport>,
     from: SocketAddr,
+    handle: Shed,
 ) {
     let stats = &engine.stats;
-    if stream.set_nonblocking(false).is_err() {
-        return;
-    }
-    let Ok(handle) = stream.try_clone() else {
-        return; // no descriptor for the handle: as if every handler were busy
-    };
-    let ticket = match gate.lock().arrive(from.ip(), handle) {
+    let ticket = match incoming.gate.lock().arrive(from.ip(), handle) {
         Admission::Refused(why) => {
             let counter = match why {
                 Refused::PerIp => &stats.incoming_refused_per_ip,
@@ -490,8 +674,7 @@ fn admit(
         }
         Admission::Admitted { ticket, shed } => {
             if let Some(victim) = shed {
-                // Its handler's read returns at once.
-                let _ = victim.shutdown(std::net::Shutdown::Both);
+                victim.close();
                 stats.incoming_shed.fetch_add(1, Ordering::Relaxed);
             }
             ticket
@@ -499,8 +682,8 @@ fn admit(
     };
     stats.incoming_active.fetch_add(1, Ordering::Relaxed);
     stats.incoming_accepted.fetch_add(1, Ordering::Relaxed);
-    let (e, gate) = (Arc::clone(engine), Arc::clone(gate));
-    pool.execute(move || {
+    let (e, gate) = (Arc::clone(engine), Arc::clone(&incoming.gate));
+    incoming.pool.lock().execute(move || {
         e.handle_incoming(stream, from, &mut || gate.lock().handshaken(ticket));
         gate.lock().end(ticket);
         e.stats.incoming_active.fetch_sub(1, Ordering::Relaxed);

@@ -109,6 +109,7 @@ impl FinishedVisit {
             encryption: r.crypto.as_db(),
             fallback: r.fallback,
             transport: r.transport,
+            via: Some(r.via),
             reason: Some(reason.as_str()),
         }
     }

@@ -16,6 +16,7 @@ use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::extended::{self, PeerExtensions};
 use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
+use crate::wire::holepunch::{Holepunch, Kind as HolepunchKind, PunchError};
 use crate::wire::mse::{CRYPTO_PLAINTEXT, CRYPTO_RC4, Torrents};
 use crate::wire::{Handshake, Message, MessageDecoder, PieceState, StateKind};
 
@@ -138,6 +139,8 @@ pub struct VisitReport {
     pub fallback: bool,
     /// What carried the connection (`tcp`, `utp`), once one was made.
     pub transport: Option<&'static str>,
+    /// `direct`, or `holepunch` for a connection made after a relay's `connect`.
+    pub via: &'static str,
     /// How an incoming MSE handshake ended (None: not an incoming MSE connection).
     pub incoming_mse: Option<Incoming>,
 }
@@ -163,6 +166,7 @@ impl VisitReport {
             fallback: false,
             incoming_mse: None,
             transport: None,
+            via: "direct",
         }
     }
 
@@ -482,6 +486,132 @@ pub(super) fn visit_incoming(
     (Some(info_hash), report)
 }
 
+/// How a relay answered a rendezvous (BEP 55).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RelayAnswer {
+    /// `connect`: open uTP to this endpoint now (the target does the same to us).
+    Connect(SocketAddr),
+    /// An error message: the relay cannot introduce us.
+    Refused(PunchError),
+    /// The relay does not announce ut_holepunch (or the extension protocol).
+    NoSupport,
+    /// No session, or no answer in time: how the session ended.
+    NoAnswer(Outcome),
+}
+
+/// A rendezvous session with a relay: its answer and the peers its PEX named meanwhile.
+#[derive(Debug)]
+pub(super) struct RelaySession {
+    /// The answer.
+    pub answer: RelayAnswer,
+    /// PEX the relay sent during the session.
+    pub pex: Vec<extended::PexPeer>,
+    /// Whether a rendezvous was sent.
+    pub sent: bool,
+}
+
+/// Opens a session with `relay` over uTP from btda's uTP socket (the relay tells the
+/// target the address it sees, and the target dials that: it must be the socket that
+/// also accepts), asks it to introduce btda to `target` and waits, at most the
+/// handshake timeout after the relay's extended handshake, for its `connect` or error
+/// about that target. Holepunch messages about any other endpoint are ignored: a relay
+/// cannot make btda dial an address btda did not ask about.
+pub(super) fn rendezvous(
+    relay: SocketAddr,
+    target: SocketAddr,
+    info_hash: InfoHash,
+    me: &Identity<'_>,
+    t: &Timeouts,
+    stop: &Shutdown,
+) -> RelaySession {
+    let mut session = RelaySession {
+        answer: RelayAnswer::NoAnswer(Outcome::Refused),
+        pex: Vec::new(),
+        sent: false,
+    };
+    if me.utp.is_none() {
+        session.answer = RelayAnswer::NoSupport;
+        return session;
+    }
+    let over_utp = Identity {
+        transport: TransportChoice::Utp,
+        ..*me
+    };
+    let mut opened = match open_outgoing(relay, info_hash, &over_utp, t, stop) {
+        Ok(o) => o,
+        Err(e) => {
+            session.answer = RelayAnswer::NoAnswer(e.outcome);
+            return session;
+        }
+    };
+    if !opened.theirs.supports(EXTENSION_BIT) {
+        session.answer = RelayAnswer::NoSupport;
+        return session;
+    }
+    if let Err(outcome) = send_hello(&mut opened.stream, &opened.theirs, &over_utp) {
+        session.answer = RelayAnswer::NoAnswer(outcome);
+        return session;
+    }
+    let mut decoder = MessageDecoder::new(me.max_message.min(1 << 20));
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut deadline = Instant::now() + t.handshake;
+    session.answer = 'session: loop {
+        let n = match read_some_by(&mut opened.stream, &mut buf, deadline, stop) {
+            Ok(n) => n,
+            Err(ReadError::Timeout | ReadError::Stopped) => {
+                break RelayAnswer::NoAnswer(Outcome::HandshakeTimeout);
+            }
+            Err(ReadError::Closed) => break RelayAnswer::NoAnswer(Outcome::ClosedAfterHandshake),
+            Err(ReadError::Io(e)) => break RelayAnswer::NoAnswer(Outcome::of_handshake_error(&e)),
+        };
+        decoder.feed(&buf[..n]);
+        loop {
+            let msg = match decoder.next_message() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(_) => break 'session RelayAnswer::NoAnswer(Outcome::ProtocolError),
+            };
+            match msg {
+                Message::Extended { id: 0, payload } if !session.sent => {
+                    let hp = extended::parse_handshake(&payload)
+                        .ok()
+                        .and_then(|e| e.ut_holepunch);
+                    let Some(id) = hp else {
+                        break 'session RelayAnswer::NoSupport;
+                    };
+                    let ask = Message::Extended {
+                        id,
+                        payload: Holepunch::rendezvous(target).encode(),
+                    };
+                    if opened.stream.write_all(&ask.encode()).is_err() {
+                        break 'session RelayAnswer::NoAnswer(Outcome::Reset);
+                    }
+                    session.sent = true;
+                    deadline = Instant::now() + t.handshake;
+                }
+                Message::Extended { id, payload } if id == extended::OUR_UT_HOLEPUNCH => {
+                    match Holepunch::parse(&payload) {
+                        Ok(m) if m.addr == target => match m.kind {
+                            HolepunchKind::Connect => break 'session RelayAnswer::Connect(m.addr),
+                            HolepunchKind::Error(e) => break 'session RelayAnswer::Refused(e),
+                            HolepunchKind::Rendezvous => {} // we relay for nobody
+                        },
+                        _ => {} // about someone else, or malformed: ignored
+                    }
+                }
+                Message::Extended { id, payload } if id == extended::OUR_UT_PEX => {
+                    if let Ok(peers) = extended::parse_pex(&payload) {
+                        let room = MAX_PEX_PER_VISIT.saturating_sub(session.pex.len());
+                        session.pex.extend(peers.into_iter().take(room));
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    session
+}
+
 /// What a visit needs besides the connection: who we are, the timeouts, the stop flag.
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
@@ -499,7 +629,7 @@ fn send_hello(
 ) -> Result<(), Outcome> {
     let mut hello = Vec::new();
     if theirs.supports(EXTENSION_BIT) {
-        let payload = extended::our_handshake(me.listen_port, me.version);
+        let payload = extended::our_handshake_with(me.listen_port, me.version, me.utp.is_some());
         hello.extend(Message::Extended { id: 0, payload }.encode());
     }
     if theirs.supports(FAST_BIT) {

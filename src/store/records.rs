@@ -174,6 +174,8 @@ pub struct VisitRow {
     pub reason: Option<&'static str>,
     /// `tcp` / `utp`: what carried the connection, once one was made.
     pub transport: Option<&'static str>,
+    /// `direct`, or `holepunch` (made after a relay's BEP 55 `connect`).
+    pub via: Option<&'static str>,
 }
 
 /// A tracker request, DHT lookup or incoming tally.
@@ -278,6 +280,9 @@ pub struct StatisticRow {
     /// Known peers per flag of their latest PEX mention (encryption, seed, uTP,
     /// holepunch, reachable).
     pub pex_flags: Option<[u64; 5]>,
+    /// Hole punching so far (cumulative): incoming uTP connections, rendezvous sent,
+    /// connects received, errors received, punched visits that reached the peer.
+    pub punch: Option<[u64; 5]>,
     /// Non-global addresses not dialled, from trackers / the DHT / PEX, so far.
     pub not_global_tracker: Option<u64>,
     /// … from the DHT.
@@ -479,9 +484,9 @@ impl Record {
                     "INSERT INTO visit (peer_id, torrent_id, started_at, direction, outcome,
                         connect_ms, handshake_ms, duration_ms, pieces, state, messages, max_gap_ms,
                         attempt, invalid_messages, first_pieces, first_state_ms, encryption, fallback,
-                        reason, transport)
+                        reason, transport, via)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                        ?17, ?18, ?19, ?20)",
+                        ?17, ?18, ?19, ?20, ?21)",
                 )?
                 .execute(params![
                     v.peer_id,
@@ -503,7 +508,8 @@ impl Record {
                     v.encryption,
                     v.fallback,
                     v.reason,
-                    v.transport
+                    v.transport,
+                    v.via
                 ])
                 .map(drop),
             Record::Request(r) => conn
@@ -551,11 +557,12 @@ impl Record {
                         identities_refused_per_ip, incoming_refused_per_ip, incoming_shed,
                         incoming_handshake_timeout_ms, peers_refused_per_source, dials_deferred,
                         dial_deferral_max_ms, pex_flag_encryption, pex_flag_seed, pex_flag_utp,
-                        pex_flag_holepunch, pex_flag_reachable)
+                        pex_flag_holepunch, pex_flag_reachable, incoming_utp, punch_rendezvous,
+                        punch_connects, punch_errors, punch_reached)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                         ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29,
                         ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41, ?42, ?43,
-                        ?44)",
+                        ?44, ?45, ?46, ?47, ?48, ?49)",
                 )?
                 .execute(params![
                     s.at,
@@ -601,7 +608,12 @@ impl Record {
                     s.pex_flags.map(|f| f[1]),
                     s.pex_flags.map(|f| f[2]),
                     s.pex_flags.map(|f| f[3]),
-                    s.pex_flags.map(|f| f[4])
+                    s.pex_flags.map(|f| f[4]),
+                    s.punch.map(|f| f[0]),
+                    s.punch.map(|f| f[1]),
+                    s.punch.map(|f| f[2]),
+                    s.punch.map(|f| f[3]),
+                    s.punch.map(|f| f[4])
                 ])
                 .map(drop),
         }

@@ -94,6 +94,7 @@ CREATE TABLE IF NOT EXISTS visit (
     fallback     INTEGER,                -- 1: plaintext was refused in this visit and MSE reached the peer
     reason       TEXT,                   -- why it happened: first / fixed / predicted / retry / incoming
     transport    TEXT,                   -- tcp / utp: what carried it, once a connection was made
+    via          TEXT,                   -- direct / holepunch: made after a relay's BEP 55 connect
     run_id       INTEGER                 -- the run (host) that made it; NULL: the database's only run
 );
 CREATE INDEX IF NOT EXISTS visit_torrent ON visit (torrent_id);
@@ -171,6 +172,11 @@ CREATE TABLE IF NOT EXISTS statistic (
     pex_flag_utp         INTEGER,        -- … supports uTP
     pex_flag_holepunch   INTEGER,        -- … supports ut_holepunch
     pex_flag_reachable   INTEGER,        -- … reachable
+    incoming_utp         INTEGER,        -- cumulative: incoming uTP connections (before the gate)
+    punch_rendezvous     INTEGER,        -- cumulative: BEP 55 rendezvous btda sent to relays
+    punch_connects       INTEGER,        -- cumulative: connect messages relays answered with
+    punch_errors         INTEGER,        -- cumulative: error messages relays answered with
+    punch_reached        INTEGER,        -- cumulative: punched peers reached (outgoing visit or their own connection in)
     run_id               INTEGER         -- the run (host) sampled; NULL: the database's only run
 );
 

@@ -265,6 +265,15 @@ impl Connection {
         self.fill(now)
     }
 
+    /// Ends the connection at once from our side: state `Reset`, nothing more sent
+    /// or retransmitted; returns the RESET to send.
+    pub fn abort(&mut self, now: Instant) -> Packet {
+        self.state = State::Reset;
+        self.unacked.clear();
+        self.pending.clear();
+        self.packet(PacketType::Reset, now)
+    }
+
     /// Takes in-order bytes received (at most `buf.len()`).
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.readable.len());

@@ -7,8 +7,13 @@
 //!
 //! Datagrams that are not uTP (KRPC shares the port in real clients) are counted and
 //! dropped here; handing them to the DHT node is the next step.
+//!
+//! For the simulator, a socket can behave like a host behind a NAT's filter
+//! ([`UtpSocket::bind_filtered`]): datagrams from an address it has not sent to are
+//! dropped unseen, so it is reached only after it dialled out to that address (which
+//! is what a hole punch makes it do).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -54,10 +59,25 @@ struct Inner {
     closed: AtomicBool,
     /// Datagrams that were not uTP (or not a packet btda accepts).
     foreign: AtomicU64,
+    /// NAT-like filter (simulation): the addresses this socket has sent to; datagrams
+    /// from any other address are dropped.
+    filter: Option<Mutex<HashSet<SocketAddr>>>,
+    /// Datagrams the filter dropped.
+    filtered: AtomicU64,
 }
+
+/// Addresses a filtering socket remembers (the simulator's NAT table); beyond it the
+/// oldest are not forgotten, new ones are not let in: the table stays bounded.
+const FILTER_TABLE: usize = 4_096;
 
 impl Inner {
     fn send(&self, to: SocketAddr, packets: Vec<Packet>) {
+        if let Some(seen) = &self.filter {
+            let mut seen = seen.lock();
+            if seen.len() < FILTER_TABLE {
+                seen.insert(to);
+            }
+        }
         for p in packets {
             let _ = self.udp.send_to(&p.encode(), to);
         }
@@ -67,6 +87,12 @@ impl Inner {
         let Ok((n, from)) = self.udp.recv_from(buf) else {
             return;
         };
+        if let Some(seen) = &self.filter
+            && !seen.lock().contains(&from)
+        {
+            self.filtered.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let datagram = &buf[..n];
         let Some(Ok(packet)) = looks_like_utp(datagram).then(|| Packet::decode(datagram)) else {
             self.foreign.fetch_add(1, Ordering::Relaxed);
@@ -158,6 +184,22 @@ impl UtpSocket {
         settings: Settings,
         stop: Shutdown,
     ) -> io::Result<Self> {
+        Self::bind_with(addr, accepting, settings, stop, false)
+    }
+
+    /// [`Self::bind`] (accepting) behind a simulated NAT filter: only addresses this
+    /// socket has sent to get through (see the module).
+    pub fn bind_filtered(addr: SocketAddr, settings: Settings, stop: Shutdown) -> io::Result<Self> {
+        Self::bind_with(addr, true, settings, stop, true)
+    }
+
+    fn bind_with(
+        addr: SocketAddr,
+        accepting: bool,
+        settings: Settings,
+        stop: Shutdown,
+        filtered: bool,
+    ) -> io::Result<Self> {
         let udp = UdpSocket::bind(addr)?;
         udp.set_read_timeout(Some(TICK))?;
         let inner = Arc::new(Inner {
@@ -170,6 +212,8 @@ impl UtpSocket {
             stop,
             closed: AtomicBool::new(false),
             foreign: AtomicU64::new(0),
+            filter: filtered.then(|| Mutex::new(HashSet::new())),
+            filtered: AtomicU64::new(0),
         });
         let driver = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
@@ -189,6 +233,11 @@ impl UtpSocket {
     /// Datagrams received that were not uTP.
     pub fn foreign(&self) -> u64 {
         self.inner.foreign.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams a filtering socket dropped (0 for others).
+    pub fn filtered(&self) -> u64 {
+        self.inner.filtered.load(Ordering::Relaxed)
     }
 
     /// Opens a connection to `peer` within `timeout` (SYN, and its STATE back).
@@ -288,6 +337,45 @@ impl UtpStream {
             inner: Arc::clone(inner),
             key,
             read_timeout: Mutex::new(None),
+        }
+    }
+}
+
+/// Ends a [`UtpStream`] from another thread (the incoming gate sheds connections with
+/// it): its reads fail at once with `ConnectionReset`, the peer gets a RESET.
+#[derive(Clone)]
+pub struct UtpCloser {
+    inner: Arc<Inner>,
+    key: Key,
+}
+
+impl UtpCloser {
+    /// Resets the connection.
+    pub fn close(&self) {
+        let mut conns = self.inner.conns.lock();
+        if let Some(slot) = conns.get_mut(&self.key) {
+            let reset = slot.conn.abort(Instant::now());
+            self.inner.send(self.key.0, vec![reset]);
+        }
+        drop(conns);
+        self.inner.changed.notify_all();
+    }
+}
+
+impl std::fmt::Debug for UtpCloser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UtpCloser")
+            .field("peer", &self.key.0)
+            .finish()
+    }
+}
+
+impl UtpStream {
+    /// A handle that resets this connection from another thread.
+    pub fn closer(&self) -> UtpCloser {
+        UtpCloser {
+            inner: Arc::clone(&self.inner),
+            key: self.key,
         }
     }
 }

@@ -11,6 +11,10 @@ use crate::torrent::bencode::{self, Dict};
 pub(crate) const OUR_UT_METADATA: u8 = 1;
 /// Extended message id under which btda wants ut_pex messages.
 pub const OUR_UT_PEX: u8 = 2;
+
+/// Our message id for ut_holepunch (BEP 55), announced only when btda speaks uTP
+/// (a punch ends in a uTP connection).
+pub const OUR_UT_HOLEPUNCH: u8 = 4;
 /// Nesting limit for extension payloads (they are flat dictionaries).
 const MAX_DEPTH: usize = 8;
 /// Peers kept from one PEX message; BEP 11 allows 50 added per message.
@@ -18,11 +22,24 @@ pub(crate) const MAX_PEX_PEERS: usize = 200;
 
 /// Our extended handshake payload: `m` with ut_metadata and ut_pex, `p`, `v`.
 pub fn our_handshake(listen_port: u16, version: &str) -> Vec<u8> {
+    our_handshake_with(listen_port, version, false)
+}
+
+/// [`our_handshake`], announcing ut_holepunch too when `holepunch` (a relay ignores
+/// the holepunch messages of a peer that did not announce it).
+pub fn our_handshake_with(listen_port: u16, version: &str, holepunch: bool) -> Vec<u8> {
+    let mut m = ben_map! {
+        "ut_metadata" => ben_int!(i64::from(OUR_UT_METADATA)),
+        "ut_pex" => ben_int!(i64::from(OUR_UT_PEX))
+    };
+    if holepunch && let Some(d) = m.dict_mut() {
+        d.insert(
+            "ut_holepunch".as_bytes().into(),
+            BencodeMut::new_int(i64::from(OUR_UT_HOLEPUNCH)),
+        );
+    }
     let mut root = ben_map! {
-        "m" => ben_map! {
-            "ut_metadata" => ben_int!(i64::from(OUR_UT_METADATA)),
-            "ut_pex" => ben_int!(i64::from(OUR_UT_PEX))
-        },
+        "m" => m,
         "v" => ben_bytes!(version)
     };
     if listen_port != 0
@@ -47,6 +64,8 @@ pub struct PeerExtensions {
     pub ut_metadata: Option<u8>,
     /// The peer's id for ut_pex, if it supports it.
     pub ut_pex: Option<u8>,
+    /// The peer's id for ut_holepunch (BEP 55), if it supports it.
+    pub ut_holepunch: Option<u8>,
     /// `metadata_size` in bytes.
     pub metadata_size: Option<u64>,
     /// `yourip`: our address as the peer sees it.
@@ -78,9 +97,13 @@ pub fn parse_handshake(payload: &[u8]) -> Result<PeerExtensions, ExtensionError>
             .and_then(|n| u8::try_from(n).ok())
             .filter(|&n| n != 0)
     };
-    let (ut_metadata, ut_pex) = match d.dict("m").ok().flatten() {
-        Some(m) => (id_of(&m, "ut_metadata"), id_of(&m, "ut_pex")),
-        None => (None, None),
+    let (ut_metadata, ut_pex, ut_holepunch) = match d.dict("m").ok().flatten() {
+        Some(m) => (
+            id_of(&m, "ut_metadata"),
+            id_of(&m, "ut_pex"),
+            id_of(&m, "ut_holepunch"),
+        ),
+        None => (None, None, None),
     };
     let client = d
         .bytes("v")
@@ -111,6 +134,7 @@ pub fn parse_handshake(payload: &[u8]) -> Result<PeerExtensions, ExtensionError>
             .filter(|&p| p != 0),
         ut_metadata,
         ut_pex,
+        ut_holepunch,
         metadata_size: d
             .int("metadata_size")
             .ok()
@@ -226,6 +250,10 @@ mod tests {
         assert_eq!(ext.listen_port, Some(51413));
         assert_eq!(ext.client.as_deref(), Some("btda 0.1.0"));
         assert!(String::from_utf8_lossy(&bytes).starts_with("d1:md11:ut_metadatai1e6:ut_pexi2ee"));
+        assert_eq!(ext.ut_holepunch, None, "not announced without uTP");
+        let punching = parse_handshake(&our_handshake_with(51413, "btda", true)).unwrap();
+        assert_eq!(punching.ut_holepunch, Some(OUR_UT_HOLEPUNCH));
+        assert_eq!(punching.ut_pex, Some(OUR_UT_PEX));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod client;
 pub mod compact;
 pub mod extended;
 pub mod handshake;
+pub mod holepunch;
 mod message;
 pub mod metadata;
 pub mod mse;
