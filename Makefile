@@ -12,9 +12,10 @@ BTDA    := target/release/btda
 # python3-libtorrent, transmission-daemon and aria2 run real seeders and leechers,
 # opentracker a real tracker, for the interop suite. R (with RSQLite, ggplot2, maps),
 # LaTeX (latexmk, lmodern) and poppler-utils (pdfinfo, pdftotext for the tests) are
-# for `make stats`. openssl makes the test TLS certificates (`make fixtures`).
+# for `make stats`. openssl makes the test TLS certificates (`make fixtures`). iproute2 and
+# iptables build the NAT of the hole-punching test (network namespaces, MASQUERADE).
 DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent opentracker \
-                transmission-daemon aria2 \
+                transmission-daemon aria2 iproute2 iptables \
                 openssl r-base-core r-cran-rsqlite r-cran-ggplot2 r-cran-maps r-cran-mapproj \
                 texlive-latex-base texlive-latex-recommended latexmk lmodern poppler-utils
 
@@ -50,7 +51,7 @@ import: build
 ## rate-limited real clients) runs beside the other tests (their own 127.x addresses),
 ## its output kept in target/interop.log and printed after them. The benches' smoke runs
 ## (which count every visit of 2,000 fake peers) come last, alone on the machine.
-INTEROP_TESTS := interop_libtorrent interop_opentracker interop_magnet interop_dht interop_swarm interop_encryption interop_dht6
+INTEROP_TESTS := interop_nat interop_libtorrent interop_opentracker interop_magnet interop_dht interop_swarm interop_encryption interop_dht6
 OTHER_TESTS   := $(filter-out $(INTEROP_TESTS),$(basename $(notdir $(wildcard tests/*.rs))))
 test: deps fmt-check lint
 	$(CARGO) test --all-targets --features interop --no-run

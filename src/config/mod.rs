@@ -190,6 +190,12 @@ pub struct Peer {
     pub encryption: Encryption,
     /// Transports of outgoing visits: "tcp", "utp" or "both" (see [`TransportChoice`]).
     pub transport: TransportChoice,
+    /// How long a first visit stays, past its answer, for the first PEX message of a
+    /// peer that announced ut_pex and ut_holepunch (a relay for hole punching; its PEX
+    /// says which peers it can introduce btda to), ms; only when btda speaks uTP.
+    /// libtorrent sends its first PEX within a second of the extended handshake.
+    #[serde(with = "units::ms")]
+    pub pex_wait_ms: Duration,
 }
 
 /// A timeout of `[peer]`: measured from the run, or fixed.
@@ -265,6 +271,7 @@ impl Default for Peer {
             metadata_fetch_secs: Duration::from_secs(30),
             encryption: Encryption::Fallback,
             transport: TransportChoice::Tcp,
+            pex_wait_ms: Duration::from_millis(2_000),
         }
     }
 }

@@ -122,6 +122,12 @@ pub const RANGES: &[Range] = &[
         get: |c| millis(&[c.peer.state_window_ms]),
     },
     Range {
+        key: "peer.pex_wait_ms",
+        min: 0,
+        max: 60_000,
+        get: |c| millis(&[c.peer.pex_wait_ms]),
+    },
+    Range {
         key: "peer.visit_cap_ms",
         min: 1,
         max: 3_600_000,

@@ -245,7 +245,10 @@ impl Engine {
             let began = Instant::now();
             self.stats.workers_busy.fetch_add(1, Ordering::Relaxed);
             let started_ms = crate::clock::unix_now_ms();
-            let timeouts = self.measured.apply(&self.timeouts, job.attempt);
+            let mut timeouts = self.measured.apply(&self.timeouts, job.attempt);
+            if job.reason != crate::schedule::Reason::First || self.utp.is_none() {
+                timeouts.pex_wait = std::time::Duration::ZERO;
+            }
             let (report, came_in) = self.visit_or_punch(&job, &timeouts);
             self.learn(&report);
             let visit = FinishedVisit {
@@ -289,6 +292,7 @@ impl Engine {
     fn visit_or_punch(&self, job: &Job, timeouts: &Timeouts) -> (VisitReport, bool) {
         let me = self.identity();
         let punchable = job.relay.filter(|_| me.utp.is_some());
+        log::debug!("visit {} relay {:?} punch_first {}", job.peer.addr, job.relay, job.punch_first);
         if job.punch_first
             && let Some(relay) = punchable
             && let Some(punched) = self.punch(job, relay, timeouts)
@@ -336,6 +340,7 @@ impl Engine {
         let me = self.identity();
         let target = job.peer.addr;
         let session = rendezvous(relay, target, job.info_hash, &me, timeouts, &self.stop);
+        log::debug!("holepunch: asked {relay} for {target}: {:?}", session.answer);
         let s = &self.stats;
         if session.sent {
             s.punch_rendezvous.fetch_add(1, Ordering::Relaxed);

@@ -44,6 +44,11 @@ pub struct Timeouts {
     /// finisher may not wait for); zero (also when the minimum revisit is the fixed
     /// delay, the old cadence): never past the state window.
     pub watch: Duration,
+    /// How long past the handshake a visit stays for the first PEX message of a peer
+    /// that announced both ut_pex and ut_holepunch (a relay candidate: the peers its
+    /// PEX flags holepunch can be reached through it), when btda speaks uTP; zero:
+    /// never (the engine sets it for first visits only).
+    pub pex_wait: Duration,
 }
 
 /// What btda says about itself in a visit.
@@ -655,6 +660,8 @@ struct Pieces {
 
 /// What the messages of one visit showed so far, and when they came.
 struct Reading {
+    /// Until when the visit waits for the peer's PEX (a relay candidate), if it does.
+    pex_until: Option<Instant>,
     state: PieceState,
     threshold: Option<u32>,
     start: Instant,
@@ -667,6 +674,7 @@ struct Reading {
 impl Reading {
     fn new(pieces: Pieces, start: Instant) -> Self {
         Self {
+            pex_until: None,
             state: PieceState::new(pieces.count),
             threshold: pieces.threshold,
             start,
@@ -685,7 +693,15 @@ impl Reading {
             let window = first + t.state_window;
             deadline = deadline.min(self.watch_until(t).map_or(window, |w| w.max(window)));
         }
-        deadline
+        match self.pex_until {
+            Some(until) => deadline.max(until).min(self.start + t.cap),
+            None => deadline,
+        }
+    }
+
+    /// Whether the visit still waits for the peer's first PEX message.
+    fn waiting_for_pex(&self) -> bool {
+        self.pex_until.is_some()
     }
 
     /// Until when the visit stays for a crossing: while the peer is below T and its
@@ -729,7 +745,13 @@ impl Reading {
 
     /// Applies one message that arrived at `arrived`; true when it completed the answer
     /// (a full set ends the visit at once).
-    fn apply(&mut self, msg: Message, arrived: Instant, report: &mut VisitReport) -> bool {
+    fn apply(
+        &mut self,
+        msg: Message,
+        arrived: Instant,
+        t: &Timeouts,
+        report: &mut VisitReport,
+    ) -> bool {
         report.messages += 1;
         self.max_gap = self.max_gap.max(arrived - self.last);
         self.last = arrived;
@@ -744,11 +766,16 @@ impl Reading {
             Message::HaveNone => self.state.have_none(),
             Message::Extended { id: 0, payload } => {
                 if let Ok(ext) = extended::parse_handshake(&payload) {
+                    let relay = ext.ut_pex.is_some() && ext.ut_holepunch.is_some();
+                    if relay && !t.pex_wait.is_zero() && report.pex.is_empty() {
+                        self.pex_until = Some(arrived + t.pex_wait);
+                    }
                     report.extensions = Some(ext);
                 }
             }
             // Peers address extended messages to us by the ids *we* announced.
             Message::Extended { id, payload } if id == extended::OUR_UT_PEX => {
+                self.pex_until = None;
                 if let Ok(peers) = extended::parse_pex(&payload) {
                     let room = MAX_PEX_PER_VISIT.saturating_sub(report.pex.len());
                     report.pex.extend(peers.into_iter().take(room));
@@ -760,7 +787,7 @@ impl Reading {
             self.first_state = Some((arrived, self.state.count()));
             report.first_state = Some((self.state.count(), ms_between(self.start, arrived)));
         }
-        self.state.known() && self.state.is_complete()
+        self.state.known() && self.state.is_complete() && !self.waiting_for_pex()
     }
 
     /// Writes the visit's end into `report`.
@@ -824,7 +851,7 @@ fn exchange(
         loop {
             match decoder.next_message() {
                 Ok(Some(msg)) => {
-                    if reading.apply(msg, arrived, report) {
+                    if reading.apply(msg, arrived, ctx.t, report) {
                         break 'visit Outcome::Ok;
                     }
                 }
@@ -895,6 +922,7 @@ mod tests {
             state_window: Duration::from_millis(100),
             cap: Duration::from_secs(3),
             watch: Duration::ZERO,
+            pex_wait: Duration::ZERO,
         };
         let mut handshaken = 0;
         let (asked, report) = visit_incoming(
@@ -979,6 +1007,7 @@ mod tests {
             state_window: Duration::from_secs(1),
             cap: Duration::from_secs(20),
             watch: Duration::from_secs(15),
+            pex_wait: Duration::ZERO,
         }
     }
 
@@ -992,7 +1021,7 @@ mod tests {
         };
         let mut report = VisitReport::bare(Outcome::Ok);
         let mut r = Reading::new(pieces, t0);
-        r.apply(bits(100, 90), t0, &mut report);
+        r.apply(bits(100, 90), t0, &t, &mut report);
         // No progress yet: the state window as always.
         assert_eq!(r.deadline(&t), t0 + t.state_window);
         // 5 pieces in the first second: fewer than 6 a second, 3 to go (~0.5 s): the
@@ -1001,6 +1030,7 @@ mod tests {
             r.apply(
                 Message::Have(i),
                 t0 + Duration::from_millis(at * 200),
+                &t,
                 &mut report,
             );
         }
@@ -1021,6 +1051,7 @@ mod tests {
             r.apply(
                 Message::Have(i),
                 t0 + Duration::from_millis(1_500),
+                &t,
                 &mut report,
             );
         }
@@ -1028,8 +1059,8 @@ mod tests {
 
         // A peer far from T at this rate: no stay.
         let mut far = Reading::new(pieces, t0);
-        far.apply(bits(100, 10), t0, &mut report);
-        far.apply(Message::Have(10), t0 + Duration::from_secs(1), &mut report);
+        far.apply(bits(100, 10), t0, &t, &mut report);
+        far.apply(Message::Have(10), t0 + Duration::from_secs(1), &t, &mut report);
         assert_eq!(far.deadline(&t), t0 + t.state_window);
         // No threshold known, or watching off: the window.
         let mut unknown = Reading::new(
@@ -1039,10 +1070,11 @@ mod tests {
             },
             t0,
         );
-        unknown.apply(bits(100, 96), t0, &mut report);
+        unknown.apply(bits(100, 96), t0, &t, &mut report);
         unknown.apply(
             Message::Have(96),
             t0 + Duration::from_millis(500),
+            &t,
             &mut report,
         );
         assert_eq!(unknown.deadline(&t), t0 + t.state_window);

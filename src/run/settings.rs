@@ -53,6 +53,7 @@ impl Timeouts {
             } else {
                 Duration::ZERO
             },
+            pex_wait: p.pex_wait_ms,
         }
     }
 }

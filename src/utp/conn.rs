@@ -165,7 +165,9 @@ impl Connection {
     }
 
     /// Answers a SYN with our first sequence number `own_seq` (random): returns the
-    /// connection and the STATE to send.
+    /// connection and the STATE to send. As in libutp and libtorrent, the STATE does
+    /// not use up its sequence number: our first DATA carries `own_seq` too, and the
+    /// initiator takes `seq_nr - 1` of this STATE as the last one it received.
     pub fn accept(syn: &Packet, own_seq: u16, settings: Settings, now: Instant) -> (Self, Packet) {
         let mut c = Self::new(settings, syn.conn_id.wrapping_add(1), syn.conn_id, now);
         c.state = State::SynReceived;
@@ -173,7 +175,6 @@ impl Connection {
         c.ack_nr = syn.seq_nr;
         c.peer_window = syn.wnd_size;
         let state = c.packet(PacketType::State, now);
-        c.seq_nr = c.seq_nr.wrapping_add(1);
         (c, state)
     }
 
@@ -325,7 +326,7 @@ impl Connection {
             // Our STATE was lost: the initiator sends its SYN again.
             if self.state == State::SynReceived && p.conn_id.wrapping_add(1) == self.recv_id {
                 let mut again = self.ack(now);
-                again.seq_nr = self.seq_nr.wrapping_sub(1);
+                again.seq_nr = self.unacked.front().map_or(self.seq_nr, |s| s.packet.seq_nr);
                 out.push(again);
             }
             return out;
@@ -341,11 +342,17 @@ impl Connection {
         self.peer_window = p.wnd_size;
         self.timer = now;
         match self.state {
-            State::SynSent if p.kind == PacketType::State => {
+            // The SYN's answer: its STATE (whose seq_nr the responder's first DATA
+            // carries again, so the last one received is the one before), or, if
+            // that STATE was lost, its first DATA (libtorrent's rule).
+            State::SynSent if matches!(p.kind, PacketType::State | PacketType::Data) => {
+                if p.ack_nr != self.seq_nr.wrapping_sub(1) {
+                    return out; // not the answer to our SYN
+                }
                 self.state = State::Connected;
-                self.ack_nr = p.seq_nr;
+                self.ack_nr = p.seq_nr.wrapping_sub(1);
             }
-            State::SynSent => return out, // nothing but the SYN's STATE before it
+            State::SynSent => return out, // nothing but the SYN's answer before it
             State::SynReceived => self.state = State::Connected,
             _ => {}
         }
@@ -691,11 +698,15 @@ mod tests {
         assert!(a.on_packet(&state, now).is_empty());
         assert_eq!(a.state(), State::Connected);
         let data = a.send(b"hello", now);
-        // A sends on 101 (its receive id + 1), seq 2, acking B's 5000.
+        // A sends on 101 (its receive id + 1), seq 2; the STATE did not use up B's
+        // 5000 (libutp's rule): A has received up to 4999, B's first DATA is 5000.
         assert_eq!(
             (data[0].conn_id, data[0].seq_nr, data[0].ack_nr),
-            (101, 2, 5_000)
+            (101, 2, 4_999)
         );
+        let mut b2 = Connection::accept(&syn, 5_000, Settings::default(), now).0;
+        let reply = b2.send(b"hi", now);
+        assert_eq!(reply[0].seq_nr, 5_000, "B's first DATA carries the STATE's seq_nr");
         // A packet for another connection id is ignored; RESET ends it.
         let mut foreign = data[0].clone();
         foreign.conn_id = 999;
