@@ -53,8 +53,8 @@ pub enum VisitResult {
     },
     /// A failure on btda's side (shutdown, no file descriptors): retried without penalty.
     Retry,
-    /// This visit failed, but the peer reached btda by its own connection meanwhile
-    /// (a hole punch's other half): stored as a failed visit, scheduled as reached.
+    /// No visit of btda's: the peer reached btda by its own connection (a hole
+    /// punch's other half), which was the visit. Nothing stored; scheduled as reached.
     Elsewhere,
     /// The handshake carried our own peer id.
     Myself,
@@ -479,12 +479,12 @@ impl PeerBook {
             }
             // Counted once the peer has a row: an earlier failed visit's row has no peer
             // id, so `failed_visits` always equals the failed rows that name the peer.
-            VisitResult::Failure { .. } | VisitResult::Elsewhere => {
+            VisitResult::Failure { .. } => {
                 if let Some(s) = e.seen.as_mut().filter(|s| s.db_id.is_some()) {
                     s.progress.failure();
                 }
             }
-            VisitResult::Retry | VisitResult::Myself => {}
+            VisitResult::Retry | VisitResult::Myself | VisitResult::Elsewhere => {}
         }
         if crossed_now {
             self.confirmed += 1;

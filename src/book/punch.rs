@@ -127,6 +127,11 @@ impl PunchBook {
         }
     }
 
+    /// Whether a connection from `ip` arrived since the punch towards it began.
+    pub(crate) fn window_seen(&self, ip: IpAddr) -> bool {
+        self.windows.get(&ip).is_some_and(|(_, hit)| *hit)
+    }
+
     /// The punch towards `ip` is over: whether a connection from it arrived.
     pub(crate) fn window_close(&mut self, ip: IpAddr) -> bool {
         self.windows.remove(&ip).is_some_and(|(_, hit)| hit)
@@ -183,7 +188,9 @@ mod tests {
         let ip = addr(4).ip();
         assert!(!b.window_hit(ip), "no punch under way");
         b.window_open(ip, Instant::now());
+        assert!(!b.window_seen(ip));
         assert!(b.window_hit(ip));
+        assert!(b.window_seen(ip));
         assert!(b.window_close(ip));
         assert!(!b.window_close(ip), "closed once");
         b.window_open(ip, Instant::now());

@@ -401,12 +401,11 @@ impl PeerQueue {
             }
             VisitResult::Retry => (Recorded::default(), Ended::Retry),
             VisitResult::Elsewhere => {
-                let (r, canon, _) = g.book.record(job.peer, job.threshold, &result, job.reason);
-                let complete = g.book.complete(canon, job.threshold);
+                let complete = g.book.complete(job.peer, job.threshold);
                 let eta = g
                     .book
-                    .eta(canon, job.threshold, crate::clock::unix_now_ms());
-                (r, Ended::Reached { complete, eta })
+                    .eta(job.peer, job.threshold, crate::clock::unix_now_ms());
+                (Recorded::default(), Ended::Reached { complete, eta })
             }
             VisitResult::Failure { connected } => {
                 let (r, _, _) = g.book.record(job.peer, job.threshold, &result, job.reason);
@@ -496,6 +495,11 @@ impl PeerQueue {
     /// is the punch's other half.
     pub(crate) fn punch_started(&self, ip: IpAddr) {
         self.lock().punch.window_open(ip, Instant::now());
+    }
+
+    /// Whether the peer at `ip`'s own connection came in since the relay's `connect`.
+    pub(crate) fn punch_came_in(&self, ip: IpAddr) -> bool {
+        self.lock().punch.window_seen(ip)
     }
 
     /// The punch towards `job`'s peer is over; `reached` when btda's own connection

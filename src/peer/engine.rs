@@ -27,6 +27,12 @@ use crate::torrent::{InfoHash, TorrentId, TorrentRegistry};
 /// must fit.
 const PUNCH_CONNECT: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// How long btda waits, after a relay's `connect`, for the peer's own connection (the
+/// punch's other half) before it dials the peer itself.
+/// libtorrent's half came 1.0–2.5 s after the relay's `connect` in
+/// `tests/interop_nat.rs`.
+const PUNCH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Counters shared by workers, the listener and the monitor.
 #[derive(Debug, Default)]
 pub struct EngineStats {
@@ -250,6 +256,12 @@ impl Engine {
                 timeouts.pex_wait = std::time::Duration::ZERO;
             }
             let (report, came_in) = self.visit_or_punch(&job, &timeouts);
+            let Some(report) = report else {
+                // The punch's other half (the peer's own connection) was the visit.
+                self.queue.finish(&job, VisitResult::Elsewhere);
+                self.stats.workers_busy.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            };
             self.learn(&report);
             let visit = FinishedVisit {
                 report,
@@ -261,7 +273,8 @@ impl Engine {
                 started_ms,
             };
             let result = match visit.result() {
-                VisitResult::Failure { .. } if came_in => VisitResult::Elsewhere,
+                // Our half failed, the peer's came in: it was reached, not missed.
+                VisitResult::Failure { .. } if came_in => VisitResult::Failure { connected: true },
                 other => other,
             };
             let recorded = self.queue.finish(&job, result);
@@ -287,12 +300,12 @@ impl Engine {
 
     /// Visits the job's peer: directly, then — when that found nobody (no connection)
     /// and a relay named the peer with the holepunch flag — through a hole punch; a
-    /// peer last reached by a punch is punched first. Returns the visit's report and
-    /// whether the peer's own connection came in during a punch (its other half).
-    fn visit_or_punch(&self, job: &Job, timeouts: &Timeouts) -> (VisitReport, bool) {
+    /// peer last reached by a punch is punched first. Returns the report of btda's
+    /// visit (None: the peer's own connection, the other half of the punch, came in
+    /// first and was the visit) and whether that connection came in.
+    fn visit_or_punch(&self, job: &Job, timeouts: &Timeouts) -> (Option<VisitReport>, bool) {
         let me = self.identity();
         let punchable = job.relay.filter(|_| me.utp.is_some());
-        log::debug!("visit {} relay {:?} punch_first {}", job.peer.addr, job.relay, job.punch_first);
         if job.punch_first
             && let Some(relay) = punchable
             && let Some(punched) = self.punch(job, relay, timeouts)
@@ -320,34 +333,46 @@ impl Engine {
         {
             return punched;
         }
-        (direct, false)
+        (Some(direct), false)
     }
 
     /// A hole punch (BEP 55) towards the job's peer through `relay`: a rendezvous
-    /// session, then — on the relay's `connect` — btda's uTP visit to the peer at
-    /// once, while the peer dials btda (its connection is handled as incoming and
-    /// recognised as the punch's other half). None when no punch was tried (the
-    /// relay's sessions are all in use or paced): the direct visit's report stands.
+    /// session; on the relay's `connect` the peer dials btda (its connection is handled
+    /// as incoming and recognised as the punch's other half). btda waits up to
+    /// [`PUNCH_WAIT`] for it; if it does not come, btda dials the peer over uTP itself
+    /// (the half a NAT on btda's side would need). Why not at once: btda's first SYN,
+    /// reaching the peer's NAT before the peer's own packet, is answered by the router
+    /// itself and leaves a conntrack entry on that port, so Linux's MASQUERADE maps the
+    /// peer's packet to another port and btda's half never gets through (seen in 4 of
+    /// 4 punches in `tests/interop_nat.rs`: the leecher's packets came from another port). None when no punch was tried (the relay's
+    /// sessions are all in use or paced, or the relay cannot relay): the direct visit's
+    /// report stands.
     fn punch(
         &self,
         job: &Job,
         relay: SocketAddr,
         timeouts: &Timeouts,
-    ) -> Option<(VisitReport, bool)> {
+    ) -> Option<(Option<VisitReport>, bool)> {
         if !self.queue.relay_slot(relay) {
             return None;
         }
         let me = self.identity();
         let target = job.peer.addr;
         let session = rendezvous(relay, target, job.info_hash, &me, timeouts, &self.stop);
-        log::debug!("holepunch: asked {relay} for {target}: {:?}", session.answer);
+        log::debug!(
+            "holepunch: asked {relay} for {target}: {:?}",
+            session.answer
+        );
         let s = &self.stats;
         if session.sent {
             s.punch_rendezvous.fetch_add(1, Ordering::Relaxed);
         }
-        // A relay that refused, cannot relay or did not answer is not asked for this
-        // peer again (until its PEX names the peer again).
-        let usable = matches!(session.answer, RelayAnswer::Connect(_));
+        // A relay that refused or cannot relay is not asked for this peer again (until
+        // its PEX names the peer again); one that did not answer this time is.
+        let usable = !matches!(
+            session.answer,
+            RelayAnswer::Refused(_) | RelayAnswer::NoSupport
+        );
         self.queue.relay_done(job, relay, usable);
         let offered = self.queue.offer_pex(job.peer.torrent, relay, &session.pex);
         s.pex_new
@@ -356,6 +381,15 @@ impl Engine {
             RelayAnswer::Connect(_) => {
                 s.punch_connects.fetch_add(1, Ordering::Relaxed);
                 self.queue.punch_started(target.ip());
+                let waited = Instant::now();
+                while waited.elapsed() < PUNCH_WAIT && !self.stop.requested() {
+                    if self.queue.punch_came_in(target.ip()) {
+                        self.queue.punch_ended(job, true);
+                        s.punch_reached.fetch_add(1, Ordering::Relaxed);
+                        return Some((None, true));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
                 let over_utp = Identity {
                     transport: TransportChoice::Utp,
                     ..me
@@ -382,7 +416,7 @@ impl Engine {
         if reached || came_in {
             s.punch_reached.fetch_add(1, Ordering::Relaxed);
         }
-        Some((report, came_in && !reached))
+        Some((Some(report), came_in && !reached))
     }
 
     /// What a peer told us about ourselves: the `yourip` of its extended handshake is
@@ -403,6 +437,9 @@ impl Engine {
         handshaken: &mut dyn FnMut(),
     ) {
         let punched = self.queue.incoming_started(from.ip());
+        if punched {
+            log::debug!("holepunch: {from} came in");
+        }
         self.incoming_visit(stream, from, punched, handshaken);
         self.queue.incoming_ended(from.ip());
     }

@@ -1060,7 +1060,12 @@ mod tests {
         // A peer far from T at this rate: no stay.
         let mut far = Reading::new(pieces, t0);
         far.apply(bits(100, 10), t0, &t, &mut report);
-        far.apply(Message::Have(10), t0 + Duration::from_secs(1), &t, &mut report);
+        far.apply(
+            Message::Have(10),
+            t0 + Duration::from_secs(1),
+            &t,
+            &mut report,
+        );
         assert_eq!(far.deadline(&t), t0 + t.state_window);
         // No threshold known, or watching off: the window.
         let mut unknown = Reading::new(

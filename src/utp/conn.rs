@@ -326,7 +326,10 @@ impl Connection {
             // Our STATE was lost: the initiator sends its SYN again.
             if self.state == State::SynReceived && p.conn_id.wrapping_add(1) == self.recv_id {
                 let mut again = self.ack(now);
-                again.seq_nr = self.unacked.front().map_or(self.seq_nr, |s| s.packet.seq_nr);
+                again.seq_nr = self
+                    .unacked
+                    .front()
+                    .map_or(self.seq_nr, |s| s.packet.seq_nr);
                 out.push(again);
             }
             return out;
@@ -706,7 +709,10 @@ mod tests {
         );
         let mut b2 = Connection::accept(&syn, 5_000, Settings::default(), now).0;
         let reply = b2.send(b"hi", now);
-        assert_eq!(reply[0].seq_nr, 5_000, "B's first DATA carries the STATE's seq_nr");
+        assert_eq!(
+            reply[0].seq_nr, 5_000,
+            "B's first DATA carries the STATE's seq_nr"
+        );
         // A packet for another connection id is ignored; RESET ends it.
         let mut foreign = data[0].clone();
         foreign.conn_id = 999;

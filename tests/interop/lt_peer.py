@@ -4,8 +4,8 @@
   lt_peer.py make  --dir DIR [--tracker URL] [--pieces N]
       writes random content and a v1 torrent to DIR, prints {"hash", "torrent", "pieces"}
   lt_peer.py seed  --torrent T --save DIR --listen IP:PORT [--utp-only]
-  lt_peer.py leech --torrent T --save DIR --listen IP:PORT [--rate B/S] [--connect IP:PORT]
-                   [--utp-only]
+  lt_peer.py leech --torrent T --save DIR --listen IP:PORT [--rate B/S]
+                   [--connect IP:PORT[,IP:PORT…]] [--utp-only] [--no-tracker] [--keep-seeds]
 
 seed and leech run one session bound to IP:PORT (DHT, LSD, UPnP and NAT-PMP off), print
 {"ready": hash} and then one JSON line per half second with the client's own progress
@@ -53,6 +53,8 @@ def run(a):
     pack = settings(a.listen)
     if a.utp_only:
         pack |= {"enable_outgoing_tcp": False, "enable_incoming_tcp": False}
+    if a.keep_seeds:
+        pack |= {"close_redundant_connections": False}
     ses = lt.session(pack)
     p = lt.add_torrent_params()
     p.ti = lt.torrent_info(a.torrent)
@@ -60,6 +62,8 @@ def run(a):
     if a.mode == "seed":
         p.flags |= lt.torrent_flags.seed_mode
     h = ses.add_torrent(p)
+    if a.no_tracker:
+        h.replace_trackers([])
     if a.rate:
         h.set_download_limit(a.rate)
 
@@ -71,8 +75,9 @@ def run(a):
     start, last_dial = time.time(), 0.0
     while not stop.is_set() and time.time() - start < a.max_seconds:
         if a.connect and time.time() - last_dial > 5:
-            host, port = a.connect.rsplit(":", 1)
-            h.connect_peer((host, int(port)))
+            for peer in a.connect.split(","):
+                host, port = peer.rsplit(":", 1)
+                h.connect_peer((host, int(port)))
             last_dial = time.time()
         s = h.status()
         print(json.dumps({"t": time.time(), "pieces": s.num_pieces, "peers": s.num_peers}),
@@ -92,6 +97,9 @@ def main():
     ap.add_argument("--rate", type=int, default=0)
     ap.add_argument("--connect")
     ap.add_argument("--utp-only", action="store_true")
+    ap.add_argument("--no-tracker", action="store_true", help="never announce")
+    ap.add_argument("--keep-seeds", action="store_true",
+                    help="keep connections to seeds once done (close_redundant_connections off)")
     ap.add_argument("--max-seconds", type=int, default=300)
     a = ap.parse_args()
     if a.mode == "make":
