@@ -51,7 +51,7 @@ import: build
 ## rate-limited real clients) runs beside the other tests (their own 127.x addresses),
 ## its output kept in target/interop.log and printed after them. The benches' smoke runs
 ## (which count every visit of 2,000 fake peers) come last, alone on the machine.
-INTEROP_TESTS := interop_nat interop_libtorrent interop_opentracker interop_magnet interop_dht interop_swarm interop_encryption interop_dht6
+INTEROP_TESTS := interop_nat interop_utp interop_libtorrent interop_opentracker interop_magnet interop_dht interop_swarm interop_encryption interop_dht6
 OTHER_TESTS   := $(filter-out $(INTEROP_TESTS),$(basename $(notdir $(wildcard tests/*.rs))))
 test: deps fmt-check lint
 	$(CARGO) test --all-targets --features interop --no-run
