@@ -358,7 +358,12 @@ impl PeerQueue {
                     if g.sched.has_pending() {
                         self.wake.notify_one(); // let another worker watch the next due time
                     }
-                    let (relay, punch_first) = g.punch.for_job(id);
+                    // Punched first: a peer last reached by a punch, and one with a
+                    // relay that never answered a direct dial (its next direct dial
+                    // would cost a connect timeout again for nothing).
+                    let (relay, punched) = g.punch.for_job(id);
+                    let punch_first =
+                        punched || (relay.is_some() && g.sched.reach(id) == Some(Reach::Never));
                     return Some(Job {
                         peer,
                         attempt,
@@ -474,11 +479,20 @@ impl PeerQueue {
         offered
     }
 
-    /// Asks for a rendezvous slot at `relay` (at most a few sessions open per relay, and
-    /// a paced rate): true when btda may open one now; give it back with
-    /// [`Self::relay_done`].
-    pub(crate) fn relay_slot(&self, relay: SocketAddr) -> bool {
-        self.lock().punch.take_slot(relay, Instant::now())
+    /// Waits (at most `patience`) for a rendezvous slot at `relay` (a few sessions
+    /// open per relay, and a paced rate): true when btda may open one now; give it back
+    /// with [`Self::relay_done`].
+    pub(crate) fn relay_slot(&self, relay: SocketAddr, patience: std::time::Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if self.lock().punch.take_slot(relay, Instant::now()) {
+                return true;
+            }
+            if start.elapsed() >= patience {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
     }
 
     /// A rendezvous session with `relay` ended; `usable` false when it cannot relay

@@ -27,6 +27,10 @@ use crate::torrent::{InfoHash, TorrentId, TorrentRegistry};
 /// must fit.
 const PUNCH_CONNECT: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// How long a worker waits for a rendezvous slot at a busy relay before it gives up the
+/// punch for now (the peer's retry comes back to it).
+const RELAY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How long btda waits, after a relay's `connect`, for the peer's own connection (the
 /// punch's other half) before it dials the peer itself.
 /// libtorrent's half came 1.0–2.5 s after the relay's `connect` in
@@ -353,7 +357,7 @@ impl Engine {
         relay: SocketAddr,
         timeouts: &Timeouts,
     ) -> Option<(Option<VisitReport>, bool)> {
-        if !self.queue.relay_slot(relay) {
+        if self.stop.requested() || !self.queue.relay_slot(relay, RELAY_PATIENCE) {
             return None;
         }
         let me = self.identity();

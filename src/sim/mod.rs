@@ -6,6 +6,7 @@ pub mod demo;
 pub mod fake_peer;
 pub mod fake_tracker;
 mod harness;
+pub mod nat;
 pub mod reactor;
 pub mod script;
 pub mod serve;
