@@ -54,6 +54,23 @@ fn the_demo_confirms_what_the_simulator_says() {
         assert_eq!(got, of, "{line}");
         assert!(line.ends_with(" 0 false"), "{line}");
     }
+    // The torrent behind a simulated NAT: every download that finished while btda
+    // watched is confirmed (and nothing else), and at least 80 % of its peers were
+    // reached by a punch.
+    let nat = text
+        .lines()
+        .find(|l| l.contains("behind a simulated NAT"))
+        .unwrap_or_else(|| panic!("no NAT line\n{text}"));
+    let numbers: Vec<i64> = nat
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // "<hash prefix digits?> … N peers, F finished while watched, btda C confirmed, R reached"
+    let tail = &numbers[numbers.len() - 4..];
+    let (peers, finished, confirmed, punched) = (tail[0], tail[1], tail[2], tail[3]);
+    assert!(peers >= 4 && finished >= 1, "{nat}");
+    assert_eq!(confirmed, finished, "{nat}\n{text}");
+    assert!(punched * 10 >= peers * 8, "{nat}\n{text}");
     assert!(common::database_in(out.path()).is_some());
     let truth_file = std::fs::read_dir(out.path())
         .unwrap()

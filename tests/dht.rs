@@ -370,3 +370,55 @@ fn a_lookup_scrapes_and_merges_the_answers_bloom_filters() {
     assert!((8.0..12.0).contains(&scrape.seeds), "{scrape:?}");
     stop.request();
 }
+
+/// A node on the port of a uTP socket (as real clients share one port): KRPC reaches
+/// it through the uTP driver, its lookups and announces work, and uTP connections on
+/// the same port still do.
+#[test]
+fn a_node_shares_the_port_of_a_utp_socket() {
+    use std::io::{Read, Write};
+    let stop = Shutdown::new();
+    let nodes = swarm(6, &stop);
+    let first = nodes[0].local_addr().unwrap();
+    let utp = btda::utp::UtpSocket::bind(
+        SocketAddr::from(([127, 72, 1, 1], 0)),
+        true,
+        btda::utp::Settings::default(),
+        stop.clone(),
+    )
+    .unwrap();
+    let port = utp.krpc_port().unwrap();
+    let shared =
+        DhtNode::start_shared(port, rand::random(), &[], settings(), stop.clone()).unwrap();
+    assert_eq!(shared.local_addr().unwrap(), utp.local_addr().unwrap());
+    assert!(shared.bootstrap(&[first]) >= 3, "the shared node joined");
+    // Others reach it on the shared port: an announce through it is found elsewhere.
+    let hash = InfoHash([0x5a; 20]);
+    let lookup = shared.get_peers(hash, &[first]);
+    assert!(shared.announce(hash, 7777, &lookup) >= 1);
+    let found = nodes[3].get_peers(hash, &[first]);
+    assert!(
+        found.peers.iter().any(|p| p.port() == 7777),
+        "{:?}",
+        found.peers
+    );
+    // And uTP still works on that port.
+    let client = btda::utp::UtpSocket::bind(
+        SocketAddr::from(([127, 72, 1, 2], 0)),
+        false,
+        btda::utp::Settings::default(),
+        stop.clone(),
+    )
+    .unwrap();
+    let mut out = client
+        .connect(utp.local_addr().unwrap(), Duration::from_secs(2))
+        .unwrap();
+    let mut inc = utp.accept(Duration::from_secs(2)).expect("accepted");
+    out.write_all(b"ping").unwrap();
+    let mut got = [0u8; 4];
+    btda::peer::stream::Transport::set_read_timeout(&inc, Some(Duration::from_secs(2))).unwrap();
+    inc.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ping");
+    assert_eq!(utp.foreign(), 0, "every KRPC datagram went to the node");
+    stop.request();
+}

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use btda::sim::fake_tracker::Served;
+use btda::sim::nat::{NatGroup, NatPlan};
 use btda::sim::script::Expect;
 use btda::sim::swarm::{Kind, PeerScript, mixed_lives};
 
@@ -27,6 +28,32 @@ const LISTEN: &str = "127.91.0.2:16891";
 const T: u32 = 98;
 /// btda's state window and visit cap in this test, ms.
 const WINDOW_MS: u64 = 800;
+/// The relay of the peers behind a simulated NAT.
+const NAT_RELAY: &str = "127.93.0.1:16901";
+
+/// Six peers behind a simulated NAT: four leechers finishing 8-11 s in and staying 3 s,
+/// two seeds.
+fn nat_plans() -> Vec<(SocketAddr, NatPlan)> {
+    (0..6u8)
+        .map(|k| {
+            let addr = SocketAddr::from(([127, 93, 1, 10 + k], 16_910 + u16::from(k)));
+            let plan = if k >= 4 {
+                NatPlan {
+                    start_pieces: PIECES,
+                    pieces_per_sec: 0.0,
+                    linger: std::time::Duration::from_secs(60),
+                }
+            } else {
+                NatPlan {
+                    start_pieces: u32::from(k) * 5,
+                    pieces_per_sec: f64::from(PIECES - u32::from(k) * 5) / (8.0 + f64::from(k)),
+                    linger: std::time::Duration::from_secs(3),
+                }
+            };
+            (addr, plan)
+        })
+        .collect()
+}
 const CAP_MS: u64 = 2_000;
 
 #[test]
@@ -72,7 +99,20 @@ fn confirmed_downloads_match_the_simulated_truth() {
         "untracked peers announced on the DHT: {announced}"
     );
     let router = swarm.dht_router.unwrap();
-    let config = common::sim_config(listen, router, 16, (WINDOW_MS, CAP_MS), KEY, "");
+    // Peers behind a simulated NAT in the same torrent, reachable only by punching
+    // through their relay (which btda is given, as a tracker would list it).
+    let nat = NatGroup::start(info.1, PIECES, NAT_RELAY.parse().unwrap(), &nat_plans()).unwrap();
+    let config = common::sim_config(
+        listen,
+        router,
+        16,
+        (WINDOW_MS, CAP_MS),
+        KEY,
+        "transport = \"both\"\n",
+    ) + &format!(
+        "[[torrents]]\ninfo_hash = \"{}\"\npeers = [\"{NAT_RELAY}\"]\n",
+        info.1
+    );
     let (_root, db) = common::measure(&torrent, &config, SPAN_MS - 1_000);
     let ended_ms = swarm.reactor.now_ms();
     let counters = &swarm.reactor.counters;
@@ -161,6 +201,58 @@ fn confirmed_downloads_match_the_simulated_truth() {
     for (kind, (truth, got)) in &per_kind {
         println!("kind {kind:<16} witnessable crossings {truth:>3}  confirmed {got:>3}");
     }
+    // The NAT peers: every leecher that finished after btda's first punches could come
+    // (5 s: a direct dial's timeout first) and stayed online is confirmed; no seed is.
+    let mut nat_must = 0;
+    for t in nat.truth() {
+        let row = rows.get(&keyer.key(&t.addr));
+        let crossed = row.and_then(|r| r.2).is_some();
+        let finished = t.finishes_after.map(|f| f.as_millis() as u64);
+        println!(
+            "{:<20} {:<16} {:>9} {:>7} {:>6} {:>6} {:>9}",
+            t.addr,
+            "behind_nat",
+            finished.map_or("-".into(), |f| format!("{f} ms")),
+            "-",
+            row.map_or("-".into(), |r| r.0.to_string()),
+            row.map_or("-".into(), |r| r.1.to_string()),
+            crossed
+        );
+        // A leecher's crossing is true whenever btda saw it.
+        confirmed_truth += i64::from(crossed && finished.is_some_and(|f| f > 0));
+        match finished {
+            Some(0) | None if crossed => {
+                unexplained.push(format!("{} (behind_nat) confirmed falsely", t.addr));
+            }
+            Some(f) if f > 6_000 && f + 1_000 < ended_ms => {
+                nat_must += 1;
+                if !crossed {
+                    unexplained.push(format!(
+                        "{} (behind_nat) crossed at {f} ms, not confirmed (row {row:?})",
+                        t.addr
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let punched: i64 = conn
+        .query_row(
+            "SELECT count(DISTINCT peer_id) FROM visit WHERE via = 'holepunch' AND outcome = 'ok'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    println!(
+        "behind_nat: {nat_must} witnessable crossings; {punched} of {} peers reached by a punch",
+        nat.truth().len()
+    );
+    assert!(nat_must >= 3, "the plan: NAT leechers finish while watched");
+    assert!(
+        punched * 10 >= i64::try_from(nat.truth().len()).unwrap() * 8,
+        "punched {punched}"
+    );
+    drop(nat);
     assert!(unexplained.is_empty(), "{unexplained:#?}");
     for kind in ["streaming_haves", "one_conn_per_ip", "busy", "nat_group"] {
         let (truth, got) = per_kind.get(kind).copied().unwrap_or_default();

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Each figure, its title text, and its page count given the number of torrents and
 /// of download sets.
-const FIGURES: [(&str, &str); 17] = [
+const FIGURES: [(&str, &str); 18] = [
     ("download_confirmed_scrape", "tracker-reported"),
     ("download_confirmed_unique", "unique peers"),
     ("download_each", "Downloads"),
@@ -34,6 +34,7 @@ const FIGURES: [(&str, &str); 17] = [
         "crossing_prediction",
         "Predicted against observed crossing times",
     ),
+    ("swarm_size", "Swarm size"),
 ];
 
 fn pages(name: &str, torrents: usize, sets: usize) -> usize {

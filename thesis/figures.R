@@ -404,7 +404,48 @@ crossing_prediction <- function(ctx) {
   list(pages = list(p1, p2), captions = captions)
 }
 
+# Swarm size four ways, per torrent, as `btda report` prints it: the tracker scrape
+# (seeders + leechers of the latest scrape of the tracker reporting most), the DHT scrape
+# (BEP 33 estimate of seeds + peers of the latest lookup that carried one; databases from
+# before it have no such column), the peers btda reached, and the confirmed downloads.
+swarm_size <- function(ctx) {
+  t <- ctx$torrents
+  title <- "Swarm size: tracker scrape, DHT scrape, peers reached, confirmed"
+  if (nrow(t) == 0) return(list(pages = list(no_data(title, "no torrent")),
+                                captions = "Swarm size per torrent: no torrent."))
+  cols <- q(ctx, "SELECT name FROM pragma_table_info('request')")$name
+  dht <- if ("dht_peers_estimate" %in% cols) q(ctx, "
+    SELECT r.torrent_id, r.dht_seeds_estimate + r.dht_peers_estimate AS n FROM request r
+    WHERE r.source = 'dht' AND r.dht_peers_estimate IS NOT NULL
+      AND r.id = (SELECT max(id) FROM request x WHERE x.torrent_id = r.torrent_id
+                  AND x.source = 'dht' AND x.dht_peers_estimate IS NOT NULL)") else
+    data.frame(torrent_id = integer(0), n = numeric(0))
+  tracker <- q(ctx, "
+    SELECT r.torrent_id, max(r.seeders + r.leechers) AS n FROM request r
+    WHERE r.source = 'tracker' AND r.ok = 1 AND r.seeders IS NOT NULL
+      AND r.id = (SELECT max(id) FROM request x WHERE x.torrent_id = r.torrent_id
+                  AND x.url = r.url AND x.source = 'tracker' AND x.ok = 1 AND x.seeders IS NOT NULL)
+    GROUP BY r.torrent_id")
+  label <- paste0(substr(t$name, 1, 24), " (", substr(t$info_hash, 1, 8), ")")
+  what <- c("tracker scrape (seeders + leechers)", "DHT scrape (BEP 33 estimate)",
+            "peers reached by btda", "confirmed downloads")
+  d <- rbind(
+    data.frame(torrent = label, what = what[1], n = tracker$n[match(t$id, tracker$torrent_id)]),
+    data.frame(torrent = label, what = what[2], n = dht$n[match(t$id, dht$torrent_id)]),
+    data.frame(torrent = label, what = what[3], n = t$peers),
+    data.frame(torrent = label, what = what[4], n = t$confirmed))
+  d <- d[!is.na(d$n), ]
+  d$what <- factor(d$what, levels = what)
+  p <- ggplot(d, aes(torrent, n, fill = what)) + geom_col(position = position_dodge(preserve = "single")) +
+    coord_flip() + labs(title = title, x = NULL, y = "peers (scrapes: swarm size; DHT: an estimate)", fill = NULL) +
+    guides(fill = guide_legend(nrow = 2)) + theme_btda()
+  list(pages = list(p), captions = paste(
+    "Per torrent, side by side: the tracker scrape (seeders + leechers of the latest scrape of the tracker reporting most: the swarm at that moment),",
+    "the DHT scrape (BEP 33: distinct seeds + peers estimated from the merged Bloom filters of the latest lookup that carried them; an estimate, not a count),",
+    "the peers btda reached during the run, and its confirmed downloads. A missing bar: no such figure in the run."))
+}
+
 FIGURES <- c("download_confirmed_scrape", "download_confirmed_unique", "download_each", "download_set",
              "source_all_torrents", "source_per_torrent", "visits", "speed_plot", "speed_map",
              "location_map", "isp", "clients", "workload", "threshold", "tracker_requests", "timeouts",
-             "crossing_prediction")
+             "crossing_prediction", "swarm_size")

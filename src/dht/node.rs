@@ -116,6 +116,9 @@ impl RateLimit {
 
 struct Shared {
     socket: UdpSocket,
+    /// When the node shares the uTP socket's port: the KRPC datagrams its driver passes
+    /// on (the node then never reads `socket`, which the driver owns).
+    shared_port: Option<Mutex<std::sync::mpsc::Receiver<crate::utp::Datagram>>>,
     table: Mutex<RoutingTable>,
     /// Queries in flight: transaction id → where the answer goes and the address asked
     /// (a reply counts only from there).
@@ -150,13 +153,45 @@ impl DhtNode {
     ) -> std::io::Result<Self> {
         let socket = bind(addr)?;
         socket.set_read_timeout(Some(crate::shutdown::POLL))?;
-        let v6 = addr.is_ipv6();
+        Self::start_on(socket, None, id, known, settings, stop)
+    }
+
+    /// Starts on the port of btda's uTP socket (as real clients share one port for
+    /// uTP and the DHT): KRPC datagrams come from the uTP driver, replies and queries go
+    /// out on its socket.
+    pub fn start_shared(
+        port: crate::utp::KrpcPort,
+        id: NodeId,
+        known: &[NodeInfo],
+        settings: NodeSettings,
+        stop: Shutdown,
+    ) -> std::io::Result<Self> {
+        Self::start_on(
+            port.socket,
+            Some(Mutex::new(port.datagrams)),
+            id,
+            known,
+            settings,
+            stop,
+        )
+    }
+
+    fn start_on(
+        socket: UdpSocket,
+        shared_port: Option<Mutex<std::sync::mpsc::Receiver<crate::utp::Datagram>>>,
+        id: NodeId,
+        known: &[NodeInfo],
+        settings: NodeSettings,
+        stop: Shutdown,
+    ) -> std::io::Result<Self> {
+        let v6 = socket.local_addr()?.is_ipv6();
         let mut table = RoutingTable::new(id);
         for n in known.iter().filter(|n| n.addr.is_ipv6() == v6) {
             table.seen(*n);
         }
         let shared = Arc::new(Shared {
             socket,
+            shared_port,
             table: Mutex::new(table),
             pending: Mutex::new(HashMap::new()),
             store: Mutex::new(HashMap::new()),
@@ -263,10 +298,24 @@ impl DhtNode {
 }
 
 impl Shared {
+    /// The next datagram: from the socket, or from the uTP driver when the port is
+    /// shared; None after `POLL` without one.
+    fn next_datagram(&self, buf: &mut [u8; 2048]) -> Option<(usize, SocketAddr)> {
+        match &self.shared_port {
+            None => self.socket.recv_from(buf).ok(),
+            Some(rx) => {
+                let (d, from) = rx.lock().recv_timeout(crate::shutdown::POLL).ok()?;
+                let n = d.len().min(buf.len());
+                buf[..n].copy_from_slice(&d[..n]);
+                Some((n, from))
+            }
+        }
+    }
+
     fn receive_loop(&self) {
         let mut buf = [0u8; 2048];
         while !self.stop.requested() {
-            let Ok((n, from)) = self.socket.recv_from(&mut buf) else {
+            let Some((n, from)) = self.next_datagram(&mut buf) else {
                 continue;
             };
             match Message::decode(&buf[..n]) {

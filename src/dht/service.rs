@@ -79,6 +79,9 @@ pub(crate) struct DhtService {
 
 impl DhtService {
     /// Starts the DHT thread; errors binding the socket are logged and end the thread.
+    /// `shared`: the uTP socket's port, when a node's address is that socket's (the
+    /// node then shares it instead of binding its own).
+    #[allow(clippy::too_many_arguments)] // the service's inputs, each named once
     pub(crate) fn start(
         settings: &DhtSettings,
         torrents: Vec<DhtTorrent>,
@@ -86,6 +89,7 @@ impl DhtService {
         queue: Arc<dyn PeerSink>,
         db: RecordSender,
         state: Option<PathBuf>,
+        shared: Option<crate::utp::KrpcPort>,
         stop: Shutdown,
     ) -> Self {
         let settings = settings.clone();
@@ -97,6 +101,7 @@ impl DhtService {
                 queue.as_ref(),
                 &db,
                 state.as_deref(),
+                shared,
                 &stop,
             );
         });
@@ -109,6 +114,7 @@ impl DhtService {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // as `start`
 fn run(
     config: &DhtSettings,
     torrents: &[DhtTorrent],
@@ -116,6 +122,7 @@ fn run(
     queue: &dyn PeerSink,
     db: &RecordSender,
     state: Option<&Path>,
+    mut shared: Option<crate::utp::KrpcPort>,
     stop: &Shutdown,
 ) {
     let settings = config.node.clone();
@@ -137,7 +144,15 @@ fn run(
     let families = config.listen.clone();
     let mut nodes: Vec<(DhtNode, Vec<SocketAddr>)> = Vec::new();
     for bind in families {
-        let node = match DhtNode::start(bind, id, &known, settings.clone(), stop.clone()) {
+        let port = shared.take_if(|p| p.socket.local_addr().is_ok_and(|a| a == bind));
+        let started = match port {
+            Some(port) => {
+                log::info!("DHT: sharing the uTP socket's port {bind}");
+                DhtNode::start_shared(port, id, &known, settings.clone(), stop.clone())
+            }
+            None => DhtNode::start(bind, id, &known, settings.clone(), stop.clone()),
+        };
+        let node = match started {
             Ok(n) => n,
             Err(e) => {
                 log::error!("DHT: cannot bind {bind}: {e}; running without this node");

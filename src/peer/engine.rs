@@ -218,6 +218,18 @@ impl Engine {
         }
     }
 
+    /// The uTP socket's port for a DHT node bound at `dht` (the same address and port):
+    /// None when uTP is off or elsewhere.
+    pub(crate) fn krpc_port(&self, dht: SocketAddr) -> Option<crate::utp::KrpcPort> {
+        let utp = self.utp.as_ref()?;
+        if utp.local_addr().ok()? != dht {
+            return None;
+        }
+        utp.krpc_port()
+            .map_err(|e| log::warn!("DHT: cannot share the uTP socket's port: {e}"))
+            .ok()
+    }
+
     /// Torrents whose pieces count is still unknown (magnet metadata pending).
     pub(crate) fn pending_metadata(&self) -> usize {
         self.torrents.pending()

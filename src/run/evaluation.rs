@@ -93,13 +93,21 @@ pub(super) fn start(
         shutdown.clone(),
     );
     let dht = config.dht.enabled.then(|| {
+        let settings: crate::dht::service::DhtSettings = (&config.dht).into();
+        // A node on the uTP socket's address shares its port (KRPC and uTP told apart
+        // by their first byte), as real clients do.
+        let shared = settings
+            .listen
+            .iter()
+            .find_map(|bind| engine.krpc_port(*bind));
         DhtService::start(
-            &(&config.dht).into(),
+            &settings,
             public(torrents),
             engine.listen_port,
             sink(),
             db.clone(),
             config.dht.state_path(),
+            shared,
             shutdown.clone(),
         )
     });

@@ -36,6 +36,7 @@ pub fn config(router: SocketAddr, workers: u32) -> String {
          interval_secs = 3\nquery_timeout_ms = 500\n\
          [peer]\nallow_private_addresses = true\nworkers = {workers}\nlisten_address = \"{ip}\"\nlisten_port = {port}\n\
          revisit_delay_secs = 3\nstate_window_ms = 200\nsilence_timeout_ms = 1500\nvisit_cap_ms = 2000\nretry_backoff_secs = [2, 4]\n\
+         transport = \"both\"\n\
          [tracker]\ninterval_secs = 3\nscrape_interval_secs = 3\nstopped_timeout_ms = 300\nnumwant = 2000\n\
          [monitor]\nstatus_interval_secs = 5\nstatistics_interval_secs = 5\n\
          [privacy]\nkey = \"{DEMO_KEY}\"\n",
@@ -86,6 +87,80 @@ pub struct Judged {
     pub missed_by_kind: std::collections::BTreeMap<&'static str, usize>,
 }
 
+/// The demo's peers behind a simulated NAT (one torrent of their own, `sim::nat`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NatFigures {
+    /// NAT peers (reachable only by a punch through the relay).
+    pub peers: usize,
+    /// Of those, leechers that finished while btda watched (after its first punches
+    /// could come: a quarter into the run) — the downloads btda must confirm.
+    pub finished: usize,
+    /// btda's confirmed downloads of that torrent.
+    pub confirmed: i64,
+    /// NAT peers btda reached by a punch.
+    pub punched: i64,
+}
+
+/// NAT peers of the demo: a quarter of the peers per torrent, 4 to 48; three in four
+/// leechers finishing between 40 % and 80 % of the run and staying a fifth of it, the
+/// rest seeds. The punchable share is taken from Halkes and Pouwelse (~64 % of peers
+/// behind a NAT or firewall that allows UDP hole punching; the demo's other torrents
+/// keep their own NAT-like peers, which only dial in).
+fn nat_plans(peers: u32, seconds: u64) -> Vec<(SocketAddr, super::nat::NatPlan)> {
+    let n = (peers / 4).clamp(4, 48);
+    let span = seconds.max(10) as f64;
+    (0..n)
+        .map(|k| {
+            let addr = SocketAddr::from(([127, 96, 1, 10 + k as u8], 17_000 + k as u16));
+            let plan = if k % 4 == 3 {
+                super::nat::NatPlan {
+                    start_pieces: NAT_PIECES,
+                    pieces_per_sec: 0.0,
+                    linger: Duration::from_secs(seconds * 2),
+                }
+            } else {
+                let start = (k * 7) % 30;
+                let finish = span * (0.4 + 0.4 * f64::from(k % 8) / 7.0);
+                super::nat::NatPlan {
+                    start_pieces: start,
+                    pieces_per_sec: f64::from(NAT_PIECES - start) / finish,
+                    linger: Duration::from_secs_f64(span / 5.0),
+                }
+            };
+            (addr, plan)
+        })
+        .collect()
+}
+
+/// Pieces of the NAT peers' torrent.
+const NAT_PIECES: u32 = 100;
+
+/// Starts the NAT peers' torrent: its `.torrent` in `input`, the relay and the peers;
+/// returns the group, its info-hash and the configuration lines that give btda the
+/// relay (as a tracker would list it).
+fn start_nat(
+    input: &Path,
+    peers: u32,
+    seconds: u64,
+) -> Result<(super::nat::NatGroup, InfoHash, String), String> {
+    let name = "nat-punchable";
+    let info = format!(
+        "d6:lengthi{}e4:name{}:{name}12:piece lengthi16384e6:pieces{}:{}e",
+        NAT_PIECES * 16384,
+        name.len(),
+        NAT_PIECES * 20,
+        "p".repeat(NAT_PIECES as usize * 20)
+    );
+    let hash = InfoHash::of_info_bytes(info.as_bytes());
+    std::fs::write(input.join("nat.torrent"), format!("d4:info{info}e"))
+        .map_err(|e| format!("{}: {e}", input.display()))?;
+    let relay = SocketAddr::from(([127, 96, 1, 1], 17_001));
+    let group = super::nat::NatGroup::start(hash, NAT_PIECES, relay, &nat_plans(peers, seconds))
+        .map_err(|e| format!("NAT peers: {e}"))?;
+    let lines = format!("[[torrents]]\ninfo_hash = \"{hash}\"\npeers = [\"{relay}\"]\n");
+    Ok((group, hash, lines))
+}
+
 /// What a demo run produced: the text `btda demo` prints and the figures behind it.
 #[derive(Debug)]
 pub struct DemoResult {
@@ -112,6 +187,8 @@ pub struct DemoResult {
     pub lateness: (Option<i64>, Option<i64>, Option<f64>),
     /// From the `statistic` rows: how btda itself fared.
     pub load: Load,
+    /// The peers behind a simulated NAT.
+    pub nat: NatFigures,
 }
 
 /// btda's own load during a demo run, from its `statistic` rows and the process.
@@ -174,11 +251,13 @@ pub fn run_demo_configured(
     // trackers list the announcer too: btda must skip its own address).
     sim.dial = Some(LISTEN);
     let server = serve::start(&sim, &input)?;
+    let (nat, nat_hash, nat_lines) = start_nat(&input, peers, seconds)?;
     let router = server
         .dht_router
         .unwrap_or(SocketAddr::from(([127, 97, 0, 1], 0)));
     let workers = (peers * u32::from(torrents) / 20).clamp(64, 1024);
-    let config = Config::parse(&config(router, workers), "demo").map_err(|e| e.to_string())?;
+    let config = Config::parse(&(config(router, workers) + &nat_lines), "demo")
+        .map_err(|e| e.to_string())?;
     let min_revisit = config
         .peer
         .min_revisit_secs
@@ -282,8 +361,44 @@ pub fn run_demo_configured(
         })
         .collect();
     drop(server);
+    let watched_from = Duration::from_secs_f64(seconds as f64 / 4.0);
+    let watched_to = Duration::from_secs(seconds.saturating_sub(2));
+    let nat_figures = NatFigures {
+        peers: nat.truth().len(),
+        finished: nat
+            .truth()
+            .iter()
+            .filter(|t| {
+                t.finishes_after
+                    .is_some_and(|f| f > watched_from && f < watched_to)
+            })
+            .count(),
+        confirmed: 0,
+        punched: 0,
+    };
+    drop(nat);
     let report =
         crate::offline::report::read(&outcome.files.database).map_err(|e| e.to_string())?;
+    let nat_hex = nat_hash.to_hex();
+    let nat_figures = NatFigures {
+        confirmed: report
+            .torrents
+            .iter()
+            .find(|t| t.info_hash == nat_hex)
+            .map_or(0, |t| t.confirmed),
+        punched: crate::store::schema::open_read_only(&outcome.files.database)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(DISTINCT v.peer_id) FROM visit v JOIN torrent t
+                     ON t.id = v.torrent_id WHERE t.info_hash = ?1 AND v.via = 'holepunch'
+                     AND v.outcome = 'ok'",
+                    [&nat_hex],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap_or(0),
+        ..nat_figures
+    };
     let mut out = outcome.summary();
     out.push('\n');
     out.push_str(&crate::offline::report::render_text(&report));
@@ -335,6 +450,16 @@ pub fn run_demo_configured(
         }
         rows.push(row);
     }
+    let _ = writeln!(
+        out,
+        "  {}  behind a simulated NAT (reachable only by hole punching through a relay): {} peers, \
+         {} finished while watched, btda {} confirmed, {} reached by a punch",
+        &nat_hex[..8],
+        nat_figures.peers,
+        nat_figures.finished,
+        nat_figures.confirmed,
+        nat_figures.punched
+    );
     let _ = writeln!(
         out,
         "simulator: {accepted} connections accepted, {dials} dialled, {simulator_cpu_secs:.1} s CPU in {wall_secs:.0} s",
@@ -395,6 +520,7 @@ pub fn run_demo_configured(
         simulator_cpu_secs,
         accepted,
         dials,
+        nat: nat_figures,
     })
 }
 

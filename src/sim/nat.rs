@@ -297,7 +297,7 @@ fn relay_session(
     }
     let hello = Message::Extended {
         id: 0,
-        payload: extended::our_handshake_with(0, "btda-sim relay", true),
+        payload: extended::our_handshake_with(0, "sim relay 1.0", true),
     };
     let mut out = hello.encode();
     out.extend(Message::HaveAll.encode());

@@ -9,4 +9,4 @@ pub mod socket;
 
 pub use conn::{Connection, Settings, State};
 pub use packet::{Packet, PacketError, PacketType, looks_like_utp};
-pub use socket::{UtpCloser, UtpSocket, UtpStream};
+pub use socket::{Datagram, KrpcPort, UtpCloser, UtpSocket, UtpStream};

@@ -5,8 +5,11 @@
 //! set, writes that queue and send at once — a [`Transport`] like TCP, so a visit runs
 //! over uTP without a line of visit logic changed.
 //!
-//! Datagrams that are not uTP (KRPC shares the port in real clients) are counted and
-//! dropped here; handing them to the DHT node is the next step.
+//! Datagrams that are not uTP are KRPC when the DHT node shares the port (as in real
+//! clients, told apart by the first byte: a bencoded dictionary starts with `d`, a uTP
+//! header with its type and version 1): [`UtpSocket::krpc_port`] hands them to the DHT
+//! node through a bounded queue, and the node sends on a clone of the socket. Without
+//! a DHT node on the port they are counted and dropped.
 //!
 //! For the simulator, a socket can behave like a host behind a NAT's filter
 //! ([`UtpSocket::bind_filtered`]): datagrams from an address it has not sent to are
@@ -64,6 +67,25 @@ struct Inner {
     filter: Option<Mutex<HashSet<SocketAddr>>>,
     /// Datagrams the filter dropped.
     filtered: AtomicU64,
+    /// Where non-uTP datagrams go when the DHT node shares the port.
+    krpc: Mutex<Option<std::sync::mpsc::SyncSender<Datagram>>>,
+}
+
+/// A datagram and its sender.
+pub type Datagram = (Vec<u8>, SocketAddr);
+
+/// KRPC datagrams queued for the DHT node at most (beyond: dropped, as a full socket
+/// buffer would).
+const KRPC_QUEUE: usize = 1_024;
+
+/// The DHT node's share of a uTP socket's port: the KRPC datagrams the driver received,
+/// and a handle of the socket to send its own.
+#[derive(Debug)]
+pub struct KrpcPort {
+    /// Sends (a clone of the uTP socket).
+    pub socket: UdpSocket,
+    /// Receives: (datagram, sender).
+    pub datagrams: std::sync::mpsc::Receiver<Datagram>,
 }
 
 /// Addresses a filtering socket remembers (the simulator's NAT table); beyond it the
@@ -95,7 +117,15 @@ impl Inner {
         }
         let datagram = &buf[..n];
         let Some(Ok(packet)) = looks_like_utp(datagram).then(|| Packet::decode(datagram)) else {
-            self.foreign.fetch_add(1, Ordering::Relaxed);
+            let handed = !looks_like_utp(datagram)
+                && self
+                    .krpc
+                    .lock()
+                    .as_ref()
+                    .is_some_and(|tx| tx.try_send((datagram.to_vec(), from)).is_ok());
+            if !handed {
+                self.foreign.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         };
         let now = Instant::now();
@@ -214,6 +244,7 @@ impl UtpSocket {
             foreign: AtomicU64::new(0),
             filter: filtered.then(|| Mutex::new(HashSet::new())),
             filtered: AtomicU64::new(0),
+            krpc: Mutex::new(None),
         });
         let driver = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
@@ -233,6 +264,18 @@ impl UtpSocket {
     /// Datagrams received that were not uTP.
     pub fn foreign(&self) -> u64 {
         self.inner.foreign.load(Ordering::Relaxed)
+    }
+
+    /// Shares this socket's port with a DHT node: from now on non-uTP datagrams go to
+    /// the returned port's queue (see the module).
+    pub fn krpc_port(&self) -> io::Result<KrpcPort> {
+        let socket = self.inner.udp.try_clone()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(KRPC_QUEUE);
+        *self.inner.krpc.lock() = Some(tx);
+        Ok(KrpcPort {
+            socket,
+            datagrams: rx,
+        })
     }
 
     /// Datagrams a filtering socket dropped (0 for others).
