@@ -47,29 +47,32 @@ import: build
 
 ## test: install missing packages, check formatting and lints, run every test. Lint
 ## and test use one feature set (`interop`), so nothing is compiled twice for want of a
-## feature. The real-client interop suite (127.x addresses and, for the NAT test, network
-## namespaces of its own; mostly waiting on rate-limited real clients) runs beside the
-## other tests in two groups (their own 127.x addresses), its output kept in
-## target/interop-*.log and printed after them. The benches' smoke runs (which count
+## feature. Three test processes run side by side (each test on its own 127.x addresses,
+## the NAT test in network namespaces of its own): the real-client interop suite (mostly
+## waiting on rate-limited real clients) in two groups, with the hole-punching simulation
+## and the merge tests beside them, and everything else; the groups' output is kept
+## in target/tests-*.log and printed after them. The benches' smoke runs (which count
 ## every visit of 2,000 fake peers) come last, alone on the machine.
 INTEROP_A     := interop_swarm interop_nat
 INTEROP_B     := interop_encryption interop_libtorrent interop_utp interop_opentracker interop_magnet interop_dht interop_dht6
 INTEROP_TESTS := $(INTEROP_A) $(INTEROP_B)
-OTHER_TESTS   := $(filter-out $(INTEROP_TESTS),$(basename $(notdir $(wildcard tests/*.rs))))
+GROUP_A       := $(INTEROP_A) holepunch_sim
+GROUP_B       := $(INTEROP_B) merge
+OTHER_TESTS   := $(filter-out $(GROUP_A) $(GROUP_B),$(basename $(notdir $(wildcard tests/*.rs))))
 test: deps fmt-check lint
 	$(CARGO) test --all-targets --features interop --no-run
-	@$(CARGO) test --features interop --no-fail-fast $(addprefix --test ,$(INTEROP_A)) \
-	    > target/interop-a.log 2>&1 & a=$$!; \
-	$(CARGO) test --features interop --no-fail-fast $(addprefix --test ,$(INTEROP_B)) \
-	    > target/interop-b.log 2>&1 & b=$$!; \
+	@$(CARGO) test --features interop --no-fail-fast $(addprefix --test ,$(GROUP_A)) \
+	    > target/tests-a.log 2>&1 & a=$$!; \
+	$(CARGO) test --features interop --no-fail-fast $(addprefix --test ,$(GROUP_B)) \
+	    > target/tests-b.log 2>&1 & b=$$!; \
 	$(CARGO) test --features interop --no-fail-fast --lib --bins \
 	    $(addprefix --test ,$(OTHER_TESTS)); rest=$$?; \
-	wait $$a; ra=$$?; wait $$b; rb=$$?; real=$$((ra + rb)); \
-	echo; echo "== the real-client interop suite (target/interop-a.log, target/interop-b.log) =="; \
-	cat target/interop-a.log target/interop-b.log; \
+	wait $$a; ra=$$?; wait $$b; rb=$$?; \
+	echo; echo "== interop, hole punching and merge (target/tests-a.log, target/tests-b.log) =="; \
+	cat target/tests-a.log target/tests-b.log; \
 	$(CARGO) test --features interop --no-fail-fast --benches; bench=$$?; \
-	if [ $$rest -ne 0 ] || [ $$real -ne 0 ] || [ $$bench -ne 0 ]; then \
-	  echo "make test: failed (others: $$rest, interop: $$ra/$$rb, bench smoke runs: $$bench)"; exit 1; fi
+	if [ $$rest -ne 0 ] || [ $$ra -ne 0 ] || [ $$rb -ne 0 ] || [ $$bench -ne 0 ]; then \
+	  echo "make test: failed (others: $$rest, groups: $$ra/$$rb, bench smoke runs: $$bench)"; exit 1; fi
 
 ## interop: btda against real clients from Debian on loopback (libtorrent, Transmission,
 ## aria2, opentracker)

@@ -15,15 +15,16 @@ const PIECES: u32 = 40;
 
 fn plans(base: u8) -> Vec<(SocketAddr, NatPlan)> {
     let mut v = Vec::new();
-    // Eight leechers finishing 16-22 s in (btda's first punches come 5-12 s in, after
-    // a direct dial's timeout), online 10 s after; four seeds.
+    // Eight leechers finishing 8-11.5 s in (btda's first punches come 1-4 s in, after
+    // a direct dial's 1 s timeout), online 6 s after; four seeds.
     for k in 0..8u8 {
+        let finish = 8.0 + 0.5 * f64::from(k);
         v.push((
             SocketAddr::from(([127, 37, base, 10 + k], 52_100 + u16::from(k))),
             NatPlan {
                 start_pieces: u32::from(k),
-                pieces_per_sec: 1.8 + 0.05 * f64::from(k),
-                linger: Duration::from_secs(10),
+                pieces_per_sec: f64::from(PIECES - u32::from(k)) / finish,
+                linger: Duration::from_secs(6),
             },
         ));
     }
@@ -55,7 +56,7 @@ fn measure(transport: &str, base: u8, ms: u64) -> (i64, i64, i64, usize, String)
         "[dht]\nenabled = false\n[peer]\nallow_private_addresses = true\nworkers = 16\n\
          listen_address = \"127.37.{base}.2\"\nlisten_port = 52002\ntransport = \"{transport}\"\n\
          revisit_delay_secs = 2\nstate_window_ms = 200\nretry_backoff_secs = [1, 1, 2]\n\
-         new_dials_per_network_per_sec = 1000\n\
+         new_dials_per_network_per_sec = 1000\nconnect_timeout_ms = 1000\n\
          [[torrents]]\ninfo_hash = \"{hash}\"\npeers = [{}]\n",
         listed.join(", ")
     );
@@ -93,7 +94,7 @@ fn measure(transport: &str, base: u8, ms: u64) -> (i64, i64, i64, usize, String)
 
 #[test]
 fn btda_reaches_simulated_nat_peers_only_by_punching_and_counts_them_exactly() {
-    let (observed, confirmed, punched, finished, visits) = measure("both", 1, 30_000);
+    let (observed, confirmed, punched, finished, visits) = measure("both", 1, 16_000);
     let explain = format!(
         "observed {observed}, confirmed {confirmed}, punched {punched}, finished {finished}\n{visits}"
     );
@@ -105,7 +106,7 @@ fn btda_reaches_simulated_nat_peers_only_by_punching_and_counts_them_exactly() {
     // Exactly the eight finished downloads, no seed, nothing twice.
     assert_eq!(confirmed, 8, "{explain}");
 
-    let (observed, confirmed, punched, _, visits) = measure("tcp", 2, 8_000);
+    let (observed, confirmed, punched, _, visits) = measure("tcp", 2, 5_000);
     // Over TCP alone nobody answers: the relay speaks uTP only, the NAT peers have no
     // TCP port.
     assert_eq!((observed, confirmed, punched), (0, 0, 0), "{visits}");

@@ -205,8 +205,9 @@ fn stats_on_a_simulated_run_and_on_an_empty_one() {
     let demo = common::demo(sim.path(), 20, 40, 2);
     assert!(demo.status.success());
     let db = common::database_in(sim.path()).unwrap();
-    let run = check_stats(&db, 2, 1);
-    assert_eq!(check_numbers(&db, &run), 2);
+    // Two simulated torrents and the demo's torrent of peers behind a simulated NAT.
+    let run = check_stats(&db, 3, 1);
+    assert_eq!(check_numbers(&db, &run), 3);
     let threshold = text_of(&run.join("figures/threshold.pdf"));
     assert!(
         !threshold.contains("No data"),

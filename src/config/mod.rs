@@ -270,7 +270,7 @@ impl Default for Peer {
             max_metadata_bytes: 8 << 20,
             metadata_fetch_secs: Duration::from_secs(30),
             encryption: Encryption::Fallback,
-            transport: TransportChoice::Tcp,
+            transport: TransportChoice::Both,
             pex_wait_ms: Duration::from_millis(2_000),
         }
     }

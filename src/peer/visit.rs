@@ -98,8 +98,13 @@ fn dial(
         (TransportChoice::Utp, Some(utp)) => Ok(Box::new(utp.connect(addr, timeout)?)),
         (TransportChoice::Both, Some(utp)) => match tcp() {
             Ok(s) => Ok(Box::new(s)),
+            // uTP after a refusal; if it does not answer either, the visit ends as the
+            // TCP refusal it was (a closed port stays "refused", not a timeout).
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && !stop.requested() => {
-                Ok(Box::new(utp.connect(addr, timeout)?))
+                match utp.connect(addr, timeout) {
+                    Ok(s) => Ok(Box::new(s)),
+                    Err(_) => Err(e),
+                }
             }
             Err(e) => Err(e),
         },
