@@ -26,6 +26,10 @@ fn main() {
         burst_round();
         return;
     }
+    if full && std::env::args().any(|a| a == "punch") {
+        punch_round();
+        return;
+    }
     let out = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
     let demo = btda::sim::demo::run_demo(seconds, peers_each, torrents, out.path(), -1)
@@ -184,6 +188,61 @@ fn realistic_round() {
          300, 600 and 1,200 ms of a worker within seconds, which is what keeps revisits \
          late and confirmations below the observable completions here; the scale round \
          below runs the same mix at btda's real delays."
+    );
+}
+
+/// The hole-punching round (issue 25): the realistic mix of 2,000 peers (2015's
+/// first-contact outcomes, RTTs 20-400 ms) plus the demo's torrent of peers behind a
+/// simulated NAT, measured twice: over TCP only (before) and with `both` (uTP when TCP
+/// is refused, hole punching through relays: btda's default now).
+fn punch_round() {
+    let (seconds, peers) = (60, 2_000);
+    println!();
+    println!(
+        "## Peers behind NAT: {peers} realistic peers and 48 behind a simulated NAT, {seconds} s, TCP only against uTP with hole punching"
+    );
+    println!();
+    println!(
+        "| `peer.transport` | peers reached (all) | realistic torrent: confirmed / witnessable | NAT peers | finished while watched | confirmed | reached by a punch |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for transport in ["tcp", "both"] {
+        let out = tempfile::tempdir().expect("temp dir");
+        let sim = btda::sim::serve::SimOptions {
+            peers,
+            torrents: 1,
+            seconds,
+            realistic: true,
+            rtt_ms: Some((20, 400)),
+            dial: None,
+            dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
+        };
+        let demo = btda::sim::demo::run_demo_configured(sim, out.path(), -1, move |r, w| {
+            btda::sim::demo::config(r, w).replace(
+                "transport = \"both\"",
+                &format!("transport = \"{transport}\""),
+            )
+        })
+        .unwrap_or_else(|e| panic!("punch round ({transport}) failed: {e}"));
+        let row = &demo.rows[0];
+        let n = demo.nat;
+        println!(
+            "| {transport} | {} | {} / {} | {} | {} | {} | {} |",
+            demo.peers_reached,
+            row.confirmed,
+            row.witnessable,
+            n.peers,
+            n.finished,
+            n.confirmed,
+            n.punched
+        );
+    }
+    println!();
+    println!(
+        "The NAT peers have no TCP port and a uTP socket that drops datagrams from addresses it \
+         has not sent to; their relay (a uTP-only seeder) names them in its PEX with the \
+         holepunch flag. Over TCP btda reaches neither; with `both` it reaches the relay over \
+         uTP and the NAT peers through its rendezvous (`cargo bench --bench swarm -- punch`)."
     );
 }
 

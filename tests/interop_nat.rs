@@ -22,7 +22,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -138,24 +138,6 @@ fn build_nat() -> Namespaces {
     n
 }
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/lt_peer.py")
-}
-
-/// A libtorrent client in `ns`, and its stdout lines.
-fn client(ns: &str, args: &[&str]) -> (Reaped, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "/usr/bin/python3"])
-        .arg(script())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3-libtorrent is installed by `make deps`");
-    let lines = common::stdout_lines(&mut child);
-    (Reaped(child), lines)
-}
-
 /// Starts opentracker in `ns` serving `hash`, and waits until it lists peers.
 fn tracker(ns: &str, dir: &Path, hash: &str) -> Reaped {
     use std::os::unix::fs::PermissionsExt;
@@ -231,7 +213,7 @@ fn btda_reaches_a_leecher_behind_a_nat_by_a_hole_punch() {
     let nat = build_nat();
     let dir = tempfile::tempdir().unwrap();
     let made = Command::new("/usr/bin/python3")
-        .arg(script())
+        .arg(common::lt_peer_script())
         .args(["make", "--dir"])
         .arg(dir.path().join("torrent"))
         .args(["--tracker", &format!("http://{TRACKER_IP}:6969/announce")])
@@ -245,8 +227,8 @@ fn btda_reaches_a_leecher_behind_a_nat_by_a_hole_punch() {
     let _tracker = tracker(&nat.wan, &dir.path().join("tracker"), &hash);
 
     let seed_dir = dir.path().join("torrent");
-    let (_seeder, seeder_lines) = client(
-        &nat.wan,
+    let (_seeder, seeder_lines) = common::lt_peer(
+        Some(&nat.wan),
         &[
             "seed",
             "--torrent",
@@ -259,8 +241,8 @@ fn btda_reaches_a_leecher_behind_a_nat_by_a_hole_punch() {
         ],
     );
     let leech_dir = dir.path().join("leech");
-    let (_leecher, leecher_lines) = client(
-        &nat.lan,
+    let (_leecher, leecher_lines) = common::lt_peer(
+        Some(&nat.lan),
         &[
             "leech",
             "--torrent",

@@ -1,16 +1,15 @@
 //! uTP (BEP 29) against real clients on loopback: a libtorrent seeder and a
-//! rate-limited libtorrent leecher with TCP disabled (uTP only, in and out), and a
-//! Transmission seeder with uTP on. btda (`peer.transport = "utp"`) visits all three
-//! over uTP, the leecher also dials btda over uTP (incoming), and btda confirms the
-//! leecher's download exactly once.
+//! rate-limited libtorrent leecher with TCP disabled (uTP only, in and out; the leecher
+//! also requires encryption), and a Transmission seeder with uTP on. btda
+//! (`peer.transport = "utp"`) visits all three over uTP — the leecher with MSE after
+//! it refused plaintext —, the leecher also dials btda over uTP with MSE (incoming),
+//! and btda confirms the leecher's download exactly once.
 
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-use common::Reaped;
 
 const SEEDER: &str = "127.36.0.1:51801";
 const LEECHER: &str = "127.36.0.2:51802";
@@ -19,22 +18,6 @@ const TRANSMISSION: &str = "127.36.0.4:51804";
 const TRANSMISSION_RPC: &str = "127.36.0.4:51805";
 /// Pieces of 16 KiB: the leecher takes about 16 s at 16 KiB/s.
 const PIECES: i64 = 16;
-
-fn script() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/lt_peer.py")
-}
-
-fn client(args: &[&str]) -> (Reaped, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(script())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3-libtorrent is installed by `make deps`");
-    let lines = common::stdout_lines(&mut child);
-    (Reaped(child), lines)
-}
 
 fn rows(db: &Path, sql: &str) -> Vec<String> {
     let c = rusqlite::Connection::open(db).unwrap();
@@ -50,7 +33,7 @@ fn btda_visits_utp_only_libtorrent_and_transmission_over_utp_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     let content = dir.path().join("seed");
     let made = Command::new("/usr/bin/python3")
-        .arg(script())
+        .arg(common::lt_peer_script())
         .args(["make", "--dir", content.to_str().unwrap()])
         .args(["--pieces", &PIECES.to_string()])
         .output()
@@ -58,31 +41,39 @@ fn btda_visits_utp_only_libtorrent_and_transmission_over_utp_both_ways() {
     let made: serde_json::Value = serde_json::from_slice(&made.stdout).expect("JSON");
     let hash = made["hash"].as_str().unwrap().to_string();
     let torrent = made["torrent"].as_str().unwrap().to_string();
-    let (_seeder, seeder_lines) = client(&[
-        "seed",
-        "--torrent",
-        &torrent,
-        "--save",
-        content.to_str().unwrap(),
-        "--listen",
-        SEEDER,
-        "--utp-only",
-    ]);
+    let (_seeder, seeder_lines) = common::lt_peer(
+        None,
+        &[
+            "seed",
+            "--torrent",
+            &torrent,
+            "--save",
+            content.to_str().unwrap(),
+            "--listen",
+            SEEDER,
+            "--utp-only",
+        ],
+    );
     let leech = dir.path().join("leech");
-    let (_leecher, leecher_lines) = client(&[
-        "leech",
-        "--torrent",
-        &torrent,
-        "--save",
-        leech.to_str().unwrap(),
-        "--listen",
-        LEECHER,
-        "--rate",
-        "16384",
-        "--connect",
-        &format!("{SEEDER},{BTDA}"),
-        "--utp-only",
-    ]);
+    let (_leecher, leecher_lines) = common::lt_peer(
+        None,
+        &[
+            "leech",
+            "--torrent",
+            &torrent,
+            "--save",
+            leech.to_str().unwrap(),
+            "--listen",
+            LEECHER,
+            "--rate",
+            "16384",
+            "--connect",
+            &format!("{SEEDER},{BTDA}"),
+            "--utp-only",
+            "--encryption",
+            "forced",
+        ],
+    );
     assert!(seeder_lines.recv_timeout(Duration::from_secs(20)).is_ok());
     let _transmission = common::start_transmission(
         dir.path(),
@@ -164,6 +155,18 @@ fn btda_visits_utp_only_libtorrent_and_transmission_over_utp_both_ways() {
             .iter()
             .any(|a| a.starts_with("libtorrent") && a.ends_with(" in")),
         "the uTP-only leecher's own connection in\n{explain}"
+    );
+    // MSE over uTP, both ways: the leecher accepts nothing else.
+    let encrypted = rows(
+        &db,
+        "SELECT DISTINCT v.direction FROM visit v JOIN peer p ON p.id = v.peer_id \
+         WHERE v.outcome = 'ok' AND v.transport = 'utp' AND v.encryption = 'rc4' \
+         AND p.crossed_at IS NOT NULL",
+    );
+    assert_eq!(
+        encrypted.len(),
+        2,
+        "MSE over uTP out and in: {encrypted:?}\n{explain}"
     );
     let complete = one(&format!(
         "SELECT count(*) FROM peer WHERE crossed_at IS NOT NULL OR last_pieces = {PIECES}"

@@ -86,6 +86,10 @@ pub enum TransportChoice {
     Both,
 }
 
+/// Least time a uTP dial after a TCP refusal waits for its answer: one lost SYN is sent
+/// again after uTP's initial 1 s timeout.
+const UTP_AFTER_REFUSAL: Duration = Duration::from_millis(1_500);
+
 /// Opens the connection a visit runs on, as `me.transport` says.
 fn dial(
     addr: SocketAddr,
@@ -96,17 +100,24 @@ fn dial(
     let tcp = || super::tcp::connect(addr, timeout, me.source_ip, stop);
     match (me.transport, me.utp) {
         (TransportChoice::Utp, Some(utp)) => Ok(Box::new(utp.connect(addr, timeout)?)),
-        (TransportChoice::Both, Some(utp)) => match tcp() {
-            Ok(s) => Ok(Box::new(s)),
+        (TransportChoice::Both, Some(utp)) => match (Instant::now(), tcp()) {
+            (_, Ok(s)) => Ok(Box::new(s)),
             // uTP after a refusal; if it does not answer either, the visit ends as the
-            // TCP refusal it was (a closed port stays "refused", not a timeout).
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && !stop.requested() => {
-                match utp.connect(addr, timeout) {
+            // TCP refusal it was (a closed port stays "refused", not a timeout). The
+            // refusal took about a round trip: the uTP SYN's answer (or its
+            // retransmission's, 1 s later) is given a few of them, not the whole
+            // connect timeout.
+            (asked, Err(e))
+                if e.kind() == io::ErrorKind::ConnectionRefused && !stop.requested() =>
+            {
+                let rtt = asked.elapsed();
+                let wait = timeout.min((rtt * 4).max(UTP_AFTER_REFUSAL));
+                match utp.connect(addr, wait) {
                     Ok(s) => Ok(Box::new(s)),
                     Err(_) => Err(e),
                 }
             }
-            Err(e) => Err(e),
+            (_, Err(e)) => Err(e),
         },
         _ => Ok(Box::new(tcp()?)),
     }

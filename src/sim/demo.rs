@@ -102,7 +102,7 @@ pub struct NatFigures {
 }
 
 /// NAT peers of the demo: a quarter of the peers per torrent, 4 to 48; three in four
-/// leechers finishing between 40 % and 80 % of the run and staying a fifth of it, the
+/// leechers finishing between 45 % and 85 % of the run and staying a fifth of it, the
 /// rest seeds. The punchable share is taken from Halkes and Pouwelse (~64 % of peers
 /// behind a NAT or firewall that allows UDP hole punching; the demo's other torrents
 /// keep their own NAT-like peers, which only dial in).
@@ -120,7 +120,7 @@ fn nat_plans(peers: u32, seconds: u64) -> Vec<(SocketAddr, super::nat::NatPlan)>
                 }
             } else {
                 let start = (k * 7) % 30;
-                let finish = span * (0.4 + 0.4 * f64::from(k % 8) / 7.0);
+                let finish = span * (0.45 + 0.4 * f64::from(k % 8) / 7.0);
                 super::nat::NatPlan {
                     start_pieces: start,
                     pieces_per_sec: f64::from(NAT_PIECES - start) / finish,
@@ -189,6 +189,8 @@ pub struct DemoResult {
     pub load: Load,
     /// The peers behind a simulated NAT.
     pub nat: NatFigures,
+    /// Peers btda reached (at least one successful visit), over all torrents.
+    pub peers_reached: i64,
 }
 
 /// btda's own load during a demo run, from its `statistic` rows and the process.
@@ -521,6 +523,7 @@ pub fn run_demo_configured(
         accepted,
         dials,
         nat: nat_figures,
+        peers_reached: report.torrents.iter().map(|t| t.peers).sum(),
     })
 }
 

@@ -150,6 +150,33 @@ impl Drop for Reaped {
     }
 }
 
+/// The libtorrent helper `tests/interop/lt_peer.py`.
+pub(crate) fn lt_peer_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/lt_peer.py")
+}
+
+/// One libtorrent client (`lt_peer.py` with `args`), in network namespace `ns` if given,
+/// killed when dropped; and its stdout lines.
+pub(crate) fn lt_peer(ns: Option<&str>, args: &[&str]) -> (Reaped, mpsc::Receiver<String>) {
+    let mut command = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "/usr/bin/python3"]);
+            c
+        }
+        None => Command::new("/usr/bin/python3"),
+    };
+    let mut child = command
+        .arg(lt_peer_script())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3-libtorrent is installed by `make deps`");
+    let lines = stdout_lines(&mut child);
+    (Reaped(child), lines)
+}
+
 /// A running opentracker and the folder it is chrooted into (kept until it stops).
 pub(crate) struct Opentracker {
     _child: Reaped,

@@ -6,6 +6,7 @@
   lt_peer.py seed  --torrent T --save DIR --listen IP:PORT [--utp-only]
   lt_peer.py leech --torrent T --save DIR --listen IP:PORT [--rate B/S]
                    [--connect IP:PORT[,IP:PORT…]] [--utp-only] [--no-tracker] [--keep-seeds]
+                   [--encryption forced]
 
 seed and leech run one session bound to IP:PORT (DHT, LSD, UPnP and NAT-PMP off), print
 {"ready": hash} and then one JSON line per half second with the client's own progress
@@ -50,7 +51,7 @@ def make(a):
 
 
 def run(a):
-    pack = settings(a.listen)
+    pack = settings(a.listen, a.encryption)
     if a.utp_only:
         pack |= {"enable_outgoing_tcp": False, "enable_incoming_tcp": False}
     if a.keep_seeds:
@@ -97,6 +98,8 @@ def main():
     ap.add_argument("--rate", type=int, default=0)
     ap.add_argument("--connect")
     ap.add_argument("--utp-only", action="store_true")
+    ap.add_argument("--encryption", choices=["enabled", "forced"], default="enabled",
+                    help="forced: MSE/PE with RC4 only, both ways")
     ap.add_argument("--no-tracker", action="store_true", help="never announce")
     ap.add_argument("--keep-seeds", action="store_true",
                     help="keep connections to seeds once done (close_redundant_connections off)")
