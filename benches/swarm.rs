@@ -96,6 +96,7 @@ fn main() {
     realistic_round();
     scale_round();
     burst_round();
+    punch_round();
 }
 
 /// Issue 22's incoming burst: 800 NAT-ed peers a second dial btda for 60 s, each from
