@@ -218,8 +218,12 @@ fn punch_round() {
             dial: None,
             dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
         };
-        let demo = btda::sim::demo::run_demo_configured(sim, out.path(), -1, move |r, w| {
-            btda::sim::demo::config(r, w).replace(
+        // 1,024 workers (btda's default), not the demo's one per 20 peers: with 100, the
+        // first sweep of the dead addresses (5 s connect timeouts until 100 contacts
+        // were measured) did not end within the minute and nobody behind the NAT was
+        // even tried (issue 26's worker-seconds on dead addresses).
+        let demo = btda::sim::demo::run_demo_configured(sim, out.path(), -1, move |r, _| {
+            btda::sim::demo::config(r, 1024).replace(
                 "transport = \"both\"",
                 &format!("transport = \"{transport}\""),
             )
