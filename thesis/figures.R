@@ -154,16 +154,19 @@ source_per_torrent <- function(ctx) {
 }
 
 visits <- function(ctx) {
-  p <- q(ctx, "SELECT source, visits FROM peer")
+  # Peers per (source, visits), counted in SQLite: a campaign has millions of peers.
+  p <- q(ctx, "SELECT source, visits, count(*) AS n FROM peer GROUP BY 1, 2 ORDER BY 1, 2")
   if (nrow(p) == 0) {
     n <- no_data("Visits per peer", "no peer with a successful visit")
     return(list(pages = list(n, n), captions = c("Visits per peer by source.", "ECDF of visits per peer.")))
   }
   p$capped <- factor(ifelse(p$visits >= 20, "20+", as.character(p$visits)),
                      levels = c(as.character(1:19), "20+"))
-  bars <- ggplot(p, aes(capped, fill = source)) + geom_bar(position = "dodge") +
+  b <- stats::aggregate(n ~ source + capped, p, sum)
+  bars <- ggplot(b, aes(capped, n, fill = source)) + geom_col(position = "dodge") +
     labs(title = "Visits per peer", x = "successful visits", y = "peers", fill = "source") + theme_btda()
-  ecdf <- ggplot(p, aes(visits, colour = source)) + stat_ecdf() + scale_x_log10() +
+  p$share <- stats::ave(p$n, p$source, FUN = function(x) cumsum(x) / sum(x))
+  ecdf <- ggplot(p, aes(pmax(visits, 1), share, colour = source)) + geom_step() + scale_x_log10() +
     labs(title = "Visits per peer (ECDF)", x = "successful visits (log)", y = "share of peers",
          colour = "source") + theme_btda()
   list(pages = list(bars, ecdf), captions = c(
@@ -263,20 +266,28 @@ workload <- function(ctx) {
 # one. A peer counts at threshold T when some row has lo < T <= hi: seen below T and at or
 # above T later, in the same visit or a later one (the confirmed_download rule).
 threshold_peers <- function(ctx) {
-  v <- q(ctx, "SELECT v.peer_id, v.torrent_id, v.first_pieces AS f, coalesce(v.pieces, 0) AS pieces
-               FROM visit v WHERE v.outcome = 'ok' AND v.peer_id IS NOT NULL
-               AND coalesce(v.state, '') <> 'invalid' ORDER BY v.id")
-  empty <- data.frame(peer_id = integer(), torrent_id = integer(), lo = numeric(), hi = numeric())
-  if (nrow(v) == 0) return(empty)
-  n <- nrow(v)
-  o <- rbind(data.frame(peer_id = v$peer_id, torrent_id = v$torrent_id, k = 2 * seq_len(n) - 1, p = v$f),
-             data.frame(peer_id = v$peer_id, torrent_id = v$torrent_id, k = 2 * seq_len(n), p = v$pieces))
-  o <- o[!is.na(o$p), ]
-  o <- o[order(o$peer_id, o$k), ]
-  lo <- ave(as.numeric(o$p), o$peer_id, FUN = function(x) c(Inf, cummin(x)[-length(x)]))
-  d <- data.frame(peer_id = o$peer_id, torrent_id = o$torrent_id, lo = lo, hi = as.numeric(o$p))
-  d <- d[is.finite(d$lo) & d$lo < d$hi, ]
-  if (nrow(d) == 0) empty else d
+  # In SQLite, not R: a campaign's tens of millions of visits stay in the database; only
+  # the observations that rose above an earlier one of the same peer come back (a
+  # window function gives each observation the lowest earlier one).
+  d <- q(ctx, "
+    WITH obs AS (
+      SELECT peer_id, torrent_id, 2 * id - 1 AS k, first_pieces AS p FROM visit
+      WHERE outcome = 'ok' AND peer_id IS NOT NULL AND coalesce(state, '') <> 'invalid'
+        AND first_pieces IS NOT NULL
+      UNION ALL
+      SELECT peer_id, torrent_id, 2 * id AS k, coalesce(pieces, 0) AS p FROM visit
+      WHERE outcome = 'ok' AND peer_id IS NOT NULL AND coalesce(state, '') <> 'invalid'),
+    w AS (
+      SELECT peer_id, torrent_id, p AS hi,
+             min(p) OVER (PARTITION BY peer_id ORDER BY k
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS lo
+      FROM obs)
+    SELECT peer_id, torrent_id, lo, hi FROM w WHERE lo IS NOT NULL AND lo < hi")
+  if (nrow(d) == 0) return(data.frame(peer_id = integer(), torrent_id = integer(),
+                                      lo = numeric(), hi = numeric()))
+  d$lo <- as.numeric(d$lo)
+  d$hi <- as.numeric(d$hi)
+  d
 }
 
 # Peers confirmed when each row's threshold in pieces is `t` (NA: never).
@@ -326,7 +337,18 @@ tracker_requests <- function(ctx) {
 }
 
 timeouts <- function(ctx) {
-  v <- q(ctx, "SELECT connect_ms, handshake_ms, max_gap_ms FROM visit WHERE outcome = 'ok'")
+  # Counts per distinct millisecond value, aggregated in SQLite (a campaign has tens of
+  # millions of visits; the values are integers below the visit cap, so each metric is
+  # at most a few tens of thousands of rows): the ECDF drawn from them is the same
+  # step function as from every row.
+  counts <- do.call(rbind, lapply(c("connect_ms", "handshake_ms", "max_gap_ms"), function(m) {
+    d <- q(ctx, sprintf("SELECT %s AS ms, count(*) AS n FROM visit WHERE outcome = 'ok'
+                         AND %s IS NOT NULL GROUP BY 1 ORDER BY 1", m, m))
+    if (nrow(d) == 0) return(NULL)
+    d$metric <- m
+    d$share <- cumsum(d$n) / sum(d$n)
+    d
+  }))
   # The timeouts in force at the end of the run: measured ("auto") ones from the last
   # statistic row, else the configured numbers.
   chosen <- q(ctx, "SELECT connect_timeout_ms, handshake_timeout_ms FROM statistic
@@ -339,22 +361,19 @@ timeouts <- function(ctx) {
                     limit = c(in_force("connect_timeout_ms", "connect_timeout_ms", 5000),
                               in_force("handshake_timeout_ms", "handshake_timeout_ms", 6000),
                               config_number(ctx$config, "peer", "silence_timeout_ms", 6000)))
-  long <- do.call(rbind, lapply(cfg$metric, function(m)
-    data.frame(metric = rep(m, nrow(v)), ms = as.numeric(v[[m]]))))
-  long <- long[!is.na(long$ms), ]
-  if (is.null(long) || nrow(long) == 0) {
+  if (is.null(counts) || nrow(counts) == 0) {
     n <- no_data("Timing of successful visits", "no successful visit")
     return(list(pages = list(n, n), captions = c("Timing of successful visits.", "Share kept by each timeout.")))
   }
-  e <- ggplot(long, aes(pmax(ms, 1))) + stat_ecdf() + scale_x_log10() +
+  e <- ggplot(counts, aes(pmax(ms, 1), share)) + geom_step() + scale_x_log10() +
     geom_vline(data = cfg, aes(xintercept = limit), linetype = "dashed", colour = "red") +
     facet_wrap(~metric, scales = "free_x") +
     labs(title = "Timing of successful visits", x = "ms (log); dashed: timeout in force at the end",
          y = "share of successful visits") + theme_btda()
   grid <- c(100, 200, 500, 1000, 2000, 3000, 5000, 8000, 10000, 15000, 20000)
-  kept <- do.call(rbind, lapply(cfg$metric, function(m) {
-    x <- long$ms[long$metric == m]
-    data.frame(metric = m, timeout = grid, kept = sapply(grid, function(g) mean(x <= g)))
+  kept <- do.call(rbind, lapply(unique(counts$metric), function(m) {
+    d <- counts[counts$metric == m, ]
+    data.frame(metric = m, timeout = grid, kept = sapply(grid, function(g) sum(d$n[d$ms <= g]) / sum(d$n)))
   }))
   k <- ggplot(kept, aes(timeout, kept, colour = metric)) + geom_line() + geom_point(size = 1) +
     scale_x_log10() + geom_vline(data = cfg, aes(xintercept = limit, colour = metric), linetype = "dashed") +
