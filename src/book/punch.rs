@@ -1,7 +1,9 @@
-//! What btda knows for hole punching (BEP 55), in memory only: which relays can
-//! introduce it to which peers, which peers were last reached by a punch, the
-//! rendezvous sessions open per relay, and the punches under way (so the target's own
-//! connection, the punch's other half, is recognised when it arrives).
+//! What btda knows for hole punching (BEP 55), in memory only. [`PunchBook`]: which
+//! relays can introduce it to which peers and which peers were last reached by a punch
+//! (read when a job is handed out, under the peer queue's lock). [`PunchTraffic`]: the
+//! rendezvous sessions open per relay and the punches under way (so the target's own
+//! connection, the punch's other half, is recognised when it arrives) — polled by
+//! punching workers, so it has a lock of its own rather than the queue's.
 //!
 //! Every table is bounded: relays per target ([`RELAYS_PER_TARGET`]), sessions per
 //! relay ([`SESSIONS_PER_RELAY`]), relay records ([`MAX_RELAYS`]), punch windows
@@ -31,11 +33,16 @@ struct RelayUse {
     next: Instant,
 }
 
-/// See the module.
+/// Relays per peer and punched peers (see the module).
 #[derive(Debug, Default)]
 pub(crate) struct PunchBook {
     relays: HashMap<u32, Vec<SocketAddr>>,
     punched: HashSet<u32>,
+}
+
+/// Relay sessions and punches under way (see the module).
+#[derive(Debug, Default)]
+pub(crate) struct PunchTraffic {
     sessions: HashMap<SocketAddr, RelayUse>,
     /// Punches under way per target IP: when the relay's `connect` came, and whether
     /// a connection from that IP arrived since.
@@ -76,7 +83,9 @@ impl PunchBook {
             self.punched.remove(&id);
         }
     }
+}
 
+impl PunchTraffic {
     /// Takes a session slot at `relay` if one is free and the relay's pacing allows.
     pub(crate) fn take_slot(&mut self, relay: SocketAddr, now: Instant) -> bool {
         if self.sessions.len() >= MAX_RELAYS {
@@ -168,7 +177,7 @@ mod tests {
 
     #[test]
     fn sessions_per_relay_are_bounded_and_paced() {
-        let mut b = PunchBook::default();
+        let mut b = PunchTraffic::default();
         let t0 = Instant::now();
         let r = addr(9);
         assert!(b.take_slot(r, t0));
@@ -184,7 +193,7 @@ mod tests {
 
     #[test]
     fn a_connection_in_during_a_punch_is_its_other_half() {
-        let mut b = PunchBook::default();
+        let mut b = PunchTraffic::default();
         let ip = addr(4).ip();
         assert!(!b.window_hit(ip), "no punch under way");
         b.window_open(ip, Instant::now());

@@ -122,6 +122,9 @@ impl Inner {
 /// The shared queue of peers to visit.
 pub struct PeerQueue {
     inner: Mutex<Inner>,
+    /// Relay sessions and punches under way: polled by punching workers, so not under
+    /// the lock every worker shares.
+    traffic: Mutex<super::punch::PunchTraffic>,
     wake: Condvar,
     contention: LockContention,
 }
@@ -171,6 +174,7 @@ impl PeerQueue {
                 rewrites: Vec::new(),
                 punch: super::punch::PunchBook::default(),
             }),
+            traffic: Mutex::new(super::punch::PunchTraffic::default()),
             wake: Condvar::new(),
             contention: LockContention::default(),
         }
@@ -485,7 +489,7 @@ impl PeerQueue {
     pub(crate) fn relay_slot(&self, relay: SocketAddr, patience: std::time::Duration) -> bool {
         let start = Instant::now();
         loop {
-            if self.lock().punch.take_slot(relay, Instant::now()) {
+            if self.traffic.lock().take_slot(relay, Instant::now()) {
                 return true;
             }
             if start.elapsed() >= patience {
@@ -498,31 +502,29 @@ impl PeerQueue {
     /// A rendezvous session with `relay` ended; `usable` false when it cannot relay
     /// (no ut_holepunch, or unreachable): it is no longer asked for `job`'s peer.
     pub(crate) fn relay_done(&self, job: &Job, relay: SocketAddr, usable: bool) {
-        let mut g = self.lock();
-        g.punch.release_slot(relay);
+        self.traffic.lock().release_slot(relay);
         if !usable {
-            g.punch.forget_relay(job.id, relay);
+            self.lock().punch.forget_relay(job.id, relay);
         }
     }
 
     /// A relay answered `connect` for `ip`: its own connection to btda, arriving now,
     /// is the punch's other half.
     pub(crate) fn punch_started(&self, ip: IpAddr) {
-        self.lock().punch.window_open(ip, Instant::now());
+        self.traffic.lock().window_open(ip, Instant::now());
     }
 
     /// Whether the peer at `ip`'s own connection came in since the relay's `connect`.
     pub(crate) fn punch_came_in(&self, ip: IpAddr) -> bool {
-        self.lock().punch.window_seen(ip)
+        self.traffic.lock().window_seen(ip)
     }
 
     /// The punch towards `job`'s peer is over; `reached` when btda's own connection
     /// got through. Returns whether the peer's connection came in meanwhile. A peer
     /// reached either way is punched first from now on.
     pub(crate) fn punch_ended(&self, job: &Job, reached: bool) -> bool {
-        let mut g = self.lock();
-        let came_in = g.punch.window_close(job.peer.addr.ip());
-        g.punch.set_punched(job.id, reached || came_in);
+        let came_in = self.traffic.lock().window_close(job.peer.addr.ip());
+        self.lock().punch.set_punched(job.id, reached || came_in);
         came_in
     }
 
@@ -534,9 +536,8 @@ impl PeerQueue {
     /// An incoming connection from `ip` begins: its peers are not dialled meanwhile.
     /// Returns true when it is the other half of a hole punch under way.
     pub(crate) fn incoming_started(&self, ip: IpAddr) -> bool {
-        let mut g = self.lock();
-        *g.incoming.entry(ip).or_insert(0) += 1;
-        g.punch.window_hit(ip)
+        *self.lock().incoming.entry(ip).or_insert(0) += 1;
+        self.traffic.lock().window_hit(ip)
     }
 
     /// The incoming connection from `ip` is closed.

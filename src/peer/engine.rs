@@ -360,9 +360,9 @@ impl Engine {
     /// reaching the peer's NAT before the peer's own packet, is answered by the router
     /// itself and leaves a conntrack entry on that port, so Linux's MASQUERADE maps the
     /// peer's packet to another port and btda's half never gets through (seen in 4 of
-    /// 4 punches in `tests/interop_nat.rs`: the leecher's packets came from another port). None when no punch was tried (the relay's
-    /// sessions are all in use or paced, or the relay cannot relay): the direct visit's
-    /// report stands.
+    /// 4 punches in `tests/interop_nat.rs`: the leecher's packets came from another
+    /// port). None when no punch was tried (the relay's sessions are all in use or
+    /// paced, or the relay cannot relay): the direct visit's report stands.
     fn punch(
         &self,
         job: &Job,
@@ -410,8 +410,8 @@ impl Engine {
                     transport: TransportChoice::Utp,
                     ..me
                 };
-                // The first SYN may meet the NAT before the target's own packet opened
-                // it: leave time for the retransmissions after it.
+                // The target's NAT may still drop the first SYN: leave time for the
+                // retransmissions after it.
                 let t = Timeouts {
                     connect: timeouts.connect.max(PUNCH_CONNECT),
                     ..*timeouts
@@ -622,7 +622,7 @@ pub fn start(
 
 /// The incoming handlers and their gate, shared by the TCP and uTP acceptors.
 struct Incoming {
-    pool: parking_lot::Mutex<threadpool::ThreadPool>,
+    pool: threadpool::ThreadPool,
     gate: Arc<parking_lot::Mutex<Gate<Shed>>>,
 }
 
@@ -634,7 +634,7 @@ impl Incoming {
             .thread_stack_size(stack_kib * 1024)
             .build();
         Self {
-            pool: parking_lot::Mutex::new(pool),
+            pool,
             gate: Arc::new(parking_lot::Mutex::new(Gate::new(GateLimits {
                 capacity: handlers,
                 per_ip_handshakes: engine.max_handshakes_per_ip,
@@ -690,7 +690,7 @@ fn tcp_accept_loop(engine: &Arc<Engine>, incoming: &Incoming, listener: &TcpList
             }
         }
     }
-    incoming.pool.lock().join();
+    incoming.pool.join();
 }
 
 /// Takes incoming uTP connections (SYNs on the listen port) to the same gate.
@@ -708,7 +708,7 @@ fn utp_accept_loop(engine: &Arc<Engine>, incoming: &Incoming) {
             admit(engine, incoming, Box::new(stream), from, Shed::Utp(closer));
         }
     }
-    incoming.pool.lock().join();
+    incoming.pool.join();
 }
 
 /// Puts an accepted connection before the gate: refused, handled, or handled with
@@ -741,7 +741,7 @@ fn admit(
     stats.incoming_active.fetch_add(1, Ordering::Relaxed);
     stats.incoming_accepted.fetch_add(1, Ordering::Relaxed);
     let (e, gate) = (Arc::clone(engine), Arc::clone(&incoming.gate));
-    incoming.pool.lock().execute(move || {
+    incoming.pool.execute(move || {
         e.handle_incoming(stream, from, &mut || gate.lock().handshaken(ticket));
         gate.lock().end(ticket);
         e.stats.incoming_active.fetch_sub(1, Ordering::Relaxed);

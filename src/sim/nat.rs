@@ -49,10 +49,8 @@ pub struct NatPlan {
 pub struct NatTruth {
     /// Its address (the one its relay's PEX gives).
     pub addr: SocketAddr,
-    /// When it finished, from the start of the group (None: not within `horizon`).
+    /// When it finishes, from the start of the group (None: never).
     pub finishes_after: Option<Duration>,
-    /// When it goes offline, from the start.
-    pub leaves_after: Option<Duration>,
 }
 
 struct Shared {
@@ -90,7 +88,6 @@ struct NatPeer {
 
 /// A relay and its NAT peers (see the module). Dropping it stops every thread.
 pub struct NatGroup {
-    relay: SocketAddr,
     truth: Vec<NatTruth>,
     shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -126,11 +123,9 @@ impl NatGroup {
                 addr: *addr,
                 connect_to: tx,
             });
-            let finishes = shared.finishes_after(&plan);
             truth.push(NatTruth {
                 addr: *addr,
-                finishes_after: finishes,
-                leaves_after: finishes.map(|f| f + plan.linger),
+                finishes_after: shared.finishes_after(&plan),
             });
         }
         let socket = UtpSocket::bind(relay, true, Settings::default(), shared.stop.clone())?;
@@ -139,16 +134,10 @@ impl NatGroup {
             relay_loop(&socket, &s, &nat_peers);
         }));
         Ok(Self {
-            relay,
             truth,
             shared,
             threads,
         })
-    }
-
-    /// The relay's address.
-    pub fn relay(&self) -> SocketAddr {
-        self.relay
     }
 
     /// Each NAT peer's address and schedule.
@@ -281,8 +270,9 @@ fn relay_loop(socket: &UtpSocket, shared: &Arc<Shared>, peers: &[NatPeer]) {
     }
 }
 
-/// One connection to the relay: a seeder with PEX naming the NAT peers that are online,
-/// and rendezvous answered.
+/// One connection to the relay: a seeder whose PEX names its NAT peers, and rendezvous
+/// answered (`connect` for one of them, whether or not it is still online, as a relay
+/// that has not yet noticed a peer leave).
 fn relay_session(
     mut stream: UtpStream,
     shared: &Shared,

@@ -65,8 +65,6 @@ struct Inner {
     /// NAT-like filter (simulation): the addresses this socket has sent to; datagrams
     /// from any other address are dropped.
     filter: Option<Mutex<HashSet<SocketAddr>>>,
-    /// Datagrams the filter dropped.
-    filtered: AtomicU64,
     /// Where non-uTP datagrams go when the DHT node shares the port.
     krpc: Mutex<Option<std::sync::mpsc::SyncSender<Datagram>>>,
 }
@@ -112,8 +110,7 @@ impl Inner {
         if let Some(seen) = &self.filter
             && !seen.lock().contains(&from)
         {
-            self.filtered.fetch_add(1, Ordering::Relaxed);
-            return;
+            return; // dropped unseen, as a NAT's filter does
         }
         let datagram = &buf[..n];
         let Some(Ok(packet)) = looks_like_utp(datagram).then(|| Packet::decode(datagram)) else {
@@ -243,7 +240,6 @@ impl UtpSocket {
             closed: AtomicBool::new(false),
             foreign: AtomicU64::new(0),
             filter: filtered.then(|| Mutex::new(HashSet::new())),
-            filtered: AtomicU64::new(0),
             krpc: Mutex::new(None),
         });
         let driver = Arc::clone(&inner);
@@ -276,11 +272,6 @@ impl UtpSocket {
             socket,
             datagrams: rx,
         })
-    }
-
-    /// Datagrams a filtering socket dropped (0 for others).
-    pub fn filtered(&self) -> u64 {
-        self.inner.filtered.load(Ordering::Relaxed)
     }
 
     /// Opens a connection to `peer` within `timeout` (SYN, and its STATE back).
