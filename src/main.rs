@@ -108,6 +108,19 @@ enum Command {
         /// Folder for the .torrent files and truth.tsv
         #[arg(long, value_name = "DIR", default_value = "output/sim")]
         dir: PathBuf,
+        /// Every peer of this one kind instead of a mix (have_all, bitfield, no_bitfield,
+        /// resend_bitfield, batched_haves, streaming_haves, busy, encrypted_only, …: the
+        /// names of truth.tsv), all present from the start for --seconds: a plain swarm to
+        /// measure another tool on, side by side with btda
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// With --kind: leechers (no piece at the start, gaining --rate pieces a second,
+        /// a have each) instead of seeds
+        #[arg(long, requires = "kind")]
+        leechers: bool,
+        /// With --kind --leechers: pieces per second each leecher gains
+        #[arg(long, default_value_t = 1.0, requires = "leechers")]
+        rate: f64,
     },
     /// Run the whole pipeline on simulated swarms on loopback (no torrents or network needed)
     ///
@@ -261,8 +274,21 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
             rtt_ms,
             dial,
             dir,
+            kind,
+            leechers,
+            rate,
         } => {
             logging::init(None, verbosity)?;
+            let uniform = match kind {
+                None => None,
+                Some(name) => Some(btda::sim::serve::Uniform {
+                    kind: btda::sim::swarm::Kind::from_name(name).with_context(|| {
+                        format!("--kind {name}: no such kind (see truth.tsv's kind names)")
+                    })?,
+                    seeds: !*leechers,
+                    rate: *rate,
+                }),
+            };
             let options = btda::sim::serve::SimOptions {
                 peers: (*peers).clamp(1, 60_000),
                 torrents: (*torrents).clamp(1, 20),
@@ -271,6 +297,8 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
                 rtt_ms: (rtt_ms.1 > 0).then_some(*rtt_ms),
                 dial: *dial,
                 dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
+                generations: 1,
+                uniform,
             };
             let shutdown = Shutdown::install().context("installing the Ctrl+C handler")?;
             let server = btda::sim::serve::start(&options, dir).map_err(anyhow::Error::msg)?;
@@ -278,10 +306,14 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
                 "btda sim: {} torrents of {} peers{}; DHT router {}; Ctrl+C to stop",
                 options.torrents,
                 options.peers,
-                if options.realistic {
-                    " (2015's first-contact mix)"
-                } else {
-                    " (every kind, all answering)"
+                match (&options.uniform, options.realistic) {
+                    (Some(u), _) => format!(
+                        " (every one {} {})",
+                        u.kind.name(),
+                        if u.seeds { "seeding" } else { "leeching" }
+                    ),
+                    (None, true) => " (2015's first-contact mix)".to_string(),
+                    (None, false) => " (every kind, all answering)".to_string(),
                 },
                 server
                     .dht_router

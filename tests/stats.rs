@@ -198,6 +198,78 @@ fn check_numbers(db: &Path, run: &Path) -> usize {
     torrents.len()
 }
 
+/// The indexes thesis/lib.R adds to older databases, by name, each checked to be created
+/// by btda's own schema with the same statement.
+fn stats_indexes() -> Vec<String> {
+    let lib =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/thesis/lib.R")).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let conn = btda::store::schema::open_for_writing(&fresh.path().join("f.sqlite")).unwrap();
+    let mut names = Vec::new();
+    for stmt in lib.lines().filter_map(|l| {
+        let l = l.trim().trim_end_matches(',').trim_end_matches(')');
+        l.strip_prefix('"').and_then(|l| l.strip_suffix('"'))
+    }) {
+        if !stmt.starts_with("CREATE INDEX IF NOT EXISTS ") {
+            continue;
+        }
+        let name = stmt.split_whitespace().nth(5).unwrap().to_string();
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = ?1",
+                [&name],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|_| panic!("btda's schema lacks {name}"));
+        assert_eq!(
+            sql.replace("IF NOT EXISTS ", "")
+                .replace(char::is_whitespace, ""),
+            stmt.replace("IF NOT EXISTS ", "")
+                .replace(char::is_whitespace, ""),
+            "thesis/lib.R and the schema differ on {name}"
+        );
+        names.push(name);
+    }
+    names.sort();
+    assert_eq!(names.len(), 4, "stats' indexes in thesis/lib.R: {names:?}");
+    names
+}
+
+fn index_names(db: &Path, wanted: &[String]) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut st = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+        .unwrap();
+    let all: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    all.into_iter().filter(|n| wanted.contains(n)).collect()
+}
+
+/// Drops `indexes` from `db`; returns its row counts.
+fn drop_indexes(db: &Path, indexes: &[String]) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    for name in indexes {
+        conn.execute_batch(&format!("DROP INDEX {name}")).unwrap();
+    }
+    drop(conn);
+    assert!(index_names(db, indexes).is_empty());
+    row_counts(db)
+}
+
+fn row_counts(db: &Path) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    ["run", "torrent", "peer", "visit", "request", "statistic"]
+        .iter()
+        .map(|t| {
+            conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                .unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn stats_on_a_simulated_run_and_on_an_empty_one() {
     // A run measured on a simulated swarm.
@@ -205,9 +277,18 @@ fn stats_on_a_simulated_run_and_on_an_empty_one() {
     let demo = common::demo(sim.path(), 20, 40, 2);
     assert!(demo.status.success());
     let db = common::database_in(sim.path()).unwrap();
+    // As a database from before stats' indexes: stats adds them (and changes no row).
+    let indexes = stats_indexes();
+    let rows_before = drop_indexes(&db, &indexes);
     // Two simulated torrents and the demo's torrent of peers behind a simulated NAT.
     let run = check_stats(&db, 3, 1);
     assert_eq!(check_numbers(&db, &run), 3);
+    assert_eq!(
+        index_names(&db, &indexes),
+        indexes,
+        "stats added its indexes"
+    );
+    assert_eq!(row_counts(&db), rows_before, "stats changed no row");
     let threshold = text_of(&run.join("figures/threshold.pdf"));
     assert!(
         !threshold.contains("No data"),

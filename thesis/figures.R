@@ -111,27 +111,35 @@ download_set <- function(ctx) {
                                         " torrents)."))
 }
 
-# Peer addresses per source and time bin: tracker and DHT from their `request` rows
-# (new and duplicate peers received); incoming from the incoming visits (a peer's first
-# connection in is new when the peer was first heard of that way, every other one a
-# duplicate); PEX from the peers first named by PEX (new only).
+# Peer addresses per torrent, source and time bin, summed in SQLite and read once for
+# both source figures: tracker and DHT from their `request` rows (new and duplicate peers
+# received); incoming from the incoming visits (a peer's first connection in is new when
+# the peer was first heard of that way — no visit of it before, looked up in the
+# visit_peer index — every other one a duplicate); PEX from the peers first named by PEX
+# (new only).
+source_counts <- function(ctx) {
+  if (!is.null(ctx$cache$sources)) return(ctx$cache$sources)
+  d <- q(ctx, sprintf("
+    SELECT torrent_id, %s AS bin, source, sum(new) AS new, sum(dup) AS dup FROM (
+      SELECT torrent_id, at, source, coalesce(new_peers, 0) AS new, coalesce(duplicate_peers, 0) AS dup
+      FROM request WHERE new_peers IS NOT NULL OR duplicate_peers IS NOT NULL
+      UNION ALL
+      SELECT torrent_id, at, 'incoming', first, 1 - first FROM (
+        SELECT v.torrent_id, v.started_at AS at,
+               (p.source = 'incoming' AND NOT EXISTS (SELECT 1 FROM visit w
+                  WHERE w.peer_id = v.peer_id AND w.id < v.id)) AS first
+        FROM visit v NOT INDEXED JOIN peer p ON p.id = v.peer_id WHERE v.direction = 'in')
+      UNION ALL
+      SELECT torrent_id, first_seen, 'pex', 1, 0 FROM peer WHERE source = 'pex')
+    GROUP BY 1, 2, 3", bin_sql(ctx, "at")))
+  if (is.environment(ctx$cache)) ctx$cache$sources <- d
+  d
+}
+
 source_data <- function(ctx, ids = NULL) {
-  where <- function(col) if (is.null(ids)) "" else paste0(" AND ", col, " IN (", paste(ids, collapse = ","), ")")
-  r <- q(ctx, paste0("SELECT at, source, coalesce(new_peers, 0) AS new, coalesce(duplicate_peers, 0) AS dup
-                      FROM request WHERE (new_peers IS NOT NULL OR duplicate_peers IS NOT NULL)",
-                     where("torrent_id")))
-  i <- q(ctx, paste0("SELECT v.started_at AS at, 'incoming' AS source,
-                             (v.id = f.first_id AND p.source = 'incoming') AS new,
-                             NOT (v.id = f.first_id AND p.source = 'incoming') AS dup
-                      FROM visit v JOIN peer p ON p.id = v.peer_id
-                      JOIN (SELECT peer_id, min(id) AS first_id FROM visit
-                            WHERE peer_id IS NOT NULL GROUP BY peer_id) f ON f.peer_id = v.peer_id
-                      WHERE v.direction = 'in'", where("v.torrent_id")))
-  p <- q(ctx, paste0("SELECT first_seen AS at, 'pex' AS source, 1 AS new, 0 AS dup FROM peer
-                      WHERE source = 'pex'", where("torrent_id")))
-  r <- rbind(r, i, p)
-  if (nrow(r) == 0) return(r)
-  r$bin <- bin_of(ctx, r$at)
+  r <- source_counts(ctx)
+  if (!is.null(ids)) r <- r[!is.na(r$torrent_id) & r$torrent_id %in% ids, ]
+  if (nrow(r) == 0) return(data.frame(bin = numeric(), source = character(), kind = character(), n = numeric()))
   a <- stats::aggregate(cbind(new, dup) ~ bin + source, data = r, FUN = sum)
   rbind(data.frame(bin = a$bin, source = a$source, kind = "new", n = a$new),
         data.frame(bin = a$bin, source = a$source, kind = "duplicate", n = a$dup))
@@ -260,40 +268,64 @@ workload <- function(ctx) {
   list(pages = list(p), captions = "Every column of the statistic table over time: queue lengths, busy workers, workload, incoming handlers, writer backlog, memory, load, open files, incoming tallies and confirmed downloads.")
 }
 
-# Per observation of a peer (each ok visit observes the count at its first piece-state
-# message, when it recorded one, and at its end; state `none` is 0 pieces and `invalid`
-# observes nothing): `lo`, the smallest earlier observation of that peer, and `hi`, this
-# one. A peer counts at threshold T when some row has lo < T <= hi: seen below T and at or
-# above T later, in the same visit or a later one (the confirmed_download rule).
+# When a peer counts at threshold T: some observation of it (each ok visit observes the
+# count at its first piece-state message, when it recorded one, and at its end; state
+# `none` is 0 pieces and `invalid` observes nothing) is at or above T and an earlier one
+# is below T, in the same visit or an earlier one (the confirmed_download rule). So every
+# observation o_j adds the range (m_j, o_j] of thresholds, m_j the lowest earlier
+# observation, and a peer counts at T when T lies in the union of its ranges.
+#
+# SQLite computes m per visit with one window function over the ok visits (read in one
+# plain scan: NOT INDEXED keeps the planner off the partial indexes of ok visits, which
+# would cost a random read per row; the first
+# observation of visit j has m_j, its end min(m_j, first)), and keeps per peer and
+# distinct m only the highest o: a range with the same left end and a lower right end
+# adds nothing. R then merges each peer's ranges into disjoint intervals (lo, hi], so the
+# peers counted at T are the intervals with lo < T <= hi (no per-threshold unique()).
 threshold_peers <- function(ctx) {
-  # In SQLite, not R: a campaign's tens of millions of visits stay in the database; only
-  # the observations that rose above an earlier one of the same peer come back (a
-  # window function gives each observation the lowest earlier one).
   d <- q(ctx, "
-    WITH obs AS (
-      SELECT peer_id, torrent_id, 2 * id - 1 AS k, first_pieces AS p FROM visit
-      WHERE outcome = 'ok' AND peer_id IS NOT NULL AND coalesce(state, '') <> 'invalid'
-        AND first_pieces IS NOT NULL
-      UNION ALL
-      SELECT peer_id, torrent_id, 2 * id AS k, coalesce(pieces, 0) AS p FROM visit
+    WITH v AS (
+      SELECT peer_id, torrent_id, first_pieces AS fp, coalesce(pieces, 0) AS p,
+             min(min(coalesce(first_pieces, coalesce(pieces, 0)), coalesce(pieces, 0)))
+               OVER (PARTITION BY peer_id ORDER BY id
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS m
+      FROM visit NOT INDEXED
       WHERE outcome = 'ok' AND peer_id IS NOT NULL AND coalesce(state, '') <> 'invalid'),
-    w AS (
-      SELECT peer_id, torrent_id, p AS hi,
-             min(p) OVER (PARTITION BY peer_id ORDER BY k
-                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS lo
-      FROM obs)
-    SELECT peer_id, torrent_id, lo, hi FROM w WHERE lo IS NOT NULL AND lo < hi")
+    o AS (
+      SELECT peer_id, torrent_id, m AS lo, fp AS hi FROM v WHERE fp IS NOT NULL AND m IS NOT NULL
+      UNION ALL
+      SELECT peer_id, torrent_id, min(coalesce(m, fp), coalesce(fp, m)) AS lo, p AS hi FROM v)
+    SELECT peer_id, torrent_id, lo, max(hi) AS hi FROM o WHERE lo IS NOT NULL
+    GROUP BY peer_id, lo HAVING max(hi) > lo")
   if (nrow(d) == 0) return(data.frame(peer_id = integer(), torrent_id = integer(),
                                       lo = numeric(), hi = numeric()))
-  d$lo <- as.numeric(d$lo)
-  d$hi <- as.numeric(d$hi)
-  d
+  merge_ranges(d)
 }
 
-# Peers confirmed when each row's threshold in pieces is `t` (NA: never).
+# Merges each peer's ranges (lo, hi] into disjoint ones, vectorised: rows sorted by peer
+# and lo; a running maximum of hi within each peer (one global cummax over hi shifted by
+# the peer's rank, since hi < span); a range starts a new interval when its lo is above
+# every earlier hi of its peer (touching ranges (a, b] and (b, c] are one).
+merge_ranges <- function(d) {
+  d <- d[order(d$peer_id, d$lo), ]
+  lo <- as.numeric(d$lo)
+  hi <- as.numeric(d$hi)
+  span <- max(hi) + 1
+  rank <- cumsum(c(TRUE, d$peer_id[-1] != d$peer_id[-nrow(d)]))
+  reach <- cummax(hi + rank * span) - rank * span
+  first <- c(TRUE, rank[-1] != rank[-length(rank)])
+  before <- c(-Inf, reach[-length(reach)])
+  start <- first | lo > before
+  island <- cumsum(start)
+  last <- c(island[-1] != island[-length(island)], TRUE)
+  data.frame(peer_id = d$peer_id[start], torrent_id = d$torrent_id[start],
+             lo = lo[start], hi = reach[last])
+}
+
+# Peers confirmed when each interval's threshold in pieces is `t` (NA: never): the
+# intervals are disjoint per peer, so each one that holds t is one peer.
 confirmed_at <- function(peers, t) {
-  hit <- !is.na(t) & peers$lo < t & peers$hi >= t
-  length(unique(peers$peer_id[hit]))
+  sum(!is.na(t) & peers$lo < t & peers$hi >= t)
 }
 
 threshold_count <- function(peers, torrents, x) {

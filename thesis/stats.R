@@ -27,35 +27,26 @@ db <- args[1]
 out <- args[2]
 if (!file.exists(db)) stop("no such database: ", db)
 dir.create(file.path(out, "figures"), recursive = TRUE, showWarnings = FALSE)
+# Indexes the aggregate queries below read instead of sorting tens of millions of visit
+# rows (btda creates them in new databases; older ones get them here, once: indexes only,
+# no row changes). A database that cannot be written (read-only file, a run still
+# holding it) is read without them, slower.
+ensure_indexes(db)
 con <- dbConnect(SQLite(), db, flags = SQLITE_RO)
 on.exit(dbDisconnect(con))
-ctx <- list(con = con, out = out)
+ctx <- list(con = con, out = out, cache = new.env())
+stamp <- function(what) cat(sprintf("  %-26s %6.1f s\n", what, (proc.time() - t0)[["elapsed"]]))
+t0 <- proc.time()
 
 ctx$run <- q(ctx, "SELECT started_at, ended_at, hostname, version, config, end_reason FROM run ORDER BY id LIMIT 1")
 # Every run: one, or several after `btda merge` (one per host).
 ctx$runs <- q(ctx, "SELECT started_at, ended_at, hostname FROM run ORDER BY id")
 ctx$config <- if (nrow(ctx$run) > 0) ctx$run$config[1] else ""
 
-# Per-torrent figures, with the same definitions as `btda report`.
-ctx$torrents <- q(ctx, "
-  SELECT t.id, t.info_hash, t.name, t.total_size, t.pieces_count, t.piece_size,
-         t.complete_threshold, t.threshold,
-         (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id) AS peers,
-         (SELECT count(*) FROM visit v WHERE v.torrent_id = t.id) AS visits,
-         (SELECT count(*) FROM visit v WHERE v.torrent_id = t.id AND v.outcome = 'ok') AS visits_ok,
-         (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id
-            AND p.last_pieces >= t.complete_threshold) AS complete_peers,
-         (SELECT count(*) FROM confirmed_download c WHERE c.torrent_id = t.id) AS confirmed,
-         (SELECT count(*) FROM confirmed_download_strict c WHERE c.torrent_id = t.id) AS confirmed_strict,
-         (SELECT count(*) FROM peer p WHERE p.torrent_id = t.id
-            AND EXISTS (SELECT 1 FROM visit v WHERE v.peer_id = p.id AND v.outcome = 'ok' AND v.fallback = 1)
-            AND NOT EXISTS (SELECT 1 FROM visit v WHERE v.peer_id = p.id AND v.outcome = 'ok'
-                            AND v.encryption IS NULL)) AS encrypted_only,
-         (SELECT max(inc) FROM (SELECT max(CASE WHEN r.ok = 1 THEN r.completed END)
-                                     - min(CASE WHEN r.ok = 1 THEN r.completed END) AS inc
-                                FROM request r WHERE r.torrent_id = t.id AND r.source = 'tracker'
-                                  AND r.url IS NOT NULL GROUP BY r.url)) AS tracker_reported
-  FROM torrent t ORDER BY t.id")
+# Per-torrent figures, with the same definitions as `btda report`, each counted in one
+# aggregate query (the visit counts from the visit_torrent_outcome index).
+ctx$torrents <- torrent_numbers(ctx)
+stamp("per-torrent numbers")
 
 # Size classes for download_set, or the user's.
 size_class <- function(bytes) {
@@ -79,15 +70,16 @@ last_seen <- q(ctx, "SELECT max(m) AS m FROM (SELECT max(started_at) AS m FROM v
 ctx$start <- if (nrow(ctx$run) > 0) ctx$run$started_at[1] else 0
 ctx$end <- max(c(ctx$start, if (nrow(ctx$run) > 0) ctx$run$ended_at[1] else NA, last_seen), na.rm = TRUE)
 ctx$bin <- time_bins(ctx$start, ctx$end)
-# Per peer and observation: the lowest earlier count and this one, read once for the
-# threshold figure and numbers.csv.
+# Per peer: the threshold ranges in which it was seen below and later at or above the
+# threshold, read once for the threshold figure and numbers.csv.
 ctx$threshold_peers <- threshold_peers(ctx)
+stamp("threshold ranges")
 
 manifest <- NULL
 for (name in FIGURES) {
   fig <- tryCatch(get(name)(ctx), error = function(e) stop(sprintf("figure %s: %s", name, conditionMessage(e))))
   manifest <- rbind(manifest, save_figure(ctx, name, fig$pages, fig$captions))
-  cat(sprintf("  %-26s %d page(s)\n", name, length(fig$pages)))
+  stamp(sprintf("%s (%d page%s)", name, length(fig$pages), if (length(fig$pages) > 1) "s" else ""))
 }
 utils::write.csv(stats::aggregate(page ~ name, manifest, max), file.path(out, "figures", "manifest.csv"),
                  row.names = FALSE)
@@ -96,4 +88,5 @@ pages <- sprintf("\\begin{figure}[p]\\centering\\includegraphics[page=%d,width=\
                  ifelse(manifest$page > 1, sprintf(" (page %d)", manifest$page), ""), manifest$caption)
 writeLines(c(rbind(pages, ifelse(seq_along(pages) %% 2 == 0, "\\clearpage", ""))), file.path(out, "figures.tex"))
 write_tables(ctx)
+stamp("tables")
 cat(sprintf("stats: %d figures (%d pages) in %s\n", length(FIGURES), nrow(manifest), file.path(out, "figures")))

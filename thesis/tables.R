@@ -23,9 +23,16 @@ torrent_table <- function(ctx) {
 }
 
 outcome_table <- function(ctx) {
-  v <- q(ctx, "SELECT CASE WHEN direction = 'in' THEN 'incoming'
-                           WHEN attempt = 1 THEN 'first' ELSE 'later' END AS contact,
-                      outcome, count(*) AS n FROM visit GROUP BY 1, 2")
+  # Grouped in the order of the visit_torrent_outcome index (no sort of every visit row),
+  # then summed per contact in R.
+  g <- q(ctx, "SELECT direction, attempt = 1 AS first, outcome, count(*) AS n FROM visit
+               GROUP BY torrent_id, outcome, direction, attempt")
+  if (nrow(g) > 0) {
+    g$contact <- ifelse(g$direction == "in", "incoming", ifelse(!is.na(g$first) & g$first == 1, "first", "later"))
+    v <- stats::aggregate(n ~ contact + outcome, g, sum)
+  } else {
+    v <- data.frame(contact = character(), outcome = character(), n = numeric())
+  }
   if (nrow(v) == 0) return(tex_table(c("outcome", "first", "later", "incoming"), character(), "lrrr"))
   outcomes <- names(sort(tapply(v$n, v$outcome, sum), decreasing = TRUE))
   share <- function(contact, o) {

@@ -174,6 +174,9 @@ pub struct DemoResult {
     pub wall_secs: f64,
     /// CPU the simulator thread used, s.
     pub simulator_cpu_secs: f64,
+    /// The simulator's ticks: run, late by more than 100 ms, and the latest one's
+    /// lateness, ms ([`super::reactor::ReactorCounters::ticks_late`]).
+    pub simulator_ticks: (u64, u64, u64),
     /// Connections the simulator accepted.
     pub accepted: u64,
     /// Connections the simulator's incoming-only peers opened to btda.
@@ -228,6 +231,8 @@ pub fn run_demo(
         rtt_ms: None,
         dial: None,
         dial_every_ms: super::reactor::ReactorOptions::default().dial_every_ms,
+        generations: 1,
+        uniform: None,
     };
     run_demo_with(sim, output, verbosity)
 }
@@ -293,6 +298,11 @@ pub fn run_demo_configured(
             let sim = simulator_cpu_ms.saturating_sub(sim_cpu_before);
             after.saturating_sub(before).saturating_sub(sim) as f64 / 1000.0
         });
+    let simulator_ticks = (
+        counters.ticks.load(Ordering::Relaxed),
+        counters.ticks_late.load(Ordering::Relaxed),
+        counters.tick_late_max_ms.load(Ordering::Relaxed),
+    );
     let (accepted, dials) = (
         counters.accepted.load(Ordering::Relaxed),
         counters.dials.load(Ordering::Relaxed),
@@ -511,6 +521,7 @@ pub fn run_demo_configured(
         ..load
     };
     Ok(DemoResult {
+        simulator_ticks,
         timeouts_ms: report.run.as_ref().and_then(|r| r.timeouts_ms),
         lateness,
         outcomes,

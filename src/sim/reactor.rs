@@ -125,6 +125,14 @@ pub struct ReactorCounters {
     pub dropped: AtomicU64,
     /// MSE handshakes an `encrypted_only` peer completed.
     pub encrypted: AtomicU64,
+    /// The simulator's own lateness: ticks (every 50 ms: arrivals, departures, haves)
+    /// that ran more than 100 ms after they were due, and the most any ran late, ms. A
+    /// late simulator would make btda look late; these show it was not.
+    pub ticks_late: AtomicU64,
+    /// See [`Self::ticks_late`].
+    pub tick_late_max_ms: AtomicU64,
+    /// Ticks run.
+    pub ticks: AtomicU64,
 }
 
 /// A running simulator thread.
@@ -386,7 +394,21 @@ struct State {
     /// Each torrent's lives: a contiguous range of `lives`.
     ranges: Vec<std::ops::Range<usize>>,
     lives: Vec<Life>,
-    by_ip: HashMap<Ipv4Addr, Vec<usize>>,
+    /// (IP, life) sorted by IP: the lives at an address (a million-peer swarm would
+    /// otherwise hold a million small vectors).
+    by_ip: Vec<(Ipv4Addr, u32)>,
+    /// Lives by arrival time and by departure time, and how far each tick got: a tick
+    /// touches only the lives whose arrival or departure came, not every life.
+    arrivals: Vec<u32>,
+    departures: Vec<u32>,
+    next_arrival: usize,
+    next_departure: usize,
+    /// Lives that connect to btda themselves (their dials are checked every tick).
+    dialers: Vec<u32>,
+    /// Per torrent: whether its presence changed since the trackers' view was last
+    /// rebuilt, and when that was (large swarms rebuild it at most once a second).
+    stale: Vec<bool>,
+    view_ms: Vec<Option<u64>>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     options: ReactorOptions,
@@ -407,14 +429,12 @@ impl State {
         (present, counters): (Vec<SharedPeers>, Arc<ReactorCounters>),
     ) -> std::io::Result<Self> {
         let mut lives = Vec::new();
-        let mut by_ip: HashMap<Ipv4Addr, Vec<usize>> = HashMap::new();
         let mut hashes = Vec::new();
         let mut ranges = Vec::new();
         for (t, torrent) in torrents.into_iter().enumerate() {
             hashes.push((torrent.info_hash, torrent.total));
             ranges.push(lives.len()..lives.len() + torrent.lives.len());
             for script in torrent.lives {
-                by_ip.entry(script.ip).or_default().push(lives.len());
                 lives.push(Life {
                     torrent: t,
                     next_dial_ms: script.arrive_ms,
@@ -423,12 +443,35 @@ impl State {
                 });
             }
         }
+        let index = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+        let mut by_ip: Vec<(Ipv4Addr, u32)> = lives
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.script.ip, index(i)))
+            .collect();
+        by_ip.sort_unstable();
+        let mut arrivals: Vec<u32> = (0..lives.len()).map(index).collect();
+        arrivals.sort_by_key(|&i| lives[i as usize].script.arrive_ms);
+        let mut departures = arrivals.clone();
+        departures.sort_by_key(|&i| lives[i as usize].script.leave_ms);
+        let dialers = (0..lives.len())
+            .filter(|&i| lives[i].script.kind.dials())
+            .map(index)
+            .collect();
+        let torrents = hashes.len();
         Ok(Self {
             poll: Poll::new()?,
             hashes,
             ranges,
             lives,
             by_ip,
+            arrivals,
+            departures,
+            next_arrival: 0,
+            next_departure: 0,
+            dialers,
+            stale: vec![true; torrents],
+            view_ms: vec![None; torrents],
             conns: Vec::new(),
             free: Vec::new(),
             options,
@@ -475,7 +518,16 @@ impl State {
                     self.serve(event.token().0, event.is_writable());
                 }
             }
-            if Instant::now() >= next_tick {
+            let now = Instant::now();
+            if now >= next_tick {
+                let late = crate::clock::millis(now - next_tick);
+                self.counters.ticks.fetch_add(1, Ordering::Relaxed);
+                if late > 100 {
+                    self.counters.ticks_late.fetch_add(1, Ordering::Relaxed);
+                }
+                self.counters
+                    .tick_late_max_ms
+                    .fetch_max(late, Ordering::Relaxed);
                 self.tick();
                 next_tick = Instant::now() + TICK;
                 if self.now_ms() % 1000 < TICK.as_millis() as u64
@@ -527,10 +579,17 @@ impl State {
         }
     }
 
+    /// Every life at `ip` (as (ip, life) pairs).
+    fn at_ip(&self, ip: Ipv4Addr) -> &[(Ipv4Addr, u32)] {
+        let from = self.by_ip.partition_point(|&(a, _)| a < ip);
+        let to = from + self.by_ip[from..].partition_point(|&(a, _)| a == ip);
+        &self.by_ip[from..to]
+    }
+
     /// The present listening peer at `local:port` (for torrent `hash`, when known).
     fn listening_at(&self, local: Ipv4Addr, port: u16, hash: Option<&InfoHash>) -> Option<usize> {
-        self.by_ip.get(&local).and_then(|ls| {
-            ls.iter().copied().find(|&l| {
+        Some(self.at_ip(local)).and_then(|ls| {
+            ls.iter().map(|&(_, l)| l as usize).find(|&l| {
                 let life = &self.lives[l];
                 life.here
                     && life.script.kind.listens()
@@ -716,8 +775,8 @@ impl State {
         };
         let encrypted_only = self.lives[life].script.kind == Kind::EncryptedOnly;
         let torrents = encrypted_only.then(|| {
-            let here = self.by_ip.get(&local).into_iter().flatten();
-            Torrents::new(here.map(|&l| self.hashes[self.lives[l].torrent].0))
+            let here = self.at_ip(local).iter();
+            Torrents::new(here.map(|&(_, l)| self.hashes[self.lives[l as usize].torrent].0))
         });
         let c = self.conns[slot].as_mut().expect("present above");
         c.sorted = true;
@@ -924,19 +983,35 @@ impl State {
     /// completions so far).
     fn tick(&mut self) {
         let now = self.now_ms();
-        let mut changed = vec![false; self.hashes.len()];
         let mut left = Vec::new();
-        let mut dials = Vec::new();
-        for (i, l) in self.lives.iter_mut().enumerate() {
-            let here = now >= l.script.arrive_ms && now < l.script.leave_ms;
-            if here != l.here {
-                l.here = here;
-                changed[l.torrent] = true;
-                if !here {
-                    left.push(i);
-                }
+        // Arrivals and departures that came since the last tick.
+        while let Some(&i) = self.arrivals.get(self.next_arrival) {
+            let l = &mut self.lives[i as usize];
+            if l.script.arrive_ms > now {
+                break;
             }
-            if here && l.script.kind.dials() && now >= l.next_dial_ms {
+            self.next_arrival += 1;
+            if now < l.script.leave_ms && !l.here {
+                l.here = true;
+                self.stale[l.torrent] = true;
+            }
+        }
+        while let Some(&i) = self.departures.get(self.next_departure) {
+            let l = &mut self.lives[i as usize];
+            if l.script.leave_ms > now {
+                break;
+            }
+            self.next_departure += 1;
+            if l.here {
+                l.here = false;
+                self.stale[l.torrent] = true;
+                left.push(i as usize);
+            }
+        }
+        let mut dials = Vec::new();
+        for &i in &self.dialers {
+            let l = &mut self.lives[i as usize];
+            if l.here && now >= l.next_dial_ms {
                 l.next_dial_ms = now + self.options.dial_every_ms;
                 // A client already connected with btda does not dial it again.
                 let connected = self
@@ -944,7 +1019,7 @@ impl State {
                     .dial
                     .is_some_and(|to| self.pairs.contains_key(&(l.script.ip, to.ip())));
                 if l.script.kind == Kind::IncomingOnly || !connected {
-                    dials.push(i);
+                    dials.push(i as usize);
                 }
             }
         }
@@ -969,22 +1044,31 @@ impl State {
                 self.flush(slot);
             }
         }
-        for (t, changed) in changed.into_iter().enumerate() {
+        for t in 0..self.hashes.len() {
             let (Some(shared), Some(range)) = (self.present.get(t), self.ranges.get(t)) else {
                 continue;
             };
+            // Counting a swarm is a pass over its lives: every tick for the swarms of
+            // tests and the demo, at most once a second beyond 50,000 peers.
+            if range.len() > 50_000 && self.view_ms[t].is_some_and(|at| now < at + 1_000) {
+                continue;
+            }
+            self.view_ms[t] = Some(now);
             let lives = &self.lives[range.clone()];
             let (seeders, leechers, downloaded) =
                 counts_at(lives.iter().map(|l| &l.script), self.hashes[t].1, now);
-            let mut view = shared.0.lock();
-            (view.seeders, view.leechers, view.downloaded) = (seeders, leechers, downloaded);
-            if changed {
-                view.peers = lives
+            let peers = std::mem::take(&mut self.stale[t]).then(|| {
+                lives
                     .iter()
                     .filter(|l| l.here && l.script.tracked)
                     .map(|l| SocketAddr::from((l.script.ip, self.ports.listed(l.script.kind))))
                     .chain(self.options.also_listed.iter().copied())
-                    .collect();
+                    .collect()
+            });
+            let mut view = shared.0.lock();
+            (view.seeders, view.leechers, view.downloaded) = (seeders, leechers, downloaded);
+            if let Some(peers) = peers {
+                view.peers = peers;
             }
         }
     }

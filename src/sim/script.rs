@@ -101,6 +101,15 @@ impl Kind {
         )
     }
 
+    /// The kind named `name` ([`Self::name`]'s names, `no_syn` and the handshake
+    /// failures included).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .chain([Kind::NoSyn, Kind::CloseInHandshake, Kind::ResetInHandshake])
+            .find(|k| k.name() == name)
+    }
+
     /// Its name in truth files and reports.
     pub fn name(self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use super::reactor::{ReactorOptions, SimTorrent};
+use super::script::{Kind, PeerScript};
 use super::swarm::{Swarm, TrackerAddrs, mixed_lives, realistic_lives};
 use crate::torrent::InfoHash;
 
@@ -36,6 +37,43 @@ pub struct SimOptions {
     /// few seconds; a real client reconnects to a peer it knows about once a minute at
     /// most: libtorrent's `min_reconnect_time` is 60 s).
     pub dial_every_ms: u64,
+    /// Churn: the peers come in this many generations, one after another over
+    /// `seconds` (each a swarm of `peers / generations` new addresses living
+    /// `seconds / generations` as a one-generation swarm lives `seconds`, leaving within
+    /// two of its spans). 1: everyone arrives in the first quarter (the demo).
+    pub generations: u32,
+    /// One kind and shape for every peer instead of a mix (`btda sim --kind`), so that
+    /// two tools can be measured side by side on the same plain swarm.
+    pub uniform: Option<Uniform>,
+}
+
+/// A swarm of one kind and shape: every peer arrives at the start and stays for the
+/// whole `seconds`.
+#[derive(Debug, Clone, Copy)]
+pub struct Uniform {
+    /// How every peer talks.
+    pub kind: Kind,
+    /// Seeds (every piece from the start) or leechers (from no piece, gaining `rate`).
+    pub seeds: bool,
+    /// Pieces per second each leecher gains (a have each); ignored for seeds.
+    pub rate: f64,
+}
+
+impl Uniform {
+    /// `peers` peers from `first`, living `span_ms`.
+    fn lives(self, first: Ipv4Addr, peers: u32, total: u32, span_ms: u64) -> Vec<PeerScript> {
+        (0..peers)
+            .map(|i| PeerScript {
+                ip: Ipv4Addr::from(u32::from(first) + i),
+                kind: self.kind,
+                arrive_ms: 0,
+                leave_ms: span_ms,
+                start_pieces: if self.seeds { total } else { 0 },
+                rate: if self.seeds { 0.0 } else { self.rate.max(0.0) },
+                tracked: true,
+            })
+            .collect()
+    }
 }
 
 /// Running swarms and where their torrents are.
@@ -60,11 +98,34 @@ pub fn torrent(t: u8, o: &SimOptions) -> (String, SimTorrent) {
         "x".repeat(PIECES as usize * 20 - 3) + &format!("{t:03}")
     );
     let first = Ipv4Addr::new(127, 100 + t, 0, 1);
-    let lives = if o.realistic {
-        realistic_lives(first, o.peers, PIECES, o.seconds * 1000)
-    } else {
-        mixed_lives(first, o.peers, PIECES, o.seconds * 1000)
-    };
+    let generations = o.generations.clamp(1, o.peers.max(1));
+    let (each, span_ms) = (
+        o.peers / generations,
+        o.seconds * 1000 / u64::from(generations),
+    );
+    let mut lives = Vec::new();
+    if let Some(u) = o.uniform {
+        lives = u.lives(first, o.peers, PIECES, o.seconds * 1000);
+    }
+    for g in (0..generations).filter(|_| o.uniform.is_none()) {
+        let n = if g + 1 == generations {
+            o.peers - each * g
+        } else {
+            each
+        };
+        let from = Ipv4Addr::from(u32::from(first) + each * g);
+        let block = if o.realistic {
+            realistic_lives(from, n, PIECES, span_ms)
+        } else {
+            mixed_lives(from, n, PIECES, span_ms)
+        };
+        let shift = span_ms * u64::from(g);
+        lives.extend(block.into_iter().map(|mut l| {
+            l.arrive_ms += shift;
+            l.leave_ms += shift;
+            l
+        }));
+    }
     let sim = SimTorrent {
         info_hash: InfoHash::of_info_bytes(info.as_bytes()),
         total: PIECES,
@@ -119,5 +180,75 @@ impl SimServer {
     /// Writes the truth (one line per simulated peer) to `path`.
     pub fn write_truth(&self, path: &Path) -> Result<(), String> {
         std::fs::write(path, self.swarm.truth_tsv()).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(uniform: Option<Uniform>, generations: u32) -> SimOptions {
+        SimOptions {
+            peers: 600,
+            torrents: 1,
+            seconds: 600,
+            realistic: true,
+            rtt_ms: None,
+            dial: None,
+            dial_every_ms: 60_000,
+            generations,
+            uniform,
+        }
+    }
+
+    #[test]
+    fn a_uniform_swarm_is_one_kind_and_shape() {
+        let seeds = Uniform {
+            kind: Kind::HaveAll,
+            seeds: true,
+            rate: 1.0,
+        };
+        let (_, t) = torrent(0, &options(Some(seeds), 1));
+        assert_eq!(t.lives.len(), 600);
+        assert!(t.lives.iter().all(|l| l.kind == Kind::HaveAll
+            && l.start_pieces == PIECES
+            && l.arrive_ms == 0
+            && l.leave_ms == 600_000));
+        let leechers = Uniform {
+            kind: Kind::Bitfield,
+            seeds: false,
+            rate: 1.0,
+        };
+        let (_, t) = torrent(0, &options(Some(leechers), 1));
+        // A have a second: 10 pieces after 10 s.
+        assert!(t.lives.iter().all(|l| l.pieces_at(10_000, PIECES) == 10));
+        let ips: std::collections::HashSet<_> = t.lives.iter().map(|l| l.ip).collect();
+        assert_eq!(ips.len(), 600, "one address each");
+        assert_eq!(
+            Kind::from_name("streaming_haves"),
+            Some(Kind::StreamingHaves)
+        );
+        assert_eq!(Kind::from_name("no_syn"), Some(Kind::NoSyn));
+        assert_eq!(Kind::from_name("nonsense"), None);
+    }
+
+    #[test]
+    fn generations_arrive_one_after_another_on_new_addresses() {
+        let (_, one) = torrent(0, &options(None, 1));
+        let (_, six) = torrent(0, &options(None, 6));
+        assert_eq!(six.lives.len(), one.lives.len());
+        let ips: std::collections::HashSet<_> = six.lives.iter().map(|l| l.ip).collect();
+        assert_eq!(ips.len(), six.lives.len(), "no address reused");
+        // Generation g (100 peers) arrives from g x 100 s on and is gone within two spans.
+        for g in 0..6_u64 {
+            let block = &six.lives[(g as usize) * 100..(g as usize + 1) * 100];
+            assert!(block.iter().all(|l| l.arrive_ms >= g * 100_000));
+            assert!(
+                block
+                    .iter()
+                    .all(|l| l.leave_ms <= (g + 2) * 100_000 + 100_000)
+            );
+        }
+        assert!(one.lives.iter().all(|l| l.arrive_ms < 150_000));
     }
 }
