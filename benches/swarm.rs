@@ -601,8 +601,7 @@ fn soak_round() {
     let demo = btda::sim::demo::run_demo_configured(sim, out.path(), -1, defaults)
         .unwrap_or_else(|e| panic!("soak failed: {e}"));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut samples = sampler.join().expect("sampler");
-    samples.push(soak_sample(started.elapsed().as_secs() / 60, out.path()));
+    let samples = sampler.join().expect("sampler");
     let half = minutes / 2;
     println!();
     println!(
@@ -612,12 +611,12 @@ fn soak_round() {
     println!(
         "Command: `make soak` (`cargo bench --bench swarm -- soak`; `BTDA_SOAK_MINUTES` \
          shortens it). 2 torrents x 12,000 peers in 2015's first-contact mix, arriving in six \
-         generations of 4,000 new addresses (one every {} min, each leaving within two of \
+         generations of 4,000 new addresses (one every {} s, each leaving within two of \
          those), NAT-like peers dialling in once a minute, RTT 20-400 ms, plus the demo's \
          peers behind a simulated NAT. RSS, threads and open files are the whole process \
          (btda and the simulator); lock wait is the peer queue's, summed over threads, in \
          that minute.",
-        minutes / 6
+        minutes * 10
     );
     println!();
     println!(
@@ -676,8 +675,12 @@ fn soak_round() {
         demo.load.btda_cpu_secs.unwrap_or(f64::NAN) / demo.wall_secs
     );
     for r in &demo.rows {
+        let false_confirmed = r
+            .judged
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |j| j.false_confirmed.to_string());
         println!(
-            "| torrent {}: witnessable / confirmed | {} / {} | |",
+            "| torrent {}: witnessable crossings / confirmed / of them false | {} / {} / {false_confirmed} | 0 false |",
             &r.info_hash.to_hex()[..8],
             r.witnessable,
             r.confirmed
