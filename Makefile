@@ -116,7 +116,7 @@ bench:
 ## SOAK_MINUTES=10 for a shorter one.
 SOAK_MINUTES ?= 60
 soak:
-	BTDA_SOAK_MINUTES=$(SOAK_MINUTES) $(CARGO) bench --bench swarm -- soak 2>/dev/null | grep -v '^btda: analysing' > benches/soak.md.tmp && mv benches/soak.md.tmp benches/soak.md
+	BTDA_SOAK_MINUTES=$(SOAK_MINUTES) $(CARGO) bench --bench swarm -- soak 2>/dev/null | grep -v '^btda: analysing' | grep -v '^\[' > benches/soak.md.tmp && mv benches/soak.md.tmp benches/soak.md
 	@cat benches/soak.md
 
 ## geodata: free GeoIP databases into input/geo through the npm registry (not committed):

@@ -199,6 +199,7 @@ fn main() {
         min_revisit: Duration::from_secs(1),
         transient_retry: Duration::from_secs(1),
         backoff: vec![],
+        silent_retries: 2,
         cooldown: Duration::ZERO,
     };
     let queue = PeerQueue::new(

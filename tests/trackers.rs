@@ -136,6 +136,7 @@ fn every_tracker_is_announced_scraped_and_classified() {
         min_revisit: Duration::from_secs(60),
         transient_retry: Duration::from_secs(60),
         backoff: vec![],
+        silent_retries: 2,
         cooldown: Duration::ZERO,
     };
     let figures = Figures {

@@ -28,6 +28,9 @@ pub struct Job {
     pub peer: PeerAddr,
     /// 1 for the first attempt at this peer, then 2, 3, …
     pub attempt: u32,
+    /// The attempt whose (doubled) timeouts this one gets
+    /// ([`crate::schedule::scheduler::Scheduler::timeout_attempt`]).
+    pub timeout_attempt: u32,
     /// The peer's torrent.
     pub info_hash: crate::torrent::InfoHash,
     /// Its pieces count.
@@ -371,6 +374,7 @@ impl PeerQueue {
                     return Some(Job {
                         peer,
                         attempt,
+                        timeout_attempt: g.sched.timeout_attempt(id, attempt),
                         info_hash,
                         pieces,
                         threshold,
@@ -674,6 +678,7 @@ mod tests {
                 .iter()
                 .map(|&m| Duration::from_millis(m))
                 .collect(),
+            silent_retries: 100,
             cooldown: Duration::from_secs(3600),
         };
         PeerQueue::new(

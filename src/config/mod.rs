@@ -146,6 +146,10 @@ pub struct Peer {
     /// Delays before retrying a failing peer, s; dropped after the last.
     #[serde(with = "units::secs_list")]
     pub retry_backoff_secs: Vec<Duration>,
+    /// Retries of an address that never answered a SYN (only connect timeouts or
+    /// refusals so far) before it is dropped; its retries but the last use the measured
+    /// connect timeout, not a doubled one.
+    pub silent_retries: u32,
     /// Time a dropped peer is ignored when sources report it again, s.
     #[serde(with = "units::secs")]
     pub drop_cooldown_secs: Duration,
@@ -255,6 +259,7 @@ impl Default for Peer {
                 Duration::from_secs(300),
                 Duration::from_secs(900),
             ],
+            silent_retries: 2,
             drop_cooldown_secs: Duration::from_secs(3_600),
             max_message_bytes: 1 << 20,
             listen_address: IpAddr::from([0, 0, 0, 0]),

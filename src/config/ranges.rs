@@ -164,6 +164,12 @@ pub const RANGES: &[Range] = &[
         get: |c| seconds(&[c.peer.min_revisit_secs]),
     },
     Range {
+        key: "peer.silent_retries",
+        min: 0,
+        max: 100,
+        get: |c| vec![u64::from(c.peer.silent_retries)],
+    },
+    Range {
         key: "peer.transient_retry_secs",
         min: 1,
         max: 604_800,

@@ -267,7 +267,7 @@ impl Engine {
             let began = Instant::now();
             self.stats.workers_busy.fetch_add(1, Ordering::Relaxed);
             let started_ms = crate::clock::unix_now_ms();
-            let mut timeouts = self.measured.apply(&self.timeouts, job.attempt);
+            let mut timeouts = self.measured.apply(&self.timeouts, job.timeout_attempt);
             if job.reason != crate::schedule::Reason::First || self.utp.is_none() {
                 timeouts.pex_wait = std::time::Duration::ZERO;
             }

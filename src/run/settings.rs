@@ -98,6 +98,7 @@ impl Policy {
                 .first()
                 .map_or(p.transient_retry_secs, |&b| p.transient_retry_secs.min(b)),
             backoff: p.retry_backoff_secs.clone(),
+            silent_retries: p.silent_retries,
             cooldown: p.drop_cooldown_secs,
         }
     }

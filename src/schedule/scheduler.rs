@@ -61,8 +61,10 @@ pub enum State {
 pub enum Reach {
     /// Not tried yet.
     Unknown,
-    /// Tried, never answered.
+    /// Tried, never answered a SYN (connect timeouts or refusals only).
     Never,
+    /// Answered a SYN at least once (a connection was made) but no visit succeeded.
+    Answered,
     /// Answered at least once.
     Reached,
 }
@@ -306,6 +308,22 @@ impl Scheduler {
         self.slot(k).map(|s| s.reach)
     }
 
+    /// The attempt whose timeouts the visit of `k` under way gets (its `attempt`-th):
+    /// an address that never answered keeps the first attempt's measured timeouts on
+    /// its retries but the last one allowed, which gets the doubled ones (a slow live
+    /// host still gets one long look; a dead one costs the measured timeout each time).
+    pub fn timeout_attempt(&self, k: Key, attempt: u32) -> u32 {
+        match self.slot(k) {
+            Some(s)
+                if s.reach == Reach::Never
+                    && u32::from(s.failures_in_row) < self.policy.silent_retries =>
+            {
+                1
+            }
+            _ => attempt,
+        }
+    }
+
     /// Why `k`'s next visit (or the one under way) happens.
     pub fn reason(&self, k: Key) -> Option<Reason> {
         self.slot(k).map(|s| s.why)
@@ -403,7 +421,9 @@ impl Scheduler {
             }
             Ended::Failed | Ended::Transient => {
                 s.failures_in_row = s.failures_in_row.saturating_add(1);
-                if s.reach == Reach::Unknown {
+                if ended == Ended::Transient && s.reach != Reach::Reached {
+                    s.reach = Reach::Answered;
+                } else if s.reach == Reach::Unknown {
                     s.reach = Reach::Never;
                 }
                 s.why = Reason::Retry;
@@ -414,6 +434,7 @@ impl Scheduler {
                     u32::from(s.failures_in_row),
                     s.reach == Reach::Reached && listed,
                     ended == Ended::Transient,
+                    s.reach == Reach::Never,
                 )
             }
             Ended::Retry => {
@@ -577,6 +598,7 @@ mod tests {
             min_revisit: Duration::from_secs(15),
             transient_retry: Duration::from_secs(15),
             backoff: vec![Duration::from_secs(60), Duration::from_secs(300)],
+            silent_retries: 2,
             cooldown: Duration::from_secs(1800),
         }
     }
@@ -730,6 +752,48 @@ mod tests {
             Added::CoolingDown
         );
         assert_eq!(s.add(7, now + Duration::from_secs(1801), true), Added::New);
+    }
+
+    #[test]
+    fn silent_addresses_keep_the_measured_timeout_and_get_fewer_retries() {
+        let t0 = Instant::now();
+        let policy = Policy {
+            backoff: [60, 300, 900].map(Duration::from_secs).to_vec(),
+            silent_retries: 2,
+            ..policy()
+        };
+        let mut s = Scheduler::starting(policy.clone(), t0);
+        s.add(7, t0, true);
+        let mut now = t0;
+        let mut timeout_attempts = Vec::new();
+        while let Popped::Visit(k, attempt) = pop(&mut s, now + Duration::from_secs(1000)) {
+            now += Duration::from_secs(1000);
+            timeout_attempts.push((attempt, s.timeout_attempt(k, attempt)));
+            s.finish(k, Ended::Failed, now);
+        }
+        // Three attempts (two retries, not three): the first two at the measured
+        // timeout, the last one doubled as its attempt number says.
+        assert_eq!(timeout_attempts, vec![(1, 1), (2, 1), (3, 3)]);
+        assert!(matches!(s.state(7), Some(State::Dropped(_))));
+
+        // An address that made a connection once is not silent: every retry of the
+        // backoff, timeouts doubled per attempt.
+        let mut s = Scheduler::starting(policy, t0);
+        s.add(8, t0, true);
+        let mut now = t0;
+        let mut attempts = Vec::new();
+        while let Popped::Visit(k, attempt) = pop(&mut s, now + Duration::from_secs(1000)) {
+            now += Duration::from_secs(1000);
+            attempts.push(s.timeout_attempt(k, attempt));
+            let ended = if attempt == 1 {
+                Ended::Transient
+            } else {
+                Ended::Failed
+            };
+            s.finish(k, ended, now);
+        }
+        assert_eq!(s.reach(8), Some(Reach::Answered));
+        assert_eq!(attempts, vec![1, 2, 3, 4]);
     }
 
     #[test]

@@ -436,6 +436,7 @@ pub(crate) fn run_trackers(
         min_revisit: Duration::from_secs(60),
         transient_retry: Duration::from_secs(60),
         backoff: vec![],
+        silent_retries: 2,
         cooldown: Duration::ZERO,
     };
     let queue = Arc::new(
