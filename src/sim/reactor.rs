@@ -1,12 +1,16 @@
-//! The simulator's event loop: one thread serves every simulated peer of every swarm
-//! with non-blocking sockets (mio, epoll on Linux), so a swarm of tens of thousands of
-//! peers costs one thread and a few file descriptors instead of a thread per peer.
-//! This is test tooling; btda itself stays synchronous.
+//! The simulator's event loop: a thread serves every simulated peer of its swarms with
+//! non-blocking sockets (mio, epoll on Linux), so a swarm of tens of thousands of peers
+//! costs one thread and a few file descriptors instead of a thread per peer. Several
+//! threads ([`ReactorOptions::threads`]) share the torrents out, each with its own
+//! listeners, lives and ticks: a million peers over twenty torrents use every core.
+//! A tick touches only the lives whose arrival or departure came (lives sorted by both
+//! times), and counts a large swarm for its trackers once a second. This is test
+//! tooling; btda itself stays synchronous.
 //!
-//! All listening peers share one listener on `0.0.0.0:port` tied to the loopback
-//! device (`SO_BINDTODEVICE lo`): a connection to any `127.a.b.c:port` lands there and
-//! its local address says which simulated peer was dialled. Nothing outside loopback
-//! can reach it. Peers with a closed port are listed at a second port that is bound but
+//! The listening peers of a thread share one listener on `0.0.0.0:port` tied to the
+//! loopback device (`SO_BINDTODEVICE lo`): a connection to any `127.a.b.c:port` lands
+//! there and its local address says which simulated peer was dialled. Nothing outside
+//! loopback can reach it. Peers with a closed port are listed at a second port that is bound but
 //! never listens, so a connection to them is refused as it would be on the Internet.
 
 use std::collections::HashMap;
@@ -76,6 +80,11 @@ pub struct ReactorOptions {
     /// spread log-uniformly between them): a peer answers a handshake that long after
     /// it arrived, and holds everything it sends by as much. `None`: loopback speed.
     pub rtt_ms: Option<(u64, u64)>,
+    /// Simulator threads: the torrents are dealt out among them (torrent `t` to thread
+    /// `t % threads`), each with its own listeners, lives and ticks, so a swarm of a
+    /// million peers over many torrents is served by every core. At most one per
+    /// torrent.
+    pub threads: usize,
 }
 
 impl Default for ReactorOptions {
@@ -90,6 +99,7 @@ impl Default for ReactorOptions {
             busy: (2_000, 5_000),
             also_listed: Vec::new(),
             rtt_ms: None,
+            threads: 1,
         }
     }
 }
@@ -113,7 +123,7 @@ pub struct ReactorCounters {
     pub bytes_out: AtomicU64,
     /// Connections dropped because the other side did not read (output over the cap).
     pub overflows: AtomicU64,
-    /// CPU time the simulator thread used, ms (Linux; updated once a second).
+    /// CPU time the simulator threads used, ms, summed (Linux; updated once a second).
     pub cpu_ms: AtomicU64,
     /// Connections a one-connection-per-IP peer refused: a second one from an IP it
     /// was already connected to.
@@ -135,11 +145,12 @@ pub struct ReactorCounters {
     pub ticks: AtomicU64,
 }
 
-/// A running simulator thread.
+/// Running simulator threads.
 pub struct Reactor {
-    /// The port listening peers answer on.
+    /// The port listening peers of the first thread's torrents answer on (each thread
+    /// has its own: [`Self::addr_of`] gives a peer's).
     pub port: u16,
-    /// The second port, where `nat_group` peers listen.
+    /// The first thread's second port, where its `nat_group` peers listen.
     pub alt_port: u16,
     /// The port closed-port and incoming-only peers are listed at (nobody listens).
     pub closed_port: u16,
@@ -153,7 +164,12 @@ pub struct Reactor {
     pub busy: (u64, u64),
     start: Instant,
     stop: Shutdown,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Each thread's ports.
+    ports: Vec<Ports>,
+    /// (IP, thread) of every simulated peer, sorted by IP, when there are several
+    /// threads.
+    thread_of: Vec<(Ipv4Addr, u8)>,
 }
 
 const LISTENER: Token = Token(usize::MAX);
@@ -166,53 +182,77 @@ const OUT_CAP: usize = 1 << 20;
 const TICK: Duration = Duration::from_millis(50);
 
 impl Reactor {
-    /// Binds the shared listener and starts serving `torrents` from now on.
+    /// Binds the listeners and starts serving `torrents` from now on, in
+    /// [`ReactorOptions::threads`] threads.
     pub fn start(torrents: Vec<SimTorrent>, options: ReactorOptions) -> std::io::Result<Self> {
-        let listener = loopback_socket(options.port)?;
-        listener.listen(1024)?;
-        let port = port_of(&listener)?;
-        let alt = loopback_socket(0)?;
-        alt.listen(1024)?;
-        let alt_port = port_of(&alt)?;
-        // Holds the closed port for the reactor's life; never listens.
+        let threads = options.threads.clamp(1, torrents.len().clamp(1, 64));
+        // Held for the reactor's life; never listens.
         let closed = loopback_socket(0)?;
         let closed_port = port_of(&closed)?;
-        let black_hole = BlackHole::open()?;
+        let black_hole = Arc::new(BlackHole::open()?);
         let black_hole_port = black_hole.port;
-        listener.set_nonblocking(true)?;
-        alt.set_nonblocking(true)?;
-        let listener = TcpListener::from_std(listener.into());
-        let alt = TcpListener::from_std(alt.into());
+        let closed = Arc::new(closed);
         let present: Vec<SharedPeers> = torrents.iter().map(|_| SharedPeers::default()).collect();
         let counters = Arc::new(ReactorCounters::default());
         let stop = Shutdown::new();
         let start = Instant::now();
         let busy = options.busy;
-        let mut state = State::new(
-            torrents,
-            options,
-            Ports {
+        let mut handles = Vec::new();
+        let mut all_ports = Vec::new();
+        let mut thread_of = Vec::new();
+        for r in 0..threads {
+            let listener = loopback_socket(if r == 0 { options.port } else { 0 })?;
+            listener.listen(1024)?;
+            let port = port_of(&listener)?;
+            let alt = loopback_socket(0)?;
+            alt.listen(1024)?;
+            let alt_port = port_of(&alt)?;
+            listener.set_nonblocking(true)?;
+            alt.set_nonblocking(true)?;
+            let listener = TcpListener::from_std(listener.into());
+            let alt = TcpListener::from_std(alt.into());
+            let ports = Ports {
                 main: port,
                 alt: alt_port,
                 closed: closed_port,
                 black_hole: black_hole_port,
-            },
-            start,
-            (present.clone(), Arc::clone(&counters)),
-        )?;
-        let st = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("sim-reactor".into())
-            .spawn(move || {
-                let _closed = closed;
-                let _black_hole = black_hole;
-                if let Err(e) = state.run(listener, alt, &st) {
-                    log::error!("simulator stopped: {e}");
-                }
-            })?;
+            };
+            all_ports.push(ports);
+            let mine: Vec<usize> = (0..torrents.len()).filter(|t| t % threads == r).collect();
+            if threads > 1 {
+                let shard = u8::try_from(r).unwrap_or(u8::MAX);
+                thread_of.extend(
+                    mine.iter()
+                        .flat_map(|&t| torrents[t].lives.iter().map(move |l| (l.ip, shard))),
+                );
+            }
+            let mut state = State::new(
+                mine.iter().map(|&t| torrents[t].clone()).collect(),
+                options.clone(),
+                ports,
+                start,
+                (
+                    mine.iter().map(|&t| present[t].clone()).collect(),
+                    Arc::clone(&counters),
+                ),
+            )?;
+            let st = stop.clone();
+            let (closed, black_hole) = (Arc::clone(&closed), Arc::clone(&black_hole));
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("sim-reactor-{r}"))
+                    .spawn(move || {
+                        let _held = (closed, black_hole);
+                        if let Err(e) = state.run(listener, alt, &st) {
+                            log::error!("simulator stopped: {e}");
+                        }
+                    })?,
+            );
+        }
+        thread_of.sort_unstable();
         Ok(Self {
-            port,
-            alt_port,
+            port: all_ports[0].main,
+            alt_port: all_ports[0].alt,
             closed_port,
             black_hole_port,
             counters,
@@ -220,7 +260,9 @@ impl Reactor {
             busy,
             start,
             stop,
-            thread: Some(thread),
+            threads: handles,
+            ports: all_ports,
+            thread_of,
         })
     }
 
@@ -231,23 +273,18 @@ impl Reactor {
 
     /// The address at which a peer of `kind` on `ip` is listed.
     pub fn addr_of(&self, ip: Ipv4Addr, kind: Kind) -> SocketAddr {
-        SocketAddr::from((
-            ip,
-            Ports {
-                main: self.port,
-                alt: self.alt_port,
-                closed: self.closed_port,
-                black_hole: self.black_hole_port,
-            }
-            .listed(kind),
-        ))
+        let r = match self.thread_of.binary_search_by_key(&ip, |&(a, _)| a) {
+            Ok(i) => usize::from(self.thread_of[i].1),
+            Err(_) => 0,
+        };
+        SocketAddr::from((ip, self.ports[r.min(self.ports.len() - 1)].listed(kind)))
     }
 }
 
 impl Drop for Reactor {
     fn drop(&mut self) {
         self.stop.request();
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -501,6 +538,7 @@ impl State {
             .register(&mut alt, ALT_LISTENER, Interest::READABLE)?;
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now();
+        let mut cpu_reported = 0;
         while !stop.requested() {
             let wait = next_tick.saturating_duration_since(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
@@ -530,17 +568,23 @@ impl State {
                     .fetch_max(late, Ordering::Relaxed);
                 self.tick();
                 next_tick = Instant::now() + TICK;
-                if self.now_ms() % 1000 < TICK.as_millis() as u64
-                    && let Some(ms) = crate::monitor::cpu_ms(crate::monitor::CpuOf::Thread)
-                {
-                    self.counters.cpu_ms.store(ms, Ordering::Relaxed);
+                if self.now_ms() % 1000 < TICK.as_millis() as u64 {
+                    self.report_cpu(&mut cpu_reported);
                 }
             }
         }
-        if let Some(ms) = crate::monitor::cpu_ms(crate::monitor::CpuOf::Thread) {
-            self.counters.cpu_ms.store(ms, Ordering::Relaxed);
-        }
+        self.report_cpu(&mut cpu_reported);
         Ok(())
+    }
+
+    /// Adds this thread's CPU since the last report to the shared counter.
+    fn report_cpu(&self, reported: &mut u64) {
+        if let Some(ms) = crate::monitor::cpu_ms(crate::monitor::CpuOf::Thread) {
+            self.counters
+                .cpu_ms
+                .fetch_add(ms.saturating_sub(*reported), Ordering::Relaxed);
+            *reported = ms.max(*reported);
+        }
     }
 
     fn add(&mut self, conn: Conn) -> Option<usize> {
@@ -1229,6 +1273,64 @@ mod tests {
     fn incoming_only_peers_name_their_port() {
         let hello = crate::wire::extended::parse_handshake(&super::nat_hello(45_673)).unwrap();
         assert_eq!(hello.listen_port, Some(45_673));
+    }
+
+    #[test]
+    fn several_threads_each_answer_for_their_own_torrents() {
+        use std::io::{Read, Write};
+        let torrents: Vec<super::SimTorrent> = (0..3u8)
+            .map(|t| super::SimTorrent {
+                info_hash: crate::torrent::InfoHash([t + 1; 20]),
+                total: 8,
+                lives: (0..4u8)
+                    .map(|i| super::PeerScript {
+                        ip: std::net::Ipv4Addr::new(127, 61, t, i + 1),
+                        kind: super::Kind::Bitfield,
+                        arrive_ms: 0,
+                        leave_ms: 600_000,
+                        start_pieces: 8,
+                        rate: 0.0,
+                        tracked: true,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let reactor = super::Reactor::start(
+            torrents.clone(),
+            super::ReactorOptions {
+                threads: 2,
+                ..super::ReactorOptions::default()
+            },
+        )
+        .unwrap();
+        let ports: std::collections::HashSet<u16> = torrents
+            .iter()
+            .map(|t| reactor.addr_of(t.lives[0].ip, super::Kind::Bitfield).port())
+            .collect();
+        assert_eq!(
+            ports.len(),
+            2,
+            "torrents 0 and 2 on one thread, 1 on the other"
+        );
+        std::thread::sleep(super::TICK * 3); // the first tick makes them present
+        for t in &torrents {
+            for l in &t.lives {
+                let at = reactor.addr_of(l.ip, l.kind);
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&at, std::time::Duration::from_secs(2))
+                        .unwrap();
+                s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                    .unwrap();
+                s.write_all(&super::Handshake::ours(t.info_hash, [9; 20]).encode())
+                    .unwrap();
+                let mut back = [0u8; super::HANDSHAKE_LEN];
+                s.read_exact(&mut back).unwrap();
+                let h = super::Handshake::parse(&back).unwrap();
+                assert_eq!(h.info_hash, t.info_hash, "{at}");
+            }
+        }
+        let shown = |t: usize| reactor.present[t].0.lock().peers.len();
+        assert_eq!((shown(0), shown(1), shown(2)), (4, 4, 4));
     }
 
     #[test]

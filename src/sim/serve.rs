@@ -155,6 +155,9 @@ pub fn start(o: &SimOptions, dir: &Path) -> Result<SimServer, String> {
         dial_every_ms: o.dial_every_ms,
         also_listed: o.dial.into_iter().collect(),
         rtt_ms: o.rtt_ms,
+        // A thread per core (at most one per torrent): the simulator must stay on time
+        // while btda runs beside it.
+        threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         ..ReactorOptions::default()
     };
     let mut swarm =

@@ -24,10 +24,10 @@ pub struct TrackerAddrs {
     pub udp: Option<SocketAddr>,
 }
 
-/// A running simulated swarm: every torrent's trackers, one simulator thread, and
+/// A running simulated swarm: every torrent's trackers, the simulator's threads, and
 /// optionally a loopback DHT on which the untracked peers are announced.
 pub struct Swarm {
-    /// The simulator serving every peer.
+    /// The simulator serving every peer (its threads).
     pub reactor: Reactor,
     /// Each torrent's HTTP tracker.
     pub http: Vec<FakeHttpTracker>,
