@@ -590,10 +590,23 @@ fn soak_sample(minute: u64, dir: &std::path::Path) -> SoakSample {
     s
 }
 
-/// Growth from the sample at `from` minutes to the last one, as a share.
+/// Growth over the last half as a share: the median of the five samples from minute
+/// `from` against that of the last five (open files and RSS move with the connections in
+/// flight at the moment of a sample; a median of five is not moved by one busy minute).
 fn growth(samples: &[SoakSample], from: u64, value: impl Fn(&SoakSample) -> f64) -> f64 {
-    let start = samples.iter().find(|s| s.minute >= from).map(&value);
-    let end = samples.last().map(&value);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let start = median(
+        samples
+            .iter()
+            .filter(|s| s.minute >= from)
+            .take(5)
+            .map(&value)
+            .collect(),
+    );
+    let end = median(samples.iter().rev().take(5).map(&value).collect());
     match (start, end) {
         (Some(a), Some(b)) if a > 0.0 => (b - a) / a,
         _ => f64::NAN,
@@ -634,7 +647,8 @@ fn soak_round() {
             let start = Instant::now();
             let mut samples = Vec::new();
             let mut minute = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // Every minute of the run, not the one at its end (btda is stopping then).
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && minute < minutes {
                 if start.elapsed().as_secs() >= minute * 60 {
                     samples.push(soak_sample(minute, &dir));
                     minute += 1;
@@ -689,8 +703,9 @@ fn soak_round() {
     println!();
     let pct = |g: f64| format!("{:+.1} %", 100.0 * g);
     println!(
-        "| over the last {} minutes (from minute {half}) | growth | target |",
-        minutes - half
+        "| over the last {} minutes (median of minutes {half}-{} against the last five) | growth | target |",
+        minutes - half,
+        half + 4
     );
     println!("|---|---|---|");
     println!(
@@ -709,6 +724,15 @@ fn soak_round() {
         "| peers known (new addresses keep coming) | {} | |",
         pct(growth(&samples, half, |s| s.peers_known as f64))
     );
+    let (first, last) = (samples.iter().find(|s| s.minute >= half), samples.last());
+    if let (Some(a), Some(b)) = (first, last)
+        && b.peers_known > a.peers_known
+    {
+        println!(
+            "| RSS per peer that became known in the last half | {:.0} bytes | |",
+            (b.rss_mib - a.rss_mib) * 1024.0 * 1024.0 / (b.peers_known - a.peers_known) as f64
+        );
+    }
     let db_end = samples.last().map_or(0.0, |s| s.db_mb);
     let hours = started.elapsed().as_secs_f64() / 3600.0;
     println!(
