@@ -336,7 +336,16 @@ fn scale_run_sized(
     (seconds_var, default_seconds): (&str, u64),
     first_target: &str,
 ) -> f64 {
-    let out = tempfile::tempdir().expect("temp dir");
+    let temp = tempfile::tempdir().expect("temp dir");
+    // BTDA_KEEP_RUN=DIR keeps the run (database, truth, log) there for a look peer by
+    // peer afterwards; by default it goes with the temporary folder.
+    let kept = std::env::var("BTDA_KEEP_RUN")
+        .ok()
+        .map(std::path::PathBuf::from);
+    if let Some(dir) = &kept {
+        std::fs::create_dir_all(dir).expect("BTDA_KEEP_RUN folder");
+    }
+    let out = kept.as_deref().unwrap_or(temp.path());
     let seconds = std::env::var(seconds_var)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -354,7 +363,7 @@ fn scale_run_sized(
         uniform: None,
     };
     let extra = peer_extra.to_string();
-    let demo = btda::sim::demo::run_demo_configured(sim, out.path(), -1, move |router, workers| {
+    let demo = btda::sim::demo::run_demo_configured(sim, out, -1, move |router, workers| {
         defaults(router, workers).replace("[peer]\n", &format!("[peer]\n{extra}"))
     })
     .unwrap_or_else(|e| panic!("scale run failed: {e}"));
@@ -410,7 +419,7 @@ fn scale_run_sized(
             .map_or_else(|| "-".to_string(), |m| format!("{m:.0}"))
     );
     print_outcomes_and_counts(&demo, rtt.1, " |");
-    let db = std::fs::read_dir(out.path())
+    let db = std::fs::read_dir(out)
         .expect("output folder")
         .filter_map(Result::ok)
         .map(|e| e.path())
