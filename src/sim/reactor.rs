@@ -197,10 +197,24 @@ impl Reactor {
         let stop = Shutdown::new();
         let start = Instant::now();
         let busy = options.busy;
-        let mut handles = Vec::new();
-        let mut all_ports = Vec::new();
+        // Deal the torrents out (moved, not copied: a million lives are ~50 MB).
+        let mut shares: Vec<(Vec<SimTorrent>, Vec<SharedPeers>)> =
+            (0..threads).map(|_| (Vec::new(), Vec::new())).collect();
         let mut thread_of = Vec::new();
-        for r in 0..threads {
+        for (t, torrent) in torrents.into_iter().enumerate() {
+            let r = t % threads;
+            if threads > 1 {
+                let shard = u8::try_from(r).unwrap_or(u8::MAX);
+                thread_of.extend(torrent.lives.iter().map(|l| (l.ip, shard)));
+            }
+            shares[r].0.push(torrent);
+            shares[r].1.push(present[t].clone());
+        }
+        // Everything that can fail before any thread starts, so a failure leaves none
+        // running.
+        let mut all_ports = Vec::new();
+        let mut ready = Vec::new();
+        for (r, (mine, mine_present)) in shares.into_iter().enumerate() {
             let listener = loopback_socket(if r == 0 { options.port } else { 0 })?;
             listener.listen(1024)?;
             let port = port_of(&listener)?;
@@ -209,8 +223,6 @@ impl Reactor {
             let alt_port = port_of(&alt)?;
             listener.set_nonblocking(true)?;
             alt.set_nonblocking(true)?;
-            let listener = TcpListener::from_std(listener.into());
-            let alt = TcpListener::from_std(alt.into());
             let ports = Ports {
                 main: port,
                 alt: alt_port,
@@ -218,36 +230,39 @@ impl Reactor {
                 black_hole: black_hole_port,
             };
             all_ports.push(ports);
-            let mine: Vec<usize> = (0..torrents.len()).filter(|t| t % threads == r).collect();
-            if threads > 1 {
-                let shard = u8::try_from(r).unwrap_or(u8::MAX);
-                thread_of.extend(
-                    mine.iter()
-                        .flat_map(|&t| torrents[t].lives.iter().map(move |l| (l.ip, shard))),
-                );
-            }
-            let mut state = State::new(
-                mine.iter().map(|&t| torrents[t].clone()).collect(),
+            let state = State::new(
+                mine,
                 options.clone(),
                 ports,
                 start,
-                (
-                    mine.iter().map(|&t| present[t].clone()).collect(),
-                    Arc::clone(&counters),
-                ),
+                (mine_present, Arc::clone(&counters)),
             )?;
+            let listener = TcpListener::from_std(listener.into());
+            let alt = TcpListener::from_std(alt.into());
+            ready.push((state, listener, alt));
+        }
+        let mut handles = Vec::new();
+        for (r, (mut state, listener, alt)) in ready.into_iter().enumerate() {
             let st = stop.clone();
             let (closed, black_hole) = (Arc::clone(&closed), Arc::clone(&black_hole));
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("sim-reactor-{r}"))
-                    .spawn(move || {
-                        let _held = (closed, black_hole);
-                        if let Err(e) = state.run(listener, alt, &st) {
-                            log::error!("simulator stopped: {e}");
-                        }
-                    })?,
-            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("sim-reactor-{r}"))
+                .spawn(move || {
+                    let _held = (closed, black_hole);
+                    if let Err(e) = state.run(listener, alt, &st) {
+                        log::error!("simulator stopped: {e}");
+                    }
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    stop.request();
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                    return Err(e);
+                }
+            }
         }
         thread_of.sort_unstable();
         Ok(Self {

@@ -98,16 +98,28 @@ pub fn torrent(t: u8, o: &SimOptions) -> (String, SimTorrent) {
         "x".repeat(PIECES as usize * 20 - 3) + &format!("{t:03}")
     );
     let first = Ipv4Addr::new(127, 100 + t, 0, 1);
+    let lives = match o.uniform {
+        Some(u) => u.lives(first, o.peers, PIECES, o.seconds * 1000),
+        None => generations(first, o),
+    };
+    let sim = SimTorrent {
+        info_hash: InfoHash::of_info_bytes(info.as_bytes()),
+        total: PIECES,
+        lives,
+    };
+    (info, sim)
+}
+
+/// The mix's lives from `first` on, in `o.generations` generations of new addresses one
+/// after another (one generation: everyone arrives in the first quarter).
+fn generations(first: Ipv4Addr, o: &SimOptions) -> Vec<PeerScript> {
     let generations = o.generations.clamp(1, o.peers.max(1));
     let (each, span_ms) = (
         o.peers / generations,
         o.seconds * 1000 / u64::from(generations),
     );
     let mut lives = Vec::new();
-    if let Some(u) = o.uniform {
-        lives = u.lives(first, o.peers, PIECES, o.seconds * 1000);
-    }
-    for g in (0..generations).filter(|_| o.uniform.is_none()) {
+    for g in 0..generations {
         let n = if g + 1 == generations {
             o.peers - each * g
         } else {
@@ -126,12 +138,7 @@ pub fn torrent(t: u8, o: &SimOptions) -> (String, SimTorrent) {
             l
         }));
     }
-    let sim = SimTorrent {
-        info_hash: InfoHash::of_info_bytes(info.as_bytes()),
-        total: PIECES,
-        lives,
-    };
-    (info, sim)
+    lives
 }
 
 /// Starts the swarms and writes `sim-<t>.torrent` into `dir`.
