@@ -178,58 +178,10 @@ pub(crate) const BUSY_DELAY: Duration = Duration::from_secs(1);
 /// A peer's id: its index in the peer book, dense from 0.
 pub(crate) type Key = u32;
 
-/// Due times in two min-heaps: revisits of reached peers, and every other dial (first
-/// contacts, retries of addresses that never answered). A due revisit is handed out
-/// before any due dial, so a flood of dead addresses (63 % of a campaign's) cannot delay
-/// the revisits of live peers: a revisit waits at most for the next worker to finish.
-#[derive(Debug, Default)]
-struct DueHeaps {
-    reached: BinaryHeap<Reverse<(Tick, Key)>>,
-    others: BinaryHeap<Reverse<(Tick, Key)>>,
-}
-
-impl DueHeaps {
-    fn push(&mut self, due: Tick, k: Key, reached: bool) {
-        if reached {
-            self.reached.push(Reverse((due, k)));
-        } else {
-            self.others.push(Reverse((due, k)));
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.reached.is_empty() && self.others.is_empty()
-    }
-
-    /// The entry to hand out at `now` (whether it is a reached peer's, its due tick,
-    /// the peer): a due revisit first, then a due dial; else the earliest due tick.
-    fn next(&self, now: Tick) -> Result<(bool, Tick, Key), Option<Tick>> {
-        let top = |h: &BinaryHeap<Reverse<(Tick, Key)>>| h.peek().map(|&Reverse(e)| e);
-        let (r, o) = (top(&self.reached), top(&self.others));
-        match (r, o) {
-            (Some((due, k)), _) if due <= now => Ok((true, due, k)),
-            (_, Some((due, k))) if due <= now => Ok((false, due, k)),
-            _ => Err(match (r, o) {
-                (Some((a, _)), Some((b, _))) => Some(a.min(b)),
-                (Some((a, _)), None) | (None, Some((a, _))) => Some(a),
-                (None, None) => None,
-            }),
-        }
-    }
-
-    fn pop(&mut self, reached: bool) {
-        if reached {
-            self.reached.pop();
-        } else {
-            self.others.pop();
-        }
-    }
-}
-
 /// The scheduler for peers keyed by dense ids.
 #[derive(Debug)]
 pub struct Scheduler {
-    heap: DueHeaps,
+    heap: BinaryHeap<Reverse<(Tick, Key)>>,
     slots: Vec<Option<Slot>>,
     start: Instant,
     policy: Policy,
@@ -263,7 +215,7 @@ impl Scheduler {
     /// earlier).
     pub fn starting(policy: Policy, start: Instant) -> Self {
         Self {
-            heap: DueHeaps::default(),
+            heap: BinaryHeap::new(),
             slots: Vec::new(),
             start,
             policy,
@@ -318,7 +270,7 @@ impl Scheduler {
         let (s, created) = self.slot_or_insert(k, Slot::new(tag, now, now));
         if created {
             if active {
-                self.heap.push(now, k, false);
+                self.heap.push(Reverse((now, k)));
             }
             return Added::New;
         }
@@ -330,9 +282,8 @@ impl Scheduler {
                 s.set(tag, now);
                 s.failures_in_row = 0;
                 s.why = Reason::First;
-                let reached = s.reach == Reach::Reached;
                 if active {
-                    self.heap.push(now, k, reached);
+                    self.heap.push(Reverse((now, k)));
                 }
                 Added::New
             }
@@ -387,12 +338,11 @@ impl Scheduler {
     ) -> Popped<Key> {
         let now_tick = self.tick(now);
         let later = self.tick_after(now_tick, BUSY_DELAY);
-        loop {
-            let (reached, due, k) = match self.heap.next(now_tick) {
-                Ok(entry) => entry,
-                Err(earliest) => return Popped::Wait(earliest.map(|t| self.instant(t))),
-            };
-            self.heap.pop(reached);
+        while let Some(&Reverse((due, k))) = self.heap.peek() {
+            if due > now_tick {
+                return Popped::Wait(Some(self.instant(due)));
+            }
+            self.heap.pop();
             let due_at = self.instant(due);
             let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
                 continue;
@@ -402,7 +352,7 @@ impl Scheduler {
             }
             if busy(k) {
                 s.at = later;
-                self.heap.push(later, k, s.reach == Reach::Reached);
+                self.heap.push(Reverse((later, k)));
                 continue;
             }
             let waited = u32::try_from(now.saturating_duration_since(due_at).as_millis())
@@ -417,6 +367,7 @@ impl Scheduler {
             self.in_flight += 1;
             return Popped::Visit(k, u32::from(s.attempts));
         }
+        Popped::Wait(None)
     }
 
     /// Puts `k`, just handed out by [`Self::pop_due`], back to wait until `at` without
@@ -432,8 +383,7 @@ impl Scheduler {
         s.attempts = s.attempts.saturating_sub(1);
         s.set(Tag::Waiting, due);
         self.in_flight = self.in_flight.saturating_sub(1);
-        let reached = s.reach == Reach::Reached;
-        self.heap.push(due, k, reached);
+        self.heap.push(Reverse((due, k)));
     }
 
     /// How late peers were handed out so far.
@@ -509,8 +459,7 @@ impl Scheduler {
                     return false;
                 };
                 s.set(Tag::Waiting, due);
-                let reached = s.reach == Reach::Reached;
-                self.heap.push(due, k, reached);
+                self.heap.push(Reverse((due, k)));
                 return true;
             }
             Next::Finished => s.tag = Tag::Finished,
@@ -554,13 +503,13 @@ impl Scheduler {
                 s.set(Tag::Waiting, due);
                 s.why = why;
                 s.failures_in_row = 0;
-                self.heap.push(due, k, true);
+                self.heap.push(Reverse((due, k)));
                 true
             }
             Tag::Waiting if dialable && due < s.at => {
                 s.set(Tag::Waiting, due);
                 s.why = why;
-                self.heap.push(due, k, true);
+                self.heap.push(Reverse((due, k)));
                 true
             }
             _ => false,
@@ -599,7 +548,7 @@ impl Scheduler {
             if s.is(Tag::Parked) && release(k) {
                 s.set(Tag::Waiting, now);
                 s.why = Reason::First;
-                self.heap.push(now, k, s.reach == Reach::Reached);
+                self.heap.push(Reverse((now, k)));
                 n += 1;
             }
         }
@@ -684,11 +633,11 @@ mod tests {
             done,
         );
         s.finish(2, Ended::Failed, done);
-        // Peer 1's revisit is due 180 s later and handed out 30 s late (before the
-        // failed peer's retry, due earlier: revisits go first); a retry is not a revisit.
+        // Peer 1's revisit is due 180 s later and handed out 30 s late; a failed
+        // peer's retry is not a revisit.
         let late = done + Duration::from_secs(210);
-        assert_eq!(pop(&mut s, late), Popped::Visit(1, 2));
         assert_eq!(pop(&mut s, late), Popped::Visit(2, 2));
+        assert_eq!(pop(&mut s, late), Popped::Visit(1, 2));
         let l = s.lateness();
         let first = l.first_wait_p99_ms.unwrap() as f64;
         assert!((5_000.0..=5_000.0 * 1.19).contains(&first), "{l:?}");
@@ -803,40 +752,6 @@ mod tests {
             Added::CoolingDown
         );
         assert_eq!(s.add(7, now + Duration::from_secs(1801), true), Added::New);
-    }
-
-    #[test]
-    fn due_revisits_of_reached_peers_go_before_due_dials() {
-        let t0 = Instant::now();
-        let mut s = Scheduler::starting(policy(), t0);
-        // Peer 1 is reached and due for its revisit at 180 s.
-        s.add(1, t0, true);
-        assert_eq!(pop(&mut s, t0), Popped::Visit(1, 1));
-        s.finish(
-            1,
-            Ended::Reached {
-                complete: false,
-                eta: None,
-            },
-            t0,
-        );
-        // A thousand fresh addresses listed at 100 s, due long before the revisit.
-        for k in 2..1002 {
-            s.add(k, t0 + Duration::from_secs(100), true);
-        }
-        let at = t0 + Duration::from_secs(181);
-        assert_eq!(pop(&mut s, at), Popped::Visit(1, 2), "the revisit first");
-        let Popped::Visit(k, 1) = pop(&mut s, at) else {
-            panic!("then the dials")
-        };
-        assert!((2..1002).contains(&k));
-        // Nothing due: the earliest due time of either kind is waited for.
-        let mut s = Scheduler::starting(policy(), t0);
-        s.add(5, t0 + Duration::from_secs(7), true);
-        assert_eq!(
-            pop(&mut s, t0),
-            Popped::Wait(Some(t0 + Duration::from_secs(7)))
-        );
     }
 
     #[test]
