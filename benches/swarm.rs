@@ -164,6 +164,7 @@ fn realistic_round() {
         rtt_ms: Some(rtt),
         dial: None,
         dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
+        spread_dials: false,
         generations: 1,
         uniform: None,
     };
@@ -227,6 +228,7 @@ fn punch_round() {
             rtt_ms: Some((20, 400)),
             dial: None,
             dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
+            spread_dials: false,
             generations: 1,
             uniform: None,
         };
@@ -359,6 +361,7 @@ fn scale_run_sized(
         rtt_ms: Some(rtt),
         dial: None,
         dial_every_ms: 60_000,
+        spread_dials: true,
         generations: 1,
         uniform: None,
     };
@@ -645,6 +648,7 @@ fn soak_round() {
         rtt_ms: Some((20, 400)),
         dial: None,
         dial_every_ms: 60_000,
+        spread_dials: true,
         generations: 6,
         uniform: None,
     };

@@ -200,6 +200,7 @@ fn main() {
         transient_retry: Duration::from_secs(1),
         backoff: vec![],
         silent_retries: 2,
+        silent_slots: 256,
         cooldown: Duration::ZERO,
     };
     let queue = PeerQueue::new(

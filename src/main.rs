@@ -297,6 +297,7 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
                 rtt_ms: (rtt_ms.1 > 0).then_some(*rtt_ms),
                 dial: *dial,
                 dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
+                spread_dials: false,
                 generations: 1,
                 uniform,
             };

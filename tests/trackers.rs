@@ -137,6 +137,7 @@ fn every_tracker_is_announced_scraped_and_classified() {
         transient_retry: Duration::from_secs(60),
         backoff: vec![],
         silent_retries: 2,
+        silent_slots: 256,
         cooldown: Duration::ZERO,
     };
     let figures = Figures {

@@ -354,6 +354,7 @@ impl PeerQueue {
                         g.sched.defer(id, at);
                         continue;
                     }
+                    g.sched.dispatched(id, now);
                     let peer = g.book.peer(id);
                     let Some((peer, (info_hash, pieces, threshold))) =
                         peer.and_then(|p| Some((p, g.torrents.for_visit(p.torrent)?)))
@@ -679,6 +680,7 @@ mod tests {
                 .map(|&m| Duration::from_millis(m))
                 .collect(),
             silent_retries: 100,
+            silent_slots: 256,
             cooldown: Duration::from_secs(3600),
         };
         PeerQueue::new(

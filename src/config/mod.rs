@@ -147,9 +147,12 @@ pub struct Peer {
     #[serde(with = "units::secs_list")]
     pub retry_backoff_secs: Vec<Duration>,
     /// Retries of an address that never answered a SYN (only connect timeouts or
-    /// refusals so far) before it is dropped; its retries but the last use the measured
-    /// connect timeout, not a doubled one.
+    /// refusals so far) before it is dropped; each uses the measured connect timeout,
+    /// not a doubled one.
     pub silent_retries: u32,
+    /// The most of the workers that visits to such addresses may hold at once, %: the
+    /// rest stay free for revisits of live peers and first contacts.
+    pub silent_workers_percent: u32,
     /// Time a dropped peer is ignored when sources report it again, s.
     #[serde(with = "units::secs")]
     pub drop_cooldown_secs: Duration,
@@ -260,6 +263,7 @@ impl Default for Peer {
                 Duration::from_secs(900),
             ],
             silent_retries: 2,
+            silent_workers_percent: 25,
             drop_cooldown_secs: Duration::from_secs(3_600),
             max_message_bytes: 1 << 20,
             listen_address: IpAddr::from([0, 0, 0, 0]),

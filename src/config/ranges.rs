@@ -170,6 +170,12 @@ pub const RANGES: &[Range] = &[
         get: |c| vec![u64::from(c.peer.silent_retries)],
     },
     Range {
+        key: "peer.silent_workers_percent",
+        min: 1,
+        max: 100,
+        get: |c| vec![u64::from(c.peer.silent_workers_percent)],
+    },
+    Range {
         key: "peer.transient_retry_secs",
         min: 1,
         max: 604_800,

@@ -60,6 +60,13 @@ impl Timeouts {
 
 /// How the connect and the handshake timeout are chosen: measured within their
 /// bounds ("auto"), or fixed.
+/// `percent` of `workers`, rounded up, at least one: the workers that visits to silent
+/// addresses may hold at once.
+fn silent_slots(workers: usize, percent: u32) -> u32 {
+    let slots = (workers as u64 * u64::from(percent)).div_ceil(100).max(1);
+    u32::try_from(slots).unwrap_or(u32::MAX)
+}
+
 fn timeout_rules(p: &config::Peer) -> (Rule, Rule) {
     let rule = |t: Timeout, bounds: &[Duration]| match t {
         Timeout::Fixed(d) => Rule::Fixed(d),
@@ -99,6 +106,7 @@ impl Policy {
                 .map_or(p.transient_retry_secs, |&b| p.transient_retry_secs.min(b)),
             backoff: p.retry_backoff_secs.clone(),
             silent_retries: p.silent_retries,
+            silent_slots: silent_slots(p.workers, p.silent_workers_percent),
             cooldown: p.drop_cooldown_secs,
         }
     }
@@ -202,6 +210,18 @@ mod tests {
         assert_eq!(
             Policy::from_config(&config::Peer::default()),
             Policy::default()
+        );
+    }
+
+    #[test]
+    fn silent_slots_are_a_share_of_the_workers_rounded_up() {
+        assert_eq!(silent_slots(1024, 25), 256);
+        assert_eq!(silent_slots(10, 25), 3);
+        assert_eq!(silent_slots(1, 1), 1);
+        assert_eq!(
+            silent_slots(0, 50),
+            1,
+            "never none: silent addresses still get retried"
         );
     }
 

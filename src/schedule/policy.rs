@@ -63,6 +63,11 @@ pub struct Policy {
     /// timeout or a refusal): dropped after this many, before the backoff runs out. In
     /// 2015's mix such addresses are 63 % of all; each retry costs a connect timeout.
     pub silent_retries: u32,
+    /// The most visits to addresses that never answered a SYN under way at once (their
+    /// retries, and their first attempts again after a cool-down): a separate budget of
+    /// workers, so that dead addresses, 63 % of a campaign's, cannot hold every worker
+    /// while revisits of live peers and first contacts of fresh ones wait (issue 26).
+    pub silent_slots: u32,
     /// How long a dropped peer is ignored; also how long a listing keeps a reached peer
     /// from being dropped.
     pub cooldown: Duration,
@@ -78,6 +83,7 @@ impl Default for Policy {
             transient_retry: Duration::from_secs(15),
             backoff: [60, 300, 900].map(Duration::from_secs).to_vec(),
             silent_retries: 2,
+            silent_slots: 256,
             cooldown: Duration::from_secs(3_600),
         }
     }

@@ -1,10 +1,13 @@
 //! Due times and visit states of every peer, with no knowledge of what a visit found
 //! beyond "reached, finished or failed": the peer book ([`crate::book`]) keeps that.
 //!
-//! A min-heap of due times with lazy deletion (a popped entry whose due time no longer
+//! Min-heaps of due times with lazy deletion (a popped entry whose due time no longer
 //! matches the peer's state is stale and skipped), and one slot per peer with its state,
 //! attempts, failures in a row, whether it was ever reached, and when a source last
-//! listed it.
+//! listed it. Addresses that never answered a SYN wait in a heap of their own: peers
+//! are handed out in due-time order from both, but visits to silent addresses under way
+//! are capped ([`Policy::silent_slots`]), so that dead addresses cannot hold every
+//! worker while revisits of live peers and first contacts of fresh ones wait.
 //!
 //! Peers are dense `u32` ids (the peer book's index), so the slots are a `Vec` and a
 //! heap entry is 8 bytes; times are kept as [`Tick`]s of 10 ms since the scheduler
@@ -108,11 +111,14 @@ enum Tag {
     Ours,
 }
 
-/// One peer's scheduling record: 16 bytes.
+/// One peer's scheduling record: 20 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     /// Due time (`Waiting`) or end of the cool-down (`Dropped`).
     at: Tick,
+    /// When its first visit became due (listed, or back after a cool-down): the wait
+    /// for a first visit counts from here, across deferrals by the dial budget.
+    first_due: Tick,
     /// When a source last listed the peer.
     listed: Tick,
     attempts: u16,
@@ -121,18 +127,22 @@ struct Slot {
     reach: Reach,
     /// Why the next (or current) visit happens.
     why: Reason,
+    /// The visit under way is to a silent address (counted against the silent slots).
+    silent_flight: bool,
 }
 
 impl Slot {
     fn new(tag: Tag, at: Tick, now: Tick) -> Self {
         Self {
             at,
+            first_due: at,
             listed: now,
             attempts: 0,
             tag,
             failures_in_row: 0,
             reach: Reach::Unknown,
             why: Reason::First,
+            silent_flight: false,
         }
     }
 
@@ -181,7 +191,12 @@ pub(crate) type Key = u32;
 /// The scheduler for peers keyed by dense ids.
 #[derive(Debug)]
 pub struct Scheduler {
+    /// Due times of every waiting peer but silent addresses.
     heap: BinaryHeap<Reverse<(Tick, Key)>>,
+    /// Due times of waiting addresses that never answered a SYN (`Reach::Never`).
+    silent: BinaryHeap<Reverse<(Tick, Key)>>,
+    /// Visits to silent addresses under way.
+    silent_in_flight: u32,
     slots: Vec<Option<Slot>>,
     start: Instant,
     policy: Policy,
@@ -216,6 +231,8 @@ impl Scheduler {
     pub fn starting(policy: Policy, start: Instant) -> Self {
         Self {
             heap: BinaryHeap::new(),
+            silent: BinaryHeap::new(),
+            silent_in_flight: 0,
             slots: Vec::new(),
             start,
             policy,
@@ -280,10 +297,11 @@ impl Scheduler {
             Tag::Dropped if now < s.at => Added::CoolingDown,
             Tag::Dropped => {
                 s.set(tag, now);
+                s.first_due = now;
                 s.failures_in_row = 0;
                 s.why = Reason::First;
                 if active {
-                    self.heap.push(Reverse((now, k)));
+                    self.queue(now, k);
                 }
                 Added::New
             }
@@ -310,16 +328,12 @@ impl Scheduler {
 
     /// The attempt whose timeouts the visit of `k` under way gets (its `attempt`-th):
     /// an address that never answered keeps the first attempt's measured timeouts on
-    /// its retries but the last one allowed, which gets the doubled ones (a slow live
-    /// host still gets one long look; a dead one costs the measured timeout each time).
+    /// every retry (the measured connect timeout already is twice the 99th percentile
+    /// of connects that succeeded; at a campaign's size, doubled timeouts on the last
+    /// retry of 600,000 dead addresses held every worker for minutes).
     pub fn timeout_attempt(&self, k: Key, attempt: u32) -> u32 {
         match self.slot(k) {
-            Some(s)
-                if s.reach == Reach::Never
-                    && u32::from(s.failures_in_row) < self.policy.silent_retries =>
-            {
-                1
-            }
+            Some(s) if s.reach == Reach::Never => 1,
             _ => attempt,
         }
     }
@@ -329,8 +343,37 @@ impl Scheduler {
         self.slot(k).map(|s| s.why)
     }
 
+    /// Puts waiting `k` due at `due` into its heap: the silent one when it never
+    /// answered a SYN.
+    fn queue(&mut self, due: Tick, k: Key) {
+        let silent = self.slot(k).is_some_and(|s| s.reach == Reach::Never);
+        let heap = if silent {
+            &mut self.silent
+        } else {
+            &mut self.heap
+        };
+        heap.push(Reverse((due, k)));
+    }
+
+    /// The earliest entry of the heaps that may hand out now (the silent one only while
+    /// a silent slot is free), and whether it is the silent one.
+    fn earliest(&self) -> Option<((Tick, Key), bool)> {
+        let main = self.heap.peek().map(|&Reverse(e)| e);
+        let silent = self
+            .silent
+            .peek()
+            .filter(|_| self.silent_in_flight < self.policy.silent_slots)
+            .map(|&Reverse(e)| e);
+        match (main, silent) {
+            (Some(m), Some(q)) if q < m => Some((q, true)),
+            (Some(m), _) => Some((m, false)),
+            (None, q) => q.map(|q| (q, true)),
+        }
+    }
+
     /// Takes the next due peer for which `busy` is false and marks it in flight; a busy
-    /// one is put back [`BUSY_DELAY`] later.
+    /// one is put back [`BUSY_DELAY`] later. Peers come in due-time order; a silent
+    /// address only while fewer than [`Policy::silent_slots`] of them are in flight.
     pub(crate) fn pop_due(
         &mut self,
         now: Instant,
@@ -338,11 +381,15 @@ impl Scheduler {
     ) -> Popped<Key> {
         let now_tick = self.tick(now);
         let later = self.tick_after(now_tick, BUSY_DELAY);
-        while let Some(&Reverse((due, k))) = self.heap.peek() {
+        while let Some(((due, k), from_silent)) = self.earliest() {
             if due > now_tick {
                 return Popped::Wait(Some(self.instant(due)));
             }
-            self.heap.pop();
+            if from_silent {
+                self.silent.pop();
+            } else {
+                self.heap.pop();
+            }
             let due_at = self.instant(due);
             let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
                 continue;
@@ -352,28 +399,52 @@ impl Scheduler {
             }
             if busy(k) {
                 s.at = later;
-                self.heap.push(Reverse((later, k)));
+                self.queue(later, k);
                 continue;
             }
-            let waited = u32::try_from(now.saturating_duration_since(due_at).as_millis())
-                .unwrap_or(u32::MAX);
-            if s.attempts == 0 {
-                self.first_wait.record(waited);
-            } else if s.reach == Reach::Reached {
+            if s.reach == Reach::Reached {
+                let waited = u32::try_from(now.saturating_duration_since(due_at).as_millis())
+                    .unwrap_or(u32::MAX);
                 self.revisit_late.record(waited);
             }
             s.tag = Tag::InFlight;
             s.attempts = s.attempts.saturating_add(1);
+            s.silent_flight = s.reach == Reach::Never;
+            self.silent_in_flight += u32::from(s.silent_flight);
             self.in_flight += 1;
             return Popped::Visit(k, u32::from(s.attempts));
         }
         Popped::Wait(None)
     }
 
+    /// `k`, handed out by [`Self::pop_due`], really goes out now (the dial budget had a
+    /// slot for it): a first visit's wait since it became due is measured here, so a
+    /// deferral by the budget counts as waiting.
+    pub(crate) fn dispatched(&mut self, k: Key, now: Instant) {
+        let Some(s) = self.slot(k) else { return };
+        if s.attempts == 1 && s.is(Tag::InFlight) {
+            let since = self.instant(s.first_due);
+            let waited =
+                u32::try_from(now.saturating_duration_since(since).as_millis()).unwrap_or(u32::MAX);
+            self.first_wait.record(waited);
+        }
+    }
+
+    /// Ends the silent-slot claim of `k`'s visit under way, if it had one.
+    fn release_silent(&mut self, k: Key) -> bool {
+        let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        let had = std::mem::take(&mut s.silent_flight);
+        self.silent_in_flight = self.silent_in_flight.saturating_sub(u32::from(had));
+        had
+    }
+
     /// Puts `k`, just handed out by [`Self::pop_due`], back to wait until `at` without
     /// counting the attempt (the dial budget had no slot before then).
     pub(crate) fn defer(&mut self, k: Key, at: Instant) {
         let due = self.tick(at);
+        self.release_silent(k);
         let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -383,7 +454,7 @@ impl Scheduler {
         s.attempts = s.attempts.saturating_sub(1);
         s.set(Tag::Waiting, due);
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.heap.push(Reverse((due, k)));
+        self.queue(due, k);
     }
 
     /// How late peers were handed out so far.
@@ -399,12 +470,19 @@ impl Scheduler {
 
     /// Whether any entry is in the heap (a worker may watch the next due time).
     pub(crate) fn has_pending(&self) -> bool {
-        !self.heap.is_empty()
+        !self.heap.is_empty() || !self.silent.is_empty()
     }
 
     /// Schedules `k` after a visit handed out by [`Self::pop_due`]; true when it got a
-    /// new due time (a waiting worker may need to watch it).
+    /// new due time or freed a silent slot that waiting silent addresses can use (a
+    /// waiting worker may need to look again).
     pub fn finish(&mut self, k: Key, ended: Ended, now: Instant) -> bool {
+        let freed = self.release_silent(k) && !self.silent.is_empty();
+        self.finish_scheduled(k, ended, now) || freed
+    }
+
+    /// [`Self::finish`] but for the silent slot.
+    fn finish_scheduled(&mut self, k: Key, ended: Ended, now: Instant) -> bool {
         self.in_flight = self.in_flight.saturating_sub(1);
         let now_tick = self.tick(now);
         let policy = &self.policy;
@@ -459,7 +537,7 @@ impl Scheduler {
                     return false;
                 };
                 s.set(Tag::Waiting, due);
-                self.heap.push(Reverse((due, k)));
+                self.queue(due, k);
                 return true;
             }
             Next::Finished => s.tag = Tag::Finished,
@@ -547,8 +625,14 @@ impl Scheduler {
             let k = i as Key;
             if s.is(Tag::Parked) && release(k) {
                 s.set(Tag::Waiting, now);
+                s.first_due = now;
                 s.why = Reason::First;
-                self.heap.push(Reverse((now, k)));
+                let heap = if s.reach == Reach::Never {
+                    &mut self.silent
+                } else {
+                    &mut self.heap
+                };
+                heap.push(Reverse((now, k)));
                 n += 1;
             }
         }
@@ -599,12 +683,90 @@ mod tests {
             transient_retry: Duration::from_secs(15),
             backoff: vec![Duration::from_secs(60), Duration::from_secs(300)],
             silent_retries: 2,
+            silent_slots: 256,
             cooldown: Duration::from_secs(1800),
         }
     }
 
+    /// Pops as the queue does when the dial budget has room: handed out and sent.
     fn pop(s: &mut Scheduler, now: Instant) -> Popped<u32> {
-        s.pop_due(now, |_| false)
+        let popped = s.pop_due(now, |_| false);
+        if let Popped::Visit(k, _) = popped {
+            s.dispatched(k, now);
+        }
+        popped
+    }
+
+    #[test]
+    fn a_first_visit_deferred_by_the_dial_budget_waits_from_when_it_was_due() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::starting(policy(), t0);
+        s.add(1, t0, true);
+        // Handed out at once, but the budget's next slot is 40 s away.
+        let first = t0 + Duration::from_millis(10);
+        assert_eq!(s.pop_due(first, |_| false), Popped::Visit(1, 1));
+        s.defer(1, t0 + Duration::from_secs(40));
+        assert_eq!(
+            pop(&mut s, t0 + Duration::from_secs(39)),
+            Popped::Wait(Some(t0 + Duration::from_secs(40)))
+        );
+        assert_eq!(
+            pop(&mut s, t0 + Duration::from_secs(40)),
+            Popped::Visit(1, 1),
+            "a deferral is not an attempt"
+        );
+        let waited = s.lateness().first_wait_p99_ms.unwrap() as f64;
+        assert!((40_000.0..=40_000.0 * 1.19).contains(&waited), "{waited}");
+    }
+
+    #[test]
+    fn silent_addresses_hold_at_most_their_slots_and_never_delay_others() {
+        let t0 = Instant::now();
+        let policy = Policy {
+            silent_slots: 2,
+            ..policy()
+        };
+        let mut s = Scheduler::starting(policy, t0);
+        for k in 0..4 {
+            s.add(k, t0, true);
+            assert_eq!(pop(&mut s, t0), Popped::Visit(k, 1));
+            s.finish(k, Ended::Failed, t0); // never answered: retried after 60 s
+        }
+        // A live peer revisited at 70 s and a fresh one listed at 65 s: both due after
+        // the four retries.
+        s.add(10, t0, true);
+        assert_eq!(pop(&mut s, t0), Popped::Visit(10, 1));
+        let reached = Ended::Reached {
+            complete: false,
+            eta: Some(Duration::from_secs(69)),
+        };
+        s.finish(10, reached, t0);
+        let fresh_at = t0 + Duration::from_secs(65);
+        s.add(11, fresh_at, true);
+        let at = t0 + Duration::from_secs(100);
+        // Due order: two retries, then the cap holds the other two back.
+        assert_eq!(pop(&mut s, at), Popped::Visit(0, 2));
+        assert_eq!(pop(&mut s, at), Popped::Visit(1, 2));
+        assert_eq!(pop(&mut s, at), Popped::Visit(11, 1));
+        assert!(matches!(pop(&mut s, at), Popped::Visit(10, 2)));
+        assert_eq!(
+            pop(&mut s, at),
+            Popped::Wait(None),
+            "both silent slots taken"
+        );
+        // A silent visit ends: its slot goes to the next silent address, and finish
+        // says a waiting worker should look.
+        assert!(s.finish(0, Ended::Failed, at));
+        assert_eq!(pop(&mut s, at), Popped::Visit(2, 2));
+        assert_eq!(pop(&mut s, at), Popped::Wait(None));
+        // A deferred silent visit gives its slot back too.
+        s.defer(1, at + Duration::from_secs(5));
+        assert_eq!(pop(&mut s, at), Popped::Visit(3, 2));
+        assert_eq!(
+            pop(&mut s, at + Duration::from_secs(5)),
+            Popped::Wait(None),
+            "1 is due again, but the slots are taken"
+        );
     }
 
     #[test]
@@ -771,9 +933,8 @@ mod tests {
             timeout_attempts.push((attempt, s.timeout_attempt(k, attempt)));
             s.finish(k, Ended::Failed, now);
         }
-        // Three attempts (two retries, not three): the first two at the measured
-        // timeout, the last one doubled as its attempt number says.
-        assert_eq!(timeout_attempts, vec![(1, 1), (2, 1), (3, 3)]);
+        // Three attempts (two retries, not three), all at the measured timeout.
+        assert_eq!(timeout_attempts, vec![(1, 1), (2, 1), (3, 1)]);
         assert!(matches!(s.state(7), Some(State::Dropped(_))));
 
         // An address that made a connection once is not silent: every retry of the

@@ -231,6 +231,7 @@ pub fn run_demo(
         rtt_ms: None,
         dial: None,
         dial_every_ms: super::reactor::ReactorOptions::default().dial_every_ms,
+        spread_dials: false,
         generations: 1,
         uniform: None,
     };

@@ -65,6 +65,11 @@ pub struct ReactorOptions {
     pub dial: Option<SocketAddr>,
     /// How often an incoming-only peer connects in, ms.
     pub dial_every_ms: u64,
+    /// Dialling lives first connect at their arrival plus a phase spread evenly over
+    /// this span (0: at their arrival, which tests of a first visit that straddles a
+    /// crossing need). Real peers learn btda's address at their own announce times; a
+    /// large arrival cohort dialling in one tick sends bursts no real swarm sends.
+    pub first_dial_spread_ms: u64,
     /// How often batching peers send their haves, and re-sending peers their bitfield, ms.
     pub batch_every_ms: u64,
     /// Longest an incoming-only peer keeps its own connection open, ms.
@@ -93,6 +98,7 @@ impl Default for ReactorOptions {
             port: 0,
             dial: None,
             dial_every_ms: 3_000,
+            first_dial_spread_ms: 0,
             batch_every_ms: 1_000,
             hold_ms: 10_000,
             stream_every_ms: 100,
@@ -440,6 +446,13 @@ struct Life {
     next_dial_ms: u64,
 }
 
+/// How long after its arrival a dialling life first connects to btda: spread evenly
+/// over `spread_ms` by a hash of its index ([`ReactorOptions::first_dial_spread_ms`]).
+fn first_dial_phase(life: usize, spread_ms: u64) -> u64 {
+    let mixed = (life as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    mixed % spread_ms.max(1)
+}
+
 struct State {
     poll: Poll,
     hashes: Vec<(InfoHash, u32)>,
@@ -487,9 +500,10 @@ impl State {
             hashes.push((torrent.info_hash, torrent.total));
             ranges.push(lives.len()..lives.len() + torrent.lives.len());
             for script in torrent.lives {
+                let phase = first_dial_phase(lives.len(), options.first_dial_spread_ms);
                 lives.push(Life {
                     torrent: t,
-                    next_dial_ms: script.arrive_ms,
+                    next_dial_ms: script.arrive_ms + phase,
                     script,
                     here: false,
                 });

@@ -37,6 +37,9 @@ pub struct SimOptions {
     /// few seconds; a real client reconnects to a peer it knows about once a minute at
     /// most: libtorrent's `min_reconnect_time` is 60 s).
     pub dial_every_ms: u64,
+    /// NAT-like peers first dial at a phase spread over one `dial_every_ms` after their
+    /// arrival instead of at it (the large rounds: no synchronised bursts).
+    pub spread_dials: bool,
     /// Churn: the peers come in this many generations, one after another over
     /// `seconds` (each a swarm of `peers / generations` new addresses living
     /// `seconds / generations` as a one-generation swarm lives `seconds`, leaving within
@@ -160,6 +163,7 @@ pub fn start(o: &SimOptions, dir: &Path) -> Result<SimServer, String> {
     let options = ReactorOptions {
         dial: o.dial,
         dial_every_ms: o.dial_every_ms,
+        first_dial_spread_ms: if o.spread_dials { o.dial_every_ms } else { 0 },
         also_listed: o.dial.into_iter().collect(),
         rtt_ms: o.rtt_ms,
         // A thread per core (at most one per torrent): the simulator must stay on time
@@ -206,6 +210,7 @@ mod tests {
             rtt_ms: None,
             dial: None,
             dial_every_ms: 60_000,
+            spread_dials: false,
             generations,
             uniform,
         }

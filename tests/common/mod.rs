@@ -437,6 +437,7 @@ pub(crate) fn run_trackers(
         transient_retry: Duration::from_secs(60),
         backoff: vec![],
         silent_retries: 2,
+        silent_slots: 256,
         cooldown: Duration::ZERO,
     };
     let queue = Arc::new(
