@@ -18,7 +18,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 use super::{PeerBook, Recorded, VisitResult};
 use crate::schedule::scheduler::{Ended, Popped, Reach, Scheduler, State, StateCounts};
-use crate::schedule::{Added, DialBudget, Policy, Reason};
+use crate::schedule::{Added, BOOK_AHEAD, DialBudget, Policy, Reason};
 use crate::torrent::{TorrentId, TorrentRegistry};
 
 /// A visit handed to a worker.
@@ -106,20 +106,49 @@ struct Inner {
 }
 
 impl Inner {
-    /// When the dial of `id` must wait for the dial budget: `None` when it may go now
-    /// (a reached peer, one whose slot is reserved, or a slot free now), else the time
-    /// of the slot now reserved for it.
-    fn over_budget(&mut self, id: u32, now: Instant) -> Option<Instant> {
-        if self.sched.reach(id) == Some(Reach::Reached) || self.reserved.remove(&id) {
-            return None;
+    /// Whether the dial of `id` may go now for the dial budget: a reached peer or one
+    /// whose slot is reserved goes; otherwise, when the global budget is booked more
+    /// than [`BOOK_AHEAD`] ahead, a first contact is held back and a retry waits for
+    /// the next free slot (nothing reserved); else a slot is reserved, now or later.
+    fn admit(&mut self, id: u32, now: Instant) -> Admit {
+        let reach = self.sched.reach(id);
+        if reach == Some(Reach::Reached) || self.reserved.remove(&id) {
+            return Admit::Go;
         }
-        let ip = self.book.peer(id)?.addr.ip();
+        let free = self.budget.global_free_at(now);
+        if free > now + BOOK_AHEAD {
+            self.budget.count_held();
+            return match reach {
+                Some(Reach::Unknown) => Admit::Hold,
+                _ => Admit::Defer(free),
+            };
+        }
+        let Some(ip) = self.book.peer(id).map(|p| p.addr.ip()) else {
+            return Admit::Go;
+        };
         let at = self.budget.reserve(ip, now);
-        (at > now).then(|| {
+        if at > now {
             self.reserved.insert(id);
-            at
-        })
+            Admit::Defer(at)
+        } else {
+            Admit::Go
+        }
     }
+
+    /// Whether the dial budget has room for a held first contact now.
+    fn budget_room(&self, now: Instant) -> bool {
+        self.budget.global_free_at(now) <= now + BOOK_AHEAD
+    }
+}
+
+/// What the dial budget says of a dial ([`Inner::admit`]).
+enum Admit {
+    /// Dial now.
+    Go,
+    /// Wait until then.
+    Defer(Instant),
+    /// A first contact: into the backlog, handed out newest first.
+    Hold,
 }
 
 /// The shared queue of peers to visit.
@@ -334,6 +363,7 @@ impl PeerQueue {
                 return None;
             }
             let now = Instant::now();
+            let room = g.budget_room(now);
             let Inner {
                 sched,
                 book,
@@ -342,7 +372,7 @@ impl PeerQueue {
             } = &mut *g;
             // An incoming connection from an IP with several known peers (a NAT) is
             // most likely one of the others: only a lone peer waits for it to end.
-            let popped = sched.pop_due(now, |id| {
+            let popped = sched.pop_due(now, room, |id| {
                 book.peer(id).is_some_and(|p| {
                     incoming.contains_key(&p.addr.ip())
                         && book.peers_at(p.torrent, p.addr.ip()) <= 1
@@ -350,9 +380,16 @@ impl PeerQueue {
             });
             match popped {
                 Popped::Visit(id, attempt) => {
-                    if let Some(at) = g.over_budget(id, now) {
-                        g.sched.defer(id, at);
-                        continue;
+                    match g.admit(id, now) {
+                        Admit::Go => {}
+                        Admit::Defer(at) => {
+                            g.sched.defer(id, at);
+                            continue;
+                        }
+                        Admit::Hold => {
+                            g.sched.hold(id, now);
+                            continue;
+                        }
                     }
                     g.sched.dispatched(id, now);
                     let peer = g.book.peer(id);
@@ -385,8 +422,14 @@ impl PeerQueue {
                         id,
                     });
                 }
-                Popped::Wait(None) => self.wake.wait(&mut g),
-                Popped::Wait(Some(due)) => {
+                Popped::Wait(due) => {
+                    // Held first contacts go out when the budget has room again.
+                    let room_at = (g.sched.has_backlog() && !g.budget_room(now))
+                        .then(|| g.budget.global_free_at(now) - BOOK_AHEAD);
+                    let Some(due) = due.into_iter().chain(room_at).min() else {
+                        self.wake.wait(&mut g);
+                        continue;
+                    };
                     if g.timed_waiter.is_none_or(|t| due < t) {
                         g.timed_waiter = Some(due);
                         self.wake.wait_until(&mut g, due);
@@ -1026,6 +1069,30 @@ mod tests {
             })
             .unwrap();
         assert_eq!(g.book.pex_flags(id), PEX_UTP | PEX_SEED);
+    }
+
+    #[test]
+    fn when_the_dial_budget_is_booked_ahead_the_newest_first_contact_goes_first() {
+        // 20 dials a second, a burst of 100: 130 addresses book it beyond a second.
+        let q = queue(50, &[60_000]).with_dial_budget(20, 0);
+        let t = TorrentId::new(0);
+        let at = |i: u16| SocketAddr::from(([127, 5, (i / 250) as u8, (i % 250) as u8 + 1], 1000));
+        for i in 0..130 {
+            q.add(t, at(i), Source::Tracker);
+        }
+        let mut first = Vec::new();
+        while first.len() < 100 {
+            first.push(q.next_job().unwrap());
+        }
+        // Listed later: goes before the older addresses held back (the ones with a
+        // slot reserved within the next second keep it).
+        q.add(t, at(200), Source::Tracker);
+        let rest: Vec<SocketAddr> = (0..31).map(|_| q.next_job().unwrap().peer.addr).collect();
+        let pos = |a: SocketAddr| rest.iter().position(|&x| x == a).unwrap();
+        assert!(pos(at(100)) < pos(at(200)), "{rest:?}");
+        assert!(pos(at(200)) < pos(at(129)), "{rest:?}");
+        assert!(pos(at(129)) < pos(at(128)), "newest first: {rest:?}");
+        assert!(q.counts().dials_deferred >= 20);
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!
 //! A dial over budget is not dropped: it gets the next free slot of both budgets (a
 //! reservation, so each deferred peer waits once, in order) and the caller schedules
-//! it then. The budgets are generic cell rate algorithms (GCRA): one instant per
+//! it then — unless the global budget is booked more than [`BOOK_AHEAD`] ahead: then
+//! nothing is reserved, and the caller holds a first contact back (handed out newest
+//! first when the budget frees up) or defers a retry to the next free slot. The budgets are generic cell rate algorithms (GCRA): one instant per
 //! budget, so a network costs 16 bytes while it has reservations and nothing after.
 
 use std::collections::HashMap;
@@ -19,6 +21,9 @@ use std::time::{Duration, Instant};
 
 /// Dials at once into one network before its rate applies: one sweep of a /24.
 pub(super) const NETWORK_BURST: u32 = 256;
+/// How far ahead the global budget is booked before dials are held back instead of
+/// reserved: a second of slots.
+pub(crate) const BOOK_AHEAD: Duration = Duration::from_secs(1);
 /// Networks remembered before the idle ones (no reservation ahead) are forgotten.
 const PRUNE_AT: usize = 65_536;
 
@@ -98,6 +103,20 @@ impl DialBudget {
             self.longest = self.longest.max(at - now);
         }
         at
+    }
+
+    /// When the global budget has its next free slot, from `now` (`now` when free now
+    /// or unlimited); nothing is reserved.
+    pub(crate) fn global_free_at(&self, now: Instant) -> Instant {
+        self.global.as_ref().map_or(now, |(rate, tat)| {
+            let t = (*tat).max(now);
+            t.checked_sub(rate.tolerance).map_or(now, |a| a.max(now))
+        })
+    }
+
+    /// Counts a dial held back without a reservation (see `PeerQueue::next_job`).
+    pub(crate) fn count_held(&mut self) {
+        self.deferred += 1;
     }
 
     /// Dials deferred so far, and the longest deferral.

@@ -104,6 +104,9 @@ const TICK_MS: u64 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tag {
     Waiting,
+    /// A first contact due but held back for the dial budget, in the backlog (its `at`:
+    /// since when).
+    Held,
     InFlight,
     Parked,
     Finished,
@@ -197,6 +200,9 @@ pub struct Scheduler {
     silent: BinaryHeap<Reverse<(Tick, Key)>>,
     /// Visits to silent addresses under way.
     silent_in_flight: u32,
+    /// First contacts held back while the dial budget is booked ahead, newest on top:
+    /// handed out newest first once it has room (see [`Self::hold`]).
+    backlog: Vec<Key>,
     slots: Vec<Option<Slot>>,
     start: Instant,
     policy: Policy,
@@ -233,6 +239,7 @@ impl Scheduler {
             heap: BinaryHeap::new(),
             silent: BinaryHeap::new(),
             silent_in_flight: 0,
+            backlog: Vec::new(),
             slots: Vec::new(),
             start,
             policy,
@@ -312,7 +319,7 @@ impl Scheduler {
     /// The state of `k`.
     pub fn state(&self, k: Key) -> Option<State> {
         self.slot(k).map(|s| match s.tag {
-            Tag::Waiting => State::Waiting(self.instant(s.at)),
+            Tag::Waiting | Tag::Held => State::Waiting(self.instant(s.at)),
             Tag::InFlight => State::InFlight,
             Tag::Parked => State::Parked,
             Tag::Finished => State::Finished,
@@ -374,14 +381,38 @@ impl Scheduler {
     /// Takes the next due peer for which `busy` is false and marks it in flight; a busy
     /// one is put back [`BUSY_DELAY`] later. Peers come in due-time order; a silent
     /// address only while fewer than [`Policy::silent_slots`] of them are in flight.
+    /// While first contacts are held back for the dial budget (the backlog) and it has
+    /// room (`budget_room`), the backlog's newest comes after the due peers of the main
+    /// heap and before silent addresses.
     pub(crate) fn pop_due(
         &mut self,
         now: Instant,
+        budget_room: bool,
         mut busy: impl FnMut(Key) -> bool,
     ) -> Popped<Key> {
         let now_tick = self.tick(now);
         let later = self.tick_after(now_tick, BUSY_DELAY);
-        while let Some(((due, k), from_silent)) = self.earliest() {
+        loop {
+            let main_due = self
+                .heap
+                .peek()
+                .is_some_and(|&Reverse((due, _))| due <= now_tick);
+            if budget_room && !main_due && !self.backlog.is_empty() {
+                if let Some(k) = self.pop_backlog() {
+                    if busy(k) {
+                        if let Some(s) = self.slot_mut(k) {
+                            s.set(Tag::Waiting, later);
+                        }
+                        self.queue(later, k);
+                        continue;
+                    }
+                    return Popped::Visit(k, self.start_visit(k));
+                }
+                continue;
+            }
+            let Some(((due, k), from_silent)) = self.earliest() else {
+                return Popped::Wait(None);
+            };
             if due > now_tick {
                 return Popped::Wait(Some(self.instant(due)));
             }
@@ -407,14 +438,61 @@ impl Scheduler {
                     .unwrap_or(u32::MAX);
                 self.revisit_late.record(waited);
             }
-            s.tag = Tag::InFlight;
-            s.attempts = s.attempts.saturating_add(1);
-            s.silent_flight = s.reach == Reach::Never;
-            self.silent_in_flight += u32::from(s.silent_flight);
-            self.in_flight += 1;
-            return Popped::Visit(k, u32::from(s.attempts));
+            return Popped::Visit(k, self.start_visit(k));
         }
-        Popped::Wait(None)
+    }
+
+    /// The backlog's newest entry still held (older entries may be stale: reached by an
+    /// incoming visit or finished meanwhile).
+    fn pop_backlog(&mut self) -> Option<Key> {
+        while let Some(k) = self.backlog.pop() {
+            if self.slot(k).is_some_and(|s| s.is(Tag::Held)) {
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    /// Marks `k` in flight; returns its attempt number.
+    fn start_visit(&mut self, k: Key) -> u32 {
+        let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
+            return 1;
+        };
+        s.tag = Tag::InFlight;
+        s.attempts = s.attempts.saturating_add(1);
+        s.silent_flight = s.reach == Reach::Never;
+        let (attempts, silent) = (s.attempts, s.silent_flight);
+        self.silent_in_flight += u32::from(silent);
+        self.in_flight += 1;
+        u32::from(attempts)
+    }
+
+    /// Puts `k`, just handed out by [`Self::pop_due`], on top of the backlog without
+    /// counting the attempt: the dial budget is booked too far ahead for it. Held first
+    /// contacts go out newest first as the budget frees up: when more addresses arrive
+    /// than the budget dials (a campaign's start: a million listed within a minute, the
+    /// dead ones mostly listed first), a peer that was listed a moment ago is in the
+    /// swarm now and likely early in its download, which only a first visit below T can
+    /// confirm; in due order it would wait behind every older address (in the million
+    /// round, eight minutes).
+    pub(crate) fn hold(&mut self, k: Key, now: Instant) {
+        let now_tick = self.tick(now);
+        self.release_silent(k);
+        let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if !s.is(Tag::InFlight) {
+            return;
+        }
+        s.attempts = s.attempts.saturating_sub(1);
+        s.set(Tag::Held, now_tick);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.backlog.push(k);
+    }
+
+    /// Whether first contacts are held back for the dial budget.
+    pub(crate) fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
     }
 
     /// `k`, handed out by [`Self::pop_due`], really goes out now (the dial budget had a
@@ -470,7 +548,7 @@ impl Scheduler {
 
     /// Whether any entry is in the heap (a worker may watch the next due time).
     pub(crate) fn has_pending(&self) -> bool {
-        !self.heap.is_empty() || !self.silent.is_empty()
+        !self.heap.is_empty() || !self.silent.is_empty() || !self.backlog.is_empty()
     }
 
     /// Schedules `k` after a visit handed out by [`Self::pop_due`]; true when it got a
@@ -573,11 +651,11 @@ impl Scheduler {
         };
         s.reach = Reach::Reached;
         match s.tag {
-            Tag::Waiting | Tag::Parked | Tag::Dropped if complete => {
+            Tag::Waiting | Tag::Held | Tag::Parked | Tag::Dropped if complete => {
                 s.tag = Tag::Finished;
                 false
             }
-            Tag::Parked | Tag::Dropped if dialable => {
+            Tag::Held | Tag::Parked | Tag::Dropped if dialable => {
                 s.set(Tag::Waiting, due);
                 s.why = why;
                 s.failures_in_row = 0;
@@ -662,6 +740,7 @@ impl Scheduler {
             c.known += 1;
             match s.tag {
                 Tag::Waiting if s.at <= now => c.due += 1,
+                Tag::Held => c.due += 1,
                 Tag::Finished => c.finished += 1,
                 Tag::Dropped => c.dropped += 1,
                 _ => {}
@@ -690,7 +769,7 @@ mod tests {
 
     /// Pops as the queue does when the dial budget has room: handed out and sent.
     fn pop(s: &mut Scheduler, now: Instant) -> Popped<u32> {
-        let popped = s.pop_due(now, |_| false);
+        let popped = s.pop_due(now, true, |_| false);
         if let Popped::Visit(k, _) = popped {
             s.dispatched(k, now);
         }
@@ -704,7 +783,7 @@ mod tests {
         s.add(1, t0, true);
         // Handed out at once, but the budget's next slot is 40 s away.
         let first = t0 + Duration::from_millis(10);
-        assert_eq!(s.pop_due(first, |_| false), Popped::Visit(1, 1));
+        assert_eq!(s.pop_due(first, true, |_| false), Popped::Visit(1, 1));
         s.defer(1, t0 + Duration::from_secs(40));
         assert_eq!(
             pop(&mut s, t0 + Duration::from_secs(39)),
@@ -717,6 +796,58 @@ mod tests {
         );
         let waited = s.lateness().first_wait_p99_ms.unwrap() as f64;
         assert!((40_000.0..=40_000.0 * 1.19).contains(&waited), "{waited}");
+    }
+
+    #[test]
+    fn held_first_contacts_go_out_newest_first_after_due_peers_and_before_silent_ones() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::starting(policy(), t0);
+        // A silent address (failed once), due again at 60 s.
+        s.add(100, t0, true);
+        assert_eq!(pop(&mut s, t0), Popped::Visit(100, 1));
+        s.finish(100, Ended::Failed, t0);
+        // Five first contacts listed one a second, all held: the budget is booked.
+        for k in 1..=5 {
+            let at = t0 + Duration::from_secs(k.into());
+            s.add(k, at, true);
+            assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(k, 1));
+            s.hold(k, at);
+        }
+        assert_eq!(
+            s.state(3),
+            Some(State::Waiting(t0 + Duration::from_secs(3)))
+        );
+        let at = t0 + Duration::from_secs(70);
+        assert_eq!(
+            s.pop_due(at, false, |_| false),
+            Popped::Visit(100, 2),
+            "no room: held ones wait, the silent retry is due (its dial waits for its slot)"
+        );
+        s.finish(100, Ended::Failed, at);
+        // Room again; a peer listed now comes first, then the held ones newest first.
+        s.add(6, at, true);
+        let order: Vec<Key> = (0..6)
+            .map(|_| match pop(&mut s, at) {
+                Popped::Visit(k, attempt) => {
+                    assert_eq!(attempt, 1, "holding is not an attempt");
+                    k
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(order, vec![6, 5, 4, 3, 2, 1]);
+        // The first one held waited 69 s for its visit.
+        let waited = s.lateness().first_wait_max_ms.unwrap() as f64;
+        assert!((69_000.0..=69_000.0 * 1.19).contains(&waited), "{waited}");
+        // An incoming visit reaches a held peer: it leaves the backlog for a revisit.
+        s.add(7, at, true);
+        assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(7, 1));
+        s.hold(7, at);
+        assert!(s.after_incoming(7, false, true, None, at));
+        assert_eq!(
+            pop(&mut s, at),
+            Popped::Wait(Some(at + Duration::from_secs(180)))
+        );
     }
 
     #[test]
@@ -998,7 +1129,10 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Scheduler::starting(policy(), t0);
         s.add(1, t0, true);
-        assert_eq!(s.pop_due(t0, |_| true), Popped::Wait(Some(t0 + BUSY_DELAY)));
+        assert_eq!(
+            s.pop_due(t0, true, |_| true),
+            Popped::Wait(Some(t0 + BUSY_DELAY))
+        );
         assert_eq!(pop(&mut s, t0 + BUSY_DELAY), Popped::Visit(1, 1));
         s.finish(1, Ended::Ours, t0);
         assert_eq!(s.add(1, t0, true), Added::Ours);
