@@ -108,8 +108,10 @@ struct Inner {
 impl Inner {
     /// Whether the dial of `id` may go now for the dial budget: a reached peer or one
     /// whose slot is reserved goes; otherwise, when the global budget is booked more
-    /// than [`BOOK_AHEAD`] ahead, a first contact is held back and a retry waits for
-    /// the next free slot (nothing reserved); else a slot is reserved, now or later.
+    /// than [`BOOK_AHEAD`] ahead, a first contact (or a retry of an address that made a
+    /// connection) is held back, and a silent address (rarely here: the scheduler hands
+    /// those out only while the budget has room) waits for the next free slot, nothing
+    /// reserved; else a slot is reserved, now or later.
     fn admit(&mut self, id: u32, now: Instant) -> Admit {
         let reach = self.sched.reach(id);
         if reach == Some(Reach::Reached) || self.reserved.remove(&id) {
@@ -119,8 +121,8 @@ impl Inner {
         if free > now + BOOK_AHEAD {
             self.budget.count_held();
             return match reach {
-                Some(Reach::Unknown) => Admit::Hold,
-                _ => Admit::Defer(free),
+                Some(Reach::Never) | None => Admit::Defer(free),
+                _ => Admit::Hold,
             };
         }
         let Some(ip) = self.book.peer(id).map(|p| p.addr.ip()) else {
@@ -423,8 +425,9 @@ impl PeerQueue {
                     });
                 }
                 Popped::Wait(due) => {
-                    // Held first contacts go out when the budget has room again.
-                    let room_at = (g.sched.has_backlog() && !g.budget_room(now))
+                    // Held first contacts and silent addresses go out when the budget
+                    // has room again.
+                    let room_at = (g.sched.waits_for_budget() && !g.budget_room(now))
                         .then(|| g.budget.global_free_at(now) - BOOK_AHEAD);
                     let Some(due) = due.into_iter().chain(room_at).min() else {
                         self.wake.wait(&mut g);

@@ -363,13 +363,14 @@ impl Scheduler {
     }
 
     /// The earliest entry of the heaps that may hand out now (the silent one only while
-    /// a silent slot is free), and whether it is the silent one.
-    fn earliest(&self) -> Option<((Tick, Key), bool)> {
+    /// a silent slot is free and the dial budget has room: every dial to a silent
+    /// address takes a slot of it), and whether it is the silent one.
+    fn earliest(&self, budget_room: bool) -> Option<((Tick, Key), bool)> {
         let main = self.heap.peek().map(|&Reverse(e)| e);
         let silent = self
             .silent
             .peek()
-            .filter(|_| self.silent_in_flight < self.policy.silent_slots)
+            .filter(|_| budget_room && self.silent_in_flight < self.policy.silent_slots)
             .map(|&Reverse(e)| e);
         match (main, silent) {
             (Some(m), Some(q)) if q < m => Some((q, true)),
@@ -380,10 +381,11 @@ impl Scheduler {
 
     /// Takes the next due peer for which `busy` is false and marks it in flight; a busy
     /// one is put back [`BUSY_DELAY`] later. Peers come in due-time order; a silent
-    /// address only while fewer than [`Policy::silent_slots`] of them are in flight.
-    /// While first contacts are held back for the dial budget (the backlog) and it has
-    /// room (`budget_room`), the backlog's newest comes after the due peers of the main
-    /// heap and before silent addresses.
+    /// address only while fewer than [`Policy::silent_slots`] of them are in flight and
+    /// the dial budget has room (`budget_room`: booked at most a second ahead). While
+    /// first contacts are held back for the budget (the backlog) and it has room, the
+    /// backlog's newest comes after the due peers of the main heap and before silent
+    /// addresses.
     pub(crate) fn pop_due(
         &mut self,
         now: Instant,
@@ -410,7 +412,10 @@ impl Scheduler {
                 }
                 continue;
             }
-            let Some(((due, k), from_silent)) = self.earliest() else {
+            // Silent addresses wait while fresh ones are held back: a budget slot goes to
+            // an address never tried before one that never answered.
+            let silent_room = budget_room && self.backlog.is_empty();
+            let Some(((due, k), from_silent)) = self.earliest(silent_room) else {
                 return Popped::Wait(None);
             };
             if due > now_tick {
@@ -490,9 +495,10 @@ impl Scheduler {
         self.backlog.push(k);
     }
 
-    /// Whether first contacts are held back for the dial budget.
-    pub(crate) fn has_backlog(&self) -> bool {
-        !self.backlog.is_empty()
+    /// Whether peers wait that only go out while the dial budget has room (held first
+    /// contacts, silent addresses): a worker must look again when it has.
+    pub(crate) fn waits_for_budget(&self) -> bool {
+        !self.backlog.is_empty() || !self.silent.is_empty()
     }
 
     /// `k`, handed out by [`Self::pop_due`], really goes out now (the dial budget had a
@@ -820,22 +826,22 @@ mod tests {
         let at = t0 + Duration::from_secs(70);
         assert_eq!(
             s.pop_due(at, false, |_| false),
-            Popped::Visit(100, 2),
-            "no room: held ones wait, the silent retry is due (its dial waits for its slot)"
+            Popped::Wait(None),
+            "no room: neither the held ones nor the due silent retry"
         );
-        s.finish(100, Ended::Failed, at);
-        // Room again; a peer listed now comes first, then the held ones newest first.
+        // Room again; a peer listed now comes first, then the held ones newest first
+        // (holding is not an attempt), then the silent retry.
         s.add(6, at, true);
-        let order: Vec<Key> = (0..6)
+        let order: Vec<(Key, u32)> = (0..7)
             .map(|_| match pop(&mut s, at) {
-                Popped::Visit(k, attempt) => {
-                    assert_eq!(attempt, 1, "holding is not an attempt");
-                    k
-                }
+                Popped::Visit(k, attempt) => (k, attempt),
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(order, vec![6, 5, 4, 3, 2, 1]);
+        assert_eq!(
+            order,
+            vec![(6, 1), (5, 1), (4, 1), (3, 1), (2, 1), (1, 1), (100, 2)]
+        );
         // The first one held waited 69 s for its visit.
         let waited = s.lateness().first_wait_max_ms.unwrap() as f64;
         assert!((69_000.0..=69_000.0 * 1.19).contains(&waited), "{waited}");
