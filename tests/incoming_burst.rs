@@ -10,7 +10,7 @@ use btda::sim::burst::run_burst;
 fn an_incoming_burst_is_taken_whole_and_every_peer_recorded_once_unless_the_pool_is_small() {
     let dir = tempfile::tempdir().unwrap();
     let listen = "127.119.0.2:16877".parse().unwrap();
-    // btda's default pool: 1,024 workers, as many incoming handlers.
+    // A pool of 1,024 workers (half btda's default), as many incoming handlers.
     let r = run_burst(800, 5, (1024, 0), listen, 1_500, dir.path()).unwrap();
     println!("{r:?}");
     assert_eq!(

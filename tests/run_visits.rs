@@ -141,7 +141,7 @@ fn a_low_open_file_limit_shrinks_the_pools_with_a_warning() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(
-        stderr.contains("open-file limit 200 is too low for 1024 workers"),
+        stderr.contains("open-file limit 200 is too low for 2048 workers"),
         "{stderr}"
     );
 }

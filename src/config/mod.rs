@@ -239,7 +239,7 @@ impl Peer {
 impl Default for Peer {
     fn default() -> Self {
         Self {
-            workers: 1024,
+            workers: 2048,
             worker_stack_kib: 256,
             connect_timeout_ms: Timeout::Auto,
             handshake_timeout_ms: Timeout::Auto,

@@ -83,7 +83,7 @@ impl Default for Policy {
             transient_retry: Duration::from_secs(15),
             backoff: [60, 300, 900].map(Duration::from_secs).to_vec(),
             silent_retries: 2,
-            silent_slots: 256,
+            silent_slots: 512,
             cooldown: Duration::from_secs(3_600),
         }
     }
