@@ -18,7 +18,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 use super::{PeerBook, Recorded, VisitResult};
 use crate::schedule::scheduler::{Ended, Popped, Reach, Scheduler, State, StateCounts};
-use crate::schedule::{Added, BOOK_AHEAD, DialBudget, Policy, Reason};
+use crate::schedule::{Added, DialBudget, Policy, Reason};
 use crate::torrent::{TorrentId, TorrentRegistry};
 
 /// A visit handed to a worker.
@@ -107,8 +107,8 @@ struct Inner {
 
 impl Inner {
     /// Whether the dial of `id` may go now for the dial budget: a reached peer or one
-    /// whose slot is reserved goes; otherwise, when the global budget is booked more
-    /// than [`BOOK_AHEAD`] ahead, a first contact (or a retry of an address that made a
+    /// whose slot is reserved goes; otherwise, when the global budget has no room
+    /// ([`DialBudget::has_room`]), a first contact (or a retry of an address that made a
     /// connection) is held back, and a silent address (rarely here: the scheduler hands
     /// those out only while the budget has room) waits for the next free slot, nothing
     /// reserved; else a slot is reserved, now or later.
@@ -117,11 +117,10 @@ impl Inner {
         if reach == Some(Reach::Reached) || self.reserved.remove(&id) {
             return Admit::Go;
         }
-        let free = self.budget.global_free_at(now);
-        if free > now + BOOK_AHEAD {
+        if !self.budget.has_room(now) {
             self.budget.count_held();
             return match reach {
-                Some(Reach::Never) | None => Admit::Defer(free),
+                Some(Reach::Never) | None => Admit::Defer(self.budget.global_free_at(now)),
                 _ => Admit::Hold,
             };
         }
@@ -136,11 +135,6 @@ impl Inner {
             Admit::Go
         }
     }
-
-    /// Whether the dial budget has room for a held first contact now.
-    fn budget_room(&self, now: Instant) -> bool {
-        self.budget.global_free_at(now) <= now + BOOK_AHEAD
-    }
 }
 
 /// What the dial budget says of a dial ([`Inner::admit`]).
@@ -149,7 +143,8 @@ enum Admit {
     Go,
     /// Wait until then.
     Defer(Instant),
-    /// A first contact: into the backlog, handed out newest first.
+    /// A first contact (or a retry of an address that made a connection): into the
+    /// backlog, handed out newest first.
     Hold,
 }
 
@@ -365,7 +360,7 @@ impl PeerQueue {
                 return None;
             }
             let now = Instant::now();
-            let room = g.budget_room(now);
+            let room = g.budget.has_room(now);
             let Inner {
                 sched,
                 book,
@@ -427,8 +422,8 @@ impl PeerQueue {
                 Popped::Wait(due) => {
                     // Held first contacts and silent addresses go out when the budget
                     // has room again.
-                    let room_at = (g.sched.waits_for_budget() && !g.budget_room(now))
-                        .then(|| g.budget.global_free_at(now) - BOOK_AHEAD);
+                    let room_at = (g.sched.waits_for_budget() && !g.budget.has_room(now))
+                        .then(|| g.budget.room_at(now));
                     let Some(due) = due.into_iter().chain(room_at).min() else {
                         self.wake.wait(&mut g);
                         continue;

@@ -10,10 +10,11 @@
 //!
 //! A dial over budget is not dropped: it gets the next free slot of both budgets (a
 //! reservation, so each deferred peer waits once, in order) and the caller schedules
-//! it then — unless the global budget is booked more than [`BOOK_AHEAD`] ahead: then
-//! nothing is reserved, and the caller holds a first contact back (handed out newest
-//! first when the budget frees up) or defers a retry to the next free slot. The budgets are generic cell rate algorithms (GCRA): one instant per
-//! budget, so a network costs 16 bytes while it has reservations and nothing after.
+//! it then — unless the global budget is booked more than [`BOOK_AHEAD`] ahead (it
+//! has no room): then nothing is reserved, and the caller holds a first contact back
+//! (handed out newest first when the budget has room again) or defers a retry. The
+//! budgets are generic cell rate algorithms (GCRA): one instant per budget, so a
+//! network costs 16 bytes while it has reservations and nothing after.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 pub(super) const NETWORK_BURST: u32 = 256;
 /// How far ahead the global budget is booked before dials are held back instead of
 /// reserved: a second of slots.
-pub(crate) const BOOK_AHEAD: Duration = Duration::from_secs(1);
+const BOOK_AHEAD: Duration = Duration::from_secs(1);
 /// Networks remembered before the idle ones (no reservation ahead) are forgotten.
 const PRUNE_AT: usize = 65_536;
 
@@ -49,10 +50,15 @@ impl Rate {
 
     /// When a dial asked for at `now` may go, with `tat` advanced past it.
     fn reserve(&self, tat: &mut Instant, now: Instant) -> Instant {
-        let t = (*tat).max(now);
-        let at = t.checked_sub(self.tolerance).map_or(now, |a| a.max(now));
-        *tat = t + self.interval;
+        let at = self.next_slot(*tat, now);
+        *tat = (*tat).max(now) + self.interval;
         at
+    }
+
+    /// When a dial asked for at `now` could go, reserving nothing.
+    fn next_slot(&self, tat: Instant, now: Instant) -> Instant {
+        let t = tat.max(now);
+        t.checked_sub(self.tolerance).map_or(now, |a| a.max(now))
     }
 }
 
@@ -108,10 +114,22 @@ impl DialBudget {
     /// When the global budget has its next free slot, from `now` (`now` when free now
     /// or unlimited); nothing is reserved.
     pub(crate) fn global_free_at(&self, now: Instant) -> Instant {
-        self.global.as_ref().map_or(now, |(rate, tat)| {
-            let t = (*tat).max(now);
-            t.checked_sub(rate.tolerance).map_or(now, |a| a.max(now))
-        })
+        self.global
+            .as_ref()
+            .map_or(now, |(rate, tat)| rate.next_slot(*tat, now))
+    }
+
+    /// When the global budget has room again: is booked at most [`BOOK_AHEAD`] ahead
+    /// (`now` when it has room now).
+    pub(crate) fn room_at(&self, now: Instant) -> Instant {
+        self.global_free_at(now)
+            .checked_sub(BOOK_AHEAD)
+            .map_or(now, |t| t.max(now))
+    }
+
+    /// Whether the global budget has room now (see [`Self::room_at`]).
+    pub(crate) fn has_room(&self, now: Instant) -> bool {
+        self.room_at(now) <= now
     }
 
     /// Counts a dial held back without a reservation (see `PeerQueue::next_job`).

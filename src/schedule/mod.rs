@@ -5,7 +5,6 @@ mod budget;
 mod policy;
 pub mod scheduler;
 
-pub(crate) use budget::BOOK_AHEAD;
 pub use budget::DialBudget;
 pub use policy::{Next, Policy, Reason};
 pub use scheduler::{Added, Ended, Reach, Scheduler, State};

@@ -704,7 +704,7 @@ impl Scheduler {
         mut release: impl FnMut(Key) -> bool,
     ) -> usize {
         let now = self.tick(now);
-        let mut n = 0;
+        let mut released = Vec::new();
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let Some(s) = slot.as_mut() else { continue };
             let k = i as Key;
@@ -712,16 +712,13 @@ impl Scheduler {
                 s.set(Tag::Waiting, now);
                 s.first_due = now;
                 s.why = Reason::First;
-                let heap = if s.reach == Reach::Never {
-                    &mut self.silent
-                } else {
-                    &mut self.heap
-                };
-                heap.push(Reverse((now, k)));
-                n += 1;
+                released.push(k);
             }
         }
-        n
+        for &k in &released {
+            self.queue(now, k);
+        }
+        released.len()
     }
 
     /// Parked peers that `pick` accepts, at most `max`.
