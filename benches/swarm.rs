@@ -165,6 +165,7 @@ fn realistic_round() {
         dial: None,
         dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
         spread_dials: false,
+        pex: 0,
         generations: 1,
         uniform: None,
     };
@@ -229,6 +230,7 @@ fn punch_round() {
             dial: None,
             dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
             spread_dials: false,
+            pex: 0,
             generations: 1,
             uniform: None,
         };
@@ -362,6 +364,11 @@ fn scale_run_sized(
         dial: None,
         dial_every_ms: 60_000,
         spread_dials: true,
+        // Clients name their newest peers in PEX (BTDA_SIM_PEX: how many; 0 for none).
+        pex: std::env::var("BTDA_SIM_PEX")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50),
         generations: 1,
         uniform: None,
     };
@@ -669,6 +676,7 @@ fn soak_round() {
         dial: None,
         dial_every_ms: 60_000,
         spread_dials: true,
+        pex: 0,
         generations,
         uniform: None,
     };

@@ -298,6 +298,7 @@ fn execute(cli: &Cli) -> Result<ExitCode> {
                 dial: *dial,
                 dial_every_ms: btda::sim::reactor::ReactorOptions::default().dial_every_ms,
                 spread_dials: false,
+                pex: 0,
                 generations: 1,
                 uniform,
             };

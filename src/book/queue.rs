@@ -342,6 +342,9 @@ impl PeerQueue {
             *g.from_source.entry((torrent, i)).or_insert(0) += 1;
         }
         let added = g.sched.add(id, now, threshold.is_some());
+        if source == Source::Pex {
+            g.sched.vouch(id);
+        }
         if added == Added::New && threshold.is_some() {
             drop(g);
             self.wake.notify_one();
@@ -1091,6 +1094,32 @@ mod tests {
         assert!(pos(at(200)) < pos(at(129)), "{rest:?}");
         assert!(pos(at(129)) < pos(at(128)), "newest first: {rest:?}");
         assert!(q.counts().dials_deferred >= 20);
+    }
+
+    #[test]
+    fn a_held_first_contact_named_in_pex_goes_before_newer_ones() {
+        use crate::wire::extended::PexPeer;
+        // As above: 130 addresses book the budget beyond a second; 30 are held.
+        let q = queue(50, &[60_000]).with_dial_budget(20, 0);
+        let t = TorrentId::new(0);
+        let at = |i: u16| SocketAddr::from(([127, 5, (i / 250) as u8, (i % 250) as u8 + 1], 1000));
+        for i in 0..130 {
+            q.add(t, at(i), Source::Tracker);
+        }
+        let mut first = Vec::new();
+        while first.len() < 100 {
+            first.push(q.next_job().unwrap());
+        }
+        // A visited peer names held 110 and a new address; a tracker lists 200 after.
+        let relay = first[0].peer.addr;
+        let named = [at(110), at(210)].map(|addr| PexPeer { addr, flags: 0 });
+        q.offer_pex(t, relay, &named);
+        q.add(t, at(200), Source::Tracker);
+        let rest: Vec<SocketAddr> = (0..32).map(|_| q.next_job().unwrap().peer.addr).collect();
+        let pos = |a: SocketAddr| rest.iter().position(|&x| x == a).unwrap();
+        assert!(pos(at(110)) < pos(at(200)), "{rest:?}");
+        assert!(pos(at(210)) < pos(at(200)), "{rest:?}");
+        assert!(pos(at(200)) < pos(at(129)), "{rest:?}");
     }
 
     #[test]

@@ -132,6 +132,9 @@ struct Slot {
     why: Reason,
     /// The visit under way is to a silent address (counted against the silent slots).
     silent_flight: bool,
+    /// A peer named it in PEX before btda reached it: it is in the swarm and connected
+    /// to someone now (see [`Scheduler::vouch`]).
+    vouched: bool,
 }
 
 impl Slot {
@@ -146,6 +149,7 @@ impl Slot {
             reach: Reach::Unknown,
             why: Reason::First,
             silent_flight: false,
+            vouched: false,
         }
     }
 
@@ -203,6 +207,9 @@ pub struct Scheduler {
     /// First contacts held back while the dial budget is booked ahead, newest on top:
     /// handed out newest first once it has room (see [`Self::hold`]).
     backlog: Vec<Key>,
+    /// The same for held first contacts that a peer named in PEX (see [`Self::vouch`]):
+    /// handed out before those of `backlog`.
+    vouched: Vec<Key>,
     slots: Vec<Option<Slot>>,
     start: Instant,
     policy: Policy,
@@ -240,6 +247,7 @@ impl Scheduler {
             silent: BinaryHeap::new(),
             silent_in_flight: 0,
             backlog: Vec::new(),
+            vouched: Vec::new(),
             slots: Vec::new(),
             start,
             policy,
@@ -399,7 +407,7 @@ impl Scheduler {
                 .heap
                 .peek()
                 .is_some_and(|&Reverse((due, _))| due <= now_tick);
-            if budget_room && !main_due && !self.backlog.is_empty() {
+            if budget_room && !main_due && self.holds() {
                 if let Some(k) = self.pop_backlog() {
                     if busy(k) {
                         if let Some(s) = self.slot_mut(k) {
@@ -414,7 +422,7 @@ impl Scheduler {
             }
             // Silent addresses wait while fresh ones are held back: a budget slot goes to
             // an address never tried before one that never answered.
-            let silent_room = budget_room && self.backlog.is_empty();
+            let silent_room = budget_room && !self.holds();
             let Some(((due, k), from_silent)) = self.earliest(silent_room) else {
                 return Popped::Wait(None);
             };
@@ -447,15 +455,46 @@ impl Scheduler {
         }
     }
 
-    /// The backlog's newest entry still held (older entries may be stale: reached by an
-    /// incoming visit or finished meanwhile).
+    /// The newest entry still held of the vouched backlog, else of the backlog (older
+    /// entries may be stale: reached by an incoming visit, finished, or handed out from
+    /// the other backlog meanwhile).
     fn pop_backlog(&mut self) -> Option<Key> {
-        while let Some(k) = self.backlog.pop() {
-            if self.slot(k).is_some_and(|s| s.is(Tag::Held)) {
-                return Some(k);
+        for stack in [&mut self.vouched, &mut self.backlog] {
+            while let Some(k) = stack.pop() {
+                let held = self
+                    .slots
+                    .get(k as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| s.is(Tag::Held));
+                if held {
+                    return Some(k);
+                }
             }
         }
         None
+    }
+
+    /// Whether first contacts are held back for the dial budget.
+    fn holds(&self) -> bool {
+        !self.backlog.is_empty() || !self.vouched.is_empty()
+    }
+
+    /// A peer named `k` in PEX. Unless btda has tried it already, it goes before the
+    /// other held first contacts (now if it is held, else whenever it is): a PEX
+    /// `added` entry is a peer the sender is connected to, so the address is alive,
+    /// where a tracker or the DHT list the gone with the present (in 2015, 63 % of
+    /// first contacts never answered a SYN). Its dial still takes a slot of the dial
+    /// budget like every first contact, so a peer naming addresses cannot make btda
+    /// dial more, only sooner.
+    pub(crate) fn vouch(&mut self, k: Key) {
+        let Some(s) = self.slot_mut(k) else { return };
+        if s.reach != Reach::Unknown || s.vouched {
+            return;
+        }
+        s.vouched = true;
+        if s.is(Tag::Held) {
+            self.vouched.push(k);
+        }
     }
 
     /// Marks `k` in flight; returns its attempt number.
@@ -483,7 +522,12 @@ impl Scheduler {
     pub(crate) fn hold(&mut self, k: Key, now: Instant) {
         let now_tick = self.tick(now);
         if self.unpop(k, Tag::Held, now_tick) {
-            self.backlog.push(k);
+            let vouched = self.slot(k).is_some_and(|s| s.vouched);
+            if vouched {
+                self.vouched.push(k);
+            } else {
+                self.backlog.push(k);
+            }
         }
     }
 
@@ -507,7 +551,7 @@ impl Scheduler {
     /// Whether peers wait that only go out while the dial budget has room (held first
     /// contacts, silent addresses): a worker must look again when it has.
     pub(crate) fn waits_for_budget(&self) -> bool {
-        !self.backlog.is_empty() || !self.silent.is_empty()
+        self.holds() || !self.silent.is_empty()
     }
 
     /// `k`, handed out by [`Self::pop_due`], really goes out now (the dial budget had a
@@ -555,7 +599,7 @@ impl Scheduler {
 
     /// Whether any entry is in the heap (a worker may watch the next due time).
     pub(crate) fn has_pending(&self) -> bool {
-        !self.heap.is_empty() || !self.silent.is_empty() || !self.backlog.is_empty()
+        !self.heap.is_empty() || !self.silent.is_empty() || self.holds()
     }
 
     /// Schedules `k` after a visit handed out by [`Self::pop_due`]; true when it got a
@@ -800,6 +844,55 @@ mod tests {
         );
         let waited = s.lateness().first_wait_p99_ms.unwrap() as f64;
         assert!((40_000.0..=40_000.0 * 1.19).contains(&waited), "{waited}");
+    }
+
+    #[test]
+    fn first_contacts_named_in_pex_go_out_before_the_other_held_ones() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::starting(policy(), t0);
+        // Six first contacts listed one a second, all held: the budget is booked.
+        for k in 1..=6 {
+            let at = t0 + Duration::from_secs(k.into());
+            s.add(k, at, true);
+            assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(k, 1));
+            s.hold(k, at);
+        }
+        // A peer names 2 and 4 (held now); then 7, listed and held after that, and 8,
+        // vouched for while still waiting in the heap (held later).
+        s.vouch(2);
+        s.vouch(4);
+        let at = t0 + Duration::from_secs(10);
+        s.add(7, at, true);
+        s.add(8, at, true);
+        s.vouch(8);
+        for k in [7, 8] {
+            assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(k, 1));
+            s.hold(k, at);
+        }
+        let order: Vec<Key> = (0..8)
+            .map(|_| match pop(&mut s, at) {
+                Popped::Visit(k, 1) => k,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(order, vec![8, 4, 2, 7, 6, 5, 3, 1]);
+        // A reached peer named in PEX keeps its revisit time; vouching twice, or for a
+        // peer handed out, adds no second turn.
+        s.finish(
+            1,
+            Ended::Reached {
+                complete: false,
+                eta: None,
+            },
+            at,
+        );
+        s.vouch(1);
+        s.vouch(8);
+        s.vouch(4);
+        assert_eq!(
+            s.pop_due(at, true, |_| false),
+            Popped::Wait(Some(at + Duration::from_secs(180)))
+        );
     }
 
     #[test]

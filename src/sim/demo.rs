@@ -237,6 +237,7 @@ pub fn run_demo(
         dial: None,
         dial_every_ms: super::reactor::ReactorOptions::default().dial_every_ms,
         spread_dials: false,
+        pex: 0,
         generations: 1,
         uniform: None,
     };

@@ -32,7 +32,7 @@ use crate::shutdown::Shutdown;
 use crate::torrent::InfoHash;
 use crate::wire::handshake::{EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN};
 use crate::wire::mse::{CRYPTO_RC4, Initiator, Keystream, Progress, Responder, Torrents};
-use crate::wire::{Handshake, Message};
+use crate::wire::{Handshake, Message, extended};
 
 /// One torrent's simulated peers.
 #[derive(Debug, Clone)]
@@ -85,6 +85,13 @@ pub struct ReactorOptions {
     /// spread log-uniformly between them): a peer answers a handshake that long after
     /// it arrived, and holds everything it sends by as much. `None`: loopback speed.
     pub rtt_ms: Option<(u64, u64)>,
+    /// Peers each client names in a PEX message (`ut_pex` `added`) right after its
+    /// bitfield when btda connects: the most recent arrivals of its torrent still
+    /// present that are clients (every kind but `no_syn` and `closed_port`, which stand
+    /// for hosts gone or closed), as a client's newest connections are. 0: no PEX (the
+    /// tests and the demo); the large rounds: 50, the clients' convention for one
+    /// message.
+    pub pex: usize,
     /// Simulator threads: the torrents are dealt out among them (torrent `t` to thread
     /// `t % threads`), each with its own listeners, lives and ticks, so a swarm of a
     /// million peers over many torrents is served by every core. At most one per
@@ -105,6 +112,7 @@ impl Default for ReactorOptions {
             busy: (2_000, 5_000),
             also_listed: Vec::new(),
             rtt_ms: None,
+            pex: 0,
             threads: 1,
         }
     }
@@ -973,7 +981,12 @@ impl State {
         if kind == Kind::HaveAll {
             hs.reserved[FAST_BIT.0] |= FAST_BIT.1;
         }
-        if dialling {
+        let pex = if dialling {
+            Vec::new()
+        } else {
+            self.pex_of(life)
+        };
+        if dialling || !pex.is_empty() {
             hs.reserved[EXTENSION_BIT.0] |= EXTENSION_BIT.1;
         }
         let mut out = hs.encode().to_vec();
@@ -984,6 +997,14 @@ impl State {
                 Message::Extended {
                     id: 0,
                     payload: nat_hello(self.ports.listed(kind)),
+                }
+                .encode(),
+            );
+        } else if !pex.is_empty() {
+            out.extend(
+                Message::Extended {
+                    id: 0,
+                    payload: PEX_HELLO.to_vec(),
                 }
                 .encode(),
             );
@@ -998,7 +1019,58 @@ impl State {
         if let Some(m) = first {
             out.extend(m.encode());
         }
+        if !pex.is_empty() {
+            // Sent by the ids btda announced (as the other simulated clients do).
+            out.extend(
+                Message::Extended {
+                    id: extended::OUR_UT_PEX,
+                    payload: extended::build_pex(&pex),
+                }
+                .encode(),
+            );
+        }
         (out, have)
+    }
+
+    /// Whom `life` names in PEX ([`ReactorOptions::pex`]): a sample of the newest
+    /// arrivals of its torrent that are still here and are clients — up to
+    /// [`PEX_NEWEST`] times `pex` of them, found among the last [`PEX_SCAN`] arrivals
+    /// of this thread's torrents — of which each client names its own run of `pex`
+    /// (from a place fixed by the client), as each is connected to its own few.
+    fn pex_of(&self, life: usize) -> Vec<SocketAddr> {
+        let want = self.options.pex;
+        if want == 0 {
+            return Vec::new();
+        }
+        let torrent = self.lives[life].torrent;
+        let newest: Vec<usize> = self.arrivals[..self.next_arrival]
+            .iter()
+            .rev()
+            .take(PEX_SCAN)
+            .map(|&i| i as usize)
+            .filter(|&i| {
+                let l = &self.lives[i];
+                i != life
+                    && l.torrent == torrent
+                    && l.here
+                    && !matches!(l.script.kind, Kind::NoSyn | Kind::ClosedPort)
+            })
+            .take(want.saturating_mul(PEX_NEWEST))
+            .collect();
+        if newest.is_empty() {
+            return Vec::new();
+        }
+        let from = first_dial_phase(life, newest.len() as u64) as usize;
+        newest
+            .iter()
+            .cycle()
+            .skip(from)
+            .take(want.min(newest.len()))
+            .map(|&i| {
+                let script = &self.lives[i].script;
+                SocketAddr::from((script.ip, self.ports.listed(script.kind)))
+            })
+            .collect()
     }
 
     /// The round-trip time of peer `life`, ms: log-uniform in the configured range,
@@ -1270,6 +1342,16 @@ fn invalid_bitfield(total: u32) -> Vec<u8> {
     vec![0xff; (total as usize).div_ceil(8) + 2]
 }
 
+/// The extended handshake of a client that sends PEX.
+const PEX_HELLO: &[u8] = b"d1:md6:ut_pexi1eee";
+
+/// How many of the newest clients (times the PEX size) a client's PEX is drawn from.
+const PEX_NEWEST: usize = 8;
+
+/// Arrivals [`State::pex_of`] looks through for the peers a client names: bounds the
+/// work per connection in a million-peer swarm.
+const PEX_SCAN: usize = 5_000;
+
 /// The extended handshake of an incoming-only peer: no extensions, and `p` naming the
 /// port it claims to listen on.
 fn nat_hello(port: u16) -> Vec<u8> {
@@ -1360,6 +1442,92 @@ mod tests {
         }
         let shown = |t: usize| reactor.present[t].0.lock().peers.len();
         assert_eq!((shown(0), shown(1), shown(2)), (4, 4, 4));
+    }
+
+    #[test]
+    fn clients_name_some_of_the_newest_present_clients_of_their_torrent_in_pex() {
+        use super::Kind;
+        use std::io::{Read, Write};
+        // Life i arrives at i ms; 2 and 3 are a gone host and a closed port, 4 left at
+        // once; the other 11 are clients.
+        let kind = |i: u8| match i {
+            2 => Kind::NoSyn,
+            3 => Kind::ClosedPort,
+            _ if i % 2 == 0 => Kind::HaveAll,
+            _ => Kind::Bitfield,
+        };
+        let torrent = super::SimTorrent {
+            info_hash: crate::torrent::InfoHash([7; 20]),
+            total: 8,
+            lives: (0..14u8)
+                .map(|i| super::PeerScript {
+                    ip: std::net::Ipv4Addr::new(127, 62, 0, i + 1),
+                    kind: kind(i),
+                    arrive_ms: u64::from(i),
+                    leave_ms: if i == 4 { 5 } else { 600_000 },
+                    start_pieces: 8,
+                    rate: 0.0,
+                    tracked: true,
+                })
+                .collect(),
+        };
+        let reactor = super::Reactor::start(
+            vec![torrent.clone()],
+            super::ReactorOptions {
+                pex: 1,
+                ..super::ReactorOptions::default()
+            },
+        )
+        .unwrap();
+        std::thread::sleep(super::TICK * 3); // the first tick makes them present
+        let named = |life: usize| {
+            let l = &torrent.lives[life];
+            let at = reactor.addr_of(l.ip, l.kind);
+            let mut s =
+                std::net::TcpStream::connect_timeout(&at, std::time::Duration::from_secs(2))
+                    .unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            s.write_all(&super::Handshake::ours(torrent.info_hash, [9; 20]).encode())
+                .unwrap();
+            let mut back = [0u8; super::HANDSHAKE_LEN];
+            s.read_exact(&mut back).unwrap();
+            let mut decoder = crate::wire::MessageDecoder::new(1 << 16);
+            let mut buf = [0u8; 4096];
+            loop {
+                while let Some(m) = decoder.next_message().unwrap() {
+                    if let super::Message::Extended { id, payload } = m
+                        && id == super::extended::OUR_UT_PEX
+                    {
+                        let peers = super::extended::parse_pex(&payload).unwrap();
+                        return peers.iter().map(|p| p.addr.ip()).collect::<Vec<_>>();
+                    }
+                }
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "closed before its PEX");
+                decoder.feed(&buf[..n]);
+            }
+        };
+        let ip = |i: u8| std::net::IpAddr::from([127, 62, 0, i + 1]);
+        // One each (pex = 1), from the 8 newest present clients other than itself;
+        // different clients name different ones.
+        let mut all = std::collections::HashSet::new();
+        for life in [0u8, 1, 5, 6, 13] {
+            let got = named(usize::from(life));
+            let newest: Vec<_> = (5..14)
+                .rev()
+                .filter(|&i| i != life)
+                .take(8)
+                .map(ip)
+                .collect();
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert!(
+                newest.contains(&got[0]),
+                "{life}: {got:?} not in {newest:?}"
+            );
+            all.insert(got[0]);
+        }
+        assert!(all.len() > 1, "every client named the same peer: {all:?}");
     }
 
     #[test]

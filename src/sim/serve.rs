@@ -45,6 +45,9 @@ pub struct SimOptions {
     /// `seconds / generations` as a one-generation swarm lives `seconds`, leaving within
     /// two of its spans). 1: everyone arrives in the first quarter (the demo).
     pub generations: u32,
+    /// Peers each simulated client names in PEX when btda connects (0: none; see
+    /// [`ReactorOptions::pex`]).
+    pub pex: usize,
     /// One kind and shape for every peer instead of a mix (`btda sim --kind`), so that
     /// two tools can be measured side by side on the same plain swarm.
     pub uniform: Option<Uniform>,
@@ -166,6 +169,7 @@ pub fn start(o: &SimOptions, dir: &Path) -> Result<SimServer, String> {
         first_dial_spread_ms: if o.spread_dials { o.dial_every_ms } else { 0 },
         also_listed: o.dial.into_iter().collect(),
         rtt_ms: o.rtt_ms,
+        pex: o.pex,
         // A thread per core (at most one per torrent): the simulator must stay on time
         // while btda runs beside it.
         threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
@@ -211,6 +215,7 @@ mod tests {
             dial: None,
             dial_every_ms: 60_000,
             spread_dials: false,
+            pex: 0,
             generations,
             uniform,
         }
