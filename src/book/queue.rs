@@ -1123,6 +1123,40 @@ mod tests {
     }
 
     #[test]
+    fn retries_of_silent_addresses_go_out_at_their_reserved_slots() {
+        // 1,000 dials a second (5,000 at once); retries a second after a failure.
+        let q = queue(50, &[1_000]).with_dial_budget(1000, 0);
+        let t = TorrentId::new(0);
+        let at = |i: u32| SocketAddr::from(([127, 6, (i / 250) as u8, (i % 250) as u8 + 1], 1000));
+        let n = 5_500;
+        for i in 0..n {
+            q.add(t, at(i), Source::Tracker);
+        }
+        // The first sweep: none answers a SYN.
+        for _ in 0..n {
+            let job = q.next_job().unwrap();
+            assert_eq!(job.attempt, 1);
+            q.finish(&job, VisitResult::Failure { connected: false });
+        }
+        // A second on, 5,500 silent addresses are due; the budget gives a slot a
+        // millisecond. Each retry popped before its slot waits for that slot, not
+        // behind the pile.
+        std::thread::sleep(Duration::from_millis(1_100));
+        let start = Instant::now();
+        let mut retries = 0;
+        while start.elapsed() < Duration::from_secs(2) {
+            let job = q.next_job().unwrap();
+            assert_eq!(job.attempt, 2);
+            retries += 1;
+            q.finish(&job, VisitResult::Failure { connected: false });
+        }
+        assert!(
+            (2_500..=3_400).contains(&retries),
+            "{retries} retries in 2 s at 1,000 a second, after 1,100 saved up"
+        );
+    }
+
+    #[test]
     fn dials_to_unanswered_addresses_are_paced_and_reached_peers_are_not() {
         // 10 a second into one /24 after the first 256; revisits after 50 ms.
         let q = queue(50, &[60_000]).with_dial_budget(0, 10);

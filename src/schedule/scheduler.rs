@@ -114,6 +114,14 @@ enum Tag {
     Ours,
 }
 
+/// The heaps a waiting peer can be in ([`Scheduler::earliest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heap {
+    Main,
+    Deferred,
+    Silent,
+}
+
 /// One peer's scheduling record: 20 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -202,6 +210,9 @@ pub struct Scheduler {
     heap: BinaryHeap<Reverse<(Tick, Key)>>,
     /// Due times of waiting addresses that never answered a SYN (`Reach::Never`).
     silent: BinaryHeap<Reverse<(Tick, Key)>>,
+    /// Silent addresses deferred by the dial budget to a slot reserved for them: due
+    /// at that slot, handed out as soon as a silent slot is free (see [`Self::defer`]).
+    deferred: BinaryHeap<Reverse<(Tick, Key)>>,
     /// Visits to silent addresses under way.
     silent_in_flight: u32,
     /// First contacts held back while the dial budget is booked ahead, newest on top:
@@ -245,6 +256,7 @@ impl Scheduler {
         Self {
             heap: BinaryHeap::new(),
             silent: BinaryHeap::new(),
+            deferred: BinaryHeap::new(),
             silent_in_flight: 0,
             backlog: Vec::new(),
             vouched: Vec::new(),
@@ -370,21 +382,23 @@ impl Scheduler {
         heap.push(Reverse((due, k)));
     }
 
-    /// The earliest entry of the heaps that may hand out now (the silent one only while
-    /// a silent slot is free and the dial budget has room: every dial to a silent
-    /// address takes a slot of it), and whether it is the silent one.
-    fn earliest(&self, budget_room: bool) -> Option<((Tick, Key), bool)> {
-        let main = self.heap.peek().map(|&Reverse(e)| e);
-        let silent = self
-            .silent
-            .peek()
-            .filter(|_| budget_room && self.silent_in_flight < self.policy.silent_slots)
-            .map(|&Reverse(e)| e);
-        match (main, silent) {
-            (Some(m), Some(q)) if q < m => Some((q, true)),
-            (Some(m), _) => Some((m, false)),
-            (None, q) => q.map(|q| (q, true)),
-        }
+    /// The earliest entry of the heaps that may hand out now, and its heap: silent
+    /// addresses only while a silent slot is free, those without a reserved dial slot
+    /// only while the dial budget has room too (every dial to a silent address takes
+    /// a slot of it).
+    fn earliest(&self, budget_room: bool) -> Option<((Tick, Key), Heap)> {
+        let slot_free = self.silent_in_flight < self.policy.silent_slots;
+        let top = |heap: &BinaryHeap<Reverse<(Tick, Key)>>, open: bool, which: Heap| {
+            heap.peek().filter(|_| open).map(|&Reverse(e)| (e, which))
+        };
+        [
+            top(&self.heap, true, Heap::Main),
+            top(&self.deferred, slot_free, Heap::Deferred),
+            top(&self.silent, slot_free && budget_room, Heap::Silent),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|&(e, _)| e)
     }
 
     /// Takes the next due peer for which `busy` is false and marks it in flight; a busy
@@ -423,17 +437,17 @@ impl Scheduler {
             // Silent addresses wait while fresh ones are held back: a budget slot goes to
             // an address never tried before one that never answered.
             let silent_room = budget_room && !self.holds();
-            let Some(((due, k), from_silent)) = self.earliest(silent_room) else {
+            let Some(((due, k), which)) = self.earliest(silent_room) else {
                 return Popped::Wait(None);
             };
             if due > now_tick {
                 return Popped::Wait(Some(self.instant(due)));
             }
-            if from_silent {
-                self.silent.pop();
-            } else {
-                self.heap.pop();
-            }
+            match which {
+                Heap::Main => self.heap.pop(),
+                Heap::Deferred => self.deferred.pop(),
+                Heap::Silent => self.silent.pop(),
+            };
             let due_at = self.instant(due);
             let Some(s) = self.slots.get_mut(k as usize).and_then(Option::as_mut) else {
                 continue;
@@ -578,11 +592,21 @@ impl Scheduler {
     }
 
     /// Puts `k`, just handed out by [`Self::pop_due`], back to wait until `at` without
-    /// counting the attempt (the dial budget had no slot before then).
+    /// counting the attempt (the dial budget had no slot before then; its slot at `at`
+    /// is reserved). A silent address waits in a heap of its own for deferred ones,
+    /// served from `at` as soon as a silent slot is free: back in the silent heap it
+    /// came after every silent address due before `at`, each of which took a slot in
+    /// turn when popped, so the reserved slots passed unused while the due pile lasted
+    /// (the million round: no silent address retried in its last three minutes, with
+    /// 786,000 due).
     pub(crate) fn defer(&mut self, k: Key, at: Instant) {
         let due = self.tick(at);
         if self.unpop(k, Tag::Waiting, due) {
-            self.queue(due, k);
+            if self.slot(k).is_some_and(|s| s.reach == Reach::Never) {
+                self.deferred.push(Reverse((due, k)));
+            } else {
+                self.heap.push(Reverse((due, k)));
+            }
         }
     }
 
@@ -599,14 +623,18 @@ impl Scheduler {
 
     /// Whether any entry is in the heap (a worker may watch the next due time).
     pub(crate) fn has_pending(&self) -> bool {
-        !self.heap.is_empty() || !self.silent.is_empty() || self.holds()
+        !self.heap.is_empty()
+            || !self.silent.is_empty()
+            || !self.deferred.is_empty()
+            || self.holds()
     }
 
     /// Schedules `k` after a visit handed out by [`Self::pop_due`]; true when it got a
     /// new due time or freed a silent slot that waiting silent addresses can use (a
     /// waiting worker may need to look again).
     pub fn finish(&mut self, k: Key, ended: Ended, now: Instant) -> bool {
-        let freed = self.release_silent(k) && !self.silent.is_empty();
+        let freed =
+            self.release_silent(k) && (!self.silent.is_empty() || !self.deferred.is_empty());
         self.finish_scheduled(k, ended, now) || freed
     }
 
@@ -700,6 +728,9 @@ impl Scheduler {
         let Some(s) = self.slot_mut(k) else {
             return false;
         };
+        // A silent address waiting for a retry sits in the silent heap, which is served
+        // only while the dial budget has room: reached now, it moves to the main heap.
+        let was_silent = s.reach == Reach::Never;
         s.reach = Reach::Reached;
         match s.tag {
             Tag::Waiting | Tag::Held | Tag::Parked | Tag::Dropped if complete => {
@@ -713,10 +744,13 @@ impl Scheduler {
                 self.heap.push(Reverse((due, k)));
                 true
             }
-            Tag::Waiting if dialable && due < s.at => {
-                s.set(Tag::Waiting, due);
-                s.why = why;
-                self.heap.push(Reverse((due, k)));
+            Tag::Waiting if dialable && (due < s.at || was_silent) => {
+                if due < s.at {
+                    s.set(Tag::Waiting, due);
+                    s.why = why;
+                }
+                let at = s.at;
+                self.heap.push(Reverse((at, k)));
                 true
             }
             _ => false,
@@ -893,6 +927,24 @@ mod tests {
             s.pop_due(at, true, |_| false),
             Popped::Wait(Some(at + Duration::from_secs(180)))
         );
+    }
+
+    #[test]
+    fn a_silent_address_that_connects_in_is_retried_as_a_reached_peer() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::starting(policy(), t0);
+        // Never answered a SYN: its retry waits in the silent heap (due at 60 s).
+        s.add(1, t0, true);
+        assert_eq!(pop(&mut s, t0), Popped::Visit(1, 1));
+        s.finish(1, Ended::Failed, t0);
+        assert_eq!(s.reach(1), Some(Reach::Never));
+        // It connects in (a NAT-like peer): reached, revisit at 180 s; the retry at 60 s
+        // stays, and goes out even while the dial budget has no room (silent addresses
+        // wait for it; reached peers do not).
+        assert!(s.after_incoming(1, false, true, None, t0 + Duration::from_secs(1)));
+        let at = t0 + Duration::from_secs(60);
+        assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(1, 2));
+        assert_eq!(s.lateness().revisits_on_time, Some(1.0));
     }
 
     #[test]

@@ -1453,7 +1453,7 @@ mod tests {
         let kind = |i: u8| match i {
             2 => Kind::NoSyn,
             3 => Kind::ClosedPort,
-            _ if i % 2 == 0 => Kind::HaveAll,
+            _ if i.is_multiple_of(2) => Kind::HaveAll,
             _ => Kind::Bitfield,
         };
         let torrent = super::SimTorrent {
