@@ -86,11 +86,11 @@ pub struct ReactorOptions {
     /// it arrived, and holds everything it sends by as much. `None`: loopback speed.
     pub rtt_ms: Option<(u64, u64)>,
     /// Peers each client names in a PEX message (`ut_pex` `added`) right after its
-    /// bitfield when btda connects: the most recent arrivals of its torrent still
-    /// present that are clients (every kind but `no_syn` and `closed_port`, which stand
-    /// for hosts gone or closed), as a client's newest connections are. 0: no PEX (the
-    /// tests and the demo); the large rounds: 50, the clients' convention for one
-    /// message.
+    /// bitfield when btda connects: a random few of its torrent's peers present that
+    /// are clients (every kind but `no_syn` and `closed_port`, which stand for hosts
+    /// gone or closed), as a client is connected to a random few of its swarm. 0: no
+    /// PEX (the tests and the demo); the large rounds: 50, the clients' convention for
+    /// one message.
     pub pex: usize,
     /// Simulator threads: the torrents are dealt out among them (torrent `t` to thread
     /// `t % threads`), each with its own listeners, lives and ticks, so a swarm of a
@@ -984,7 +984,7 @@ impl State {
         let pex = if dialling {
             Vec::new()
         } else {
-            self.pex_of(life)
+            self.pex_of(life, now)
         };
         if dialling || !pex.is_empty() {
             hs.reserved[EXTENSION_BIT.0] |= EXTENSION_BIT.1;
@@ -1032,41 +1032,35 @@ impl State {
         (out, have)
     }
 
-    /// Whom `life` names in PEX ([`ReactorOptions::pex`]): a sample of the newest
-    /// arrivals of its torrent that are still here and are clients — up to
-    /// [`PEX_NEWEST`] times `pex` of them, found among the last [`PEX_SCAN`] arrivals
-    /// of this thread's torrents — of which each client names its own run of `pex`
-    /// (from a place fixed by the client), as each is connected to its own few.
-    fn pex_of(&self, life: usize) -> Vec<SocketAddr> {
+    /// Whom `life` names in PEX ([`ReactorOptions::pex`]): up to `pex` of its torrent's
+    /// peers that are here and are clients, drawn at random (fixed by the client and
+    /// the second), as a client is connected to a random few of the swarm. At most
+    /// [`PEX_TRIES`] times `pex` draws: a swarm of gone hosts yields a short list.
+    fn pex_of(&self, life: usize, now: u64) -> Vec<SocketAddr> {
         let want = self.options.pex;
-        if want == 0 {
+        let range = &self.ranges[self.lives[life].torrent];
+        if want == 0 || range.is_empty() {
             return Vec::new();
         }
-        let torrent = self.lives[life].torrent;
-        let newest: Vec<usize> = self.arrivals[..self.next_arrival]
-            .iter()
-            .rev()
-            .take(PEX_SCAN)
-            .map(|&i| i as usize)
-            .filter(|&i| {
-                let l = &self.lives[i];
-                i != life
-                    && l.torrent == torrent
-                    && l.here
-                    && !matches!(l.script.kind, Kind::NoSyn | Kind::ClosedPort)
-            })
-            .take(want.saturating_mul(PEX_NEWEST))
-            .collect();
-        if newest.is_empty() {
-            return Vec::new();
+        let mut seed = ((life as u64) << 32) ^ (now / 1_000);
+        let mut named: Vec<usize> = Vec::with_capacity(want);
+        for _ in 0..want.saturating_mul(PEX_TRIES) {
+            if named.len() == want {
+                break;
+            }
+            let i = range.start + (splitmix(&mut seed) % range.len() as u64) as usize;
+            let l = &self.lives[i];
+            if i != life
+                && l.here
+                && !matches!(l.script.kind, Kind::NoSyn | Kind::ClosedPort)
+                && !named.contains(&i)
+            {
+                named.push(i);
+            }
         }
-        let from = first_dial_phase(life, newest.len() as u64) as usize;
-        newest
-            .iter()
-            .cycle()
-            .skip(from)
-            .take(want.min(newest.len()))
-            .map(|&i| {
+        named
+            .into_iter()
+            .map(|i| {
                 let script = &self.lives[i].script;
                 SocketAddr::from((script.ip, self.ports.listed(script.kind)))
             })
@@ -1345,12 +1339,18 @@ fn invalid_bitfield(total: u32) -> Vec<u8> {
 /// The extended handshake of a client that sends PEX.
 const PEX_HELLO: &[u8] = b"d1:md6:ut_pexi1eee";
 
-/// How many of the newest clients (times the PEX size) a client's PEX is drawn from.
-const PEX_NEWEST: usize = 8;
+/// Draws per name [`State::pex_of`] makes before it gives up (a swarm mostly of gone
+/// hosts: 2015's mix has about one client in five addresses).
+const PEX_TRIES: usize = 20;
 
-/// Arrivals [`State::pex_of`] looks through for the peers a client names: bounds the
-/// work per connection in a million-peer swarm.
-const PEX_SCAN: usize = 5_000;
+/// The next number of a splitmix64 sequence.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// The extended handshake of an incoming-only peer: no extensions, and `p` naming the
 /// port it claims to listen on.
@@ -1445,11 +1445,11 @@ mod tests {
     }
 
     #[test]
-    fn clients_name_some_of_the_newest_present_clients_of_their_torrent_in_pex() {
+    fn clients_name_a_few_present_clients_of_their_torrent_in_pex() {
         use super::Kind;
         use std::io::{Read, Write};
-        // Life i arrives at i ms; 2 and 3 are a gone host and a closed port, 4 left at
-        // once; the other 11 are clients.
+        // 2 and 3 are a gone host and a closed port, 4 left at once; the other 11 are
+        // clients.
         let kind = |i: u8| match i {
             2 => Kind::NoSyn,
             3 => Kind::ClosedPort,
@@ -1474,7 +1474,7 @@ mod tests {
         let reactor = super::Reactor::start(
             vec![torrent.clone()],
             super::ReactorOptions {
-                pex: 1,
+                pex: 3,
                 ..super::ReactorOptions::default()
             },
         )
@@ -1509,25 +1509,25 @@ mod tests {
             }
         };
         let ip = |i: u8| std::net::IpAddr::from([127, 62, 0, i + 1]);
-        // One each (pex = 1), from the 8 newest present clients other than itself;
-        // different clients name different ones.
+        // Three each (pex = 3), all different, of the present clients other than
+        // itself; different clients name different ones.
         let mut all = std::collections::HashSet::new();
         for life in [0u8, 1, 5, 6, 13] {
             let got = named(usize::from(life));
-            let newest: Vec<_> = (5..14)
-                .rev()
+            let clients: Vec<_> = [0, 1, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+                .into_iter()
                 .filter(|&i| i != life)
-                .take(8)
                 .map(ip)
                 .collect();
-            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(got.len(), 3, "{got:?}");
             assert!(
-                newest.contains(&got[0]),
-                "{life}: {got:?} not in {newest:?}"
+                got[0] != got[1] && got[1] != got[2] && got[0] != got[2],
+                "{got:?}"
             );
-            all.insert(got[0]);
+            assert!(got.iter().all(|a| clients.contains(a)), "{life}: {got:?}");
+            all.extend(got);
         }
-        assert!(all.len() > 1, "every client named the same peer: {all:?}");
+        assert!(all.len() > 3, "every client named the same peers: {all:?}");
     }
 
     #[test]
