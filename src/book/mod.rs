@@ -8,6 +8,7 @@
 //! scheduler ([`crate::schedule`]) does, and [`PeerQueue`] puts the two under one lock.
 
 mod identity;
+mod idle;
 mod punch;
 mod queue;
 mod sink;

@@ -1,9 +1,10 @@
 //! The `PeerQueue`: the scheduler and the peer book under one lock, and the workers'
 //! wait for the next due peer.
 //!
-//! One `parking_lot::Mutex` guards both; one `Condvar` wakes workers. Exactly one idle
-//! worker sleeps until the earliest due time (the "timed waiter"); the others sleep
-//! until notified, so a thousand idle workers do not all wake for one due peer. Workers
+//! One `parking_lot::Mutex` guards both; idle workers park each on a condition variable
+//! of its own and are woken newest first ([`super::idle`]). Exactly one idle worker
+//! sleeps until the earliest due time (the "timed waiter"); the others sleep until
+//! woken, so a thousand idle workers do not all wake for one due peer. Workers
 //! wake when a peer is due or a new one arrives, never on a fixed tick (the 2015 tool
 //! slept 40 s, so its revisits drifted).
 
@@ -13,7 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
+
+use super::idle::park;
 
 use super::identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 use super::{PeerBook, Recorded, VisitResult};
@@ -85,6 +88,8 @@ struct Inner {
     /// Incoming connections under way, per remote IP: its peers are not dialled then.
     incoming: HashMap<IpAddr, u32>,
     timed_waiter: Option<Instant>,
+    /// Workers waiting for work, woken newest first.
+    idle: super::idle::Idle,
     closed: bool,
     allow_private: bool,
     not_global: [u64; 3],
@@ -154,7 +159,6 @@ pub struct PeerQueue {
     /// Relay sessions and punches under way: polled by punching workers, so not under
     /// the lock every worker shares.
     traffic: Mutex<super::punch::PunchTraffic>,
-    wake: Condvar,
     contention: LockContention,
 }
 
@@ -191,6 +195,7 @@ impl PeerQueue {
                 torrents,
                 incoming: HashMap::new(),
                 timed_waiter: None,
+                idle: super::idle::Idle::default(),
                 closed: false,
                 allow_private: false,
                 not_global: [0; 3],
@@ -204,7 +209,6 @@ impl PeerQueue {
                 punch: super::punch::PunchBook::default(),
             }),
             traffic: Mutex::new(super::punch::PunchTraffic::default()),
-            wake: Condvar::new(),
             contention: LockContention::default(),
         }
     }
@@ -346,8 +350,7 @@ impl PeerQueue {
             g.sched.vouch(id);
         }
         if added == Added::New && threshold.is_some() {
-            drop(g);
-            self.wake.notify_one();
+            g.idle.wake_one();
         }
         added
     }
@@ -401,7 +404,7 @@ impl PeerQueue {
                         continue;
                     };
                     if g.sched.has_pending() {
-                        self.wake.notify_one(); // let another worker watch the next due time
+                        g.idle.wake_one(); // let another worker watch the next due time
                     }
                     // Punched first: a peer last reached by a punch, and one with a
                     // relay that never answered a direct dial (its next direct dial
@@ -428,17 +431,17 @@ impl PeerQueue {
                     let room_at = (g.sched.waits_for_budget() && !g.budget.has_room(now))
                         .then(|| g.budget.room_at(now));
                     let Some(due) = due.into_iter().chain(room_at).min() else {
-                        self.wake.wait(&mut g);
+                        park(&mut g, |i| &mut i.idle, None);
                         continue;
                     };
                     if g.timed_waiter.is_none_or(|t| due < t) {
                         g.timed_waiter = Some(due);
-                        self.wake.wait_until(&mut g, due);
+                        park(&mut g, |i| &mut i.idle, Some(due));
                         if g.timed_waiter == Some(due) {
                             g.timed_waiter = None;
                         }
                     } else {
-                        self.wake.wait(&mut g);
+                        park(&mut g, |i| &mut i.idle, None);
                     }
                 }
             }
@@ -497,11 +500,10 @@ impl PeerQueue {
                 (r, Ended::Reached { complete, eta })
             }
         };
-        let rescheduled = g.sched.finish(id, ended, now);
-        drop(g);
-        if rescheduled {
-            self.wake.notify_one();
+        if g.sched.finish(id, ended, now) {
+            g.idle.wake_one();
         }
+        drop(g);
         recorded
     }
 
@@ -639,10 +641,10 @@ impl PeerQueue {
             Some(id) => g.sched.after_incoming(id, complete, dialable, eta, now),
             None => false,
         };
-        drop(g);
         if scheduled {
-            self.wake.notify_one();
+            g.idle.wake_one();
         }
+        drop(g);
         recorded
     }
 
@@ -659,8 +661,7 @@ impl PeerQueue {
             book.peer(id)
                 .is_some_and(|p| p.torrent == torrent && p.addr.port() != 0)
         });
-        drop(g);
-        self.wake.notify_all();
+        g.idle.wake_all();
     }
 
     /// Addresses of a torrent's peers parked while its metadata is pending (candidates
@@ -678,8 +679,9 @@ impl PeerQueue {
 
     /// Wakes every worker and makes [`Self::next_job`] return `None` from now on.
     pub fn close(&self) {
-        self.lock().closed = true;
-        self.wake.notify_all();
+        let mut g = self.lock();
+        g.closed = true;
+        g.idle.wake_all();
     }
 
     /// How late peers were handed out so far (first visits, revisits).
