@@ -197,6 +197,7 @@ fn main() {
     let policy = Policy {
         revisit_delay: Duration::from_secs(1),
         min_revisit: Duration::from_secs(1),
+        first_revisit: Duration::from_secs(1),
         transient_retry: Duration::from_secs(1),
         backoff: vec![],
         silent_retries: 2,

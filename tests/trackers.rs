@@ -134,6 +134,7 @@ fn every_tracker_is_announced_scraped_and_classified() {
     let policy = Policy {
         revisit_delay: Duration::from_secs(60),
         min_revisit: Duration::from_secs(60),
+        first_revisit: Duration::from_secs(60),
         transient_retry: Duration::from_secs(60),
         backoff: vec![],
         silent_retries: 2,

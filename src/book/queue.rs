@@ -720,6 +720,7 @@ mod tests {
         let policy = Policy {
             revisit_delay: Duration::from_millis(revisit_ms),
             min_revisit: Duration::from_millis(revisit_ms),
+            first_revisit: Duration::from_millis(revisit_ms),
             transient_retry: Duration::from_millis(backoff_ms[0]),
             backoff: backoff_ms
                 .iter()

@@ -138,6 +138,11 @@ pub struct Peer {
     /// passes T, s (politeness).
     #[serde(with = "units::secs")]
     pub min_revisit_secs: Duration,
+    /// Delay before the second visit of a peer whose first visit measured no rate, s
+    /// (between `min_revisit_secs` and `revisit_delay_secs`): its pieces then give the
+    /// rate that predicts the crossing.
+    #[serde(with = "units::secs")]
+    pub first_revisit_secs: Duration,
     /// Delay before retrying a peer after a first failure in which the connection was
     /// made (handshake failed, timed out or was reset), s; addresses that never
     /// answered follow `retry_backoff_secs`.
@@ -256,6 +261,7 @@ impl Default for Peer {
             visit_cap_ms: Duration::from_millis(20_000),
             revisit_delay_secs: Duration::from_secs(180),
             min_revisit_secs: Duration::from_secs(15),
+            first_revisit_secs: Duration::from_secs(30),
             transient_retry_secs: Duration::from_secs(15),
             retry_backoff_secs: vec![
                 Duration::from_secs(60),

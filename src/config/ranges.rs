@@ -164,6 +164,12 @@ pub const RANGES: &[Range] = &[
         get: |c| seconds(&[c.peer.min_revisit_secs]),
     },
     Range {
+        key: "peer.first_revisit_secs",
+        min: 1,
+        max: 604_800,
+        get: |c| seconds(&[c.peer.first_revisit_secs]),
+    },
+    Range {
         key: "peer.silent_retries",
         min: 0,
         max: 100,

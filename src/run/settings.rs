@@ -99,6 +99,11 @@ impl Policy {
             revisit_delay: p.revisit_delay_secs,
             // The fixed delay stays the upper bound: a shorter one (tests) caps the minimum.
             min_revisit: p.min_revisit_secs.min(p.revisit_delay_secs),
+            // Between the two (the old cadence, minimum = fixed delay, keeps it fixed).
+            first_revisit: p
+                .first_revisit_secs
+                .min(p.revisit_delay_secs)
+                .max(p.min_revisit_secs.min(p.revisit_delay_secs)),
             // Never later than the first backoff step it stands in for.
             transient_retry: p
                 .retry_backoff_secs

@@ -53,6 +53,10 @@ pub struct Policy {
     /// The shortest revisit delay, however soon a peer is predicted to pass T
     /// (politeness: a peer is not visited more often than this).
     pub min_revisit: Duration,
+    /// After the first successful visit of a peer below T with no measured rate (its
+    /// visit saw no progress): a sooner second look, whose pieces give the rate to
+    /// predict its crossing from. Between `min_revisit` and `revisit_delay`.
+    pub first_revisit: Duration,
     /// After a first failure in a row in which the TCP connection was made (the
     /// handshake failed, timed out or was reset): the peer is alive, so the retry comes
     /// sooner than the first backoff step meant for addresses that never answer.
@@ -80,6 +84,7 @@ impl Default for Policy {
         Self {
             revisit_delay: Duration::from_secs(180),
             min_revisit: Duration::from_secs(15),
+            first_revisit: Duration::from_secs(30),
             transient_retry: Duration::from_secs(15),
             backoff: [60, 300, 900].map(Duration::from_secs).to_vec(),
             silent_retries: 2,
@@ -93,8 +98,16 @@ impl Policy {
     /// After a successful visit: finished when complete; otherwise at the predicted
     /// crossing (`eta` from now, from the peer's own rate) plus a small margin when
     /// that comes before the fixed revisit delay, never sooner than the minimum
-    /// revisit interval; else after the fixed delay.
-    pub(crate) fn after_success(&self, complete: bool, eta: Option<Duration>) -> (Next, Reason) {
+    /// revisit interval; else after the fixed delay — or, after a peer's `first`
+    /// successful visit with no measured rate, the first revisit delay: with the fixed
+    /// delay, a peer seen once that crossed within three minutes and left soon after
+    /// was missed (the million round: most of the 317 crossings btda saw only below T).
+    pub(crate) fn after_success(
+        &self,
+        complete: bool,
+        eta: Option<Duration>,
+        first: bool,
+    ) -> (Next, Reason) {
         if complete {
             return (Next::Finished, Reason::Fixed);
         }
@@ -109,6 +122,7 @@ impl Policy {
                     (Next::After(self.revisit_delay), Reason::Fixed)
                 }
             }
+            None if first => (Next::After(self.first_revisit), Reason::Fixed),
             None => (Next::After(self.revisit_delay), Reason::Fixed),
         }
     }
@@ -160,10 +174,19 @@ mod tests {
         let p = Policy::default();
         let secs = Duration::from_secs;
         assert_eq!(
-            p.after_success(false, None),
+            p.after_success(false, None, false),
             (Next::After(secs(180)), Reason::Fixed)
         );
-        assert_eq!(p.after_success(true, None).0, Next::Finished);
+        assert_eq!(p.after_success(true, None, false).0, Next::Finished);
+        // A peer seen once, with no rate yet: looked at again sooner, not with a rate.
+        assert_eq!(
+            p.after_success(false, None, true),
+            (Next::After(secs(30)), Reason::Fixed)
+        );
+        assert_eq!(
+            p.after_success(false, Some(secs(400)), true),
+            (Next::After(secs(180)), Reason::Fixed)
+        );
         assert_eq!(
             p.after_failure(1, false, false, false),
             Next::After(secs(60))
@@ -204,22 +227,22 @@ mod tests {
         let secs = Duration::from_secs;
         // 100 s to go: 5 s margin.
         assert_eq!(
-            p.after_success(false, Some(secs(100))),
+            p.after_success(false, Some(secs(100)), false),
             (Next::After(secs(105)), Reason::Predicted)
         );
         // 2 s to go: not sooner than the 15 s minimum.
         assert_eq!(
-            p.after_success(false, Some(secs(2))),
+            p.after_success(false, Some(secs(2)), false),
             (Next::After(secs(15)), Reason::Predicted)
         );
         // Already past the prediction (a late peer): the minimum again.
         assert_eq!(
-            p.after_success(false, Some(Duration::ZERO)),
+            p.after_success(false, Some(Duration::ZERO), false),
             (Next::After(secs(15)), Reason::Predicted)
         );
         // Later than the fixed delay: the fixed delay, which stays the upper bound.
         assert_eq!(
-            p.after_success(false, Some(secs(400))),
+            p.after_success(false, Some(secs(400)), false),
             (Next::After(secs(180)), Reason::Fixed)
         );
         // A minimum as long as the fixed delay (the old cadence): always the fixed visit.
@@ -228,12 +251,12 @@ mod tests {
             ..p.clone()
         };
         assert_eq!(
-            old.after_success(false, Some(secs(2))),
+            old.after_success(false, Some(secs(2)), false),
             (Next::After(secs(180)), Reason::Fixed)
         );
         // The margin never exceeds half the minimum interval.
         assert_eq!(
-            p.after_success(false, Some(secs(170))),
+            p.after_success(false, Some(secs(170)), false),
             (
                 Next::After(secs(170) + Duration::from_millis(7_500)),
                 Reason::Predicted

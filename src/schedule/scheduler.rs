@@ -649,8 +649,9 @@ impl Scheduler {
         let next = match ended {
             Ended::Reached { complete, eta } => {
                 s.failures_in_row = 0;
+                let first = s.reach != Reach::Reached;
                 s.reach = Reach::Reached;
-                let (next, why) = policy.after_success(complete, eta);
+                let (next, why) = policy.after_success(complete, eta, first);
                 s.why = why;
                 next
             }
@@ -720,7 +721,8 @@ impl Scheduler {
         eta: Option<Duration>,
         now: Instant,
     ) -> bool {
-        let (next, why) = self.policy.after_success(complete, eta);
+        let first = self.slot(k).is_none_or(|s| s.reach != Reach::Reached);
+        let (next, why) = self.policy.after_success(complete, eta, first);
         let due = match next {
             Next::After(d) => self.tick_after(self.tick(now), d),
             Next::Finished | Next::Drop => 0,
@@ -841,6 +843,7 @@ mod tests {
         Policy {
             revisit_delay: Duration::from_secs(180),
             min_revisit: Duration::from_secs(15),
+            first_revisit: Duration::from_secs(180),
             transient_retry: Duration::from_secs(15),
             backoff: vec![Duration::from_secs(60), Duration::from_secs(300)],
             silent_retries: 2,
@@ -927,6 +930,37 @@ mod tests {
             s.pop_due(at, true, |_| false),
             Popped::Wait(Some(at + Duration::from_secs(180)))
         );
+    }
+
+    #[test]
+    fn a_peer_seen_once_without_a_rate_is_looked_at_again_sooner() {
+        let t0 = Instant::now();
+        let policy = Policy {
+            first_revisit: Duration::from_secs(30),
+            ..policy()
+        };
+        let mut s = Scheduler::starting(policy, t0);
+        let no_rate = Ended::Reached {
+            complete: false,
+            eta: None,
+        };
+        s.add(1, t0, true);
+        assert_eq!(pop(&mut s, t0), Popped::Visit(1, 1));
+        s.finish(1, no_rate, t0);
+        let second = t0 + Duration::from_secs(30);
+        assert_eq!(s.state(1), Some(State::Waiting(second)));
+        assert_eq!(s.reason(1), Some(Reason::Fixed));
+        // Still no rate after the second look: the fixed delay from then on.
+        assert_eq!(pop(&mut s, second), Popped::Visit(1, 2));
+        s.finish(1, no_rate, second);
+        assert_eq!(
+            s.state(1),
+            Some(State::Waiting(second + Duration::from_secs(180)))
+        );
+        // A peer first seen when it connected in gets the sooner look too.
+        s.add(2, t0, false);
+        assert!(s.after_incoming(2, false, true, None, t0));
+        assert_eq!(s.state(2), Some(State::Waiting(second)));
     }
 
     #[test]

@@ -434,6 +434,7 @@ pub(crate) fn run_trackers(
     let policy = btda::schedule::Policy {
         revisit_delay: Duration::from_secs(60),
         min_revisit: Duration::from_secs(60),
+        first_revisit: Duration::from_secs(60),
         transient_retry: Duration::from_secs(60),
         backoff: vec![],
         silent_retries: 2,
