@@ -539,6 +539,22 @@ fn print_outcomes_and_counts(demo: &btda::sim::demo::DemoResult, rtt_max: u64, m
         for (k, n) in &j.missed_by_sight {
             *sight.missed_by_sight.entry(k).or_default() += n;
         }
+        sight
+            .first_visit_after_arrival_ms
+            .extend(&j.first_visit_after_arrival_ms);
+    }
+    let waits = &mut sight.first_visit_after_arrival_ms;
+    waits.sort_unstable();
+    if !waits.is_empty() {
+        let q = |f: f64| waits[((waits.len() - 1) as f64 * f) as usize] as f64 / 1000.0;
+        println!(
+            "| answering peers' wait from their arrival to their first successful visit (from the truth; {} peers btda dialled): p50; p90; p99; longest | {:.0} s; {:.0} s; {:.0} s; {:.0} s |{more}",
+            waits.len(),
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(1.0)
+        );
     }
     if !sight.missed_by_sight.is_empty() {
         println!(

@@ -90,6 +90,10 @@ pub struct Judged {
     /// already at or above T (its first visit came after the crossing), or seen below
     /// T but never again at or above it.
     pub missed_by_sight: std::collections::BTreeMap<&'static str, usize>,
+    /// For every peer btda reached by dialling it (not only by its own incoming
+    /// connections), how long after its arrival in the swarm the first successful
+    /// visit came, ms (to the second of `peer.first_seen`).
+    pub first_visit_after_arrival_ms: Vec<u64>,
 }
 
 /// The demo's peers behind a simulated NAT (one torrent of their own, `sim::nat`).
@@ -317,6 +321,8 @@ pub fn run_demo_configured(
     let truth_path = outcome.files.database.with_extension("truth.tsv");
     server.write_truth(&truth_path)?;
     let ended_ms = swarm.reactor.now_ms();
+    // The simulator's clock in Unix ms: its start.
+    let sim_start_unix_ms = crate::clock::unix_now_ms() - i64::try_from(ended_ms).unwrap_or(0);
     let busy = swarm.reactor.busy;
     let seen_keys = match &keyer {
         Some(_) => Some(seen_peers(&outcome.files.database).map_err(|e| e.to_string())?),
@@ -349,6 +355,12 @@ pub fn run_demo_configured(
                 for p in &t.lives {
                     let seen = keys.get(&(hash.clone(), keyer.key(&swarm.addr_of(p))));
                     let got = seen.is_some_and(|s| s.crossed);
+                    if let Some(s) = seen.filter(|s| !s.incoming) {
+                        let arrived = sim_start_unix_ms + i64::try_from(p.arrive_ms).unwrap_or(0);
+                        let waited = (s.first_seen * 1000 - arrived).max(0);
+                        j.first_visit_after_arrival_ms
+                            .push(u64::try_from(waited).unwrap_or(0));
+                    }
                     let expect = |ms| p.expected(t.total, threshold, busy, ms, ended_ms);
                     match expect(crate::clock::millis(min_revisit)) {
                         Expect::Must if got => j.lingering_confirmed += 1,
@@ -557,6 +569,10 @@ pub fn run_demo_configured(
 /// What a run database holds of one peer, for judging it against the truth.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
+    /// Unix seconds of the first successful visit.
+    first_seen: i64,
+    /// Known only from its own connections (`source` incoming).
+    incoming: bool,
     first_pieces: i64,
     last_pieces: i64,
     /// A confirmed download.
@@ -567,11 +583,14 @@ struct Seen {
 fn seen_peers(db: &Path) -> rusqlite::Result<HashMap<(String, String), Seen>> {
     let conn = crate::store::schema::open_read_only(db)?;
     let mut stmt = conn.prepare(
-        "SELECT t.info_hash, p.peer_key, p.first_pieces, p.last_pieces, p.crossed_at IS NOT NULL
+        "SELECT t.info_hash, p.peer_key, p.first_pieces, p.last_pieces, p.crossed_at IS NOT NULL,
+                p.first_seen, p.source = 'incoming'
          FROM peer p JOIN torrent t ON t.id = p.torrent_id",
     )?;
     stmt.query_map([], |r| {
         let seen = Seen {
+            first_seen: r.get(5)?,
+            incoming: r.get(6)?,
             first_pieces: r.get(2)?,
             last_pieces: r.get(3)?,
             crossed: r.get(4)?,
