@@ -1075,19 +1075,27 @@ mod tests {
         assert_eq!(g.book.pex_flags(id), PEX_UTP | PEX_SEED);
     }
 
+    /// Address `i` of the booked-budget tests.
+    fn booked_at(i: u16) -> SocketAddr {
+        SocketAddr::from(([127, 5, (i / 250) as u8, (i % 250) as u8 + 1], 1000))
+    }
+
+    /// A queue whose dial budget (20 a second, a burst of 100) is booked beyond a
+    /// second: 130 addresses listed, the first 100 handed out (returned), 30 held or
+    /// reserved.
+    fn booked_queue() -> (PeerQueue, Vec<Job>) {
+        let q = queue(50, &[60_000]).with_dial_budget(20, 0);
+        for i in 0..130 {
+            q.add(TorrentId::new(0), booked_at(i), Source::Tracker);
+        }
+        let first = (0..100).map(|_| q.next_job().unwrap()).collect();
+        (q, first)
+    }
+
     #[test]
     fn when_the_dial_budget_is_booked_ahead_the_newest_first_contact_goes_first() {
-        // 20 dials a second, a burst of 100: 130 addresses book it beyond a second.
-        let q = queue(50, &[60_000]).with_dial_budget(20, 0);
-        let t = TorrentId::new(0);
-        let at = |i: u16| SocketAddr::from(([127, 5, (i / 250) as u8, (i % 250) as u8 + 1], 1000));
-        for i in 0..130 {
-            q.add(t, at(i), Source::Tracker);
-        }
-        let mut first = Vec::new();
-        while first.len() < 100 {
-            first.push(q.next_job().unwrap());
-        }
+        let (q, _) = booked_queue();
+        let (t, at) = (TorrentId::new(0), booked_at);
         // Listed later: goes before the older addresses held back (the ones with a
         // slot reserved within the next second keep it).
         q.add(t, at(200), Source::Tracker);
@@ -1102,17 +1110,8 @@ mod tests {
     #[test]
     fn a_held_first_contact_named_in_pex_goes_before_newer_ones() {
         use crate::wire::extended::PexPeer;
-        // As above: 130 addresses book the budget beyond a second; 30 are held.
-        let q = queue(50, &[60_000]).with_dial_budget(20, 0);
-        let t = TorrentId::new(0);
-        let at = |i: u16| SocketAddr::from(([127, 5, (i / 250) as u8, (i % 250) as u8 + 1], 1000));
-        for i in 0..130 {
-            q.add(t, at(i), Source::Tracker);
-        }
-        let mut first = Vec::new();
-        while first.len() < 100 {
-            first.push(q.next_job().unwrap());
-        }
+        let (q, first) = booked_queue();
+        let (t, at) = (TorrentId::new(0), booked_at);
         // A visited peer names held 110 and a new address; a tracker lists 200 after.
         let relay = first[0].peer.addr;
         let named = [at(110), at(210)].map(|addr| PexPeer { addr, flags: 0 });

@@ -1386,9 +1386,25 @@ mod tests {
         assert_eq!(hello.listen_port, Some(45_673));
     }
 
+    /// Connects to a simulated peer at `at` and exchanges handshakes for `hash`: the
+    /// stream (2 s read timeout) and the peer's handshake.
+    fn handshake(
+        at: std::net::SocketAddr,
+        hash: crate::torrent::InfoHash,
+    ) -> (std::net::TcpStream, [u8; super::HANDSHAKE_LEN]) {
+        use std::io::{Read, Write};
+        let timeout = std::time::Duration::from_secs(2);
+        let mut s = std::net::TcpStream::connect_timeout(&at, timeout).unwrap();
+        s.set_read_timeout(Some(timeout)).unwrap();
+        s.write_all(&super::Handshake::ours(hash, [9; 20]).encode())
+            .unwrap();
+        let mut back = [0u8; super::HANDSHAKE_LEN];
+        s.read_exact(&mut back).unwrap();
+        (s, back)
+    }
+
     #[test]
     fn several_threads_each_answer_for_their_own_torrents() {
-        use std::io::{Read, Write};
         let torrents: Vec<super::SimTorrent> = (0..3u8)
             .map(|t| super::SimTorrent {
                 info_hash: crate::torrent::InfoHash([t + 1; 20]),
@@ -1427,15 +1443,7 @@ mod tests {
         for t in &torrents {
             for l in &t.lives {
                 let at = reactor.addr_of(l.ip, l.kind);
-                let mut s =
-                    std::net::TcpStream::connect_timeout(&at, std::time::Duration::from_secs(2))
-                        .unwrap();
-                s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-                    .unwrap();
-                s.write_all(&super::Handshake::ours(t.info_hash, [9; 20]).encode())
-                    .unwrap();
-                let mut back = [0u8; super::HANDSHAKE_LEN];
-                s.read_exact(&mut back).unwrap();
+                let (_, back) = handshake(at, t.info_hash);
                 let h = super::Handshake::parse(&back).unwrap();
                 assert_eq!(h.info_hash, t.info_hash, "{at}");
             }
@@ -1447,7 +1455,7 @@ mod tests {
     #[test]
     fn clients_name_a_few_present_clients_of_their_torrent_in_pex() {
         use super::Kind;
-        use std::io::{Read, Write};
+        use std::io::Read;
         // 2 and 3 are a gone host and a closed port, 4 left at once; the other 11 are
         // clients.
         let kind = |i: u8| match i {
@@ -1482,16 +1490,7 @@ mod tests {
         std::thread::sleep(super::TICK * 3); // the first tick makes them present
         let named = |life: usize| {
             let l = &torrent.lives[life];
-            let at = reactor.addr_of(l.ip, l.kind);
-            let mut s =
-                std::net::TcpStream::connect_timeout(&at, std::time::Duration::from_secs(2))
-                    .unwrap();
-            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-                .unwrap();
-            s.write_all(&super::Handshake::ours(torrent.info_hash, [9; 20]).encode())
-                .unwrap();
-            let mut back = [0u8; super::HANDSHAKE_LEN];
-            s.read_exact(&mut back).unwrap();
+            let (mut s, _) = handshake(reactor.addr_of(l.ip, l.kind), torrent.info_hash);
             let mut decoder = crate::wire::MessageDecoder::new(1 << 16);
             let mut buf = [0u8; 4096];
             loop {
