@@ -419,7 +419,7 @@ fn scale_run_sized(
         cpu / demo.wall_secs
     );
     println!(
-        "| worker utilisation (mean share of the 1,024 workers in visits) | {} | |",
+        "| worker utilisation (mean share of the workers in visits) | {} | |",
         l.workload
             .map_or_else(|| "-".to_string(), |w| format!("{:.0} %", 100.0 * w))
     );
