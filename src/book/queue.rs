@@ -347,7 +347,7 @@ impl PeerQueue {
         }
         let added = g.sched.add(id, now, threshold.is_some());
         if source == Source::Pex {
-            g.sched.vouch(id);
+            g.sched.vouch(id, now);
         }
         if added == Added::New && threshold.is_some() {
             g.idle.wake_one();

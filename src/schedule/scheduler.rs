@@ -506,13 +506,20 @@ impl Scheduler {
     /// early sank under the many named later (in the million round, peers that arrived
     /// 22 s in were first visited four minutes later, after they had crossed). Its dial
     /// still takes a slot of the dial budget like every first contact, so a peer naming
-    /// addresses cannot make btda dial more, only sooner.
-    pub(crate) fn vouch(&mut self, k: Key) {
+    /// addresses cannot make btda dial more, only sooner. An address that never
+    /// answered a SYN and waits for its retry is retried the same way, once: refused
+    /// before, it is a client now (the million round: peers the DHT listed before they
+    /// had started were refused, and their retries waited minutes for the silent heap).
+    pub(crate) fn vouch(&mut self, k: Key, now: Instant) {
+        let now = self.tick(now);
         let Some(s) = self.slot_mut(k) else { return };
-        if s.reach != Reach::Unknown || s.vouched {
+        if s.vouched || !matches!(s.reach, Reach::Unknown | Reach::Never) {
             return;
         }
         s.vouched = true;
+        if s.reach == Reach::Never && s.is(Tag::Waiting) {
+            s.set(Tag::Held, now); // its entry in the silent heap is stale now
+        }
         if s.is(Tag::Held) {
             self.vouched.push_back(k);
         }
@@ -903,12 +910,12 @@ mod tests {
         }
         // A peer names 2 and 4 (held now); then 7, listed and held after that, and 8,
         // vouched for while still waiting in the heap (held later).
-        s.vouch(2);
-        s.vouch(4);
+        s.vouch(2, t0);
+        s.vouch(4, t0);
         let at = t0 + Duration::from_secs(10);
         s.add(7, at, true);
         s.add(8, at, true);
-        s.vouch(8);
+        s.vouch(8, at);
         for k in [7, 8] {
             assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(k, 1));
             s.hold(k, at);
@@ -930,9 +937,9 @@ mod tests {
             },
             at,
         );
-        s.vouch(1);
-        s.vouch(8);
-        s.vouch(4);
+        s.vouch(1, at);
+        s.vouch(8, at);
+        s.vouch(4, at);
         assert_eq!(
             s.pop_due(at, true, |_| false),
             Popped::Wait(Some(at + Duration::from_secs(180)))
@@ -968,6 +975,32 @@ mod tests {
         s.add(2, t0, false);
         assert!(s.after_incoming(2, false, true, None, t0));
         assert_eq!(s.state(2), Some(State::Waiting(second)));
+    }
+
+    #[test]
+    fn a_silent_address_named_in_pex_is_retried_at_once_and_only_once() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::starting(policy(), t0);
+        // Refused: its retry waits in the silent heap until 60 s.
+        s.add(1, t0, true);
+        assert_eq!(pop(&mut s, t0), Popped::Visit(1, 1));
+        s.finish(1, Ended::Failed, t0);
+        let at = t0 + Duration::from_secs(5);
+        assert_eq!(
+            pop(&mut s, at),
+            Popped::Wait(Some(t0 + Duration::from_secs(60)))
+        );
+        // A peer names it: retried now, as a held first contact named in PEX would be.
+        s.vouch(1, at);
+        assert_eq!(pop(&mut s, at), Popped::Visit(1, 2));
+        s.finish(1, Ended::Failed, at);
+        // Named again after failing again: no second turn; its next retry keeps its time.
+        s.vouch(1, at);
+        let Some(State::Waiting(next)) = s.state(1) else {
+            panic!("{:?}", s.state(1));
+        };
+        assert!(next >= at + Duration::from_secs(60), "{next:?}");
+        assert!(!matches!(pop(&mut s, at), Popped::Visit(..)));
     }
 
     #[test]
