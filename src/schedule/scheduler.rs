@@ -507,9 +507,11 @@ impl Scheduler {
     /// 22 s in were first visited four minutes later, after they had crossed). Its dial
     /// still takes a slot of the dial budget like every first contact, so a peer naming
     /// addresses cannot make btda dial more, only sooner. An address that never
-    /// answered a SYN and waits for its retry is retried the same way, once: refused
-    /// before, it is a client now (the million round: peers the DHT listed before they
-    /// had started were refused, and their retries waited minutes for the silent heap).
+    /// answered a SYN and waits for its retry is retried the same way: refused before,
+    /// it is a client now (the million round: peers the DHT listed before they had
+    /// started were refused, and their retries waited minutes for the silent heap).
+    /// Once per failure: a peer naming a dead address again and again only brings its
+    /// `silent_retries` retries forward, then it is dropped as before.
     pub(crate) fn vouch(&mut self, k: Key, now: Instant) {
         let now = self.tick(now);
         let Some(s) = self.slot_mut(k) else { return };
@@ -671,6 +673,8 @@ impl Scheduler {
             }
             Ended::Failed | Ended::Transient => {
                 s.failures_in_row = s.failures_in_row.saturating_add(1);
+                // Named in PEX again after this, it goes first again (see `vouch`).
+                s.vouched = false;
                 if ended == Ended::Transient && s.reach != Reach::Reached {
                     s.reach = Reach::Answered;
                 } else if s.reach == Reach::Unknown {
@@ -978,7 +982,7 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_address_named_in_pex_is_retried_at_once_and_only_once() {
+    fn a_silent_address_named_in_pex_is_retried_at_once_once_per_failure() {
         let t0 = Instant::now();
         let mut s = Scheduler::starting(policy(), t0);
         // Refused: its retry waits in the silent heap until 60 s.
@@ -993,13 +997,21 @@ mod tests {
         // A peer names it: retried now, as a held first contact named in PEX would be.
         s.vouch(1, at);
         assert_eq!(pop(&mut s, at), Popped::Visit(1, 2));
-        s.finish(1, Ended::Failed, at);
-        // Named again after failing again: no second turn; its next retry keeps its time.
+        // Named twice while that retry is under way: one turn after it fails again;
+        // then its retries are spent and it is dropped, named or not.
         s.vouch(1, at);
-        let Some(State::Waiting(next)) = s.state(1) else {
-            panic!("{:?}", s.state(1));
-        };
-        assert!(next >= at + Duration::from_secs(60), "{next:?}");
+        s.vouch(1, at);
+        s.finish(1, Ended::Failed, at);
+        s.vouch(1, at);
+        s.vouch(1, at);
+        assert_eq!(pop(&mut s, at), Popped::Visit(1, 3));
+        s.finish(1, Ended::Failed, at);
+        assert!(
+            matches!(s.state(1), Some(State::Dropped(_))),
+            "{:?}",
+            s.state(1)
+        );
+        s.vouch(1, at);
         assert!(!matches!(pop(&mut s, at), Popped::Visit(..)));
     }
 
