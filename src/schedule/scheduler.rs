@@ -506,21 +506,21 @@ impl Scheduler {
     /// early sank under the many named later (in the million round, peers that arrived
     /// 22 s in were first visited four minutes later, after they had crossed). Its dial
     /// still takes a slot of the dial budget like every first contact, so a peer naming
-    /// addresses cannot make btda dial more, only sooner. An address that never
-    /// answered a SYN and waits for its retry is retried the same way: refused before,
-    /// it is a client now (the million round: peers the DHT listed before they had
-    /// started were refused, and their retries waited minutes for the silent heap).
+    /// addresses cannot make btda dial more, only sooner. An address that failed and
+    /// waits for its retry is retried the same way: it is a client now (the million
+    /// round: peers the DHT listed before they had started failed their first two
+    /// dials, and their next retry came five minutes later, after they had crossed).
     /// Once per failure: a peer naming a dead address again and again only brings its
-    /// `silent_retries` retries forward, then it is dropped as before.
+    /// retries forward, then it is dropped as before.
     pub(crate) fn vouch(&mut self, k: Key, now: Instant) {
         let now = self.tick(now);
         let Some(s) = self.slot_mut(k) else { return };
-        if s.vouched || !matches!(s.reach, Reach::Unknown | Reach::Never) {
+        if s.vouched || s.reach == Reach::Reached {
             return;
         }
         s.vouched = true;
-        if s.reach == Reach::Never && s.is(Tag::Waiting) {
-            s.set(Tag::Held, now); // its entry in the silent heap is stale now
+        if s.reach != Reach::Unknown && s.is(Tag::Waiting) {
+            s.set(Tag::Held, now); // its entry in its heap is stale now
         }
         if s.is(Tag::Held) {
             self.vouched.push_back(k);
@@ -1013,6 +1013,21 @@ mod tests {
         );
         s.vouch(1, at);
         assert!(!matches!(pop(&mut s, at), Popped::Visit(..)));
+    }
+
+    #[test]
+    fn an_address_that_failed_in_its_handshake_is_retried_at_once_when_named() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::starting(policy(), t0);
+        // Connected, then closed in the handshake: retried after 15 s.
+        s.add(1, t0, true);
+        assert_eq!(pop(&mut s, t0), Popped::Visit(1, 1));
+        s.finish(1, Ended::Transient, t0);
+        assert_eq!(s.reach(1), Some(Reach::Answered));
+        let at = t0 + Duration::from_secs(5);
+        assert!(!matches!(pop(&mut s, at), Popped::Visit(..)));
+        s.vouch(1, at);
+        assert_eq!(pop(&mut s, at), Popped::Visit(1, 2));
     }
 
     #[test]
