@@ -346,8 +346,8 @@ impl PeerQueue {
             *g.from_source.entry((torrent, i)).or_insert(0) += 1;
         }
         let added = g.sched.add(id, now, threshold.is_some());
-        if source == Source::Pex {
-            g.sched.vouch(id, now);
+        if source == Source::Pex && g.sched.vouch(id, now) {
+            g.idle.wake_one();
         }
         if added == Added::New && threshold.is_some() {
             g.idle.wake_one();

@@ -512,11 +512,14 @@ impl Scheduler {
     /// dials, and their next retry came five minutes later, after they had crossed).
     /// Once per failure: a peer naming a dead address again and again only brings its
     /// retries forward, then it is dropped as before.
-    pub(crate) fn vouch(&mut self, k: Key, now: Instant) {
+    /// Returns whether `k` joined the named ones held back now (a worker should look).
+    pub(crate) fn vouch(&mut self, k: Key, now: Instant) -> bool {
         let now = self.tick(now);
-        let Some(s) = self.slot_mut(k) else { return };
+        let Some(s) = self.slot_mut(k) else {
+            return false;
+        };
         if s.vouched || s.reach == Reach::Reached {
-            return;
+            return false;
         }
         s.vouched = true;
         if s.reach != Reach::Unknown && s.is(Tag::Waiting) {
@@ -524,7 +527,9 @@ impl Scheduler {
         }
         if s.is(Tag::Held) {
             self.vouched.push_back(k);
+            return true;
         }
+        false
     }
 
     /// Marks `k` in flight; returns its attempt number.
