@@ -12,6 +12,12 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (seconds, peers_each, torrents): (u64, u32, u8) =
         if full { (60, 5_000, 4) } else { (12, 100, 2) };
+    if full {
+        // btda in this process, as `btda run` runs: glibc's per-thread caches off.
+        if let Err(e) = btda::thread_caches::reexec_with_caches_off() {
+            eprintln!("cannot turn glibc's per-thread caches off: {e}");
+        }
+    }
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     // `cargo bench --bench swarm -- realistic` or `-- scale`: that round alone.
     if full && std::env::args().any(|a| a == "realistic") {

@@ -21,6 +21,7 @@ pub mod shutdown;
 pub mod sim;
 pub mod store;
 pub mod text;
+pub mod thread_caches;
 pub mod torrent;
 pub mod tracker;
 pub mod utp;

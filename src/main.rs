@@ -178,6 +178,15 @@ enum GeoCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Run | Command::Demo { .. } | Command::Sim { .. }
+    ) {
+        // Hours with thousands of threads: glibc's per-thread caches off (see the module).
+        if let Err(e) = btda::thread_caches::reexec_with_caches_off() {
+            eprintln!("btda: cannot turn glibc's per-thread caches off ({e}); going on");
+        }
+    }
     match execute(&cli) {
         Ok(code) => code,
         Err(e) => {

@@ -63,6 +63,16 @@ fn start_run(root: &Path) -> (std::process::Child, PathBuf, mpsc::Receiver<Strin
 fn sigint_stops_the_run_and_leaves_a_complete_database() {
     let root = tempfile::tempdir().unwrap();
     let (mut child, db, lines) = start_run(root.path());
+    // The run executed itself again with glibc's per-thread caches off, under the same
+    // process id (the one a user stops), without a tunable of its own environment.
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(
+        environ
+            .split('\0')
+            .any(|v| v == "GLIBC_TUNABLES=glibc.malloc.tcache_count=0"),
+        "the run keeps glibc's per-thread caches"
+    );
     std::thread::sleep(Duration::from_millis(1500)); // let one status line pass
 
     signal(&child, "INT");
@@ -95,6 +105,10 @@ fn sigint_stops_the_run_and_leaves_a_complete_database() {
     let log = db.with_extension("log");
     let log_text = std::fs::read_to_string(&log).expect("log file");
     assert!(log_text.contains("run started: 3 torrents"), "{log_text}");
+    assert!(
+        log_text.contains("GLIBC_TUNABLES: glibc.malloc.tcache_count=0"),
+        "{log_text}"
+    );
     assert!(
         log_text.contains("c.torrent"),
         "skip reason missing from the log"

@@ -288,6 +288,11 @@ pub fn run(opts: &RunOptions, shutdown: &Shutdown) -> Result<RunOutcome, RunErro
         torrents.len(),
         files.database.display()
     );
+    log::info!(
+        "GLIBC_TUNABLES: {}",
+        std::env::var("GLIBC_TUNABLES")
+            .unwrap_or_else(|_| "(unset: glibc's per-thread caches on)".to_string())
+    );
     println!(
         "btda: analysing {} torrents; database {}; press Ctrl+C to stop",
         torrents.len(),
