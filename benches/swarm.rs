@@ -202,7 +202,7 @@ fn realistic_round() {
          TCP handshake at once, so the connect timeout settles at its 300 ms lower bound and \
          the addresses that never answer a SYN cost that instead of 5 s; the simulated \
          round-trip times show in the handshake times, whose p99 x 2 (within a \
-         quarter-octave bucket) is the handshake timeout. This round compresses time (3 s \
+         eighth-octave bucket) is the handshake timeout. This round compresses time (3 s \
          revisit delay, 2 s and 4 s retries) but not the timeouts: each dead address costs \
          300, 600 and 1,200 ms of a worker within seconds, which is what keeps revisits \
          late and confirmations below the observable completions here; the scale round \

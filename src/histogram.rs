@@ -1,20 +1,24 @@
-//! A histogram of durations in milliseconds: quarter-octave buckets of atomic counters
-//! (1 ms to about 4.6 hours, ±19 %), lock-free and of fixed size, for measurements taken
-//! on every visit (measured timeouts, how late the scheduler hands peers out).
+//! A histogram of durations in milliseconds: eighth-octave buckets of atomic counters
+//! (1 ms to about 4.3 hours, within 9 %), lock-free and of fixed size, for measurements
+//! taken on every visit (measured timeouts, how late the scheduler hands peers out).
+//! Eighth octaves, not quarters: a wait near a target (the million round's ten minutes)
+//! was reported as 741 s for anything from 624 s up.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Buckets: quarter octaves of `ms + 1`, the last one open-ended.
-const BUCKETS: usize = 96;
+/// Buckets per octave of `ms + 1`.
+const PER_OCTAVE: f64 = 8.0;
+/// Buckets: 24 octaves, the last bucket open-ended.
+const BUCKETS: usize = 192;
 
 fn bucket(ms: u32) -> usize {
     let octaves = (f64::from(ms) + 1.0).log2();
-    ((octaves * 4.0) as usize).min(BUCKETS - 1)
+    ((octaves * PER_OCTAVE) as usize).min(BUCKETS - 1)
 }
 
 /// The largest value that falls into bucket `i`.
 fn upper(i: usize) -> u64 {
-    (2f64.powf((i + 1) as f64 / 4.0) - 1.0).ceil() as u64
+    (2f64.powf((i + 1) as f64 / PER_OCTAVE) - 1.0).ceil() as u64
 }
 
 /// A histogram of durations in milliseconds.
@@ -95,9 +99,9 @@ mod tests {
             h.record(ms);
         }
         let p99 = h.quantile(0.99).unwrap() as f64;
-        assert!((990.0..=990.0 * 1.19).contains(&p99), "{p99}");
+        assert!((990.0..=990.0 * 1.091).contains(&p99), "{p99}");
         let p50 = h.quantile(0.5).unwrap() as f64;
-        assert!((500.0..=500.0 * 1.19).contains(&p50), "{p50}");
+        assert!((500.0..=500.0 * 1.091).contains(&p50), "{p50}");
         assert_eq!(Histogram::default().quantile(0.5), None);
         for ms in [0, 1, 2, 3, 100, 4_000_000_000] {
             assert!(upper(bucket(ms)) >= u64::from(ms).min(upper(BUCKETS - 2)));

@@ -221,6 +221,10 @@ pub struct Scheduler {
     /// Held first contacts that a peer named in PEX (see [`Self::vouch`]), in the order
     /// they were named: handed out before those of `backlog`, oldest first.
     vouched: VecDeque<Key>,
+    /// Retries of addresses that answered but failed (a reset, a close, a handshake
+    /// timeout), held back while the dial budget is booked: handed out after the held
+    /// first contacts, oldest first (see [`Self::hold`]).
+    held_retries: VecDeque<Key>,
     slots: Vec<Option<Slot>>,
     start: Instant,
     policy: Policy,
@@ -260,6 +264,7 @@ impl Scheduler {
             silent_in_flight: 0,
             backlog: Vec::new(),
             vouched: VecDeque::new(),
+            held_retries: VecDeque::new(),
             slots: Vec::new(),
             start,
             policy,
@@ -470,8 +475,8 @@ impl Scheduler {
     }
 
     /// The oldest entry still held of the vouched backlog, else the newest of the
-    /// backlog (entries may be stale: reached by an incoming visit, finished, or handed
-    /// out from the other backlog meanwhile).
+    /// backlog, else the oldest held retry (entries may be stale: reached by an incoming
+    /// visit, finished, or handed out from another backlog meanwhile).
     fn pop_backlog(&mut self) -> Option<Key> {
         let held = |slots: &[Option<Slot>], k: Key| {
             slots
@@ -489,12 +494,18 @@ impl Scheduler {
                 return Some(k);
             }
         }
+        while let Some(k) = self.held_retries.pop_front() {
+            if held(&self.slots, k) {
+                return Some(k);
+            }
+        }
         None
     }
 
-    /// Whether first contacts are held back for the dial budget.
+    /// Whether first contacts (or retries of addresses that answered) are held back for
+    /// the dial budget.
     fn holds(&self) -> bool {
-        !self.backlog.is_empty() || !self.vouched.is_empty()
+        !self.backlog.is_empty() || !self.vouched.is_empty() || !self.held_retries.is_empty()
     }
 
     /// A peer named `k` in PEX. Unless btda has tried it already, it goes before the
@@ -553,15 +564,20 @@ impl Scheduler {
     /// dead ones mostly listed first), a peer that was listed a moment ago is in the
     /// swarm now and likely early in its download, which only a first visit below T can
     /// confirm; in due order it would wait behind every older address (in the million
-    /// round, eight minutes).
+    /// round, eight minutes). A retry of an address that answered but failed (`k`
+    /// answered before) waits behind every held first contact, oldest first: a budget
+    /// slot goes to an address never tried before one that was tried and refused a
+    /// visit, as it goes before a silent one. Newest first among the first contacts,
+    /// these retries (300,000 in the million round's first ten minutes: clients that
+    /// reset or close every connection, retried 15 s, 60 s, 300 s after each failure)
+    /// always went before the first contacts listed early, which waited eleven minutes.
     pub(crate) fn hold(&mut self, k: Key, now: Instant) {
         let now_tick = self.tick(now);
         if self.unpop(k, Tag::Held, now_tick) {
-            let vouched = self.slot(k).is_some_and(|s| s.vouched);
-            if vouched {
-                self.vouched.push_back(k);
-            } else {
-                self.backlog.push(k);
+            match self.slot(k) {
+                Some(s) if s.vouched => self.vouched.push_back(k),
+                Some(s) if s.reach == Reach::Answered => self.held_retries.push_back(k),
+                _ => self.backlog.push(k),
             }
         }
     }
@@ -903,7 +919,7 @@ mod tests {
             "a deferral is not an attempt"
         );
         let waited = s.lateness().first_wait_p99_ms.unwrap() as f64;
-        assert!((40_000.0..=40_000.0 * 1.19).contains(&waited), "{waited}");
+        assert!((40_000.0..=40_000.0 * 1.091).contains(&waited), "{waited}");
     }
 
     #[test]
@@ -1093,7 +1109,7 @@ mod tests {
         );
         // The first one held waited 69 s for its visit.
         let waited = s.lateness().first_wait_max_ms.unwrap() as f64;
-        assert!((69_000.0..=69_000.0 * 1.19).contains(&waited), "{waited}");
+        assert!((69_000.0..=69_000.0 * 1.091).contains(&waited), "{waited}");
         // An incoming visit reaches a held peer: it leaves the backlog for a revisit.
         s.add(7, at, true);
         assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(7, 1));
@@ -1103,6 +1119,34 @@ mod tests {
             pop(&mut s, at),
             Popped::Wait(Some(at + Duration::from_secs(180)))
         );
+    }
+
+    #[test]
+    fn held_retries_of_addresses_that_answered_go_after_held_first_contacts() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::starting(policy(), t0);
+        // An address that connected and reset: a transient failure, retried at 15 s.
+        s.add(50, t0, true);
+        assert_eq!(pop(&mut s, t0), Popped::Visit(50, 1));
+        s.finish(50, Ended::Transient, t0);
+        // Three first contacts listed, all held: the budget is booked.
+        for k in 1..=3 {
+            s.add(k, t0, true);
+            assert_eq!(s.pop_due(t0, false, |_| false), Popped::Visit(k, 1));
+            s.hold(k, t0);
+        }
+        // The retry comes due and is held too, after them (the newest held).
+        let at = t0 + Duration::from_secs(15);
+        assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(50, 2));
+        s.hold(50, at);
+        // Room again: the first contacts newest first, then the retry.
+        let order: Vec<(Key, u32)> = (0..4)
+            .map(|_| match pop(&mut s, at) {
+                Popped::Visit(k, attempt) => (k, attempt),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(order, vec![(3, 1), (2, 1), (1, 1), (50, 2)]);
     }
 
     #[test]
@@ -1188,9 +1232,9 @@ mod tests {
         assert_eq!(pop(&mut s, late), Popped::Visit(1, 2));
         let l = s.lateness();
         let first = l.first_wait_p99_ms.unwrap() as f64;
-        assert!((5_000.0..=5_000.0 * 1.19).contains(&first), "{l:?}");
+        assert!((5_000.0..=5_000.0 * 1.091).contains(&first), "{l:?}");
         let revisit = l.revisit_late_p99_ms.unwrap() as f64;
-        assert!((30_000.0..=30_000.0 * 1.19).contains(&revisit), "{l:?}");
+        assert!((30_000.0..=30_000.0 * 1.091).contains(&revisit), "{l:?}");
         assert_eq!(l.revisits_on_time, Some(0.0), "30 s late is beyond 18 s");
     }
 
