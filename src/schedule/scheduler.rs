@@ -442,7 +442,6 @@ impl Scheduler {
             // Silent addresses wait while fresh ones are held back: a budget slot goes to
             // an address never tried before one that never answered.
             let silent_room = budget_room && !self.holds();
-            let first_contacts_held = !self.backlog.is_empty() || !self.vouched.is_empty();
             let Some(((due, k), which)) = self.earliest(silent_room) else {
                 return Popped::Wait(None);
             };
@@ -464,12 +463,6 @@ impl Scheduler {
             if busy(k) {
                 s.at = later;
                 self.queue(later, k);
-                continue;
-            }
-            // A retry of an address that answered waits behind held first contacts.
-            if s.reach == Reach::Answered && first_contacts_held {
-                s.set(Tag::Held, now_tick);
-                self.held_retries.push_back(k);
                 continue;
             }
             if s.reach == Reach::Reached {
@@ -528,13 +521,8 @@ impl Scheduler {
     /// waits for its retry is retried the same way: it is a client now (the million
     /// round: peers the DHT listed before they had started failed their first two
     /// dials, and their next retry came five minutes later, after they had crossed).
-    /// A silent address once per failure: a peer naming a dead address again and again
-    /// only brings its retries forward, then it is dropped as before. An address that
-    /// answered (it made a connection, then reset, closed or stayed silent) once in
-    /// all: a PEX entry says it is alive, which its answer said already; retried at
-    /// every naming, the clients that reset every connection (126,000 in the million
-    /// round, each named again within seconds) were retried until dropped, ~100,000
-    /// dials a minute that held the first sweep back.
+    /// Once per failure: a peer naming a dead address again and again only brings its
+    /// retries forward, then it is dropped as before.
     /// Returns whether `k` joined the named ones held back now (a worker should look).
     pub(crate) fn vouch(&mut self, k: Key, now: Instant) -> bool {
         let now = self.tick(now);
@@ -706,15 +694,12 @@ impl Scheduler {
             }
             Ended::Failed | Ended::Transient => {
                 s.failures_in_row = s.failures_in_row.saturating_add(1);
+                // Named in PEX again after this, it goes first again (see `vouch`).
+                s.vouched = false;
                 if ended == Ended::Transient && s.reach != Reach::Reached {
                     s.reach = Reach::Answered;
                 } else if s.reach == Reach::Unknown {
                     s.reach = Reach::Never;
-                }
-                // Named in PEX again after this, a silent address goes first again; one
-                // that answered goes first once in all (see `vouch`).
-                if s.reach == Reach::Never {
-                    s.vouched = false;
                 }
                 s.why = Reason::Retry;
                 let since_listed =
@@ -1052,7 +1037,7 @@ mod tests {
     }
 
     #[test]
-    fn an_address_that_failed_in_its_handshake_is_retried_at_once_when_named_once() {
+    fn an_address_that_failed_in_its_handshake_is_retried_at_once_when_named() {
         let t0 = Instant::now();
         let mut s = Scheduler::starting(policy(), t0);
         // Connected, then closed in the handshake: retried after 15 s.
@@ -1064,15 +1049,6 @@ mod tests {
         assert!(!matches!(pop(&mut s, at), Popped::Visit(..)));
         s.vouch(1, at);
         assert_eq!(pop(&mut s, at), Popped::Visit(1, 2));
-        // It resets again: named again, it waits for its backoff all the same.
-        s.finish(1, Ended::Transient, at);
-        s.vouch(1, at);
-        let later = t0 + Duration::from_secs(20);
-        let popped = pop(&mut s, later);
-        assert!(
-            matches!(popped, Popped::Wait(Some(t)) if t >= at + Duration::from_secs(60)),
-            "{popped:?}"
-        );
     }
 
     #[test]
@@ -1159,9 +1135,11 @@ mod tests {
             assert_eq!(s.pop_due(t0, false, |_| false), Popped::Visit(k, 1));
             s.hold(k, t0);
         }
-        // The retry is due at 15 s, when the budget has room again: the held first
-        // contacts go first, newest first, then the retry.
+        // The retry comes due and is held too, after them (the newest held).
         let at = t0 + Duration::from_secs(15);
+        assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(50, 2));
+        s.hold(50, at);
+        // Room again: the first contacts newest first, then the retry.
         let order: Vec<(Key, u32)> = (0..4)
             .map(|_| match pop(&mut s, at) {
                 Popped::Visit(k, attempt) => (k, attempt),
