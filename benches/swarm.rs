@@ -310,12 +310,15 @@ fn scale_round() {
 /// btda with its defaults for 15 minutes (`BTDA_MILLION_SECONDS`; `BTDA_MILLION_PEER`
 /// adds lines to `[peer]`, e.g. `silent_retries = 100` for the retries before).
 fn million_round() {
-    let extra = std::env::var("BTDA_MILLION_PEER").unwrap_or_default();
-    let label = if extra.is_empty() {
+    let mut extra = std::env::var("BTDA_MILLION_PEER").unwrap_or_default();
+    let label = if extra.trim().is_empty() {
         "btda's defaults".to_string()
     } else {
-        format!("btda's defaults and `{}`", extra.replace('\n', "; "))
+        format!("btda's defaults and `{}`", extra.trim().replace('\n', "; "))
     };
+    if !extra.is_empty() && !extra.ends_with('\n') {
+        extra.push('\n'); // one setting a line, before the lines that follow
+    }
     scale_run_sized(
         &label,
         &extra,
