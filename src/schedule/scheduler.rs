@@ -567,10 +567,12 @@ impl Scheduler {
     /// round, eight minutes). A retry of an address that answered but failed (`k`
     /// answered before) waits behind every held first contact, oldest first: a budget
     /// slot goes to an address never tried before one that was tried and refused a
-    /// visit, as it goes before a silent one. Newest first among the first contacts,
-    /// these retries (300,000 in the million round's first ten minutes: clients that
-    /// reset or close every connection, retried 15 s, 60 s, 300 s after each failure)
-    /// always went before the first contacts listed early, which waited eleven minutes.
+    /// visit, as it goes before a silent one (newest first among the first contacts,
+    /// such retries went before every first contact listed early). Only the retries
+    /// held here: one due while the budget has room goes when due — holding those as
+    /// well for the whole first sweep cost the million round three points of its
+    /// confirmations (busy peers and peers listed before they ran were retried after
+    /// they had crossed and left).
     pub(crate) fn hold(&mut self, k: Key, now: Instant) {
         let now_tick = self.tick(now);
         if self.unpop(k, Tag::Held, now_tick) {
