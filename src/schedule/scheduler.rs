@@ -902,6 +902,24 @@ mod tests {
         popped
     }
 
+    /// Lists first contact `k` at `at` and holds it back, as the queue does when the dial
+    /// budget is booked.
+    fn hold_new(s: &mut Scheduler, k: Key, at: Instant) {
+        s.add(k, at, true);
+        assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(k, 1));
+        s.hold(k, at);
+    }
+
+    /// The next `n` peers handed out at `at` with budget room, with their attempts.
+    fn pops(s: &mut Scheduler, at: Instant, n: usize) -> Vec<(Key, u32)> {
+        (0..n)
+            .map(|_| match pop(s, at) {
+                Popped::Visit(k, attempt) => (k, attempt),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
     #[test]
     fn a_first_visit_deferred_by_the_dial_budget_waits_from_when_it_was_due() {
         let t0 = Instant::now();
@@ -930,10 +948,7 @@ mod tests {
         let mut s = Scheduler::starting(policy(), t0);
         // Six first contacts listed one a second, all held: the budget is booked.
         for k in 1..=6 {
-            let at = t0 + Duration::from_secs(k.into());
-            s.add(k, at, true);
-            assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(k, 1));
-            s.hold(k, at);
+            hold_new(&mut s, k, t0 + Duration::from_secs(k.into()));
         }
         // A peer names 2 and 4 (held now); then 7, listed and held after that, and 8,
         // vouched for while still waiting in the heap (held later).
@@ -1081,10 +1096,7 @@ mod tests {
         s.finish(100, Ended::Failed, t0);
         // Five first contacts listed one a second, all held: the budget is booked.
         for k in 1..=5 {
-            let at = t0 + Duration::from_secs(k.into());
-            s.add(k, at, true);
-            assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(k, 1));
-            s.hold(k, at);
+            hold_new(&mut s, k, t0 + Duration::from_secs(k.into()));
         }
         assert_eq!(
             s.state(3),
@@ -1099,23 +1111,15 @@ mod tests {
         // Room again; a peer listed now comes first, then the held ones newest first
         // (holding is not an attempt), then the silent retry.
         s.add(6, at, true);
-        let order: Vec<(Key, u32)> = (0..7)
-            .map(|_| match pop(&mut s, at) {
-                Popped::Visit(k, attempt) => (k, attempt),
-                other => panic!("{other:?}"),
-            })
-            .collect();
         assert_eq!(
-            order,
+            pops(&mut s, at, 7),
             vec![(6, 1), (5, 1), (4, 1), (3, 1), (2, 1), (1, 1), (100, 2)]
         );
         // The first one held waited 69 s for its visit.
         let waited = s.lateness().first_wait_max_ms.unwrap() as f64;
         assert!((69_000.0..=69_000.0 * 1.091).contains(&waited), "{waited}");
         // An incoming visit reaches a held peer: it leaves the backlog for a revisit.
-        s.add(7, at, true);
-        assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(7, 1));
-        s.hold(7, at);
+        hold_new(&mut s, 7, at);
         assert!(s.after_incoming(7, false, true, None, at));
         assert_eq!(
             pop(&mut s, at),
@@ -1133,22 +1137,14 @@ mod tests {
         s.finish(50, Ended::Transient, t0);
         // Three first contacts listed, all held: the budget is booked.
         for k in 1..=3 {
-            s.add(k, t0, true);
-            assert_eq!(s.pop_due(t0, false, |_| false), Popped::Visit(k, 1));
-            s.hold(k, t0);
+            hold_new(&mut s, k, t0);
         }
         // The retry comes due and is held too, after them (the newest held).
         let at = t0 + Duration::from_secs(15);
         assert_eq!(s.pop_due(at, false, |_| false), Popped::Visit(50, 2));
         s.hold(50, at);
         // Room again: the first contacts newest first, then the retry.
-        let order: Vec<(Key, u32)> = (0..4)
-            .map(|_| match pop(&mut s, at) {
-                Popped::Visit(k, attempt) => (k, attempt),
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(order, vec![(3, 1), (2, 1), (1, 1), (50, 2)]);
+        assert_eq!(pops(&mut s, at, 4), vec![(3, 1), (2, 1), (1, 1), (50, 2)]);
     }
 
     #[test]
