@@ -33,16 +33,9 @@ pub fn tunables_with_caches_off(current: Option<&str>) -> Option<String> {
     }
 }
 
-/// Whether this process runs with glibc's per-thread caches off (or with a tcache count
-/// its user chose): true when `GLIBC_TUNABLES` names a tcache count.
-pub fn settled() -> bool {
-    let current = std::env::var("GLIBC_TUNABLES").ok();
-    tunables_with_caches_off(current.as_deref()).is_none()
-}
-
 /// Executes the current program again with the per-thread caches off, unless they are
 /// off already (or the user chose a count). Returns only when it did not execute: the
-/// caches were settled, this is not a glibc build, or `exec` failed (the error is
+/// count was set already, this is not a glibc build, or `exec` failed (the error is
 /// returned; the program can go on with the default caches). Call it first thing in
 /// `main`, before any thread exists.
 pub fn reexec_with_caches_off() -> std::io::Result<()> {
