@@ -78,8 +78,11 @@ fn measured_timeouts_keep_the_count_exact_on_a_realistic_swarm() {
         .unwrap();
     println!("timeouts chosen: connect {connect} ms, handshake {handshake} ms");
     assert_eq!(connect, 300, "loopback connects: the lower bound");
+    // Twice the p99 of handshake times, read as the upper end of its histogram bucket
+    // (eighth octaves, within 9 %): a p99 just under 400 ms is read as 394 ms, so the
+    // lower bound is twice 400 ms less a bucket, not 800 (a CI run chose 788 ms).
     assert!(
-        (800..=2 * 400 * 2).contains(&handshake),
+        (2 * 400 * 91 / 100..=2 * 400 * 2).contains(&handshake),
         "about twice the slowest simulated round trip (400 ms): {handshake}"
     );
     let fast_timeouts: i64 = conn
