@@ -9,12 +9,15 @@
 
 mod identity;
 mod idle;
+mod names;
 mod punch;
 mod queue;
 mod sink;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroI64;
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 
@@ -87,15 +90,19 @@ struct Entry {
     seen: Option<Box<Seen>>,
 }
 
-/// What a peer showed by answering.
+/// What a peer showed by answering: 208 bytes, with no allocation of its own (client
+/// names are shared, see [`names`]; the location is looked up again for each row, about
+/// a microsecond, rather than kept: a campaign remembers hundreds of thousands of these).
 #[derive(Debug, Default)]
 struct Seen {
     progress: Progress,
-    db_id: Option<i64>,
-    client: Option<(String, Option<String>)>,
-    client_v: Option<String>,
-    geo: Option<crate::geo::GeoInfo>,
-    domain: Option<String>,
+    db_id: Option<NonZeroI64>,
+    /// Client name and version decoded from the peer id.
+    client: Option<Arc<str>>,
+    client_version: Option<Arc<str>>,
+    /// BEP 10 `v`.
+    client_v: Option<Arc<str>>,
+    domain: Option<Box<str>>,
     /// Why the visit that witnessed the crossing happened, once one did.
     crossed_how: Option<Reason>,
     /// Successful visits that the peer made by connecting in.
@@ -113,7 +120,10 @@ impl Entry {
 
     /// Its database id, once it has a row.
     fn db_id(&self) -> Option<i64> {
-        self.seen.as_ref().and_then(|s| s.db_id)
+        self.seen
+            .as_ref()
+            .and_then(|s| s.db_id)
+            .map(NonZeroI64::get)
     }
 }
 
@@ -162,7 +172,10 @@ pub(crate) struct PeerBook {
     geo: Option<std::sync::Arc<crate::geo::Geo>>,
     store_prefix: bool,
     rdns: Option<crate::geo::rdns::RdnsPool<PeerAddr>>,
+    /// The next database id, from 1.
     next_db_id: i64,
+    /// Client names, shared between the peers that give them.
+    names: names::Names,
     confirmed: u64,
     /// Most distinct peers one IP may be per torrent (a NAT or CGNAT hosts a few clients
     /// in one swarm, not hundreds): one address cannot fake many downloads.
@@ -194,6 +207,7 @@ impl PeerBook {
             store_prefix: false,
             rdns: None,
             next_db_id: 1,
+            names: names::Names::default(),
             confirmed: 0,
             max_per_ip: usize::MAX,
             crowded_refused: 0,
@@ -463,16 +477,16 @@ impl PeerBook {
                     s.crossed_how = Some(reason);
                 }
                 s.visits_in += u32::from(reason == Reason::Incoming);
-                if client.is_some() {
-                    s.client.clone_from(client);
+                if let Some((name, version)) = client {
+                    s.client = Some(self.names.get(name));
+                    s.client_version = version.as_deref().map(|v| self.names.get(v));
                 }
-                if client_v.is_some() {
-                    s.client_v.clone_from(client_v);
+                if let Some(v) = client_v {
+                    s.client_v = Some(self.names.get(v));
                 }
                 if s.db_id.is_none() && s.progress.first.is_some() {
-                    s.db_id = Some(self.next_db_id);
+                    s.db_id = NonZeroI64::new(self.next_db_id);
                     self.next_db_id += 1;
-                    s.geo = self.geo.as_ref().map(|geo| geo.lookup(canon.addr.ip()));
                     if let Some(pool) = &self.rdns {
                         pool.request(canon, canon.addr.ip());
                     }
@@ -525,8 +539,8 @@ impl PeerBook {
     /// Records a peer's reverse-DNS domain; returns its database id for an update.
     pub(crate) fn set_domain(&mut self, peer: &PeerAddr, domain: String) -> Option<i64> {
         let s = self.entries.get_mut(peer)?.seen.as_mut()?;
-        s.domain = Some(domain);
-        s.db_id
+        s.domain = Some(domain.into_boxed_str());
+        s.db_id.map(NonZeroI64::get)
     }
 
     /// Confirmed downloads so far.
@@ -543,9 +557,9 @@ impl PeerBook {
             torrent_id: peer.torrent.db_id(),
             peer_key: self.keyer.key(&peer.addr),
             source: e.source.as_str(),
-            client: s.client.as_ref().map(|c| c.0.clone()),
-            client_version: s.client.as_ref().and_then(|c| c.1.clone()),
-            client_v: s.client_v.clone(),
+            client: s.client.as_deref().map(str::to_string),
+            client_version: s.client_version.as_deref().map(str::to_string),
+            client_v: s.client_v.as_deref().map(str::to_string),
             first_seen: first_ms.div_euclid(1000),
             first_pieces,
             last_seen: last_ms.div_euclid(1000),
@@ -563,9 +577,13 @@ impl PeerBook {
             crossed_within: s.crossed_how.map(|_| s.progress.crossed_within_visit),
             predicted_at: s.progress.predicted_ms.map(|ms| ms.div_euclid(1000)),
             visits_in: s.visits_in,
-            geo: s.geo.clone().unwrap_or_default(),
+            geo: self
+                .geo
+                .as_ref()
+                .map(|geo| geo.lookup(peer.addr.ip()))
+                .unwrap_or_default(),
             network: self.store_prefix.then(|| network_of(&peer.addr.ip())),
-            rdns_domain: s.domain.clone(),
+            rdns_domain: s.domain.as_deref().map(str::to_string),
         })
     }
 }
@@ -608,6 +626,65 @@ mod tests {
             client: None,
             client_v: None,
             peer_id: Some([id; 20]),
+        }
+    }
+
+    #[test]
+    fn an_answered_peer_costs_one_small_box_and_shares_its_client_names() {
+        // What a campaign's memory grows by per answered peer (issue 26's churning
+        // soak): 384 bytes and three strings of its own before.
+        assert!(
+            std::mem::size_of::<Seen>() <= 208,
+            "{}",
+            std::mem::size_of::<Seen>()
+        );
+        let mut b = PeerBook::new(PeerKeyer::new([0; 32]));
+        let client = |id: u8| VisitResult::Success {
+            observations: vec![(1_000, 5)],
+            with_state: true,
+            client: Some(("qBittorrent".to_string(), Some("4.6.2".to_string()))),
+            client_v: Some("qBittorrent/4.6.2".to_string()),
+            peer_id: Some([id; 20]),
+        };
+        let (a, c) = (peer([81, 2, 69, 1], 6881), peer([81, 2, 69, 2], 6881));
+        b.know(a, Source::Tracker);
+        b.know(c, Source::Tracker);
+        let (ra, _, _) = b.record(a, 10, &client(1), Reason::First);
+        b.record(c, 10, &client(2), Reason::First);
+        let row = ra.row.unwrap();
+        assert_eq!(row.client.as_deref(), Some("qBittorrent"));
+        assert_eq!(row.client_version.as_deref(), Some("4.6.2"));
+        assert_eq!(row.client_v.as_deref(), Some("qBittorrent/4.6.2"));
+        let seen = |p: &PeerAddr| b.entries[p].seen.as_ref().unwrap();
+        for name in [
+            |s: &Seen| s.client.clone(),
+            |s: &Seen| s.client_version.clone(),
+            |s: &Seen| s.client_v.clone(),
+        ] {
+            assert!(Arc::ptr_eq(
+                &name(seen(&a)).unwrap(),
+                &name(seen(&c)).unwrap()
+            ));
+        }
+    }
+
+    #[test]
+    fn every_row_of_a_located_peer_carries_its_location() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geo");
+        let geo = crate::geo::Geo::open(
+            &[fixtures.join("GeoIP2-City-Test.mmdb")],
+            &[fixtures.join("GeoLite2-ASN-Test.mmdb")],
+            false,
+        );
+        let mut b = PeerBook::new(PeerKeyer::new([0; 32]));
+        b.set_geo(std::sync::Arc::new(geo), false);
+        let p = peer([81, 2, 69, 160], 6881);
+        b.know(p, Source::Tracker);
+        for (at, pieces) in [(1_000, 5), (2_000, 9)] {
+            let (r, _, _) = b.record(p, 10, &seen(pieces, at, 1), Reason::First);
+            let row = r.row.unwrap();
+            assert_eq!(row.geo.country.as_deref(), Some("GB"), "{row:?}");
+            assert_eq!(row.last_pieces, pieces);
         }
     }
 
