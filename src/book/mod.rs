@@ -153,7 +153,9 @@ pub(crate) struct PeerBook {
     by_ip: HashTable<u32>,
     /// Hashes (torrent, IP) for `by_ip`.
     ip_hasher: RandomState,
-    by_id: HashMap<(TorrentId, [u8; 20]), PeerAddr>,
+    /// The peer (its index in `entries`) that first gave each peer id: 28 bytes a
+    /// bucket, where the address itself took 60.
+    by_id: HashMap<(TorrentId, [u8; 20]), u32>,
     alias: HashMap<PeerAddr, PeerAddr>,
     own_ips: HashSet<IpAddr>,
     own: HashSet<SocketAddr>,
@@ -427,7 +429,7 @@ impl PeerBook {
             return Some((self.canonical(at(port)), false));
         }
         if let Some(id) = peer_id
-            && let Some(&known) = self.by_id.get(&(torrent, id))
+            && let Some(known) = self.by_id.get(&(torrent, id)).and_then(|&i| self.peer(i))
         {
             return Some((self.canonical(known), false));
         }
@@ -463,7 +465,12 @@ impl PeerBook {
         } = result
         {
             let key = (peer.torrent, *id);
-            match self.by_id.get(&key).map(|&k| self.canonical(k)) {
+            match self
+                .by_id
+                .get(&key)
+                .and_then(|&i| self.peer(i))
+                .map(|k| self.canonical(k))
+            {
                 Some(other)
                     if other != canon
                         && self
@@ -477,7 +484,9 @@ impl PeerBook {
                 }
                 Some(_) => {}
                 None => {
-                    self.by_id.insert(key, canon);
+                    if let Some(index) = self.id(&canon) {
+                        self.by_id.insert(key, index);
+                    }
                 }
             }
         }
