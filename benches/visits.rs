@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use btda::book::{PeerKeyer, PeerQueue, Source};
+use btda::book::{PeerKeyer, PeerQueue, Source, VisitResult};
 use btda::config::Encryption;
 use btda::schedule::Policy;
 use btda::sim::{Behaviour, FakePeer, Harness, HarnessOptions};
@@ -194,10 +194,11 @@ fn main() {
     let with_workers = rss_mb() - before;
     let _ = idle.finish();
     let before = rss_mb();
+    // Revisits an hour away: each peer is handed out once, for its first contact.
     let policy = Policy {
-        revisit_delay: Duration::from_secs(1),
-        min_revisit: Duration::from_secs(1),
-        first_revisit: Duration::from_secs(1),
+        revisit_delay: Duration::from_secs(3600),
+        min_revisit: Duration::from_secs(3600),
+        first_revisit: Duration::from_secs(3600),
         transient_retry: Duration::from_secs(1),
         backoff: vec![],
         silent_retries: 2,
@@ -216,6 +217,28 @@ fn main() {
     }
     let with_peers = rss_mb() - before;
     assert_eq!(queue.counts().peers.known, u64::from(TRACKED));
+    // Then each of them answers once, as a peer of the 2015 mix that answers does: its
+    // record of what it showed, its client names, its peer id in the join index.
+    let before_answers = rss_mb();
+    for i in 0..TRACKED {
+        let Some(job) = queue.next_job() else {
+            break;
+        };
+        let mut peer_id = *b"-qB4620-000000000000";
+        peer_id[12..16].copy_from_slice(&i.to_be_bytes());
+        queue.finish(
+            &job,
+            VisitResult::Success {
+                observations: vec![(1_700_000_000_000 + i64::from(i), 5)],
+                with_state: true,
+                client: Some(("qBittorrent".to_string(), Some("4.6.2".to_string()))),
+                client_v: Some("qBittorrent/4.6.2".to_string()),
+                peer_id: Some(peer_id),
+            },
+        );
+    }
+    let answered = queue.counts().peers.reached;
+    let with_answers = rss_mb() - before_answers;
     drop(queue); // not alive during the rounds: its 200 MB would change what they measure
 
     let rows = vec![
@@ -300,6 +323,10 @@ fn main() {
     println!(
         "| RSS added by {TRACKED} peers tracked in the PeerQueue, never answering ({:.0} B per peer) | {with_peers:.1} |",
         with_peers * 1024.0 * 1024.0 / f64::from(TRACKED)
+    );
+    println!(
+        "| RSS added when {answered} of them answer once (a client named, a peer id; {:.0} B more per peer) | {with_answers:.1} |",
+        with_answers * 1024.0 * 1024.0 / answered.max(1) as f64
     );
     println!();
     println!("| per new peer | µs |");
