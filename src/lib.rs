@@ -11,6 +11,8 @@ pub mod counting;
 pub mod dht;
 pub mod geo;
 pub mod histogram;
+mod idle;
+mod lifo_pool;
 pub mod monitor;
 pub mod offline;
 pub mod peer;

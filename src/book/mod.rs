@@ -8,7 +8,6 @@
 //! scheduler ([`crate::schedule`]) does, and [`PeerQueue`] puts the two under one lock.
 
 mod identity;
-mod idle;
 mod names;
 mod punch;
 mod queue;

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use super::idle::park;
+use crate::idle::park;
 
 use super::identity::{PeerAddr, PeerKeyer, Source, is_dialable_global};
 use super::{PeerBook, Recorded, VisitResult};
@@ -89,7 +89,7 @@ struct Inner {
     incoming: HashMap<IpAddr, u32>,
     timed_waiter: Option<Instant>,
     /// Workers waiting for work, woken newest first.
-    idle: super::idle::Idle,
+    idle: crate::idle::Idle,
     closed: bool,
     allow_private: bool,
     not_global: [u64; 3],
@@ -195,7 +195,7 @@ impl PeerQueue {
                 torrents,
                 incoming: HashMap::new(),
                 timed_waiter: None,
-                idle: super::idle::Idle::default(),
+                idle: crate::idle::Idle::default(),
                 closed: false,
                 allow_private: false,
                 not_global: [0; 3],

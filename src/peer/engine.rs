@@ -587,7 +587,14 @@ pub fn start(
     }
     let mut listeners = Vec::new();
     if let Some(l) = listener {
-        let incoming = Arc::new(Incoming::new(&engine, handlers, stack_kib));
+        let incoming = match Incoming::new(&engine, handlers, stack_kib) {
+            Ok(incoming) => Arc::new(incoming),
+            Err(e) => {
+                engine.stop.request();
+                engine.queue.close();
+                return Err(e);
+            }
+        };
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new().name(name.into()).spawn(f)
         };
@@ -622,25 +629,23 @@ pub fn start(
 
 /// The incoming handlers and their gate, shared by the TCP and uTP acceptors.
 struct Incoming {
-    pool: threadpool::ThreadPool,
+    /// Handed to the handler that went idle last, so that the handlers used are about
+    /// as many as were ever busy at once (each one used keeps its stack pages).
+    pool: crate::lifo_pool::LifoPool,
     gate: Arc<parking_lot::Mutex<Gate<Shed>>>,
 }
 
 impl Incoming {
-    fn new(engine: &Engine, handlers: usize, stack_kib: usize) -> Self {
-        let pool = threadpool::Builder::new()
-            .num_threads(handlers)
-            .thread_name("incoming".into())
-            .thread_stack_size(stack_kib * 1024)
-            .build();
-        Self {
+    fn new(engine: &Engine, handlers: usize, stack_kib: usize) -> std::io::Result<Self> {
+        let pool = crate::lifo_pool::LifoPool::new(handlers, "incoming", stack_kib * 1024)?;
+        Ok(Self {
             pool,
             gate: Arc::new(parking_lot::Mutex::new(Gate::new(GateLimits {
                 capacity: handlers,
                 per_ip_handshakes: engine.max_handshakes_per_ip,
                 per_ip_open: engine.max_open_per_ip,
             }))),
-        }
+        })
     }
 }
 

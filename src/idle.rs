@@ -1,6 +1,7 @@
-//! Idle workers, woken newest first. Each waiting worker parks on a condition variable
-//! of its own, pushed on a stack under the queue's lock; a wake-up pops the worker that
-//! went idle last. A shared condition variable wakes the one waiting longest instead,
+//! Idle threads, woken newest first (the visit workers waiting in the peer queue, the
+//! incoming handlers in [`crate::lifo_pool`]). Each waiting thread parks on a condition
+//! variable of its own, pushed on a stack under its owner's lock; a wake-up pops the
+//! thread that went idle last. A shared condition variable wakes the one waiting longest instead,
 //! so that at a low rate of visits the work goes round every one of the 2,048 workers
 //! in turn, and each worker that works once keeps its stack pages and allocator caches:
 //! the soak's RSS grew for an hour as more of them were used (671 to 760 stacks
@@ -19,20 +20,20 @@ thread_local! {
 
 /// The workers waiting for work, the one that went idle last on top.
 #[derive(Debug, Default)]
-pub(super) struct Idle {
+pub(crate) struct Idle {
     parked: Vec<Arc<Condvar>>,
 }
 
 impl Idle {
     /// Wakes the worker that went idle last, if one waits.
-    pub(super) fn wake_one(&mut self) {
+    pub(crate) fn wake_one(&mut self) {
         if let Some(own) = self.parked.pop() {
             own.notify_one();
         }
     }
 
     /// Wakes every waiting worker.
-    pub(super) fn wake_all(&mut self) {
+    pub(crate) fn wake_all(&mut self) {
         for own in self.parked.drain(..) {
             own.notify_one();
         }
@@ -40,7 +41,7 @@ impl Idle {
 
     /// Workers waiting now.
     #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.parked.len()
     }
 }
@@ -48,7 +49,7 @@ impl Idle {
 /// Parks the calling thread on top of the [`Idle`] stack that `idle` finds in the
 /// locked state, until a wake-up or `until`; the lock is released meanwhile and held
 /// again on return.
-pub(super) fn park<T>(
+pub(crate) fn park<T>(
     g: &mut MutexGuard<'_, T>,
     idle: impl Fn(&mut T) -> &mut Idle,
     until: Option<Instant>,
