@@ -7,6 +7,7 @@
 //! hash that is a peer's only name on disk. It knows nothing of due times: the
 //! scheduler ([`crate::schedule`]) does, and [`PeerQueue`] puts the two under one lock.
 
+mod entries;
 mod identity;
 mod names;
 mod punch;
@@ -21,7 +22,6 @@ use std::num::NonZeroI64;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
-use indexmap::IndexMap;
 
 pub use crate::counting::Progress;
 pub use crate::schedule::Added;
@@ -144,7 +144,7 @@ const MAX_OWN_IPS: usize = 16;
 pub(crate) struct PeerBook {
     /// Every known peer, in the order it became known: its index is its id (the
     /// scheduler's key), so no second map from address to id is needed.
-    entries: IndexMap<PeerAddr, Entry>,
+    entries: entries::Entries<Entry>,
     /// The latest known peer at each (torrent, IP), as an index into `entries`; the
     /// others at that IP follow from it through [`Entry::earlier_at_ip`]. Four bytes per
     /// IP (a map from (torrent, IP) to ports took 40: 75 of the ~205 bytes of each
@@ -186,7 +186,7 @@ impl PeerBook {
     /// An empty book whose peers are keyed on disk with `keyer`.
     pub(crate) fn new(keyer: PeerKeyer) -> Self {
         Self {
-            entries: IndexMap::new(),
+            entries: entries::Entries::default(),
             by_ip: HashTable::new(),
             ip_hasher: RandomState::new(),
             by_id: HashMap::new(),
@@ -267,7 +267,7 @@ impl PeerBook {
         self.at_ip(torrent, ip)
             .filter_map(|index| {
                 let (peer, e) = self.entries.get_index(index as usize)?;
-                self.row(e.db_id()?, peer, e)
+                self.row(e.db_id()?, &peer, e)
             })
             .collect()
     }
@@ -291,8 +291,7 @@ impl PeerBook {
             }
             return None;
         }
-        let (index, _) = self.entries.insert_full(peer, Entry::new(source));
-        let index = id_of_index(index);
+        let index = id_of_index(self.entries.insert_full(peer, Entry::new(source)));
         let place = (peer.torrent, peer.addr.ip());
         let hash = self.ip_hasher.hash_one(place);
         let Self {
@@ -301,24 +300,19 @@ impl PeerBook {
             ip_hasher,
             ..
         } = self;
-        let same = |i: &u32| {
-            entries
-                .get_index(*i as usize)
-                .map(|(p, _)| (p.torrent, p.addr.ip()))
-                == Some(place)
-        };
+        let same = |i: &u32| entries.place(*i as usize) == Some(place);
         let earlier = if let Some(latest) = by_ip.find_mut(hash, same) {
             std::mem::replace(latest, index)
         } else {
             let rehash = |i: &u32| {
                 entries
-                    .get_index(*i as usize)
-                    .map_or(0, |(p, _)| ip_hasher.hash_one((p.torrent, p.addr.ip())))
+                    .place(*i as usize)
+                    .map_or(0, |place| ip_hasher.hash_one(place))
             };
             by_ip.insert_unique(hash, index, rehash);
             NONE
         };
-        if let Some((_, e)) = self.entries.get_index_mut(index as usize) {
+        if let Some(e) = self.entries.get_index_mut(index as usize) {
             e.earlier_at_ip = earlier;
         }
         Some((index, true))
@@ -327,7 +321,7 @@ impl PeerBook {
     /// Records the flags a PEX message gave peer `id` (the latest wins); the counts per
     /// flag follow.
     pub(crate) fn set_pex_flags(&mut self, id: u32, flags: u8) {
-        let Some((_, e)) = self.entries.get_index_mut(id as usize) else {
+        let Some(e) = self.entries.get_index_mut(id as usize) else {
             return;
         };
         let old = std::mem::replace(&mut e.pex_flags, flags);
@@ -359,7 +353,7 @@ impl PeerBook {
     pub(crate) fn know_ours(&mut self, peer: PeerAddr, source: Source) -> u32 {
         match self.id(&peer) {
             Some(id) => id,
-            None => id_of_index(self.entries.insert_full(peer, Entry::new(source)).0),
+            None => id_of_index(self.entries.insert_full(peer, Entry::new(source))),
         }
     }
 
@@ -370,7 +364,7 @@ impl PeerBook {
 
     /// The peer with id `id`.
     pub(crate) fn peer(&self, id: u32) -> Option<PeerAddr> {
-        self.entries.get_index(id as usize).map(|(p, _)| *p)
+        self.entries.get_index(id as usize).map(|(p, _)| p)
     }
 
     /// Known peers of `torrent` at `ip` (several behind a NAT).
@@ -384,10 +378,7 @@ impl PeerBook {
         let latest = self
             .by_ip
             .find(self.ip_hasher.hash_one(place), |i| {
-                self.entries
-                    .get_index(*i as usize)
-                    .map(|(p, _)| (p.torrent, p.addr.ip()))
-                    == Some(place)
+                self.entries.place(*i as usize) == Some(place)
             })
             .copied()
             .unwrap_or(NONE);
@@ -536,7 +527,9 @@ impl PeerBook {
         if crossed_now {
             self.confirmed += 1;
         }
-        let e = &self.entries[&canon];
+        let Some(e) = self.entries.get(&canon) else {
+            return (Recorded::default(), canon, joined);
+        };
         let recorded = Recorded {
             peer_id: e.db_id(),
             row: e.db_id().and_then(|id| self.row(id, &canon, e)),
@@ -687,7 +680,7 @@ mod tests {
         assert_eq!(row.client.as_deref(), Some("qBittorrent"));
         assert_eq!(row.client_version.as_deref(), Some("4.6.2"));
         assert_eq!(row.client_v.as_deref(), Some("qBittorrent/4.6.2"));
-        let seen = |p: &PeerAddr| b.entries[p].seen.as_ref().unwrap();
+        let seen = |p: &PeerAddr| b.entries.get(p).unwrap().seen.as_ref().unwrap();
         for name in [
             |s: &Seen| s.client.clone(),
             |s: &Seen| s.client_version.clone(),
