@@ -98,18 +98,15 @@ struct Entry {
 /// No entry.
 const NONE: u32 = u32::MAX;
 
-/// What a peer showed by answering: 208 bytes, with no allocation of its own (client
+/// What a peer showed by answering: 168 bytes, with no allocation of its own (client
 /// names are shared, see [`names`]; the location is looked up again for each row, about
 /// a microsecond, rather than kept: a campaign remembers hundreds of thousands of these).
 #[derive(Debug, Default)]
 struct Seen {
     progress: Progress,
     db_id: Option<NonZeroI64>,
-    /// Client name and version decoded from the peer id.
-    client: Option<Arc<str>>,
-    client_version: Option<Arc<str>>,
-    /// BEP 10 `v`.
-    client_v: Option<Arc<str>>,
+    /// Client name and version decoded from the peer id, BEP 10 `v`.
+    client: Option<Arc<names::Client>>,
     domain: Option<Box<str>>,
     /// Why the visit that witnessed the crossing happened, once one did.
     crossed_how: Option<Reason>,
@@ -500,12 +497,23 @@ impl PeerBook {
                     s.crossed_how = Some(reason);
                 }
                 s.visits_in += u32::from(reason == Reason::Incoming);
-                if let Some((name, version)) = client {
-                    s.client = Some(self.names.get(name));
-                    s.client_version = version.as_deref().map(|v| self.names.get(v));
-                }
-                if let Some(v) = client_v {
-                    s.client_v = Some(self.names.get(v));
+                if client.is_some() || client_v.is_some() {
+                    let was = s.client.as_deref();
+                    let (name, version) = match client {
+                        Some((name, version)) => (Some(name.as_str()), version.as_deref()),
+                        None => (
+                            was.and_then(|c| c.name.as_deref()),
+                            was.and_then(|c| c.version.as_deref()),
+                        ),
+                    };
+                    let v = client_v.as_deref().or(was.and_then(|c| c.v.as_deref()));
+                    let same = was.is_some_and(|c| {
+                        (c.name.as_deref(), c.version.as_deref(), c.v.as_deref())
+                            == (name, version, v)
+                    });
+                    if !same {
+                        s.client = Some(self.names.client(name, version, v));
+                    }
                 }
                 if s.db_id.is_none() && s.progress.first.is_some() {
                     s.db_id = NonZeroI64::new(self.next_db_id);
@@ -582,9 +590,18 @@ impl PeerBook {
             torrent_id: peer.torrent.db_id(),
             peer_key: self.keyer.key(&peer.addr),
             source: e.source.as_str(),
-            client: s.client.as_deref().map(str::to_string),
-            client_version: s.client_version.as_deref().map(str::to_string),
-            client_v: s.client_v.as_deref().map(str::to_string),
+            client: s
+                .client
+                .as_ref()
+                .and_then(|c| c.name.as_deref().map(str::to_string)),
+            client_version: s
+                .client
+                .as_ref()
+                .and_then(|c| c.version.as_deref().map(str::to_string)),
+            client_v: s
+                .client
+                .as_ref()
+                .and_then(|c| c.v.as_deref().map(str::to_string)),
             first_seen: first_ms.div_euclid(1000),
             first_pieces,
             last_seen: last_ms.div_euclid(1000),
@@ -659,7 +676,7 @@ mod tests {
         // What a campaign's memory grows by per answered peer (issue 26's churning
         // soak): 384 bytes and three strings of its own before.
         assert!(
-            std::mem::size_of::<Seen>() <= 208,
+            std::mem::size_of::<Seen>() <= 168,
             "{}",
             std::mem::size_of::<Seen>()
         );
@@ -680,17 +697,23 @@ mod tests {
         assert_eq!(row.client.as_deref(), Some("qBittorrent"));
         assert_eq!(row.client_version.as_deref(), Some("4.6.2"));
         assert_eq!(row.client_v.as_deref(), Some("qBittorrent/4.6.2"));
-        let seen = |p: &PeerAddr| b.entries.get(p).unwrap().seen.as_ref().unwrap();
-        for name in [
-            |s: &Seen| s.client.clone(),
-            |s: &Seen| s.client_version.clone(),
-            |s: &Seen| s.client_v.clone(),
-        ] {
-            assert!(Arc::ptr_eq(
-                &name(seen(&a)).unwrap(),
-                &name(seen(&c)).unwrap()
-            ));
+        fn shared(b: &PeerBook, p: &PeerAddr) -> Arc<names::Client> {
+            let seen = b.entries.get(p).unwrap().seen.as_ref().unwrap();
+            Arc::clone(seen.client.as_ref().unwrap())
         }
+        assert!(Arc::ptr_eq(&shared(&b, &a), &shared(&b, &c)));
+        // A later visit without BEP 10 keeps `v`; a new version replaces the old one.
+        let newer = VisitResult::Success {
+            observations: vec![(2_000, 6)],
+            with_state: true,
+            client: Some(("qBittorrent".to_string(), Some("5.0.0".to_string()))),
+            client_v: None,
+            peer_id: Some([1; 20]),
+        };
+        let row = b.record(a, 10, &newer, Reason::First).0.row.unwrap();
+        assert_eq!(row.client_version.as_deref(), Some("5.0.0"));
+        assert_eq!(row.client_v.as_deref(), Some("qBittorrent/4.6.2"));
+        assert!(!Arc::ptr_eq(&shared(&b, &a), &shared(&b, &c)));
     }
 
     #[test]

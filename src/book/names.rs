@@ -3,10 +3,12 @@
 //! Every peer that answers names its client three times (name and version decoded from
 //! the peer id, BEP 10 `v`), yet a whole campaign meets a few hundred distinct values.
 //! Kept per peer as `String`s they cost about 100 bytes of heap and 72 bytes inline in
-//! each of hundreds of thousands of peers; shared, each peer holds three pointers.
-//! Values come from peers, so the table is bounded: once it holds [`MAX_NAMES`] values
-//! (or [`MAX_BYTES`] of text), a new value is kept unshared — correct, only not
-//! deduplicated — and a hostile peer inventing names cannot grow the table further.
+//! each of hundreds of thousands of peers; shared, each peer holds one pointer to its
+//! [`Client`], itself shared between the peers that give the same three values.
+//! Values come from peers, so the tables are bounded: once one holds [`MAX_NAMES`]
+//! values (or the strings [`MAX_BYTES`] of text), a new value is kept unshared —
+//! correct, only not deduplicated — and a hostile peer inventing names cannot grow the
+//! tables further.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,11 +18,23 @@ pub(crate) const MAX_NAMES: usize = 4_096;
 /// Text shared at most, bytes.
 pub(crate) const MAX_BYTES: usize = 256 * 1024;
 
-/// A bounded table of shared strings.
+/// What a peer said its client is.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Client {
+    /// Name decoded from the peer id.
+    pub(crate) name: Option<Arc<str>>,
+    /// Version decoded from the peer id.
+    pub(crate) version: Option<Arc<str>>,
+    /// BEP 10 `v`.
+    pub(crate) v: Option<Arc<str>>,
+}
+
+/// Bounded tables of shared strings and of shared [`Client`]s.
 #[derive(Debug, Default)]
 pub(crate) struct Names {
     shared: HashSet<Arc<str>>,
     bytes: usize,
+    clients: HashSet<Arc<Client>>,
 }
 
 impl Names {
@@ -34,6 +48,29 @@ impl Names {
         if self.shared.len() < MAX_NAMES && self.bytes + value.len() <= MAX_BYTES {
             self.bytes += value.len();
             self.shared.insert(Arc::clone(&made));
+        }
+        made
+    }
+
+    /// The shared [`Client`] of these three values (added to the table while it has
+    /// room), else one of its own.
+    pub(crate) fn client(
+        &mut self,
+        name: Option<&str>,
+        version: Option<&str>,
+        v: Option<&str>,
+    ) -> Arc<Client> {
+        let client = Client {
+            name: name.map(|x| self.get(x)),
+            version: version.map(|x| self.get(x)),
+            v: v.map(|x| self.get(x)),
+        };
+        if let Some(found) = self.clients.get(&client) {
+            return Arc::clone(found);
+        }
+        let made = Arc::new(client);
+        if self.clients.len() < MAX_NAMES {
+            self.clients.insert(Arc::clone(&made));
         }
         made
     }
@@ -74,6 +111,32 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &b), "not shared once the table is full");
         // Values shared before it filled still are.
         assert!(Arc::ptr_eq(&names.get("client 0"), &names.get("client 0")));
+    }
+
+    #[test]
+    fn equal_clients_are_one_allocation_and_the_table_is_bounded() {
+        let mut names = Names::default();
+        let a = names.client(Some("qBittorrent"), Some("4.6.2"), None);
+        let b = names.client(Some("qBittorrent"), Some("4.6.2"), None);
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = names.client(
+            Some("qBittorrent"),
+            Some("4.6.2"),
+            Some("qBittorrent/4.6.2"),
+        );
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c.v.as_deref(), Some("qBittorrent/4.6.2"));
+        assert!(Arc::ptr_eq(
+            c.name.as_ref().unwrap(),
+            a.name.as_ref().unwrap()
+        ));
+        for i in 0..MAX_NAMES + 10 {
+            names.client(Some("x"), None, Some(&format!("x/{i}")));
+        }
+        assert_eq!(names.clients.len(), MAX_NAMES);
+        let late = names.client(Some("late"), None, None);
+        assert_eq!(late.name.as_deref(), Some("late"));
+        assert!(!Arc::ptr_eq(&late, &names.client(Some("late"), None, None)));
     }
 
     #[test]
