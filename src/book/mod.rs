@@ -497,24 +497,8 @@ impl PeerBook {
                     s.crossed_how = Some(reason);
                 }
                 s.visits_in += u32::from(reason == Reason::Incoming);
-                if client.is_some() || client_v.is_some() {
-                    let was = s.client.as_deref();
-                    let (name, version) = match client {
-                        Some((name, version)) => (Some(name.as_str()), version.as_deref()),
-                        None => (
-                            was.and_then(|c| c.name.as_deref()),
-                            was.and_then(|c| c.version.as_deref()),
-                        ),
-                    };
-                    let v = client_v.as_deref().or(was.and_then(|c| c.v.as_deref()));
-                    let same = was.is_some_and(|c| {
-                        (c.name.as_deref(), c.version.as_deref(), c.v.as_deref())
-                            == (name, version, v)
-                    });
-                    if !same {
-                        s.client = Some(self.names.client(name, version, v));
-                    }
-                }
+                self.names
+                    .update(&mut s.client, client.as_ref(), client_v.as_deref());
                 if s.db_id.is_none() && s.progress.first.is_some() {
                     s.db_id = NonZeroI64::new(self.next_db_id);
                     self.next_db_id += 1;

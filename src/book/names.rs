@@ -14,9 +14,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Distinct values shared at most.
-pub(crate) const MAX_NAMES: usize = 4_096;
+const MAX_NAMES: usize = 4_096;
 /// Text shared at most, bytes.
-pub(crate) const MAX_BYTES: usize = 256 * 1024;
+const MAX_BYTES: usize = 256 * 1024;
 
 /// What a peer said its client is.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Hash)]
@@ -40,7 +40,7 @@ pub(crate) struct Names {
 impl Names {
     /// The shared copy of `value` (added to the table while it has room), else a copy
     /// of its own.
-    pub(crate) fn get(&mut self, value: &str) -> Arc<str> {
+    fn get(&mut self, value: &str) -> Arc<str> {
         if let Some(found) = self.shared.get(value) {
             return Arc::clone(found);
         }
@@ -52,9 +52,39 @@ impl Names {
         made
     }
 
+    /// Applies what a visit said of the client to `current`: the peer id's name and
+    /// version replace the old pair (a version may go), BEP 10 `v` replaces the old
+    /// one, and what the visit did not say stays. A new [`Client`] is looked up only
+    /// when something changed.
+    pub(crate) fn update(
+        &mut self,
+        current: &mut Option<Arc<Client>>,
+        from_id: Option<&(String, Option<String>)>,
+        v: Option<&str>,
+    ) {
+        if from_id.is_none() && v.is_none() {
+            return;
+        }
+        let was = current.as_deref();
+        let (name, version) = match from_id {
+            Some((name, version)) => (Some(name.as_str()), version.as_deref()),
+            None => (
+                was.and_then(|c| c.name.as_deref()),
+                was.and_then(|c| c.version.as_deref()),
+            ),
+        };
+        let v = v.or(was.and_then(|c| c.v.as_deref()));
+        let same = was.is_some_and(|c| {
+            (c.name.as_deref(), c.version.as_deref(), c.v.as_deref()) == (name, version, v)
+        });
+        if !same {
+            *current = Some(self.client(name, version, v));
+        }
+    }
+
     /// The shared [`Client`] of these three values (added to the table while it has
     /// room), else one of its own.
-    pub(crate) fn client(
+    fn client(
         &mut self,
         name: Option<&str>,
         version: Option<&str>,
