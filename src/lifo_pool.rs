@@ -118,9 +118,17 @@ mod tests {
     use std::collections::HashSet;
     use std::time::Duration;
 
+    /// Waits until every job is done and all `threads` wait again; fails (rather than
+    /// hangs) when a thread is missing after ten seconds.
     fn settle(pool: &LifoPool, threads: usize) {
         pool.join();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while pool.idle() < threads {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {threads} threads wait",
+                pool.idle()
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
     }
